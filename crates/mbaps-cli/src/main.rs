@@ -1,0 +1,57 @@
+//! # mbaps
+//!
+//! The command-line tool of the mbaps Modbus/TCP Security stack.
+//!
+//! ```text
+//! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
+//! ```
+//!
+//! Exit status: 0 when everything asked for succeeded, 1 when some input
+//! did not decode (or a command failed), 2 for a usage error.
+#![forbid(unsafe_code)]
+
+mod decode;
+mod describe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Modbus/TCP Security (Modbus over TLS, port 802) tools.
+#[derive(Parser, Debug)]
+#[command(name = "mbaps", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode Modbus/TCP ADUs (MBAP header + PDU) from hex or raw bytes.
+    Decode(decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Decode(args) => decode::run(args),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        // `mbaps decode ... | head`: the reader has gone, which is no failure.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mbaps: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,72 @@
+//! `cargo xtask bench`: runs the criterion benches in one process run each
+//! and prints every figure beside its physical reference, as a ratio.
+//!
+//! Absolute times on a shared 2-core machine are noisy; the ratio of two
+//! benches measured side by side in one run is the figure that counts.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::root;
+use crate::tools::cargo;
+
+/// A bench and the reference it is compared with: (criterion group, bench, reference bench).
+const COMPARISONS: &[(&str, &str, &str)] = &[
+    ("codec_mix", "decode", "memcpy"),
+    ("codec_mix", "encode", "memcpy"),
+    ("codec_mix", "decode_frames_only", "memcpy"),
+];
+
+/// Runs the benches and prints the ratio table; writes it as JSON to
+/// `target/bench-report.json`.
+pub(crate) fn run() -> Result<()> {
+    cargo(&["bench", "--locked", "-p", "mbaps-codec", "--bench", "codec"])?;
+    let criterion = root().join("target/criterion");
+    let mut rows = Vec::new();
+    println!(
+        "\n{:<12} {:<20} {:>12} {:>12} {:>10}",
+        "group", "bench", "ns/iter", "MiB/s", "ratio"
+    );
+    for &(group, bench, reference) in COMPARISONS {
+        let measured = mean_ns(&criterion, group, bench)?;
+        let baseline = mean_ns(&criterion, group, reference)?;
+        let bytes = throughput_bytes(&criterion, group, bench)?;
+        // Same bytes in both, so the throughput ratio is the inverse time ratio.
+        let ratio = baseline / measured;
+        let mib_s = bytes / measured * 1e9 / (1024.0 * 1024.0);
+        println!(
+            "{group:<12} {bench:<20} {measured:>12.0} {mib_s:>12.0} {ratio:>9.2}x of {reference}"
+        );
+        rows.push(serde_json::json!({
+            "group": group, "bench": bench, "reference": reference,
+            "mean_ns": measured, "reference_mean_ns": baseline,
+            "bytes": bytes, "mib_per_s": mib_s, "ratio_to_reference": ratio,
+        }));
+    }
+    let report = root().join("target/bench-report.json");
+    std::fs::write(&report, serde_json::to_string_pretty(&rows)?)?;
+    println!("\nwritten: {}", report.display());
+    Ok(())
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading criterion output {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn mean_ns(criterion: &Path, group: &str, bench: &str) -> Result<f64> {
+    let path = criterion.join(group).join(bench).join("new/estimates.json");
+    read_json(&path)?["mean"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{}: no mean.point_estimate", path.display()))
+}
+
+fn throughput_bytes(criterion: &Path, group: &str, bench: &str) -> Result<f64> {
+    let path = criterion.join(group).join(bench).join("new/benchmark.json");
+    read_json(&path)?["throughput"]["Bytes"]
+        .as_f64()
+        .with_context(|| format!("{}: no throughput.Bytes", path.display()))
+}

@@ -1,0 +1,128 @@
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! ```text
+//! cargo xtask ci                 fmt, clippy -D warnings, tests, cargo-deny, fuzz smoke run
+//! cargo xtask fuzz [TARGET..]    longer fuzz campaigns (default 300 s per target)
+//! cargo xtask bench              criterion benches, then the ratios side by side
+//! ```
+//!
+//! Every tool the commands need and that can be had from crates.io
+//! (cargo-deny, cargo-fuzz) is installed when missing, so the commands work
+//! on a fresh machine.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod fuzz;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use tools::{Step, cargo};
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  ci                          fmt check, clippy -D warnings, the whole test suite,
+                              cargo deny (licenses bans sources), fuzz smoke run
+  fuzz [TARGET..] [--seconds N]
+                              fuzz each target (all by default) for N seconds (300)
+  bench                       run the criterion benches and print the ratios
+
+environment:
+  MBAPS_FUZZ_SMOKE_SECONDS    seconds per target in the ci smoke run (10)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("fuzz") => fuzz::campaign(&args[1..]),
+        Some("bench") => bench::run(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn ci() -> Result<()> {
+    let mut failed = Vec::new();
+    let mut run = |name: &'static str, step: &dyn Fn() -> Result<()>| {
+        let step_timer = Step::start(name);
+        let result = step();
+        step_timer.finish(result.is_ok());
+        if let Err(err) = result {
+            eprintln!("xtask: {name} failed: {err:#}");
+            failed.push(name);
+        }
+    };
+    run("fmt", &|| cargo(&["fmt", "--all", "--", "--check"]));
+    run("clippy", &|| {
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    });
+    let counts = std::cell::Cell::new(None);
+    run("test", &|| {
+        counts.set(Some(tools::cargo_test(&[
+            "test",
+            "--workspace",
+            "--locked",
+        ])?));
+        Ok(())
+    });
+    run("deny", &|| {
+        tools::ensure_installed("cargo-deny", "cargo-deny")?;
+        // Advisories need the RustSec database from the network; see deny.toml.
+        cargo(&["deny", "--locked", "check", "licenses", "bans", "sources"])
+    });
+    run("fuzz smoke", &|| {
+        let seconds = std::env::var("MBAPS_FUZZ_SMOKE_SECONDS")
+            .ok()
+            .map(|s| s.parse::<u64>())
+            .transpose()?
+            .unwrap_or(10);
+        fuzz::smoke(seconds)
+    });
+    if failed.is_empty() {
+        println!("\nxtask ci: all steps passed");
+    } else {
+        println!("\nxtask ci: steps failed: {}", failed.join(", "));
+    }
+    // The closing line CI reads: every test of the suite, summed.
+    if let Some(counts) = counts.get() {
+        println!("tests: {} passed, {} failed", counts.passed, counts.failed);
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("steps failed: {}", failed.join(", "))
+    }
+}
