@@ -17,6 +17,9 @@ const COMPARISONS: &[(&str, &str, &str)] = &[
     ("codec_mix", "decode", "memcpy"),
     ("codec_mix", "encode", "memcpy"),
     ("codec_mix", "decode_frames_only", "memcpy"),
+    ("codec_mix", "memcpy_per_frame", "memcpy"),
+    ("codec_mix", "decode", "memcpy_per_frame"),
+    ("codec_mix", "encode", "memcpy_per_frame"),
 ];
 
 /// Runs the benches and prints the ratio table; writes it as JSON to
@@ -37,7 +40,7 @@ pub(crate) fn run() -> Result<()> {
         let ratio = baseline / measured;
         let mib_s = bytes / measured * 1e9 / (1024.0 * 1024.0);
         println!(
-            "{group:<12} {bench:<20} {measured:>12.0} {mib_s:>12.0} {ratio:>9.2}x of {reference}"
+            "{group:<12} {bench:<20} {measured:>12.0} {mib_s:>12.0} {ratio:>9.3}x of {reference}"
         );
         rows.push(serde_json::json!({
             "group": group, "bench": bench, "reference": reference,

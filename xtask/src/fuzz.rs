@@ -111,7 +111,7 @@ pub(crate) fn campaign(args: &[String]) -> Result<()> {
     let chosen = if chosen.is_empty() { all } else { chosen };
     prepare()?;
     for target in chosen {
-        let step = Step::start("fuzz");
+        let step = Step::start(format!("fuzz {target}"));
         let result = fuzz_one(&target, seconds);
         step.finish(result.is_ok());
         result?;

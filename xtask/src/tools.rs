@@ -112,13 +112,14 @@ pub(crate) fn has_nightly() -> bool {
 
 /// Prints how long a step took: CI has a time budget to keep.
 pub(crate) struct Step {
-    name: &'static str,
+    name: String,
     started: Instant,
 }
 
 impl Step {
     #[allow(clippy::disallowed_methods)] // a build tool, not the sans-IO core
-    pub(crate) fn start(name: &'static str) -> Self {
+    pub(crate) fn start(name: impl Into<String>) -> Self {
+        let name = name.into();
         eprintln!("\n=== xtask: {name}");
         Step {
             name,

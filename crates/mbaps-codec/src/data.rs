@@ -200,7 +200,9 @@ impl<'a> Registers<'a> {
     pub fn get(&self, index: usize) -> Option<u16> {
         match self.0 {
             RegistersRepr::BigEndian(bytes) => {
-                let pair = bytes.get(index * 2..index * 2 + 2)?;
+                // Checked: an index past `usize::MAX / 2` is past the end, not an overflow.
+                let start = index.checked_mul(2)?;
+                let pair = bytes.get(start..start.checked_add(2)?)?;
                 Some(u16::from_be_bytes([pair[0], pair[1]]))
             }
             RegistersRepr::Values(values) => values.get(index).copied(),

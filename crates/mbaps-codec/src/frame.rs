@@ -49,11 +49,13 @@ impl<'a> Adu<'a> {
     }
 
     /// Decodes the PDU as a request (server side).
+    #[inline]
     pub fn request(&self) -> Result<Request<'a>, CodecError> {
         Request::decode(self.pdu)
     }
 
     /// Decodes the PDU as a response (client side).
+    #[inline]
     pub fn response(&self) -> Result<Response<'a>, CodecError> {
         Response::decode(self.pdu)
     }
@@ -100,6 +102,7 @@ pub enum Decoded<'a> {
 /// and leaves the stream out of step (close the connection); a non-zero
 /// protocol id is [`CodecError::ProtocolId`], whose `frame_len` lets a server
 /// discard the ADU silently and go on.
+#[inline]
 pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, CodecError> {
     // Transaction id, protocol id and length: the unit id is not needed to
     // know the frame's extent.
@@ -151,9 +154,7 @@ pub fn encode_request(
     request: &Request<'_>,
     out: &mut [u8],
 ) -> Result<usize, CodecError> {
-    encode_with(header, request.encoded_len(), out, |pdu| {
-        request.encode(pdu)
-    })
+    encode_with(header, out, |pdu| request.encode(pdu))
 }
 
 /// Encodes a response ADU (header + PDU) into `out`, without an intermediate
@@ -163,26 +164,22 @@ pub fn encode_response(
     response: &Response<'_>,
     out: &mut [u8],
 ) -> Result<usize, CodecError> {
-    encode_with(header, response.encoded_len(), out, |pdu| {
-        response.encode(pdu)
-    })
+    encode_with(header, out, |pdu| response.encode(pdu))
 }
 
 fn encode_with(
     header: MbapHeader,
-    pdu_len: usize,
     out: &mut [u8],
     encode_pdu: impl FnOnce(&mut [u8]) -> Result<usize, CodecError>,
 ) -> Result<usize, CodecError> {
     let available = out.len();
-    let Some(pdu_out) = out.get_mut(MBAP_HEADER_LEN..) else {
-        return Err(CodecError::InsufficientSize {
-            required: MBAP_HEADER_LEN + pdu_len,
-            available,
-        });
+    // With less room than a header, the PDU is still encoded into nothing,
+    // so that a limit error is reported before a size error.
+    let (head, pdu_out) = if available >= MBAP_HEADER_LEN {
+        out.split_at_mut(MBAP_HEADER_LEN)
+    } else {
+        (&mut [][..], &mut [][..])
     };
-    // The PDU validates itself (limits, 253-byte maximum) before the header
-    // is written, so a failed encode leaves no half-written header behind.
     let written = encode_pdu(pdu_out).map_err(|err| match err {
         CodecError::InsufficientSize { required, .. } => CodecError::InsufficientSize {
             required: MBAP_HEADER_LEN + required,
@@ -190,7 +187,7 @@ fn encode_with(
         },
         other => other,
     })?;
-    let mut w = Writer::with_capacity(out, MBAP_HEADER_LEN)?;
+    let mut w = Writer::with_capacity(head, MBAP_HEADER_LEN)?;
     write_header(&mut w, header, written)?;
     Ok(MBAP_HEADER_LEN + written)
 }
@@ -292,6 +289,22 @@ mod tests {
                 frame_len: 12
             }
         );
+    }
+
+    #[test]
+    fn a_limit_error_comes_before_a_size_error_whatever_the_buffer() {
+        let invalid = Request::ReadCoils {
+            address: 0,
+            quantity: 2001,
+        };
+        let header = MbapHeader {
+            transaction_id: 1,
+            unit_id: 1,
+        };
+        for size in [0, 3, 7, 8, 260] {
+            let err = encode_request(header, &invalid, &mut [0u8; 260][..size]).unwrap_err();
+            assert_eq!(err.field(), Field::Quantity, "buffer of {size}");
+        }
     }
 
     #[test]

@@ -7,10 +7,15 @@ use crate::data::{Registers, WireItem};
 use crate::error::{CodecError, Field};
 use crate::function::limits::FILE_REFERENCE_TYPE;
 
-/// Registers one file record sub-request may ask for: a sub-response holds
-/// its length in one byte and the whole response data at most 0xF5 bytes, so
-/// `2 + 2 * n <= 0xF5`.
-pub const MAX_FILE_RECORD_LENGTH: u16 = 121;
+/// Registers one read file record (0x14) sub-request may ask for: the
+/// response data is at most 0xF5 bytes and a sub-response takes `2 + 2 * n`
+/// of them, so `n <= 121`.
+pub const MAX_READ_FILE_RECORD_LENGTH: u16 = 121;
+
+/// Registers one write file record (0x15) sub-request may carry: the request
+/// data is at most 0xFB bytes and a sub-request takes `7 + 2 * n` of them,
+/// so `n <= 122`.
+pub const MAX_WRITE_FILE_RECORD_LENGTH: u16 = 122;
 
 fn truncated(function: u8, field: Field, value: usize, expected: usize) -> CodecError {
     CodecError::Mismatch {
@@ -33,8 +38,8 @@ fn check_reference_type(function: u8, value: u8) -> Result<(), CodecError> {
     }
 }
 
-fn check_record_length(function: u8, registers: usize) -> Result<(), CodecError> {
-    if (1..=usize::from(MAX_FILE_RECORD_LENGTH)).contains(&registers) {
+fn check_record_length(function: u8, registers: usize, max: u16) -> Result<(), CodecError> {
+    if (1..=usize::from(max)).contains(&registers) {
         Ok(())
     } else {
         Err(CodecError::OutOfRange {
@@ -42,7 +47,7 @@ fn check_record_length(function: u8, registers: usize) -> Result<(), CodecError>
             field: Field::RecordLength,
             value: u32::try_from(registers).unwrap_or(u32::MAX),
             min: 1,
-            max: u32::from(MAX_FILE_RECORD_LENGTH),
+            max: u32::from(max),
         })
     }
 }
@@ -60,13 +65,17 @@ pub struct FileRecordRead {
     pub file_number: u16,
     /// First record (0..=9999 in the specification; the server decides).
     pub record_number: u16,
-    /// Registers to read, 1..=[`MAX_FILE_RECORD_LENGTH`].
+    /// Registers to read, 1..=[`MAX_READ_FILE_RECORD_LENGTH`].
     pub record_length: u16,
 }
 
 impl FileRecordRead {
     pub(crate) fn check(&self, function: u8) -> Result<(), CodecError> {
-        check_record_length(function, usize::from(self.record_length))
+        check_record_length(
+            function,
+            usize::from(self.record_length),
+            MAX_READ_FILE_RECORD_LENGTH,
+        )
     }
 }
 
@@ -105,13 +114,13 @@ pub struct FileRecordWrite<'a> {
     pub file_number: u16,
     /// First record written.
     pub record_number: u16,
-    /// The register values, 1..=[`MAX_FILE_RECORD_LENGTH`] of them.
+    /// The register values, 1..=[`MAX_WRITE_FILE_RECORD_LENGTH`] of them.
     pub data: Registers<'a>,
 }
 
 impl FileRecordWrite<'_> {
     pub(crate) fn check(&self, function: u8) -> Result<(), CodecError> {
-        check_record_length(function, self.data.len())
+        check_record_length(function, self.data.len(), MAX_WRITE_FILE_RECORD_LENGTH)
     }
 }
 
@@ -122,7 +131,7 @@ impl<'a> WireItem<'a> for FileRecordWrite<'a> {
         }
         check_reference_type(function, input[0])?;
         let length = usize::from(be16(input, 5));
-        check_record_length(function, length)?;
+        check_record_length(function, length, MAX_WRITE_FILE_RECORD_LENGTH)?;
         let end = 7 + 2 * length;
         let bytes = input.get(7..end).ok_or_else(|| {
             truncated(function, Field::RecordLength, length, (input.len() - 7) / 2)
@@ -145,7 +154,7 @@ impl<'a> WireItem<'a> for FileRecordWrite<'a> {
         out[0] = FILE_REFERENCE_TYPE;
         out[1..3].copy_from_slice(&self.file_number.to_be_bytes());
         out[3..5].copy_from_slice(&self.record_number.to_be_bytes());
-        // `check` bounds the length to MAX_FILE_RECORD_LENGTH before any write.
+        // `check` bounds the length to MAX_WRITE_FILE_RECORD_LENGTH before any write.
         let registers = u16::try_from(self.data.len()).unwrap_or(u16::MAX);
         out[5..7].copy_from_slice(&registers.to_be_bytes());
         self.data.write_be(&mut out[7..]);
@@ -156,13 +165,13 @@ impl<'a> WireItem<'a> for FileRecordWrite<'a> {
 /// sub-request in the same position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileRecordData<'a> {
-    /// The register values, 1..=[`MAX_FILE_RECORD_LENGTH`] of them.
+    /// The register values, 1..=[`MAX_READ_FILE_RECORD_LENGTH`] of them.
     pub data: Registers<'a>,
 }
 
 impl FileRecordData<'_> {
     pub(crate) fn check(&self, function: u8) -> Result<(), CodecError> {
-        check_record_length(function, self.data.len())
+        check_record_length(function, self.data.len(), MAX_READ_FILE_RECORD_LENGTH)
     }
 }
 
@@ -181,7 +190,7 @@ impl<'a> WireItem<'a> for FileRecordData<'a> {
             });
         }
         check_reference_type(function, input[1])?;
-        check_record_length(function, (length - 1) / 2)?;
+        check_record_length(function, (length - 1) / 2, MAX_READ_FILE_RECORD_LENGTH)?;
         let end = 1 + length;
         let bytes = input
             .get(2..end)
@@ -197,7 +206,7 @@ impl<'a> WireItem<'a> for FileRecordData<'a> {
     }
 
     fn write(&self, out: &mut [u8]) {
-        // `check` bounds the data to 2 * MAX_FILE_RECORD_LENGTH bytes.
+        // `check` bounds the data to 2 * MAX_READ_FILE_RECORD_LENGTH bytes.
         out[0] = u8::try_from(1 + self.data.byte_len()).unwrap_or(u8::MAX);
         out[1] = FILE_REFERENCE_TYPE;
         self.data.write_be(&mut out[2..]);

@@ -60,7 +60,7 @@ pub use frame::{Adu, Decoded, MbapHeader, decode, encode_request, encode_respons
 pub use function::{ExceptionCode, FunctionCode, function_name, limits};
 pub use items::{
     ConformityLevel, DeviceIdObject, FileRecordData, FileRecordRead, FileRecordWrite,
-    MAX_FILE_RECORD_LENGTH, ReadDeviceIdCode,
+    MAX_READ_FILE_RECORD_LENGTH, MAX_WRITE_FILE_RECORD_LENGTH, ReadDeviceIdCode,
 };
 pub use request::Request;
 pub use response::{DeviceIdentification, EXCEPTION_BIT, Response};

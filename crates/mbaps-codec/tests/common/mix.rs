@@ -264,6 +264,7 @@ pub(crate) fn decode_all(mix: &Mix) -> u64 {
 
 /// Decodes both streams and encodes every ADU again into `out`, frame by
 /// frame; returns the bytes written.
+#[allow(dead_code)] // used by the allocation test, not by the bench
 pub(crate) fn reencode_all(mix: &Mix, out: &mut [u8]) -> usize {
     let mut written = 0;
     let mut rest = &mix.requests[..];
