@@ -64,6 +64,13 @@ pub(crate) fn byte_count_error(function: u8, value: usize, expected: usize) -> C
     }
 }
 
+/// A two-byte quantity field, checked against its range as it is read.
+pub(crate) fn quantity(r: &mut Reader<'_>, range: RangeInclusive<u16>) -> Result<u16, CodecError> {
+    let quantity = r.u16()?;
+    check_range(r.function(), Field::Quantity, quantity, range)?;
+    Ok(quantity)
+}
+
 /// A count of items (a quantity, a number of registers) against its range.
 pub(crate) fn check_len(
     function: u8,
