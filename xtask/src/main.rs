@@ -4,6 +4,7 @@
 //! cargo xtask ci                 fmt, clippy -D warnings, tests, cargo-deny, fuzz smoke run
 //! cargo xtask fuzz [TARGET..]    longer fuzz campaigns (default 300 s per target)
 //! cargo xtask bench              criterion benches, then the ratios side by side
+//! cargo xtask certs OUT_DIR      a fresh test PKI (CAs, server, clients with roles, CRL)
 //! ```
 //!
 //! Every tool the commands need and that can be had from crates.io
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod certs;
 mod fuzz;
 mod tools;
 
@@ -30,6 +32,9 @@ commands:
   fuzz [TARGET..] [--seconds N]
                               fuzz each target (all by default) for N seconds (300)
   bench                       run the criterion benches and print the ratios
+  certs OUT_DIR               write a fresh test PKI to OUT_DIR: root and intermediate
+                              CA, server, clients with role extensions (good and
+                              bad ones), an untrusted client, a CRL, README.txt
 
 environment:
   MBAPS_FUZZ_SMOKE_SECONDS    seconds per target in the ci smoke run (10)";
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("fuzz") => fuzz::campaign(&args[1..]),
         Some("bench") => bench::run(),
+        Some("certs") => certs::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

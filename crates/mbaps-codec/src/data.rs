@@ -170,7 +170,10 @@ enum RegistersRepr<'a> {
 impl<'a> Registers<'a> {
     /// Values as they are on the wire; `bytes` must have an even length.
     pub fn from_be_bytes(bytes: &'a [u8]) -> Option<Self> {
-        (bytes.len() % 2 == 0).then_some(Registers(RegistersRepr::BigEndian(bytes)))
+        bytes
+            .len()
+            .is_multiple_of(2)
+            .then_some(Registers(RegistersRepr::BigEndian(bytes)))
     }
 
     /// Native values, for encoding.
