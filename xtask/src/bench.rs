@@ -22,10 +22,21 @@ const COMPARISONS: &[(&str, &str, &str)] = &[
     ("codec_mix", "encode", "memcpy_per_frame"),
 ];
 
+/// Benches reported as a rate of elements (decisions) per second.
+const RATES: &[(&str, &str)] = &[("authz", "decide")];
+
 /// Runs the benches and prints the ratio table; writes it as JSON to
 /// `target/bench-report.json`.
 pub(crate) fn run() -> Result<()> {
     cargo(&["bench", "--locked", "-p", "mbaps-codec", "--bench", "codec"])?;
+    cargo(&[
+        "bench",
+        "--locked",
+        "-p",
+        "mbaps-authz",
+        "--bench",
+        "decide",
+    ])?;
     let criterion = root().join("target/criterion");
     let mut rows = Vec::new();
     println!(
@@ -48,6 +59,20 @@ pub(crate) fn run() -> Result<()> {
             "bytes": bytes, "mib_per_s": mib_s, "ratio_to_reference": ratio,
         }));
     }
+    for &(group, bench) in RATES {
+        let measured = mean_ns(&criterion, group, bench)?;
+        let elements = throughput(&criterion, group, bench, "Elements")?;
+        let per_second = elements / measured * 1e9;
+        println!(
+            "{group:<12} {bench:<20} {:>12.1} ns/decision {:>12.1} M/s",
+            measured / elements,
+            per_second / 1e6
+        );
+        rows.push(serde_json::json!({
+            "group": group, "bench": bench, "mean_ns": measured,
+            "elements": elements, "per_second": per_second,
+        }));
+    }
     let report = root().join("target/bench-report.json");
     std::fs::write(&report, serde_json::to_string_pretty(&rows)?)?;
     println!("\nwritten: {}", report.display());
@@ -68,8 +93,12 @@ fn mean_ns(criterion: &Path, group: &str, bench: &str) -> Result<f64> {
 }
 
 fn throughput_bytes(criterion: &Path, group: &str, bench: &str) -> Result<f64> {
+    throughput(criterion, group, bench, "Bytes")
+}
+
+fn throughput(criterion: &Path, group: &str, bench: &str, unit: &str) -> Result<f64> {
     let path = criterion.join(group).join(bench).join("new/benchmark.json");
-    read_json(&path)?["throughput"]["Bytes"]
+    read_json(&path)?["throughput"][unit]
         .as_f64()
-        .with_context(|| format!("{}: no throughput.Bytes", path.display()))
+        .with_context(|| format!("{}: no throughput.{unit}", path.display()))
 }
