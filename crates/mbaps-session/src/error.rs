@@ -1,0 +1,70 @@
+//! Session errors: fatal ones end the session and are sticky.
+
+use mbaps_codec::CodecError;
+
+use crate::event::RequestId;
+
+/// What went wrong in a session.
+///
+/// Fatal errors ([`SessionError::is_fatal`]) are sticky: after one, every
+/// call returns it again and only the pending TLS alert may still be
+/// transmitted. The others refuse one call and leave the session as it was.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// TLS failed: a bad certificate (ours or the peer's), an alert from the
+    /// peer, a protocol violation. The alert owed to the peer is pending in
+    /// [`poll_transmit`](crate::Server::poll_transmit).
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+    /// The handshake did not finish within the handshake timeout.
+    #[error("the TLS handshake did not finish within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
+    /// The Modbus byte stream is out of step (a bad MBAP length): it cannot
+    /// be followed further.
+    #[error("the Modbus stream cannot be followed: {0}")]
+    Framing(CodecError),
+    /// The client sent function code 0 or 0x80, which no exception response
+    /// can echo: the session ends instead of answering.
+    #[error("the client sent function code 0x{0:02X}, which cannot be answered")]
+    InvalidFunctionCode(u8),
+    /// The TLS send buffer is full: [`poll_transmit`](crate::Server::poll_transmit)
+    /// was not drained.
+    #[error("the TLS send buffer is full: drain poll_transmit after every call")]
+    SendBufferFull,
+    /// The session is closed, or closing: nothing more can be sent.
+    #[error("the session is closed")]
+    Closed,
+    /// Not fatal: no request with this id is waiting for a response.
+    #[error("no outstanding request {0:?}")]
+    UnknownRequest(RequestId),
+    /// Not fatal: the response is not for the request's function.
+    #[error("the response is for function 0x{found:02X}, the request was 0x{expected:02X}")]
+    WrongFunction {
+        /// The request's function code.
+        expected: u8,
+        /// The response's function code.
+        found: u8,
+    },
+    /// Not fatal: the request or response does not encode.
+    #[error("{0}")]
+    Encode(CodecError),
+    /// Not fatal: all request slots are in use.
+    #[error("{0} requests are already in flight")]
+    TooManyOutstanding(usize),
+}
+
+impl SessionError {
+    /// Whether the session is over.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Tls(_)
+                | SessionError::HandshakeTimeout(_)
+                | SessionError::Framing(_)
+                | SessionError::SendBufferFull
+                | SessionError::InvalidFunctionCode(_)
+                | SessionError::Closed
+        )
+    }
+}

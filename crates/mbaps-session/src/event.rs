@@ -1,0 +1,218 @@
+//! What sessions report: events, owned PDUs, and why a session closed.
+
+use core::fmt;
+
+use mbaps_authz::{Denial, Role};
+use mbaps_codec::{CodecError, ExceptionCode, MbapHeader, Request, Response};
+use rustls::{CipherSuite, ProtocolVersion};
+
+/// A PDU copied out of the TLS stream (at most 253 bytes, on the stack), so
+/// that events own their data. Its bytes were validated when it was
+/// received: [`Pdu::request`] / [`Pdu::response`] decode it again, cheaply.
+#[derive(Clone, Copy)]
+pub struct Pdu {
+    bytes: [u8; 253],
+    len: u8,
+}
+
+impl Pdu {
+    pub(crate) fn copy_of(pdu: &[u8]) -> Pdu {
+        let mut bytes = [0u8; 253];
+        let len = pdu.len().min(253);
+        bytes[..len].copy_from_slice(&pdu[..len]);
+        Pdu {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The PDU's bytes: function code and data.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The PDU as a request.
+    pub fn request(&self) -> Result<Request<'_>, CodecError> {
+        Request::decode(self.as_bytes())
+    }
+
+    /// The PDU as a response.
+    pub fn response(&self) -> Result<Response<'_>, CodecError> {
+        Response::decode(self.as_bytes())
+    }
+}
+
+impl fmt::Debug for Pdu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pdu({:02X?})", self.as_bytes())
+    }
+}
+
+impl PartialEq for Pdu {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Pdu {}
+
+/// A server's handle on one request it handed to the application, to be
+/// answered with [`crate::Server::send_response`]. Unique within a session,
+/// even if a client reuses a transaction id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+/// How the TLS session was set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// The TLS version negotiated.
+    pub version: ProtocolVersion,
+    /// The cipher suite negotiated.
+    pub cipher_suite: CipherSuite,
+    /// Whether an earlier session was resumed.
+    pub resumed: bool,
+}
+
+/// Why a session ended without a fatal error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer sent close_notify (and so did we, in answer).
+    PeerClosed,
+    /// The peer's stream ended without close_notify: a truncation attack or
+    /// a crashed peer cannot be told apart from an orderly close, so this
+    /// is reported as it is.
+    PeerEofWithoutCloseNotify,
+    /// [`close`](crate::Server::close) was called and the peer answered.
+    LocalClose,
+    /// Nothing happened for the idle timeout.
+    IdleTimeout,
+}
+
+/// Why a server answered a request with an exception instead of handing it
+/// to the application (besides authorization, see [`ServerEvent::Denied`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The PDU did not decode: 0x01 for a function not served, else 0x03.
+    Malformed(CodecError),
+    /// All request slots were taken: 0x06 server device busy.
+    Busy {
+        /// The session's limit.
+        max_outstanding: usize,
+    },
+}
+
+/// What a [`crate::Server`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+// The PDU travels inline (253 bytes): boxing it would allocate per request.
+#[allow(clippy::large_enum_variant)]
+pub enum ServerEvent {
+    /// The handshake finished: the client is authenticated and its role
+    /// resolved against the policy.
+    Authenticated {
+        /// The role of the client certificate; `None` is the NULL role.
+        role: Option<Role>,
+        /// How the session was set up.
+        handshake: Handshake,
+    },
+    /// An authorized request for the application, which must answer it
+    /// with [`crate::Server::send_response`].
+    Request {
+        /// The handle to answer with.
+        id: RequestId,
+        /// Transaction id and unit id, echoed in the response.
+        header: MbapHeader,
+        /// The request.
+        pdu: Pdu,
+    },
+    /// A request authorization denied; the session answered exception 0x01
+    /// itself. For the audit log.
+    Denied {
+        /// Transaction id and unit id.
+        header: MbapHeader,
+        /// The function code.
+        function: u8,
+        /// Which permission was missing.
+        denial: Denial,
+    },
+    /// A request answered with an exception for another reason.
+    Rejected {
+        /// Transaction id and unit id.
+        header: MbapHeader,
+        /// The function code.
+        function: u8,
+        /// The exception sent.
+        exception: ExceptionCode,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A frame with a protocol id other than 0 was discarded
+    /// (Implementation Guide 3.1.3).
+    Discarded {
+        /// The protocol id.
+        protocol_id: u16,
+    },
+    /// The session ended without error.
+    Closed(CloseReason),
+}
+
+/// Why a response could not be handed over as a valid answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidResponse {
+    /// The PDU did not decode.
+    Malformed(CodecError),
+    /// The response is for another function than the request's.
+    WrongFunction {
+        /// The request's function code.
+        expected: u8,
+        /// The response's function code (exception bit clear).
+        found: u8,
+    },
+    /// The unit id was not echoed.
+    WrongUnit {
+        /// The request's unit id.
+        expected: u8,
+        /// The response's.
+        found: u8,
+    },
+}
+
+/// What a [`crate::Client`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+// The PDU travels inline (253 bytes): boxing it would allocate per request.
+#[allow(clippy::large_enum_variant)]
+pub enum ClientEvent {
+    /// The handshake finished and the server is verified.
+    Connected(Handshake),
+    /// The response to request `transaction_id` (an exception response
+    /// included).
+    Response {
+        /// The request's transaction id.
+        transaction_id: u16,
+        /// The unit id, echoed.
+        unit_id: u8,
+        /// The response.
+        pdu: Pdu,
+    },
+    /// A response arrived for request `transaction_id` but is not a valid
+    /// answer to it; the request is over.
+    Invalid {
+        /// The request's transaction id.
+        transaction_id: u16,
+        /// What is wrong.
+        error: InvalidResponse,
+    },
+    /// No response within the request timeout; a late one is discarded.
+    Timeout {
+        /// The request's transaction id.
+        transaction_id: u16,
+    },
+    /// The session closed while request `transaction_id` was in flight:
+    /// it will get no response.
+    Aborted {
+        /// The request's transaction id.
+        transaction_id: u16,
+    },
+    /// The session ended without error. Requests still in flight got
+    /// `Aborted` first.
+    Closed(CloseReason),
+}

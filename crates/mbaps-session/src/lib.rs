@@ -1,0 +1,108 @@
+//! # mbaps-session
+//!
+//! The sans-IO heart of mbaps: client and server session state machines
+//! that turn TLS ciphertext into Modbus requests and responses, on rustls.
+//! No socket, no clock: bytes and time (`now: Instant`) come in as
+//! arguments, bytes and events come out.
+//!
+//! ```text
+//!        bytes read ──► handle_tls(now, &[u8]) ─┐
+//!        read == 0  ──► handle_eof(now)         ├─► poll_event()    ─► ServerEvent / ClientEvent
+//!   timer reached   ──► handle_timeout(now)     │   poll_transmit() ─► bytes to write
+//!   send_request / send_response / close ───────┘   poll_timeout()  ─► next deadline
+//! ```
+//!
+//! ## The drain contract
+//! After **every** call that feeds the session (`handle_*`, `send_*`,
+//! `close`), drain [`Server::poll_event`] until `None`, then write what
+//! [`Server::poll_transmit`] gives, then sleep until [`Server::poll_timeout`]
+//! or the next read. Events and output are produced only in answer to input,
+//! so a session drained this way holds at most one read's worth of them.
+//!
+//! ```no_run
+//! # use std::io::{Read, Write};
+//! # use std::time::Instant;
+//! # fn serve(config: &mbaps_session::ServerConfig, mut socket: std::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+//! use mbaps_session::{Server, ServerEvent};
+//! use mbaps_codec::{Registers, Request, Response};
+//!
+//! #[allow(clippy::disallowed_methods)] // the adapter owns the clock
+//! let now = || Instant::now();
+//! let mut session = Server::new(config, now())?;
+//! let (mut buf, mut out) = ([0u8; 16 * 1024], Vec::new());
+//! loop {
+//!     let n = socket.read(&mut buf)?;
+//!     if n == 0 { session.handle_eof(now())?; } else { session.handle_tls(now(), &buf[..n])?; }
+//!     while let Some(event) = session.poll_event() {
+//!         match event {
+//!             ServerEvent::Request { id, pdu, .. } => {
+//!                 // Authorized already: answer it (here: every read with zeros).
+//!                 if let Ok(Request::ReadHoldingRegisters { quantity, .. }) = pdu.request() {
+//!                     let zeros = vec![0u16; quantity.into()];
+//!                     let response = Response::ReadHoldingRegisters { values: Registers::from_values(&zeros) };
+//!                     session.send_response(now(), id, &response)?;
+//!                 }
+//!             }
+//!             ServerEvent::Denied { denial, .. } => eprintln!("denied: {denial}"),
+//!             ServerEvent::Closed(_) => return Ok(()),
+//!             _ => {}
+//!         }
+//!     }
+//!     out.clear();
+//!     session.poll_transmit(&mut out);
+//!     socket.write_all(&out)?;
+//!     if n == 0 { return Ok(()); }
+//! }
+//! # }
+//! ```
+//!
+//! ## What the sessions enforce
+//! - Configurations conform by default ([`ServerConfig::builder`],
+//!   [`ClientConfig::builder`]): TLS 1.2/1.3, the specification's suites,
+//!   mandatory client certificates checked against roots and CRLs, role
+//!   extensions checked in the handshake.
+//! - The server authorizes every request before the application sees it
+//!   and answers a denied one with exception 0x01 (R-16, R-30, R-31); it
+//!   answers 0x06 beyond `max_outstanding` requests, 0x01/0x03 to PDUs that
+//!   do not decode, discards frames with a protocol id other than 0, and
+//!   echoes transaction and unit ids.
+//! - The client allocates transaction ids never in use, matches responses
+//!   by id, discards (and counts) unknown ones, and gives every request one
+//!   outcome: response, invalid response, timeout or abort.
+//! - Fatal errors are sticky ([`SessionError::is_fatal`]).
+//!
+//! ## Memory
+//! Per session: a 520-byte plaintext reassembly buffer, one entry per
+//! outstanding request (at most `max_outstanding`, default 16, at most 256),
+//! rustls's buffers (received records up to one 16 KiB record plus its
+//! plaintext; output bounded at 64 KiB, beyond which a send is a fatal
+//! [`SessionError::SendBufferFull`]), and the events of the last call.
+//! Nothing grows with the peer's behaviour across calls.
+#![forbid(unsafe_code)]
+
+mod client;
+mod config;
+mod error;
+mod event;
+mod link;
+mod load;
+mod server;
+
+pub use client::Client;
+pub use config::{
+    ClientConfig, ClientConfigBuilder, ConfigError, CrlScope, DEFAULT_MAX_OUTSTANDING,
+    MAX_OUTSTANDING_LIMIT, ServerConfig, ServerConfigBuilder, ServerVerification, Timers,
+    TlsVersions, crypto_provider,
+};
+pub use error::SessionError;
+pub use event::{
+    ClientEvent, CloseReason, Handshake, InvalidResponse, Pdu, Rejection, RequestId, ServerEvent,
+};
+pub use load::{
+    LoadError, LoadProblem, MAX_CREDENTIAL_FILE_BYTES, load_certificates, load_crls,
+    load_private_key, parse_certificates, parse_crls, parse_private_key,
+};
+pub use server::Server;
+
+/// Re-exported so that users name the same rustls types mbaps uses.
+pub use rustls;

@@ -1,0 +1,311 @@
+//! The TLS link both sides share: ciphertext in, MBAP frames out, and
+//! ADUs in, ciphertext out. It holds the session's only buffers, each with
+//! a fixed bound, and its timers.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::Instant;
+
+use mbaps_codec::limits::MAX_ADU_LEN;
+use mbaps_codec::{CodecError, Decoded, MbapHeader, decode};
+
+use crate::config::Timers;
+use crate::error::SessionError;
+use crate::event::{CloseReason, Handshake, Pdu};
+
+/// Plaintext reassembly: one ADU may span records and reads, so room for
+/// one whole ADU and the start of the next.
+const RX_CAPACITY: usize = 2 * MAX_ADU_LEN;
+
+/// Bound on TLS output waiting for `poll_transmit` (rustls buffer limit):
+/// 256 full ADUs. An adapter that drains after every call never nears it.
+pub(crate) const SEND_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// A frame taken off the stream.
+// The PDU travels inline (253 bytes): boxing it would allocate per request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Frame {
+    /// An ADU with protocol id 0.
+    Adu { header: MbapHeader, pdu: Pdu },
+    /// An ADU with another protocol id, discarded.
+    Discarded { protocol_id: u16 },
+}
+
+pub(crate) struct Link {
+    conn: rustls::Connection,
+    rx: [u8; RX_CAPACITY],
+    rx_len: usize,
+    /// Bytes of a discarded frame still to drop.
+    skip: usize,
+    fatal: Option<SessionError>,
+    authenticated: bool,
+    sent_close: bool,
+    /// The peer's close_notify, or its EOF, has been seen and reported.
+    ended: Option<CloseReason>,
+    eof: bool,
+    started: Instant,
+    last_activity: Instant,
+    timers: Timers,
+}
+
+impl Link {
+    pub(crate) fn new(mut conn: rustls::Connection, now: Instant, timers: Timers) -> Link {
+        conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+        Link {
+            conn,
+            rx: [0; RX_CAPACITY],
+            rx_len: 0,
+            skip: 0,
+            fatal: None,
+            authenticated: false,
+            sent_close: false,
+            ended: None,
+            eof: false,
+            started: now,
+            last_activity: now,
+            timers,
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &rustls::Connection {
+        &self.conn
+    }
+
+    /// The sticky fatal error, if there is one.
+    pub(crate) fn check(&self) -> Result<(), SessionError> {
+        match &self.fatal {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a fatal error (the first one stays) and returns it.
+    pub(crate) fn fail(&mut self, err: SessionError) -> SessionError {
+        self.fatal.get_or_insert(err).clone()
+    }
+
+    pub(crate) fn is_over(&self) -> bool {
+        self.fatal.is_some() || self.ended.is_some()
+    }
+
+    /// Whether we have sent close_notify: nothing more goes out.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.sent_close
+    }
+
+    /// Feeds ciphertext to rustls: one batch of records from the front of
+    /// `input` (which is advanced). The caller drains plaintext after each
+    /// batch, so rustls's plaintext buffer never fills.
+    pub(crate) fn read_tls(&mut self, now: Instant, input: &mut &[u8]) -> Result<(), SessionError> {
+        self.check()?;
+        if input.is_empty() {
+            return Ok(());
+        }
+        self.last_activity = now;
+        if let Err(err) = self.conn.read_tls(input) {
+            return Err(self.fail(SessionError::Tls(rustls::Error::General(format!(
+                "reading TLS records: {err}"
+            )))));
+        }
+        if let Err(err) = self.conn.process_new_packets() {
+            return Err(self.fail(SessionError::Tls(err)));
+        }
+        Ok(())
+    }
+
+    /// The peer's stream ended.
+    pub(crate) fn read_eof(&mut self) -> Result<(), SessionError> {
+        self.check()?;
+        self.eof = true;
+        // A zero-byte read tells rustls the transport is at EOF.
+        let _ = self.conn.read_tls(&mut &[][..]);
+        if let Err(err) = self.conn.process_new_packets() {
+            return Err(self.fail(SessionError::Tls(err)));
+        }
+        Ok(())
+    }
+
+    /// The handshake's outcome, the first time it is seen finished.
+    pub(crate) fn handshake_finished(&mut self) -> Option<Handshake> {
+        if self.authenticated || self.conn.is_handshaking() {
+            return None;
+        }
+        self.authenticated = true;
+        Some(Handshake {
+            version: self.conn.protocol_version()?,
+            cipher_suite: self.conn.negotiated_cipher_suite()?.suite(),
+            resumed: self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        })
+    }
+
+    /// The next frame of the plaintext stream, reading more plaintext from
+    /// rustls as needed; `None` when no whole frame is available.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, SessionError> {
+        self.check()?;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.rx_len);
+                self.drop_front(n);
+                self.skip -= n;
+                if self.skip > 0 {
+                    if self.fill()? {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+            }
+            match decode(&self.rx[..self.rx_len]) {
+                Ok(Decoded::Frame { adu, consumed }) => {
+                    let frame = Frame::Adu {
+                        header: adu.header,
+                        pdu: Pdu::copy_of(adu.pdu),
+                    };
+                    self.drop_front(consumed);
+                    return Ok(Some(frame));
+                }
+                Ok(Decoded::Incomplete { .. }) => {
+                    if !self.fill()? {
+                        return Ok(None);
+                    }
+                }
+                Err(CodecError::ProtocolId { value, frame_len }) => {
+                    self.skip = frame_len;
+                    return Ok(Some(Frame::Discarded { protocol_id: value }));
+                }
+                Err(err) => return Err(self.fail(SessionError::Framing(err))),
+            }
+        }
+    }
+
+    /// Reads plaintext from rustls into the reassembly buffer; `false` when
+    /// nothing more is available now.
+    fn fill(&mut self) -> Result<bool, SessionError> {
+        if self.rx_len == RX_CAPACITY {
+            // Cannot happen: a frame is at most half the buffer and whole
+            // frames are taken out before reading more.
+            return Ok(false);
+        }
+        match self.conn.reader().read(&mut self.rx[self.rx_len..]) {
+            Ok(0) => {
+                self.ended.get_or_insert(CloseReason::PeerClosed);
+                Ok(false)
+            }
+            Ok(n) => {
+                self.rx_len += n;
+                Ok(true)
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => Ok(false),
+            Err(err) if err.kind() == ErrorKind::UnexpectedEof => {
+                self.ended
+                    .get_or_insert(CloseReason::PeerEofWithoutCloseNotify);
+                Ok(false)
+            }
+            Err(err) => Err(self.fail(SessionError::Tls(rustls::Error::General(format!(
+                "reading plaintext: {err}"
+            ))))),
+        }
+    }
+
+    fn drop_front(&mut self, n: usize) {
+        self.rx.copy_within(n..self.rx_len, 0);
+        self.rx_len -= n;
+    }
+
+    /// How the peer ended the stream, once, if it has.
+    pub(crate) fn take_peer_end(&mut self) -> Option<CloseReason> {
+        if self.ended.is_some() && !self.sent_close {
+            // Answer the peer's close_notify with ours.
+            self.conn.send_close_notify();
+            self.sent_close = true;
+            return self.ended;
+        }
+        None
+    }
+
+    /// The end of a session we closed, once the peer has ended its side.
+    pub(crate) fn peer_end(&self) -> Option<CloseReason> {
+        self.ended
+    }
+
+    pub(crate) fn mark_ended(&mut self, reason: CloseReason) {
+        self.ended.get_or_insert(reason);
+    }
+
+    /// Queues one ADU for sending.
+    pub(crate) fn write_adu(&mut self, now: Instant, adu: &[u8]) -> Result<(), SessionError> {
+        self.check()?;
+        if self.sent_close {
+            return Err(SessionError::Closed);
+        }
+        match self.conn.writer().write(adu) {
+            Ok(n) if n == adu.len() => {
+                self.last_activity = now;
+                Ok(())
+            }
+            _ => Err(self.fail(SessionError::SendBufferFull)),
+        }
+    }
+
+    /// Appends every byte waiting to go to the peer (a pending alert too).
+    pub(crate) fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        let before = out.len();
+        while self.conn.wants_write() {
+            match self.conn.write_tls(out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        out.len() - before
+    }
+
+    /// Sends close_notify, once.
+    pub(crate) fn close(&mut self) {
+        if !self.sent_close && self.fatal.is_none() {
+            self.conn.send_close_notify();
+            self.sent_close = true;
+        }
+    }
+
+    /// The handshake deadline while handshaking; otherwise the idle
+    /// deadline, when the caller says the session is idle.
+    pub(crate) fn deadline(&self, idle: bool) -> Option<Instant> {
+        if self.is_over() {
+            return None;
+        }
+        if self.conn.is_handshaking() {
+            return Some(self.started + self.timers.handshake_timeout);
+        }
+        if idle && !self.sent_close {
+            return self.timers.idle_timeout.map(|t| self.last_activity + t);
+        }
+        None
+    }
+
+    /// Checks the handshake and idle timers; `Ok(true)` when the idle
+    /// timeout fired (the session has sent close_notify).
+    pub(crate) fn check_timers(&mut self, now: Instant, idle: bool) -> Result<bool, SessionError> {
+        self.check()?;
+        if self.is_over() {
+            return Ok(false);
+        }
+        if self.conn.is_handshaking() {
+            if now >= self.started + self.timers.handshake_timeout {
+                return Err(self.fail(SessionError::HandshakeTimeout(
+                    self.timers.handshake_timeout,
+                )));
+            }
+            return Ok(false);
+        }
+        match self.deadline(idle) {
+            Some(deadline) if now >= deadline => {
+                self.close();
+                self.mark_ended(CloseReason::IdleTimeout);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    pub(crate) fn saw_eof(&self) -> bool {
+        self.eof
+    }
+}

@@ -1,0 +1,321 @@
+//! The server side of a Modbus/TCP Security session.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mbaps_authz::{Decision, Permissions, Role, role_from_certificate};
+use mbaps_codec::limits::MAX_ADU_LEN;
+use mbaps_codec::{ExceptionCode, MbapHeader, Request, Response, encode_response};
+
+use crate::config::ServerConfig;
+use crate::error::SessionError;
+use crate::event::{CloseReason, Handshake, Pdu, Rejection, RequestId, ServerEvent};
+use crate::link::{Frame, Link};
+
+#[derive(Clone, Copy, Debug)]
+struct Outstanding {
+    id: RequestId,
+    header: MbapHeader,
+    function: u8,
+}
+
+/// A server session: one TLS connection from one client.
+///
+/// Feed it the bytes read from the connection with [`Server::handle_tls`]
+/// (and [`Server::handle_eof`] when the read returns 0), then drain
+/// [`Server::poll_event`] and [`Server::poll_transmit`]; answer each
+/// [`ServerEvent::Request`] with [`Server::send_response`]; call
+/// [`Server::handle_timeout`] when [`Server::poll_timeout`] is reached.
+///
+/// Every request is authorized against the policy before the application
+/// sees it; a denied request is answered exception 0x01 by the
+/// session itself and reported as [`ServerEvent::Denied`].
+pub struct Server {
+    link: Link,
+    permissions: Option<Arc<Permissions>>,
+    role: Option<Role>,
+    max_outstanding: usize,
+    outstanding: Vec<Outstanding>,
+    next_id: u64,
+    events: VecDeque<ServerEvent>,
+    closed_reported: bool,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// A session for a new connection accepted at `now`.
+    pub fn new(config: &ServerConfig, now: Instant) -> Result<Server, SessionError> {
+        let conn =
+            rustls::ServerConnection::new(Arc::clone(&config.tls)).map_err(SessionError::Tls)?;
+        Ok(Server {
+            link: Link::new(conn.into(), now, config.timers),
+            permissions: None,
+            role: None,
+            max_outstanding: config.max_outstanding,
+            outstanding: Vec::with_capacity(config.max_outstanding),
+            next_id: 0,
+            events: VecDeque::new(),
+            closed_reported: false,
+            config: config.clone(),
+        })
+    }
+
+    /// Bytes read from the connection.
+    pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
+        let mut input = bytes;
+        loop {
+            self.link.read_tls(now, &mut input)?;
+            self.process(now)?;
+            if input.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The connection's read side ended (a read returned 0 bytes).
+    pub fn handle_eof(&mut self, now: Instant) -> Result<(), SessionError> {
+        self.link.read_eof()?;
+        self.process(now)
+    }
+
+    /// Checks the timers; call when [`Server::poll_timeout`] is reached.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        let idle = self.outstanding.is_empty();
+        if self.link.check_timers(now, idle)? {
+            self.report_closed(CloseReason::IdleTimeout);
+        }
+        Ok(())
+    }
+
+    /// When [`Server::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.link.deadline(self.outstanding.is_empty())
+    }
+
+    /// The next event; drain until `None` after every call.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Appends the bytes to write to the connection; returns how many.
+    /// Drain after every call; after a fatal error it holds the alert.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        self.link.poll_transmit(out)
+    }
+
+    /// Answers request `id`. The transaction id and unit id are echoed; the
+    /// response must be for the request's function (or an exception for it).
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        response: &Response<'_>,
+    ) -> Result<(), SessionError> {
+        self.link.check()?;
+        let index = self
+            .outstanding
+            .iter()
+            .position(|o| o.id == id)
+            .ok_or(SessionError::UnknownRequest(id))?;
+        let pending = self.outstanding[index];
+        if response.function_code() != pending.function {
+            return Err(SessionError::WrongFunction {
+                expected: pending.function,
+                found: response.function_code(),
+            });
+        }
+        let mut adu = [0u8; MAX_ADU_LEN];
+        let len =
+            encode_response(pending.header, response, &mut adu).map_err(SessionError::Encode)?;
+        self.outstanding.swap_remove(index);
+        self.link.write_adu(now, &adu[..len])
+    }
+
+    /// Closes the session with close_notify. Requests not yet answered are
+    /// not answered: their connection closes (every accepted request gets
+    /// exactly one response, or its connection closes).
+    pub fn close(&mut self) {
+        self.link.close();
+        self.outstanding.clear();
+    }
+
+    /// The client's role, once authenticated (`None`: the NULL role).
+    pub fn role(&self) -> Option<&Role> {
+        self.role.as_ref()
+    }
+
+    /// Whether the client is authenticated.
+    pub fn is_authenticated(&self) -> bool {
+        self.permissions.is_some()
+    }
+
+    /// Requests handed to the application and not yet answered.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Whether the session is over (closed, or failed).
+    pub fn is_closed(&self) -> bool {
+        self.link.is_over()
+    }
+
+    /// The configuration the session runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    fn process(&mut self, now: Instant) -> Result<(), SessionError> {
+        if let Some(handshake) = self.link.handshake_finished() {
+            self.authenticate(handshake)?;
+        }
+        if self.permissions.is_some() {
+            while let Some(frame) = self.link.next_frame()? {
+                match frame {
+                    Frame::Discarded { protocol_id } => {
+                        self.events
+                            .push_back(ServerEvent::Discarded { protocol_id });
+                    }
+                    // After close_notify is sent nothing can be answered.
+                    Frame::Adu { .. } if self.link.is_closing() => {}
+                    Frame::Adu { header, pdu } => self.on_request(now, header, pdu)?,
+                }
+            }
+        }
+        if let Some(reason) = self.link.take_peer_end() {
+            self.outstanding.clear();
+            self.report_closed(reason);
+        } else if self.link.is_closing() {
+            if let Some(_peer) = self.link.peer_end() {
+                self.report_closed(CloseReason::LocalClose);
+            } else if self.link.saw_eof() {
+                self.link.mark_ended(CloseReason::LocalClose);
+                self.report_closed(CloseReason::LocalClose);
+            }
+        }
+        Ok(())
+    }
+
+    fn authenticate(&mut self, handshake: Handshake) -> Result<(), SessionError> {
+        // The verifier has checked the chain and the role extension; a
+        // resumed session brings the same certificate back (rustls stores it).
+        let leaf = self
+            .link
+            .conn()
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .cloned();
+        let Some(leaf) = leaf else {
+            return Err(self
+                .link
+                .fail(SessionError::Tls(rustls::Error::NoCertificatesPresented)));
+        };
+        let role = role_from_certificate(&leaf).map_err(|err| {
+            self.link
+                .fail(SessionError::Tls(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(err))),
+                )))
+        })?;
+        self.permissions = Some(self.config.policy.permissions(role.as_ref()));
+        self.role = role.clone();
+        self.events
+            .push_back(ServerEvent::Authenticated { role, handshake });
+        Ok(())
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        header: MbapHeader,
+        pdu: Pdu,
+    ) -> Result<(), SessionError> {
+        let function = pdu.as_bytes().first().copied().unwrap_or(0);
+        let request = match Request::decode(pdu.as_bytes()) {
+            Ok(request) => request,
+            Err(err) => {
+                let exception = err
+                    .exception_code()
+                    .unwrap_or(ExceptionCode::IllegalDataValue);
+                return self.reject(now, header, function, exception, Rejection::Malformed(err));
+            }
+        };
+        let permissions = self
+            .permissions
+            .as_ref()
+            .expect("requests are read only once authenticated");
+        if let Decision::Deny(denial) = permissions.decide(header.unit_id, &request) {
+            self.answer_exception(now, header, function, ExceptionCode::IllegalFunction)?;
+            self.events.push_back(ServerEvent::Denied {
+                header,
+                function,
+                denial,
+            });
+            return Ok(());
+        }
+        if self.outstanding.len() >= self.max_outstanding {
+            let reason = Rejection::Busy {
+                max_outstanding: self.max_outstanding,
+            };
+            return self.reject(
+                now,
+                header,
+                function,
+                ExceptionCode::ServerDeviceBusy,
+                reason,
+            );
+        }
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        self.outstanding.push(Outstanding {
+            id,
+            header,
+            function,
+        });
+        self.events
+            .push_back(ServerEvent::Request { id, header, pdu });
+        Ok(())
+    }
+
+    fn reject(
+        &mut self,
+        now: Instant,
+        header: MbapHeader,
+        function: u8,
+        exception: ExceptionCode,
+        reason: Rejection,
+    ) -> Result<(), SessionError> {
+        self.answer_exception(now, header, function, exception)?;
+        self.events.push_back(ServerEvent::Rejected {
+            header,
+            function,
+            exception,
+            reason,
+        });
+        Ok(())
+    }
+
+    fn answer_exception(
+        &mut self,
+        now: Instant,
+        header: MbapHeader,
+        function: u8,
+        exception: ExceptionCode,
+    ) -> Result<(), SessionError> {
+        // A request whose function byte is 0 or 0x80 cannot be answered
+        // with an exception (0x80 is no function): the session ends.
+        if function & 0x7F == 0 {
+            return Err(self.link.fail(SessionError::InvalidFunctionCode(function)));
+        }
+        let response = Response::exception(function, exception);
+        let mut adu = [0u8; 9];
+        let len = encode_response(header, &response, &mut adu).map_err(SessionError::Encode)?;
+        self.link.write_adu(now, &adu[..len])
+    }
+
+    fn report_closed(&mut self, reason: CloseReason) {
+        if !self.closed_reported {
+            self.closed_reported = true;
+            self.events.push_back(ServerEvent::Closed(reason));
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! Client and server sessions driven against each other in memory, with a
+//! virtual clock: handshakes, authorization, pipelining, timeouts, closes,
+//! and every certificate the specification says to refuse.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mbaps_authz::{Denial, Role, RoleError};
+use mbaps_codec::{ExceptionCode, Registers, Request, Response};
+use mbaps_session::rustls::{self, CertificateError, ProtocolVersion};
+use mbaps_session::{
+    ClientEvent, CloseReason, CrlScope, Rejection, ServerEvent, ServerVerification, SessionError,
+    TlsVersions,
+};
+
+const READ: Request<'static> = Request::ReadHoldingRegisters {
+    address: 0,
+    quantity: 3,
+};
+const WRITE: Request<'static> = Request::WriteSingleRegister {
+    address: 7,
+    value: 42,
+};
+
+fn role(name: &str) -> Option<Role> {
+    Some(Role::new(name).unwrap())
+}
+
+fn connected(client: &str, versions: TlsVersions) -> Pair {
+    let server = server_builder().versions(versions).build().unwrap();
+    let client = client_builder(client).build().unwrap();
+    let mut pair = Pair::new(&server, &client);
+    pair.drive().unwrap();
+    pair
+}
+
+/// Answers every request handed out so far: reads with 1, 2, 3, ...; writes echoed.
+fn answer_requests(pair: &mut Pair) {
+    let requests: Vec<_> = pair
+        .server_events
+        .drain(..)
+        .filter_map(|e| match e {
+            ServerEvent::Request { id, pdu, .. } => Some((id, pdu)),
+            _ => None,
+        })
+        .collect();
+    for (id, pdu) in requests {
+        let request = pdu.request().unwrap();
+        let values: Vec<u16> = (1..=125).collect();
+        let response = match request {
+            Request::ReadHoldingRegisters { quantity, .. } => Response::ReadHoldingRegisters {
+                values: Registers::from_values(&values[..usize::from(quantity)]),
+            },
+            Request::WriteSingleRegister { address, value } => {
+                Response::WriteSingleRegister { address, value }
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        pair.server.send_response(pair.now, id, &response).unwrap();
+    }
+    pair.drive().unwrap();
+}
+
+fn responses(pair: &Pair) -> Vec<(u16, Response<'static>)> {
+    pair.client_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Response {
+                transaction_id,
+                pdu,
+                ..
+            } => {
+                let bytes: &'static [u8] = Box::leak(pdu.as_bytes().to_vec().into_boxed_slice());
+                Some((*transaction_id, Response::decode(bytes).unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_handshake_authenticates_the_role_over_tls13_and_tls12() {
+    for (versions, expected) in [
+        (TlsVersions::Tls13Only, ProtocolVersion::TLSv1_3),
+        (TlsVersions::Tls12Only, ProtocolVersion::TLSv1_2),
+    ] {
+        let pair = connected("operator", versions);
+        match &pair.server_events[..] {
+            [ServerEvent::Authenticated { role: r, handshake }] => {
+                assert_eq!(*r, role("operator"));
+                assert_eq!(handshake.version, expected);
+                assert!(!handshake.resumed);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&pair.client_events[..], [ClientEvent::Connected(h)] if h.version == expected)
+        );
+        assert!(pair.server.is_authenticated() && pair.client.is_connected());
+    }
+}
+
+#[test]
+fn tls12_negotiates_the_mandatory_ecdhe_ecdsa_aes128_gcm_suite() {
+    let pair = connected("operator", TlsVersions::Tls12Only);
+    let ServerEvent::Authenticated { handshake, .. } = &pair.server_events[0] else {
+        panic!()
+    };
+    assert_eq!(
+        handshake.cipher_suite,
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    );
+}
+
+#[test]
+fn an_allowed_read_is_answered_and_a_denied_write_gets_exception_01_and_the_session_stays_up() {
+    let mut pair = connected("viewer", TlsVersions::Both);
+    pair.server_events.clear();
+    let read = pair.client.send_request(pair.now, 0xFF, &READ).unwrap();
+    let write = pair.client.send_request(pair.now, 0x11, &WRITE).unwrap();
+    pair.drive().unwrap();
+    // The write never reaches the application: the session answered it.
+    assert!(pair.server_events.iter().any(|e| matches!(e,
+        ServerEvent::Denied { header, function: 0x06, denial: Denial::FunctionNotAllowed { function: 0x06 } }
+            if header.transaction_id == write && header.unit_id == 0x11)));
+    answer_requests(&mut pair);
+    let got = responses(&pair);
+    assert_eq!(got.len(), 2);
+    assert!(got.contains(&(
+        write,
+        Response::exception(0x06, ExceptionCode::IllegalFunction)
+    )));
+    assert!(got.contains(&(
+        read,
+        Response::ReadHoldingRegisters {
+            values: Registers::from_values(&[1, 2, 3])
+        }
+    )));
+    // Still up: the next read works.
+    let again = pair.client.send_request(pair.now, 0xFF, &READ).unwrap();
+    pair.drive().unwrap();
+    answer_requests(&mut pair);
+    assert!(responses(&pair).iter().any(|(t, _)| *t == again));
+}
+
+#[test]
+fn the_unit_id_and_transaction_id_are_echoed() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    let txn = pair.client.send_request(pair.now, 0xF7, &READ).unwrap();
+    pair.drive().unwrap();
+    answer_requests(&mut pair);
+    assert!(pair.client_events.iter().any(|e| matches!(e,
+        ClientEvent::Response { transaction_id, unit_id: 0xF7, .. } if *transaction_id == txn)));
+}
+
+#[test]
+fn sixteen_pipelined_requests_answered_out_of_order_are_each_matched() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    pair.server_events.clear();
+    let mut sent = Vec::new();
+    for quantity in 1..=16u16 {
+        let request = Request::ReadHoldingRegisters {
+            address: 0,
+            quantity,
+        };
+        sent.push((
+            pair.client.send_request(pair.now, 1, &request).unwrap(),
+            quantity,
+        ));
+    }
+    let ids: std::collections::HashSet<u16> = sent.iter().map(|(t, _)| *t).collect();
+    assert_eq!(ids.len(), 16, "transaction ids reused while outstanding");
+    pair.drive().unwrap();
+    let mut requests: Vec<_> = pair
+        .server_events
+        .drain(..)
+        .filter_map(|e| match e {
+            ServerEvent::Request { id, pdu, .. } => Some((id, pdu)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 16);
+    requests.reverse();
+    let values: Vec<u16> = (1..=16).collect();
+    for (id, pdu) in requests {
+        let Request::ReadHoldingRegisters { quantity, .. } = pdu.request().unwrap() else {
+            panic!()
+        };
+        let response = Response::ReadHoldingRegisters {
+            values: Registers::from_values(&values[..usize::from(quantity)]),
+        };
+        pair.server.send_response(pair.now, id, &response).unwrap();
+    }
+    pair.drive().unwrap();
+    let got = responses(&pair);
+    assert_eq!(got.len(), 16);
+    for (txn, quantity) in sent {
+        let (_, response) = got.iter().find(|(t, _)| *t == txn).unwrap();
+        let Response::ReadHoldingRegisters { values } = response else {
+            panic!()
+        };
+        assert_eq!(values.len(), usize::from(quantity), "txn {txn}");
+    }
+}
+
+#[test]
+fn beyond_the_outstanding_limit_the_server_answers_busy_and_the_client_refuses() {
+    let server = server_builder().max_outstanding(2).build().unwrap();
+    let client = client_builder("operator")
+        .max_outstanding(3)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(&server, &client);
+    pair.drive().unwrap();
+    let txns: Vec<u16> = (0..3)
+        .map(|_| pair.client.send_request(pair.now, 1, &READ).unwrap())
+        .collect();
+    assert_eq!(
+        pair.client.send_request(pair.now, 1, &READ),
+        Err(SessionError::TooManyOutstanding(3))
+    );
+    pair.drive().unwrap();
+    assert!(pair.server_events.iter().any(|e| matches!(e,
+        ServerEvent::Rejected { exception: ExceptionCode::ServerDeviceBusy, reason: Rejection::Busy { max_outstanding: 2 }, header, .. }
+            if header.transaction_id == txns[2])));
+    assert!(responses(&pair).contains(&(
+        txns[2],
+        Response::exception(0x03, ExceptionCode::ServerDeviceBusy)
+    )));
+}
+
+#[test]
+fn a_request_that_is_never_answered_times_out_and_its_late_response_is_discarded() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    let txn = pair.client.send_request(pair.now, 1, &READ).unwrap();
+    pair.drive().unwrap();
+    assert_eq!(
+        pair.client.poll_timeout(),
+        Some(pair.now + Duration::from_secs(5))
+    );
+    pair.advance(Duration::from_secs(5)).unwrap();
+    assert!(pair.client_events.contains(&ClientEvent::Timeout {
+        transaction_id: txn
+    }));
+    answer_requests(&mut pair);
+    assert_eq!(pair.client.discarded_responses(), 1);
+    assert!(responses(&pair).is_empty());
+}
+
+#[test]
+fn a_handshake_that_does_not_finish_times_out() {
+    let server = server_builder().build().unwrap();
+    let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
+    let deadline = session.poll_timeout().unwrap();
+    assert_eq!(deadline, virtual_epoch() + Duration::from_secs(10));
+    session
+        .handle_timeout(deadline - Duration::from_millis(1))
+        .unwrap();
+    let err = session.handle_timeout(deadline).unwrap_err();
+    assert_eq!(err, SessionError::HandshakeTimeout(Duration::from_secs(10)));
+    // Sticky.
+    assert_eq!(session.handle_tls(deadline, &[0x16]), Err(err));
+}
+
+#[test]
+fn an_idle_session_is_closed_by_the_server() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    assert_eq!(
+        pair.server.poll_timeout(),
+        Some(pair.now + Duration::from_secs(300))
+    );
+    pair.advance(Duration::from_secs(300)).unwrap();
+    assert!(
+        pair.server_events
+            .contains(&ServerEvent::Closed(CloseReason::IdleTimeout))
+    );
+    assert!(
+        pair.client_events
+            .contains(&ClientEvent::Closed(CloseReason::PeerClosed))
+    );
+}
+
+#[test]
+fn a_client_close_is_seen_by_the_server_and_answered() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    pair.client.close();
+    pair.drive().unwrap();
+    assert!(
+        pair.server_events
+            .contains(&ServerEvent::Closed(CloseReason::PeerClosed))
+    );
+    assert!(
+        pair.client_events
+            .contains(&ClientEvent::Closed(CloseReason::LocalClose))
+    );
+    assert_eq!(
+        pair.client.send_request(pair.now, 1, &READ),
+        Err(SessionError::Closed)
+    );
+}
+
+#[test]
+fn a_server_close_aborts_the_clients_requests_in_flight() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    let txn = pair.client.send_request(pair.now, 1, &READ).unwrap();
+    pair.drive().unwrap();
+    pair.server.close();
+    pair.drive().unwrap();
+    assert!(pair.client_events.contains(&ClientEvent::Aborted {
+        transaction_id: txn
+    }));
+    assert!(
+        pair.client_events
+            .contains(&ClientEvent::Closed(CloseReason::PeerClosed))
+    );
+    assert!(
+        pair.server_events
+            .contains(&ServerEvent::Closed(CloseReason::LocalClose))
+    );
+}
+
+#[test]
+fn eof_without_close_notify_is_reported_as_such() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    pair.server.handle_eof(pair.now).unwrap();
+    pair.collect();
+    assert!(
+        pair.server_events
+            .contains(&ServerEvent::Closed(CloseReason::PeerEofWithoutCloseNotify))
+    );
+}
+
+#[test]
+fn a_client_without_a_role_is_authenticated_with_the_null_role_and_denied_by_default() {
+    let mut pair = connected("no-role", TlsVersions::Both);
+    assert!(matches!(
+        &pair.server_events[0],
+        ServerEvent::Authenticated { role: None, .. }
+    ));
+    let txn = pair.client.send_request(pair.now, 1, &READ).unwrap();
+    pair.drive().unwrap();
+    assert!(responses(&pair).contains(&(
+        txn,
+        Response::exception(0x03, ExceptionCode::IllegalFunction)
+    )));
+}
+
+fn refused(
+    client: &str,
+    server: mbaps_session::ServerConfigBuilder,
+) -> (Option<SessionError>, Option<SessionError>, Pair) {
+    let server = server.build().unwrap();
+    let client = client_builder(client).build().unwrap();
+    let mut pair = Pair::new(&server, &client);
+    let (s, c) = pair.drive_to_failure();
+    (s, c, pair)
+}
+
+fn invalid_certificate(err: &Option<SessionError>) -> &CertificateError {
+    match err {
+        Some(SessionError::Tls(rustls::Error::InvalidCertificate(e))) => e,
+        other => panic!("not a certificate error: {other:?}"),
+    }
+}
+
+#[test]
+fn expired_and_not_yet_valid_client_certificates_are_refused() {
+    let (server, client, pair) = refused("expired", server_builder());
+    assert!(matches!(
+        invalid_certificate(&server),
+        CertificateError::Expired | CertificateError::ExpiredContext { .. }
+    ));
+    assert!(
+        matches!(
+            client,
+            Some(SessionError::Tls(rustls::Error::AlertReceived(_)))
+        ),
+        "{client:?}"
+    );
+    assert!(!pair.server.is_authenticated());
+    let (server, _, _) = refused("not-yet-valid", server_builder());
+    assert!(matches!(
+        invalid_certificate(&server),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. }
+    ));
+}
+
+#[test]
+fn a_revoked_client_certificate_is_refused_when_crls_are_configured() {
+    let scoped = server_builder()
+        .crls(crls())
+        .crl_scope(CrlScope::EndEntityOnly);
+    let (server, _, _) = refused("revoked", scoped);
+    assert_eq!(invalid_certificate(&server), &CertificateError::Revoked);
+    // By default the whole chain must be vouched for: the test PKI has no
+    // CRL for its intermediate, so even a good client is refused.
+    let (server, _, _) = refused("operator", server_builder().crls(crls()));
+    assert_eq!(
+        invalid_certificate(&server),
+        &CertificateError::UnknownRevocationStatus
+    );
+    let scoped = server_builder()
+        .crls(crls())
+        .crl_scope(CrlScope::EndEntityOnly);
+    let (server, _, _) = refused("operator", scoped);
+    assert_eq!(server, None);
+    // The same certificate without the CRL is accepted (revocation status is the CRL's to tell).
+    let (server, _, _) = refused("revoked", server_builder());
+    assert_eq!(server, None);
+}
+
+#[test]
+fn certificates_with_two_roles_or_a_role_of_the_wrong_type_fail_the_handshake() {
+    for (client, expected) in [
+        ("two-roles", RoleError::DuplicateRoleExtension { count: 2 }),
+        (
+            "octet-string-role",
+            RoleError::WrongType {
+                tag: 0x04,
+                name: "OCTET STRING",
+            },
+        ),
+    ] {
+        let (server, client_err, pair) = refused(client, server_builder());
+        let CertificateError::Other(other) = invalid_certificate(&server) else {
+            panic!("{server:?}")
+        };
+        let role_error = other.0.downcast_ref::<RoleError>().expect("a role error");
+        assert_eq!(role_error, &expected);
+        assert!(client_err.is_some(), "the client got the alert");
+        assert!(pair.server_events.is_empty());
+    }
+}
+
+#[test]
+fn a_client_certificate_from_an_unknown_ca_is_refused() {
+    let untrusted = &pki().untrusted_client;
+    let server = server_builder().build().unwrap();
+    let client = mbaps_session::ClientConfig::builder(ca(), chain(untrusted), key(untrusted))
+        .time_provider(Arc::new(FixedTime))
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(&server, &client);
+    let (server_err, _) = pair.drive_to_failure();
+    assert_eq!(
+        invalid_certificate(&server_err),
+        &CertificateError::UnknownIssuer
+    );
+}
+
+#[test]
+fn a_client_that_sends_no_certificate_gets_a_fatal_alert_and_no_session() {
+    // A plain rustls client without client authentication.
+    let tls = rustls::ClientConfig::builder_with_details(
+        Arc::new(mbaps_session::crypto_provider()),
+        Arc::new(FixedTime),
+    )
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates({
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca()[0].clone()).unwrap();
+        roots
+    })
+    .with_no_client_auth();
+    let server = server_builder().build().unwrap();
+    let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
+    let mut client = rustls::ClientConnection::new(Arc::new(tls), localhost()).unwrap();
+    let mut server_err = None;
+    for _ in 0..10 {
+        let mut bytes = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut bytes).unwrap();
+        }
+        if let Err(err) = session.handle_tls(virtual_epoch(), &bytes) {
+            server_err = Some(err);
+        }
+        let mut back = Vec::new();
+        session.poll_transmit(&mut back);
+        if back.is_empty() {
+            break;
+        }
+        client.read_tls(&mut &back[..]).unwrap();
+        if client.process_new_packets().is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        server_err,
+        Some(SessionError::Tls(rustls::Error::NoCertificatesPresented))
+    );
+    assert!(!session.is_authenticated());
+    assert!(session.poll_event().is_none());
+}
+
+#[test]
+fn a_client_that_checks_names_refuses_a_server_certificate_for_another_name() {
+    let server = server_builder().build().unwrap();
+    let client = client_builder("operator").build().unwrap();
+    let name = rustls::pki_types::ServerName::try_from("plc7.plant.example").unwrap();
+    let mut pair = Pair::with_name(&server, &client, name.clone());
+    let (_, client_err) = pair.drive_to_failure();
+    assert!(
+        matches!(
+            client_err,
+            Some(SessionError::Tls(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            )))
+        ),
+        "{client_err:?}"
+    );
+    // The loudly named chain-only option accepts it.
+    let client = client_builder("operator")
+        .verification(ServerVerification::ChainOnlyNameNotCheckedInsecure)
+        .build()
+        .unwrap();
+    let mut pair = Pair::with_name(&server, &client, name);
+    pair.drive().unwrap();
+    assert!(pair.client.is_connected());
+}
+
+#[test]
+fn a_pinned_server_certificate_is_accepted_and_another_is_not() {
+    let server = server_builder().build().unwrap();
+    let pinned = chain(&pki().server)[0].clone();
+    let client = client_builder("operator")
+        .verification(ServerVerification::Pinned(pinned))
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(&server, &client);
+    pair.drive().unwrap();
+    assert!(pair.client.is_connected());
+    let other = chain(&pki().intermediate)[0].clone();
+    let client = client_builder("operator")
+        .verification(ServerVerification::Pinned(other))
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(&server, &client);
+    let (_, client_err) = pair.drive_to_failure();
+    assert!(client_err.is_some());
+}
+
+#[test]
+fn a_resumed_session_keeps_the_role_of_the_full_handshake() {
+    for versions in [TlsVersions::Tls13Only, TlsVersions::Tls12Only] {
+        let server = server_builder().versions(versions).build().unwrap();
+        let client = client_builder("operator").build().unwrap();
+        let mut first = Pair::new(&server, &client);
+        first.drive().unwrap();
+        let mut second = Pair::new(&server, &client);
+        second.drive().unwrap();
+        match &second.server_events[..] {
+            [ServerEvent::Authenticated { role: r, handshake }] => {
+                assert!(handshake.resumed, "{versions:?}: not resumed");
+                assert_eq!(*r, role("operator"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // And the resumed session authorizes as the role says.
+        let txn = second.client.send_request(second.now, 1, &WRITE).unwrap();
+        second.drive().unwrap();
+        assert!(second.server_events.iter().any(
+            |e| matches!(e, ServerEvent::Request { header, .. } if header.transaction_id == txn)
+        ));
+    }
+}
+
+#[test]
+fn a_response_for_the_wrong_function_is_refused_by_the_server_session() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    pair.server_events.clear();
+    pair.client.send_request(pair.now, 1, &READ).unwrap();
+    pair.drive().unwrap();
+    let id = pair.request_ids()[0];
+    let wrong = Response::WriteSingleRegister {
+        address: 0,
+        value: 0,
+    };
+    assert_eq!(
+        pair.server.send_response(pair.now, id, &wrong),
+        Err(SessionError::WrongFunction {
+            expected: 0x03,
+            found: 0x06
+        })
+    );
+    // Not fatal, and the request is still owed a response.
+    assert_eq!(pair.server.outstanding(), 1);
+    let right = Response::ReadHoldingRegisters {
+        values: Registers::from_values(&[1, 2, 3]),
+    };
+    pair.server.send_response(pair.now, id, &right).unwrap();
+    // Exactly one response per request.
+    assert_eq!(
+        pair.server.send_response(pair.now, id, &right),
+        Err(SessionError::UnknownRequest(id))
+    );
+}
