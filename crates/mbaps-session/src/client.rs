@@ -28,7 +28,7 @@ struct Pending {
 /// finished too: it is sent when it has) and returns its transaction id;
 /// every request ends in exactly one [`ClientEvent::Response`],
 /// [`ClientEvent::Invalid`], [`ClientEvent::Timeout`] or
-/// [`ClientEvent::Aborted`].
+/// [`ClientEvent::Aborted`] (the latter also when the session fails).
 pub struct Client {
     link: Link,
     outstanding: Vec<Pending>,
@@ -86,7 +86,8 @@ impl Client {
         };
         let mut adu = [0u8; MAX_ADU_LEN];
         let len = encode_request(header, request, &mut adu).map_err(SessionError::Encode)?;
-        self.link.write_adu(now, &adu[..len])?;
+        let written = self.link.write_adu(now, &adu[..len]);
+        self.on_fatal(written)?;
         self.outstanding.push(Pending {
             transaction_id,
             unit_id,
@@ -113,6 +114,11 @@ impl Client {
 
     /// Bytes read from the connection.
     pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
+        let result = self.read_all(now, bytes);
+        self.on_fatal(result)
+    }
+
+    fn read_all(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
         let mut input = bytes;
         loop {
             self.link.read_tls(now, &mut input)?;
@@ -123,10 +129,21 @@ impl Client {
         }
     }
 
+    /// After a fatal error no response can come: requests in flight end
+    /// with `Aborted`, so each still gets exactly one outcome.
+    fn on_fatal<T>(&mut self, result: Result<T, SessionError>) -> Result<T, SessionError> {
+        if let Err(err) = &result {
+            if err.is_fatal() {
+                self.abort_outstanding();
+            }
+        }
+        result
+    }
+
     /// The connection's read side ended (a read returned 0 bytes).
     pub fn handle_eof(&mut self, _now: Instant) -> Result<(), SessionError> {
-        self.link.read_eof()?;
-        self.process()
+        let result = self.link.read_eof().and_then(|()| self.process());
+        self.on_fatal(result)
     }
 
     /// Expires requests past their deadline and checks the session timers;
@@ -144,7 +161,8 @@ impl Client {
             }
         }
         let idle = self.outstanding.is_empty();
-        if self.link.check_timers(now, idle)? {
+        let fired = self.link.check_timers(now, idle);
+        if self.on_fatal(fired)? {
             self.report_closed(CloseReason::IdleTimeout);
         }
         Ok(())
@@ -175,6 +193,10 @@ impl Client {
     pub fn close(&mut self) {
         self.link.close();
         self.abort_outstanding();
+        if self.link.peer_end() == Some(CloseReason::LocalClose) {
+            // Closed during the handshake: over at once.
+            self.report_closed(CloseReason::LocalClose);
+        }
     }
 
     /// Whether the server is verified and the session up.

@@ -42,6 +42,9 @@ pub(crate) struct Link {
     /// The peer's close_notify, or its EOF, has been seen and reported.
     ended: Option<CloseReason>,
     eof: bool,
+    /// rustls has torn the connection down (close during the handshake):
+    /// nothing more can be sent or read.
+    connection_dead: bool,
     started: Instant,
     last_activity: Instant,
     timers: Timers,
@@ -60,6 +63,7 @@ impl Link {
             sent_close: false,
             ended: None,
             eof: false,
+            connection_dead: false,
             started: now,
             last_activity: now,
             timers,
@@ -97,6 +101,11 @@ impl Link {
     /// batch, so rustls's plaintext buffer never fills.
     pub(crate) fn read_tls(&mut self, now: Instant, input: &mut &[u8]) -> Result<(), SessionError> {
         self.check()?;
+        if self.connection_dead {
+            // The handshake was abandoned: what still arrives is discarded.
+            *input = &[];
+            return Ok(());
+        }
         if input.is_empty() {
             return Ok(());
         }
@@ -106,16 +115,33 @@ impl Link {
                 "reading TLS records: {err}"
             )))));
         }
-        if let Err(err) = self.conn.process_new_packets() {
-            return Err(self.fail(SessionError::Tls(err)));
+        match self.conn.process_new_packets() {
+            Ok(_) => Ok(()),
+            // rustls reports close_notify before the handshake finished as
+            // an error: the peer gave up, which is a close, not a failure.
+            Err(rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify)) => {
+                self.ended.get_or_insert(CloseReason::PeerClosed);
+                self.connection_dead = true;
+                Ok(())
+            }
+            Err(err) => Err(self.fail(SessionError::Tls(err))),
         }
-        Ok(())
     }
 
     /// The peer's stream ended.
     pub(crate) fn read_eof(&mut self) -> Result<(), SessionError> {
         self.check()?;
         self.eof = true;
+        if self.connection_dead {
+            return Ok(());
+        }
+        if self.conn.is_handshaking() {
+            // The peer went away before the session existed.
+            self.connection_dead = true;
+            self.ended
+                .get_or_insert(CloseReason::PeerEofWithoutCloseNotify);
+            return Ok(());
+        }
         // A zero-byte read tells rustls the transport is at EOF.
         let _ = self.conn.read_tls(&mut &[][..]);
         if let Err(err) = self.conn.process_new_packets() {
@@ -141,6 +167,9 @@ impl Link {
     /// rustls as needed; `None` when no whole frame is available.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, SessionError> {
         self.check()?;
+        if self.connection_dead {
+            return Ok(None);
+        }
         loop {
             if self.skip > 0 {
                 let n = self.skip.min(self.rx_len);
@@ -214,7 +243,9 @@ impl Link {
     pub(crate) fn take_peer_end(&mut self) -> Option<CloseReason> {
         if self.ended.is_some() && !self.sent_close {
             // Answer the peer's close_notify with ours.
-            self.conn.send_close_notify();
+            if !self.connection_dead {
+                self.conn.send_close_notify();
+            }
             self.sent_close = true;
             return self.ended;
         }
@@ -257,11 +288,16 @@ impl Link {
         out.len() - before
     }
 
-    /// Sends close_notify, once.
+    /// Sends close_notify, once. During the handshake this abandons it:
+    /// the session ends at once and reads nothing more.
     pub(crate) fn close(&mut self) {
-        if !self.sent_close && self.fatal.is_none() {
+        if !self.sent_close && self.fatal.is_none() && !self.connection_dead {
             self.conn.send_close_notify();
             self.sent_close = true;
+            if self.conn.is_handshaking() {
+                self.connection_dead = true;
+                self.ended.get_or_insert(CloseReason::LocalClose);
+            }
         }
     }
 

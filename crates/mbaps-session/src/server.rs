@@ -138,6 +138,10 @@ impl Server {
     pub fn close(&mut self) {
         self.link.close();
         self.outstanding.clear();
+        if self.link.peer_end() == Some(CloseReason::LocalClose) {
+            // Closed during the handshake: over at once.
+            self.report_closed(CloseReason::LocalClose);
+        }
     }
 
     /// The client's role, once authenticated (`None`: the NULL role).

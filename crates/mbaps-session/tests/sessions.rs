@@ -598,3 +598,41 @@ fn a_response_for_the_wrong_function_is_refused_by_the_server_session() {
         Err(SessionError::UnknownRequest(id))
     );
 }
+
+#[test]
+fn closing_during_the_handshake_abandons_it_cleanly_on_both_sides() {
+    let server = server_builder().build().unwrap();
+    let client = client_builder("operator").build().unwrap();
+    let mut pair = Pair::new(&server, &client);
+    let txn = pair.client.send_request(pair.now, 1, &READ).unwrap();
+    pair.client.close();
+    pair.collect();
+    assert_eq!(
+        pair.client_events,
+        [
+            ClientEvent::Aborted {
+                transaction_id: txn
+            },
+            ClientEvent::Closed(CloseReason::LocalClose)
+        ]
+    );
+    pair.drive().unwrap();
+    assert_eq!(
+        pair.server_events,
+        [ServerEvent::Closed(CloseReason::PeerClosed)]
+    );
+    assert!(!pair.server.is_authenticated());
+}
+
+#[test]
+fn eof_during_the_handshake_ends_the_session_without_an_error() {
+    let server = server_builder().build().unwrap();
+    let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
+    session.handle_eof(virtual_epoch()).unwrap();
+    assert_eq!(
+        session.poll_event(),
+        Some(ServerEvent::Closed(CloseReason::PeerEofWithoutCloseNotify))
+    );
+    assert!(session.is_closed());
+    assert_eq!(session.poll_timeout(), None);
+}
