@@ -132,10 +132,10 @@ impl Client {
     /// After a fatal error no response can come: requests in flight end
     /// with `Aborted`, so each still gets exactly one outcome.
     fn on_fatal<T>(&mut self, result: Result<T, SessionError>) -> Result<T, SessionError> {
-        if let Err(err) = &result {
-            if err.is_fatal() {
-                self.abort_outstanding();
-            }
+        if let Err(err) = &result
+            && err.is_fatal()
+        {
+            self.abort_outstanding();
         }
         result
     }
