@@ -20,10 +20,22 @@ const COMPARISONS: &[(&str, &str, &str)] = &[
     ("codec_mix", "memcpy_per_frame", "memcpy"),
     ("codec_mix", "decode", "memcpy_per_frame"),
     ("codec_mix", "encode", "memcpy_per_frame"),
+    ("session", "tls13_1", "plain_1"),
+    ("session", "tls12_1", "plain_1"),
+    ("session", "tls13_16", "plain_16"),
+    ("session", "tls12_16", "plain_16"),
 ];
 
 /// Benches reported as a rate of elements (decisions) per second.
-const RATES: &[(&str, &str)] = &[("authz", "decide")];
+const RATES: &[(&str, &str)] = &[
+    ("authz", "decide"),
+    ("session", "plain_1"),
+    ("session", "tls13_1"),
+    ("session", "tls12_1"),
+    ("session", "plain_16"),
+    ("session", "tls13_16"),
+    ("session", "tls12_16"),
+];
 
 /// Runs the benches and prints the ratio table; writes it as JSON to
 /// `target/bench-report.json`.
@@ -37,6 +49,14 @@ pub(crate) fn run() -> Result<()> {
         "--bench",
         "decide",
     ])?;
+    cargo(&[
+        "bench",
+        "--locked",
+        "-p",
+        "mbaps-session",
+        "--bench",
+        "round_trip",
+    ])?;
     let criterion = root().join("target/criterion");
     let mut rows = Vec::new();
     println!(
@@ -46,12 +66,17 @@ pub(crate) fn run() -> Result<()> {
     for &(group, bench, reference) in COMPARISONS {
         let measured = mean_ns(&criterion, group, bench)?;
         let baseline = mean_ns(&criterion, group, reference)?;
-        let bytes = throughput_bytes(&criterion, group, bench)?;
+        let bytes = throughput_bytes(&criterion, group, bench).unwrap_or(f64::NAN);
         // Same bytes in both, so the throughput ratio is the inverse time ratio.
         let ratio = baseline / measured;
         let mib_s = bytes / measured * 1e9 / (1024.0 * 1024.0);
+        let mib_text = if mib_s.is_finite() {
+            format!("{mib_s:.0}")
+        } else {
+            "-".into()
+        };
         println!(
-            "{group:<12} {bench:<20} {measured:>12.0} {mib_s:>12.0} {ratio:>9.3}x of {reference}"
+            "{group:<12} {bench:<20} {measured:>12.0} {mib_text:>12} {ratio:>9.3}x of {reference}"
         );
         rows.push(serde_json::json!({
             "group": group, "bench": bench, "reference": reference,
@@ -64,7 +89,7 @@ pub(crate) fn run() -> Result<()> {
         let elements = throughput(&criterion, group, bench, "Elements")?;
         let per_second = elements / measured * 1e9;
         println!(
-            "{group:<12} {bench:<20} {:>12.1} ns/decision {:>12.1} M/s",
+            "{group:<12} {bench:<20} {:>12.1} ns/element {:>12.3} M/s",
             measured / elements,
             per_second / 1e6
         );

@@ -12,6 +12,7 @@ use crate::config::ClientConfig;
 use crate::error::SessionError;
 use crate::event::{ClientEvent, CloseReason, InvalidResponse, Pdu};
 use crate::link::{Frame, Link};
+use crate::transport::Transport;
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -43,16 +44,23 @@ pub struct Client {
 
 impl Client {
     /// A session to `server`, whose certificate must name it (unless the
-    /// configuration says otherwise), started at `now`.
+    /// configuration says otherwise), started at `now`. A plain Modbus/TCP
+    /// configuration ignores the name.
     pub fn new(
         config: &ClientConfig,
         server: ServerName<'static>,
         now: Instant,
     ) -> Result<Client, SessionError> {
-        let conn = rustls::ClientConnection::new(Arc::clone(&config.tls), server)
-            .map_err(SessionError::Tls)?;
-        Ok(Client {
-            link: Link::new(conn.into(), now, config.timers),
+        let transport = match &config.tls {
+            Some(tls) => {
+                let conn = rustls::ClientConnection::new(Arc::clone(tls), server)
+                    .map_err(SessionError::Tls)?;
+                Transport::Tls(Box::new(conn.into()))
+            }
+            None => Transport::Plain(Default::default()),
+        };
+        let mut session = Client {
+            link: Link::new(transport, now, config.timers),
             outstanding: Vec::with_capacity(config.max_outstanding),
             max_outstanding: config.max_outstanding,
             next_transaction_id: 0,
@@ -61,7 +69,12 @@ impl Client {
             connected: false,
             closed_reported: false,
             config: config.clone(),
-        })
+        };
+        if session.link.transport().is_plain() {
+            // Plain Modbus/TCP is up from the start.
+            session.process()?;
+        }
+        Ok(session)
     }
 
     /// Queues `request` to `unit_id` and returns its transaction id, never

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mbaps_authz::{Policy, role_from_certificate};
+use mbaps_authz::{Policy, Role, role_from_certificate};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -179,13 +179,16 @@ fn check_outstanding(value: usize) -> Result<(), ConfigError> {
     }
 }
 
-/// A server's configuration: TLS, the authorization policy, and limits.
+/// A server's configuration: TLS (or, explicitly, plain Modbus/TCP), the
+/// authorization policy, and limits.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) max_outstanding: usize,
     pub(crate) timers: Timers,
+    /// The role every plain Modbus/TCP connection is authorized as.
+    pub(crate) plain_role: Option<Role>,
 }
 
 impl ServerConfig {
@@ -219,10 +222,91 @@ impl ServerConfig {
         &self.policy
     }
 
-    /// The rustls configuration, for inspection.
-    pub fn tls(&self) -> &rustls::ServerConfig {
-        &self.tls
+    /// The rustls configuration, for inspection; `None` for plain Modbus/TCP.
+    pub fn tls(&self) -> Option<&rustls::ServerConfig> {
+        self.tls.as_deref()
     }
+
+    /// Plain Modbus/TCP (port 502), **without TLS**: no encryption and no
+    /// authentication. For migrating plants and as the baseline in
+    /// benchmarks; never built unless asked for. Every connection is
+    /// authorized as `role` (`None`: the NULL role), since no certificate
+    /// says who the client is.
+    pub fn plain(policy: Policy, role: Option<Role>) -> PlainConfigBuilder<ServerConfig> {
+        PlainConfigBuilder {
+            config: ServerConfig {
+                tls: None,
+                policy: Arc::new(policy),
+                max_outstanding: DEFAULT_MAX_OUTSTANDING,
+                timers: Timers::default(),
+                plain_role: role,
+            },
+        }
+    }
+}
+
+/// Builds a plain Modbus/TCP configuration ([`ServerConfig::plain`],
+/// [`ClientConfig::plain`]).
+pub struct PlainConfigBuilder<C> {
+    config: C,
+}
+
+impl PlainConfigBuilder<ServerConfig> {
+    /// Requests outstanding per session (1..=256, default 16).
+    pub fn max_outstanding(mut self, max: usize) -> Self {
+        self.config.max_outstanding = max;
+        self
+    }
+
+    /// The idle timeout (the handshake timeout does not apply).
+    pub fn timers(mut self, timers: Timers) -> Self {
+        self.config.timers = timers;
+        self
+    }
+
+    /// Builds the configuration.
+    pub fn build(self) -> Result<ServerConfig, ConfigError> {
+        check_outstanding(self.config.max_outstanding)?;
+        Ok(self.config)
+    }
+}
+
+impl PlainConfigBuilder<ClientConfig> {
+    /// Requests in flight at once (1..=256, default 16).
+    pub fn max_outstanding(mut self, max: usize) -> Self {
+        self.config.max_outstanding = max;
+        self
+    }
+
+    /// The idle timeout.
+    pub fn timers(mut self, timers: Timers) -> Self {
+        self.config.timers = timers;
+        self
+    }
+
+    /// How long a request may wait for its response (default 5 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// Builds the configuration.
+    pub fn build(self) -> Result<ClientConfig, ConfigError> {
+        check_outstanding(self.config.max_outstanding)?;
+        check_request_timeout(self.config.request_timeout)?;
+        Ok(self.config)
+    }
+}
+
+fn check_request_timeout(timeout: Duration) -> Result<(), ConfigError> {
+    if timeout.is_zero() {
+        return Err(ConfigError::Option {
+            option: "request_timeout",
+            value: "0 s".into(),
+            limit: "more than zero",
+        });
+    }
+    Ok(())
 }
 
 /// Builds a [`ServerConfig`].
@@ -336,10 +420,11 @@ impl ServerConfigBuilder {
             tls.key_log = key_log;
         }
         Ok(ServerConfig {
-            tls: Arc::new(tls),
+            tls: Some(Arc::new(tls)),
             policy: self.policy,
             max_outstanding: self.max_outstanding,
             timers: self.timers,
+            plain_role: None,
         })
     }
 }
@@ -420,10 +505,10 @@ pub enum ServerVerification {
     Pinned(CertificateDer<'static>),
 }
 
-/// A client's configuration.
+/// A client's configuration: TLS, or explicitly plain Modbus/TCP.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) max_outstanding: usize,
     pub(crate) timers: Timers,
     pub(crate) request_timeout: Duration,
@@ -457,9 +542,25 @@ impl ClientConfig {
         }
     }
 
-    /// The rustls configuration, for inspection.
-    pub fn tls(&self) -> &rustls::ClientConfig {
-        &self.tls
+    /// The rustls configuration, for inspection; `None` for plain Modbus/TCP.
+    pub fn tls(&self) -> Option<&rustls::ClientConfig> {
+        self.tls.as_deref()
+    }
+
+    /// Plain Modbus/TCP (port 502), **without TLS**: no encryption, no
+    /// authentication of either side. For migration and benchmarks only.
+    pub fn plain() -> PlainConfigBuilder<ClientConfig> {
+        PlainConfigBuilder {
+            config: ClientConfig {
+                tls: None,
+                max_outstanding: DEFAULT_MAX_OUTSTANDING,
+                timers: Timers {
+                    idle_timeout: None,
+                    ..Timers::default()
+                },
+                request_timeout: Duration::from_secs(5),
+            },
+        }
     }
 }
 
@@ -541,13 +642,7 @@ impl ClientConfigBuilder {
         if self.chain.is_empty() {
             return Err(ConfigError::EmptyChain);
         }
-        if self.request_timeout.is_zero() {
-            return Err(ConfigError::Option {
-                option: "request_timeout",
-                value: "0 s".into(),
-                limit: "more than zero",
-            });
-        }
+        check_request_timeout(self.request_timeout)?;
         let provider = Arc::new(crypto_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match self.verification {
             ServerVerification::Pinned(pinned) => Arc::new(PinnedVerifier {
@@ -589,7 +684,7 @@ impl ClientConfigBuilder {
             tls.key_log = key_log;
         }
         Ok(ClientConfig {
-            tls: Arc::new(tls),
+            tls: Some(Arc::new(tls)),
             max_outstanding: self.max_outstanding,
             timers: self.timers,
             request_timeout: self.request_timeout,

@@ -111,8 +111,8 @@ pub enum ServerEvent {
     Authenticated {
         /// The role of the client certificate; `None` is the NULL role.
         role: Option<Role>,
-        /// How the session was set up.
-        handshake: Handshake,
+        /// How the TLS session was set up; `None` for plain Modbus/TCP.
+        handshake: Option<Handshake>,
     },
     /// An authorized request for the application, which must answer it
     /// with [`crate::Server::send_response`].
@@ -181,8 +181,9 @@ pub enum InvalidResponse {
 // The PDU travels inline (253 bytes): boxing it would allocate per request.
 #[allow(clippy::large_enum_variant)]
 pub enum ClientEvent {
-    /// The handshake finished and the server is verified.
-    Connected(Handshake),
+    /// The handshake finished and the server is verified (`None`: plain
+    /// Modbus/TCP, connected from the start).
+    Connected(Option<Handshake>),
     /// The response to request `transaction_id` (an exception response
     /// included).
     Response {

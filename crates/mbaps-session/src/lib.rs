@@ -87,6 +87,7 @@ mod event;
 mod link;
 mod load;
 mod server;
+mod transport;
 
 pub use client::Client;
 pub use config::{

@@ -2,7 +2,7 @@
 //! ADUs in, ciphertext out. It holds the session's only buffers, each with
 //! a fixed bound, and its timers.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::time::Instant;
 
 use mbaps_codec::limits::MAX_ADU_LEN;
@@ -11,6 +11,7 @@ use mbaps_codec::{CodecError, Decoded, MbapHeader, decode};
 use crate::config::Timers;
 use crate::error::SessionError;
 use crate::event::{CloseReason, Handshake, Pdu};
+use crate::transport::Transport;
 
 /// Plaintext reassembly: one ADU may span records and reads, so room for
 /// one whole ADU and the start of the next.
@@ -31,7 +32,10 @@ pub(crate) enum Frame {
 }
 
 pub(crate) struct Link {
-    conn: rustls::Connection,
+    conn: Transport,
+    /// ADUs written since the last `poll_transmit`: handed to the transport
+    /// together, so a batch of responses travels in one TLS record.
+    pending: Vec<u8>,
     rx: [u8; RX_CAPACITY],
     rx_len: usize,
     /// Bytes of a discarded frame still to drop.
@@ -51,10 +55,11 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub(crate) fn new(mut conn: rustls::Connection, now: Instant, timers: Timers) -> Link {
-        conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+    pub(crate) fn new(mut conn: Transport, now: Instant, timers: Timers) -> Link {
+        conn.set_send_limit(SEND_BUFFER_LIMIT);
         Link {
             conn,
+            pending: Vec::new(),
             rx: [0; RX_CAPACITY],
             rx_len: 0,
             skip: 0,
@@ -70,7 +75,7 @@ impl Link {
         }
     }
 
-    pub(crate) fn conn(&self) -> &rustls::Connection {
+    pub(crate) fn transport(&self) -> &Transport {
         &self.conn
     }
 
@@ -110,13 +115,8 @@ impl Link {
             return Ok(());
         }
         self.last_activity = now;
-        if let Err(err) = self.conn.read_tls(input) {
-            return Err(self.fail(SessionError::Tls(rustls::Error::General(format!(
-                "reading TLS records: {err}"
-            )))));
-        }
-        match self.conn.process_new_packets() {
-            Ok(_) => Ok(()),
+        match self.conn.read(input) {
+            Ok(()) => Ok(()),
             // rustls reports close_notify before the handshake finished as
             // an error: the peer gave up, which is a close, not a failure.
             Err(rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify)) => {
@@ -142,25 +142,21 @@ impl Link {
                 .get_or_insert(CloseReason::PeerEofWithoutCloseNotify);
             return Ok(());
         }
-        // A zero-byte read tells rustls the transport is at EOF.
-        let _ = self.conn.read_tls(&mut &[][..]);
-        if let Err(err) = self.conn.process_new_packets() {
+        if let Err(err) = self.conn.read_eof() {
             return Err(self.fail(SessionError::Tls(err)));
         }
         Ok(())
     }
 
-    /// The handshake's outcome, the first time it is seen finished.
-    pub(crate) fn handshake_finished(&mut self) -> Option<Handshake> {
-        if self.authenticated || self.conn.is_handshaking() {
+    /// The handshake's outcome, the first time it is seen finished: the
+    /// TLS parameters, or `None` inside for plain Modbus/TCP, which is
+    /// "finished" from the start.
+    pub(crate) fn handshake_finished(&mut self) -> Option<Option<Handshake>> {
+        if self.authenticated || self.conn.is_handshaking() || self.is_over() {
             return None;
         }
         self.authenticated = true;
-        Some(Handshake {
-            version: self.conn.protocol_version()?,
-            cipher_suite: self.conn.negotiated_cipher_suite()?.suite(),
-            resumed: self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
-        })
+        Some(self.conn.handshake())
     }
 
     /// The next frame of the plaintext stream, reading more plaintext from
@@ -213,7 +209,7 @@ impl Link {
             // frames are taken out before reading more.
             return Ok(false);
         }
-        match self.conn.reader().read(&mut self.rx[self.rx_len..]) {
+        match self.conn.read_plaintext(&mut self.rx[self.rx_len..]) {
             Ok(0) => {
                 self.ended.get_or_insert(CloseReason::PeerClosed);
                 Ok(false)
@@ -244,7 +240,8 @@ impl Link {
         if self.ended.is_some() && !self.sent_close {
             // Answer the peer's close_notify with ours.
             if !self.connection_dead {
-                self.conn.send_close_notify();
+                self.flush_pending();
+                self.conn.send_close();
             }
             self.sent_close = true;
             return self.ended;
@@ -267,34 +264,46 @@ impl Link {
         if self.sent_close {
             return Err(SessionError::Closed);
         }
-        match self.conn.writer().write(adu) {
-            Ok(n) if n == adu.len() => {
-                self.last_activity = now;
-                Ok(())
-            }
-            _ => Err(self.fail(SessionError::SendBufferFull)),
+        if self.pending.len() + adu.len() > SEND_BUFFER_LIMIT {
+            return Err(self.fail(SessionError::SendBufferFull));
         }
+        self.pending.extend_from_slice(adu);
+        self.last_activity = now;
+        Ok(())
     }
 
     /// Appends every byte waiting to go to the peer (a pending alert too).
     pub(crate) fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let before = out.len();
-        while self.conn.wants_write() {
-            match self.conn.write_tls(out) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
+        self.flush_pending();
+        self.conn.write_out(out);
         out.len() - before
+    }
+
+    /// Hands the ADUs written so far to the transport, in order, before
+    /// anything that must follow them (a close_notify, the next records).
+    fn flush_pending(&mut self) {
+        if self.pending.is_empty() || self.fatal.is_some() {
+            return;
+        }
+        let taken = self.conn.write_plaintext(&self.pending, SEND_BUFFER_LIMIT);
+        if taken < self.pending.len() {
+            // Cannot happen: the transport's buffer is drained on every
+            // poll_transmit and holds at most what `pending` may.
+            self.fail(SessionError::SendBufferFull);
+        }
+        self.pending.clear();
     }
 
     /// Sends close_notify, once. During the handshake this abandons it:
     /// the session ends at once and reads nothing more.
     pub(crate) fn close(&mut self) {
         if !self.sent_close && self.fatal.is_none() && !self.connection_dead {
-            self.conn.send_close_notify();
+            self.flush_pending();
+            self.conn.send_close();
             self.sent_close = true;
-            if self.conn.is_handshaking() {
+            // Plain Modbus/TCP has no close handshake: closing is the end.
+            if self.conn.is_handshaking() || self.conn.is_plain() {
                 self.connection_dead = true;
                 self.ended.get_or_insert(CloseReason::LocalClose);
             }

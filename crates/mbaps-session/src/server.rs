@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::error::SessionError;
 use crate::event::{CloseReason, Handshake, Pdu, Rejection, RequestId, ServerEvent};
 use crate::link::{Frame, Link};
+use crate::transport::Transport;
 
 #[derive(Clone, Copy, Debug)]
 struct Outstanding {
@@ -46,10 +47,16 @@ pub struct Server {
 impl Server {
     /// A session for a new connection accepted at `now`.
     pub fn new(config: &ServerConfig, now: Instant) -> Result<Server, SessionError> {
-        let conn =
-            rustls::ServerConnection::new(Arc::clone(&config.tls)).map_err(SessionError::Tls)?;
-        Ok(Server {
-            link: Link::new(conn.into(), now, config.timers),
+        let transport = match &config.tls {
+            Some(tls) => {
+                let conn =
+                    rustls::ServerConnection::new(Arc::clone(tls)).map_err(SessionError::Tls)?;
+                Transport::Tls(Box::new(conn.into()))
+            }
+            None => Transport::Plain(Default::default()),
+        };
+        let mut session = Server {
+            link: Link::new(transport, now, config.timers),
             permissions: None,
             role: None,
             max_outstanding: config.max_outstanding,
@@ -58,7 +65,12 @@ impl Server {
             events: VecDeque::new(),
             closed_reported: false,
             config: config.clone(),
-        })
+        };
+        if session.link.transport().is_plain() {
+            // Plain Modbus/TCP is up from the start.
+            session.process(now)?;
+        }
+        Ok(session)
     }
 
     /// Bytes read from the connection.
@@ -200,12 +212,20 @@ impl Server {
         Ok(())
     }
 
-    fn authenticate(&mut self, handshake: Handshake) -> Result<(), SessionError> {
+    fn authenticate(&mut self, handshake: Option<Handshake>) -> Result<(), SessionError> {
+        if self.link.transport().is_plain() {
+            let role = self.config.plain_role.clone();
+            self.permissions = Some(self.config.policy.permissions(role.as_ref()));
+            self.role = role.clone();
+            self.events
+                .push_back(ServerEvent::Authenticated { role, handshake });
+            return Ok(());
+        }
         // The verifier has checked the chain and the role extension; a
         // resumed session brings the same certificate back (rustls stores it).
         let leaf = self
             .link
-            .conn()
+            .transport()
             .peer_certificates()
             .and_then(|chain| chain.first())
             .cloned();

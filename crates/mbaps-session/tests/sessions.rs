@@ -89,7 +89,12 @@ fn the_handshake_authenticates_the_role_over_tls13_and_tls12() {
     ] {
         let pair = connected("operator", versions);
         match &pair.server_events[..] {
-            [ServerEvent::Authenticated { role: r, handshake }] => {
+            [
+                ServerEvent::Authenticated {
+                    role: r,
+                    handshake: Some(handshake),
+                },
+            ] => {
                 assert_eq!(*r, role("operator"));
                 assert_eq!(handshake.version, expected);
                 assert!(!handshake.resumed);
@@ -97,7 +102,7 @@ fn the_handshake_authenticates_the_role_over_tls13_and_tls12() {
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(&pair.client_events[..], [ClientEvent::Connected(h)] if h.version == expected)
+            matches!(&pair.client_events[..], [ClientEvent::Connected(Some(h))] if h.version == expected)
         );
         assert!(pair.server.is_authenticated() && pair.client.is_connected());
     }
@@ -106,7 +111,11 @@ fn the_handshake_authenticates_the_role_over_tls13_and_tls12() {
 #[test]
 fn tls12_negotiates_the_mandatory_ecdhe_ecdsa_aes128_gcm_suite() {
     let pair = connected("operator", TlsVersions::Tls12Only);
-    let ServerEvent::Authenticated { handshake, .. } = &pair.server_events[0] else {
+    let ServerEvent::Authenticated {
+        handshake: Some(handshake),
+        ..
+    } = &pair.server_events[0]
+    else {
         panic!()
     };
     assert_eq!(
@@ -553,7 +562,12 @@ fn a_resumed_session_keeps_the_role_of_the_full_handshake() {
         let mut second = Pair::new(&server, &client);
         second.drive().unwrap();
         match &second.server_events[..] {
-            [ServerEvent::Authenticated { role: r, handshake }] => {
+            [
+                ServerEvent::Authenticated {
+                    role: r,
+                    handshake: Some(handshake),
+                },
+            ] => {
                 assert!(handshake.resumed, "{versions:?}: not resumed");
                 assert_eq!(*r, role("operator"));
             }
@@ -635,4 +649,26 @@ fn eof_during_the_handshake_ends_the_session_without_an_error() {
     );
     assert!(session.is_closed());
     assert_eq!(session.poll_timeout(), None);
+}
+
+#[test]
+fn a_response_written_just_before_close_still_reaches_the_client() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    pair.server_events.clear();
+    let txn = pair.client.send_request(pair.now, 1, &READ).unwrap();
+    pair.drive().unwrap();
+    let id = pair.request_ids()[0];
+    let response = Response::ReadHoldingRegisters {
+        values: Registers::from_values(&[1, 2, 3]),
+    };
+    pair.server.send_response(pair.now, id, &response).unwrap();
+    pair.server.close();
+    pair.drive().unwrap();
+    let position =
+        |wanted: &dyn Fn(&ClientEvent) -> bool| pair.client_events.iter().position(wanted).unwrap();
+    let answered = position(
+        &|e| matches!(e, ClientEvent::Response { transaction_id, .. } if *transaction_id == txn),
+    );
+    let closed = position(&|e| matches!(e, ClientEvent::Closed(CloseReason::PeerClosed)));
+    assert!(answered < closed);
 }

@@ -119,5 +119,5 @@ fn the_opt_in_key_log_receives_the_secrets_wireshark_needs() {
     }
     // Off by default.
     let server = server_builder().build().unwrap();
-    assert!(!server.tls().key_log.will_log("CLIENT_RANDOM"));
+    assert!(!server.tls().unwrap().key_log.will_log("CLIENT_RANDOM"));
 }

@@ -64,7 +64,7 @@ pub fn client_config() -> &'static ClientConfig {
 
 /// The client's rustls configuration, for driving a server with raw plaintext.
 pub fn raw_client_tls() -> Arc<mbaps_session::rustls::ClientConfig> {
-    Arc::new(client_config().tls().clone())
+    Arc::new(client_config().tls().expect("a TLS configuration").clone())
 }
 
 pub fn now() -> Instant {

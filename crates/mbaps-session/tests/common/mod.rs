@@ -3,6 +3,8 @@
 //! deterministic.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod round_trip;
+
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
