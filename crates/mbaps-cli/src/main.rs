@@ -3,14 +3,18 @@
 //! The command-line tool of the mbaps Modbus/TCP Security stack.
 //!
 //! ```text
+//! mbaps demo           ──► test PKI ──► mbaps-std server + clients on 127.0.0.1
 //! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
 //! ```
 //!
 //! Exit status: 0 when everything asked for succeeded, 1 when some input
 //! did not decode (or a command failed), 2 for a usage error.
 #![forbid(unsafe_code)]
+// A tool, not the sans-IO core: it may read the clock.
+#![allow(clippy::disallowed_methods)]
 
 mod decode;
+mod demo;
 mod describe;
 
 use std::process::ExitCode;
@@ -27,6 +31,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a secure server and clients on 127.0.0.1 with generated
+    /// certificates, and show allowed and denied requests.
+    Demo(demo::DemoArgs),
     /// Decode Modbus/TCP ADUs (MBAP header + PDU) from hex or raw bytes.
     Decode(decode::DecodeArgs),
 }
@@ -34,6 +41,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Decode(args) => decode::run(args),
     };
     match result {

@@ -84,6 +84,7 @@ mod client;
 mod config;
 mod error;
 mod event;
+mod handler;
 mod link;
 mod load;
 mod server;
@@ -99,6 +100,7 @@ pub use error::SessionError;
 pub use event::{
     ClientEvent, CloseReason, Handshake, InvalidResponse, Pdu, Rejection, RequestId, ServerEvent,
 };
+pub use handler::{DeviceInfo, Handler, RegisterMap, Reply, RequestContext, Tables};
 pub use load::{
     LoadError, LoadProblem, MAX_CREDENTIAL_FILE_BYTES, load_certificates, load_crls,
     load_private_key, parse_certificates, parse_crls, parse_private_key,

@@ -144,6 +144,45 @@ impl Server {
         self.link.write_adu(now, &adu[..len])
     }
 
+    /// Answers request `id` with an encoded response PDU (from a
+    /// [`crate::Reply`]); it is decoded and checked as in
+    /// [`Server::send_response`].
+    pub fn send_response_pdu(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        pdu: &[u8],
+    ) -> Result<(), SessionError> {
+        let response = Response::decode(pdu).map_err(SessionError::Encode)?;
+        self.send_response(now, id, &response)
+    }
+
+    /// Answers request `id` by calling `handler`, with the request's unit id
+    /// and the session's role; a handler's exception is sent as such.
+    pub fn answer_with(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        header: MbapHeader,
+        pdu: &Pdu,
+        handler: &dyn crate::Handler,
+    ) -> Result<(), SessionError> {
+        let function = pdu.as_bytes().first().copied().unwrap_or(0);
+        let request = pdu.request().map_err(SessionError::Encode)?;
+        let context = crate::RequestContext {
+            unit_id: header.unit_id,
+            transaction_id: header.transaction_id,
+            role: self.role.as_ref(),
+        };
+        let mut reply = crate::Reply::default();
+        match handler.handle(&context, &request, &mut reply) {
+            Ok(()) => self.send_response_pdu(now, id, reply.pdu()),
+            Err(exception) => {
+                self.send_response(now, id, &Response::exception(function, exception))
+            }
+        }
+    }
+
     /// Closes the session with close_notify. Requests not yet answered are
     /// not answered: their connection closes (every accepted request gets
     /// exactly one response, or its connection closes).

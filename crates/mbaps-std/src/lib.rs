@@ -1,0 +1,20 @@
+//! # mbaps-std
+//!
+//! Modbus/TCP Security on blocking `std::net` sockets, for programs without
+//! an async runtime. Each type is the run loop of an `mbaps-session` state
+//! machine and nothing else: read bytes, feed the session, drain its events,
+//! call the handler, write what it transmits, wait until its next deadline.
+//!
+//! ```text
+//!  TcpListener ──accept──► thread per session (bounded) ──► mbaps_session::Server ──► Handler
+//!  TcpStream ──► StdClient::call(unit, &Request) ──► mbaps_session::Client ──► Response
+//! ```
+#![forbid(unsafe_code)]
+// The adapter owns the clock: it is the one place that reads it.
+#![allow(clippy::disallowed_methods)]
+
+mod client;
+mod server;
+
+pub use client::{ClientError, StdClient};
+pub use server::{ServerHandle, SessionLog, StdServer};
