@@ -4,6 +4,9 @@
 //!
 //! ```text
 //! mbaps demo           ──► test PKI ──► mbaps-std server + clients on 127.0.0.1
+//! mbaps server         ──► mbaps-std server on a register map, a log line per request
+//! mbaps read / write   ──► mbaps-std client, a table or JSON
+//! mbaps certs          ──► a CA, a server and clients with roles
 //! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
 //! ```
 //!
@@ -13,9 +16,12 @@
 // A tool, not the sans-IO core: it may read the clock.
 #![allow(clippy::disallowed_methods)]
 
+mod client_commands;
+mod connect;
 mod decode;
 mod demo;
 mod describe;
+mod server_commands;
 
 use std::process::ExitCode;
 
@@ -34,6 +40,14 @@ enum Command {
     /// Run a secure server and clients on 127.0.0.1 with generated
     /// certificates, and show allowed and denied requests.
     Demo(demo::DemoArgs),
+    /// Run a server simulator on a register map.
+    Server(server_commands::ServerArgs),
+    /// Read coils, discrete inputs, holding or input registers from a server.
+    Read(client_commands::ReadArgs),
+    /// Write coils or holding registers of a server.
+    Write(client_commands::WriteArgs),
+    /// Make a CA, a server certificate and client certificates with roles.
+    Certs(server_commands::CertsArgs),
     /// Decode Modbus/TCP ADUs (MBAP header + PDU) from hex or raw bytes.
     Decode(decode::DecodeArgs),
 }
@@ -42,6 +56,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Server(args) => server_commands::server(args),
+        Command::Read(args) => client_commands::read(args),
+        Command::Write(args) => client_commands::write(args),
+        Command::Certs(args) => server_commands::certs(args),
         Command::Decode(args) => decode::run(args),
     };
     match result {

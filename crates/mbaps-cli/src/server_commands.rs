@@ -1,0 +1,255 @@
+//! `mbaps server` (a simulator on a register map) and `mbaps certs` (a PKI
+//! for trying things out).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mbaps_authz::{Policy, Role};
+use mbaps_codec::{ExceptionCode, Request};
+use mbaps_session::{
+    Handler, RegisterMap, Reply, RequestContext, ServerConfig, ServerEvent, Tables,
+    load_certificates, load_crls, load_private_key,
+};
+use mbaps_std::{SessionLog, StdServer};
+use mbaps_test_pki::{RoleExtension, TestPki, Validity};
+
+/// Run a Modbus/TCP Security server simulator on a register map.
+#[derive(Args, Debug)]
+pub(crate) struct ServerArgs {
+    /// Address to listen on (default 127.0.0.1:802; 127.0.0.1:502 with --plain).
+    #[arg(long)]
+    listen: Option<String>,
+    /// The server's certificate chain (PEM or DER).
+    #[arg(long, required_unless_present = "plain")]
+    cert: Option<PathBuf>,
+    /// The server's private key.
+    #[arg(long, required_unless_present = "plain")]
+    key: Option<PathBuf>,
+    /// The CA client certificates must chain to.
+    #[arg(long, required_unless_present = "plain")]
+    ca: Option<PathBuf>,
+    /// Certificate revocation lists (repeatable).
+    #[arg(long)]
+    crl: Vec<PathBuf>,
+    /// The authorization policy (TOML, see docs/policy.md).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Sessions open at once; beyond, connections are refused.
+    #[arg(long, default_value_t = 64)]
+    max_sessions: usize,
+    /// Answer only these unit ids (repeatable); others get exception 0x0B.
+    #[arg(long)]
+    unit: Vec<u8>,
+    /// Plain Modbus/TCP, without TLS: no encryption, no authentication.
+    #[arg(long)]
+    plain: bool,
+    /// With --plain: the role every connection is authorized as (default:
+    /// the NULL role, i.e. the policy's [no_role] rules).
+    #[arg(long, requires = "plain")]
+    plain_role: Option<String>,
+    /// Stop after SECONDS (for scripts and tests); default: run until killed.
+    #[arg(long, value_name = "SECONDS")]
+    exit_after: Option<u64>,
+}
+
+/// Logs a line per request, then lets the register map answer it.
+struct LoggingHandler(RegisterMap);
+
+impl Handler for LoggingHandler {
+    fn handle(
+        &self,
+        context: &RequestContext<'_>,
+        request: &Request<'_>,
+        reply: &mut Reply,
+    ) -> Result<(), ExceptionCode> {
+        let result = self.0.handle(context, request, reply);
+        let role = context
+            .role
+            .map_or("<no role>".into(), |r| format!("{:?}", r.as_str()));
+        let outcome = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(code) => format!("exception {code}"),
+        };
+        println!(
+            "request role={role} unit={} txn={} {} -> {outcome}",
+            context.unit_id,
+            context.transaction_id,
+            request.function()
+        );
+        result
+    }
+}
+
+fn log(entry: &SessionLog) {
+    match entry {
+        SessionLog::Event { peer, event } => match event {
+            ServerEvent::Authenticated { role, handshake } => {
+                let role = role
+                    .as_ref()
+                    .map_or("<no role>".into(), |r| format!("{:?}", r.as_str()));
+                let tls = handshake.map_or("plain Modbus/TCP".into(), |h| {
+                    format!(
+                        "{:?} {:?}{}",
+                        h.version,
+                        h.cipher_suite,
+                        if h.resumed { " resumed" } else { "" }
+                    )
+                });
+                println!("session {peer} authenticated role={role} ({tls})");
+            }
+            ServerEvent::Denied { header, denial, .. } => {
+                println!(
+                    "denied {peer} unit={} txn={}: {denial}",
+                    header.unit_id, header.transaction_id
+                );
+            }
+            ServerEvent::Rejected {
+                header,
+                exception,
+                reason,
+                ..
+            } => {
+                println!(
+                    "rejected {peer} txn={}: exception {exception} ({reason:?})",
+                    header.transaction_id
+                );
+            }
+            ServerEvent::Discarded { protocol_id } => {
+                println!("discarded {peer}: protocol id {protocol_id}")
+            }
+            ServerEvent::Closed(reason) => println!("session {peer} closed: {reason:?}"),
+            ServerEvent::Request { .. } => {}
+        },
+        SessionLog::Failed { peer, error } => println!("session {peer} failed: {error}"),
+        SessionLog::Refused { peer, max_sessions } => {
+            println!("refused {peer}: {max_sessions} sessions already open")
+        }
+    }
+}
+
+pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
+    let policy = Policy::load(&args.policy)?;
+    let config = if args.plain {
+        let role = args
+            .plain_role
+            .as_deref()
+            .map(Role::new)
+            .transpose()
+            .context("--plain-role")?;
+        ServerConfig::plain(policy, role).build()?
+    } else {
+        let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.ca) else {
+            anyhow::bail!("--cert, --key and --ca are required (or give --plain)");
+        };
+        let mut crls = Vec::new();
+        for path in &args.crl {
+            crls.extend(load_crls(path)?);
+        }
+        ServerConfig::builder(
+            load_certificates(ca)?,
+            load_certificates(cert)?,
+            load_private_key(key)?,
+            policy,
+        )
+        .crls(crls)
+        .build()?
+    };
+    let mut map = RegisterMap::new(Tables::preset());
+    if !args.unit.is_empty() {
+        map = map.only_units(&args.unit);
+    }
+    let listen = args.listen.clone().unwrap_or_else(|| {
+        if args.plain {
+            "127.0.0.1:502"
+        } else {
+            "127.0.0.1:802"
+        }
+        .into()
+    });
+    let server = StdServer::bind(&listen, config, LoggingHandler(map))
+        .with_context(|| format!("listening on {listen}"))?
+        .max_sessions(args.max_sessions)
+        .on_log(log);
+    let kind = if args.plain {
+        "plain Modbus/TCP (no TLS)"
+    } else {
+        "Modbus/TCP Security (TLS)"
+    };
+    println!(
+        "listening on {} ({kind}); policy {}",
+        server.local_addr()?,
+        args.policy.display()
+    );
+    let handle = server.spawn()?;
+    match args.exit_after {
+        Some(seconds) => std::thread::sleep(Duration::from_secs(seconds)),
+        None => loop {
+            std::thread::park();
+        },
+    }
+    handle.stop();
+    Ok(true)
+}
+
+/// Make a CA, a server certificate and client certificates with roles.
+#[derive(Args, Debug)]
+pub(crate) struct CertsArgs {
+    /// The folder to write to (created if missing).
+    #[arg(long, default_value = "mbaps-certs")]
+    out: PathBuf,
+    /// A client role to issue a certificate for (repeatable; default:
+    /// operator and viewer).
+    #[arg(long)]
+    role: Vec<String>,
+}
+
+pub(crate) fn certs(args: &CertsArgs) -> Result<bool> {
+    let pki = TestPki::generate(std::time::SystemTime::now()).context("generating certificates")?;
+    let mut written = pki.write_to(&args.out)?;
+    let mut described: Vec<(String, String)> = Vec::new();
+    for role in &args.role {
+        Role::new(role).with_context(|| format!("--role {role:?}"))?;
+        let client =
+            pki.issue_client(role, RoleExtension::Role(role.clone()), Validity::Current)?;
+        let file = |suffix: &str| args.out.join(format!("client-role-{role}{suffix}"));
+        for (path, contents) in [
+            (file(".pem"), &client.cert_pem),
+            (file("-chain.pem"), &client.chain_pem),
+            (file(".key"), &client.key_pem),
+        ] {
+            std::fs::write(&path, contents)
+                .with_context(|| format!("writing {}", path.display()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            described.push((name, format!("client with the role {role:?}")));
+            written.push(path);
+        }
+    }
+    println!("written to {}:", args.out.display());
+    for path in &written {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let what = described
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, w)| w.clone())
+            .or_else(|| pki.describe(&name))
+            .unwrap_or_default();
+        println!("  {name:<36} {what}");
+    }
+    println!(
+        "\nTry: mbaps server --cert {0}/server-chain.pem --key {0}/server.key --ca {0}/ca.pem --policy examples/policy.toml",
+        args.out.display()
+    );
+    println!(
+        "     mbaps read holding 0 10 --cert {0}/client-viewer-chain.pem --key {0}/client-viewer.key --ca {0}/ca.pem --server-name localhost",
+        args.out.display()
+    );
+    Ok(true)
+}

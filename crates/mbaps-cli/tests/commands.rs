@@ -1,0 +1,149 @@
+//! `mbaps certs`, `mbaps server`, `mbaps read` and `mbaps write` together,
+//! as an engineer runs them on one machine.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn mbaps(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mbaps"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // the test waits for a real server
+fn start_server(dir: &Path, port: u16) -> Server {
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
+    let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--exit-after",
+            "30",
+        ])
+        .arg("--cert")
+        .arg(dir.join("server-chain.pem"))
+        .arg("--key")
+        .arg(dir.join("server.key"))
+        .arg("--ca")
+        .arg(dir.join("ca.pem"))
+        .arg("--policy")
+        .arg(policy)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server(child)
+}
+
+#[test]
+fn certs_server_read_and_write_work_together_and_the_policy_holds() {
+    let dir = std::env::temp_dir().join(format!("mbaps-commands-test-{}", std::process::id()));
+    let out = mbaps(&[
+        "certs",
+        "--out",
+        dir.to_str().unwrap(),
+        "--role",
+        "maintenance",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("client-role-maintenance-chain.pem"));
+    let port = free_port();
+    let _server = start_server(&dir, port);
+    let host = format!("127.0.0.1:{port}");
+    let as_client = |name: &str, args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend([
+            "--host".into(),
+            host.clone(),
+            "--ca".into(),
+            dir.join("ca.pem").display().to_string(),
+        ]);
+        all.extend([
+            "--cert".into(),
+            dir.join(format!("client-{name}-chain.pem"))
+                .display()
+                .to_string(),
+        ]);
+        all.extend([
+            "--key".into(),
+            dir.join(format!("client-{name}.key")).display().to_string(),
+        ]);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        mbaps(&all)
+    };
+    let read = as_client("viewer", &["read", "holding", "100", "3", "--json"]);
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert_eq!(
+        text(&read.stdout).trim(),
+        r#"[{"address":100,"value":100},{"address":101,"value":101},{"address":102,"value":102}]"#
+    );
+
+    let denied = as_client("viewer", &["write", "holding", "100", "7"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        text(&denied.stderr).contains("exception illegal function (0x01)"),
+        "{}",
+        text(&denied.stderr)
+    );
+    assert!(text(&denied.stderr).contains("policy denied it"));
+
+    let written = as_client("operator", &["write", "holding", "100", "7", "8"]);
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    let coils = as_client("operator", &["write", "coils", "5", "1", "0", "1"]);
+    assert!(coils.status.success(), "{}", text(&coils.stderr));
+    let read = as_client("viewer", &["read", "holding", "100", "2", "--json"]);
+    assert_eq!(
+        text(&read.stdout).trim(),
+        r#"[{"address":100,"value":7},{"address":101,"value":8}]"#
+    );
+    let read = as_client("viewer", &["read", "coils", "5", "3", "--json"]);
+    assert_eq!(
+        text(&read.stdout).trim(),
+        r#"[{"address":5,"value":1},{"address":6,"value":0},{"address":7,"value":1}]"#
+    );
+
+    let expired = as_client("expired", &["read", "holding", "0", "1"]);
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(
+        text(&expired.stderr).contains("our certificate has expired"),
+        "{}",
+        text(&expired.stderr)
+    );
+
+    let too_many = as_client("viewer", &["read", "holding", "0", "126"]);
+    assert_eq!(too_many.status.code(), Some(1));
+    assert!(
+        text(&too_many.stderr).contains("quantity 126 is outside the allowed range 1..=125"),
+        "{}",
+        text(&too_many.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
