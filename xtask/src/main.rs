@@ -27,7 +27,7 @@ use tools::{Step, cargo};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                          fmt check, clippy -D warnings, the whole test suite,
+  ci                          fmt check, clippy -D warnings, rustdoc -D warnings, the whole test suite,
                               cargo deny (licenses bans sources), fuzz smoke run
   fuzz [TARGET..] [--seconds N]
                               fuzz each target (all by default) for N seconds (300)
@@ -94,6 +94,14 @@ fn ci() -> Result<()> {
             "-D",
             "warnings",
         ])
+    });
+    run("doc", &|| {
+        // Broken intra-doc links fail the build.
+        tools::run(
+            std::process::Command::new(tools::cargo_bin())
+                .args(["doc", "--workspace", "--no-deps", "--locked"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )
     });
     let counts = std::cell::Cell::new(None);
     run("test", &|| {

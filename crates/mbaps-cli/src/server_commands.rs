@@ -46,7 +46,7 @@ pub(crate) struct ServerArgs {
     #[arg(long)]
     plain: bool,
     /// With --plain: the role every connection is authorized as (default:
-    /// the NULL role, i.e. the policy's [no_role] rules).
+    /// the NULL role, i.e. the policy's `[no_role]` rules).
     #[arg(long, requires = "plain")]
     plain_role: Option<String>,
     /// Stop after SECONDS (for scripts and tests); default: run until killed.

@@ -93,8 +93,8 @@ mod transport;
 pub use client::Client;
 pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, CrlScope, DEFAULT_MAX_OUTSTANDING,
-    MAX_OUTSTANDING_LIMIT, ServerConfig, ServerConfigBuilder, ServerVerification, Timers,
-    TlsVersions, crypto_provider,
+    MAX_OUTSTANDING_LIMIT, PlainConfigBuilder, ServerConfig, ServerConfigBuilder,
+    ServerVerification, Timers, TlsVersions, crypto_provider,
 };
 pub use error::SessionError;
 pub use event::{
