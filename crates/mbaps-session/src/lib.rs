@@ -71,6 +71,19 @@
 //!   outcome: response, invalid response, timeout or abort.
 //! - Fatal errors are sticky ([`SessionError::is_fatal`]).
 //!
+//! ## The application side
+//! A [`Handler`] answers the requests the session has authorized, with the
+//! unit id and the client's role at hand ([`RequestContext`]);
+//! [`Server::answer_with`] calls it and sends its response or exception.
+//! [`RegisterMap`] is a ready in-memory device (every table, file records,
+//! FIFO, device identification) for simulators and tests.
+//!
+//! ## Plain Modbus/TCP
+//! [`ServerConfig::plain`] and [`ClientConfig::plain`] run the same state
+//! machines without TLS (port 502): no encryption, no authentication, every
+//! connection authorized as one configured role. Never the default; for
+//! migrating plants and as the baseline in benchmarks.
+//!
 //! ## Memory
 //! Per session: a 520-byte plaintext reassembly buffer, one entry per
 //! outstanding request (at most `max_outstanding`, default 16, at most 256),
