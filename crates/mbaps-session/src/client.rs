@@ -206,9 +206,9 @@ impl Client {
     pub fn close(&mut self) {
         self.link.close();
         self.abort_outstanding();
-        if self.link.peer_end() == Some(CloseReason::LocalClose) {
-            // Closed during the handshake: over at once.
-            self.report_closed(CloseReason::LocalClose);
+        // Closed during the handshake, or plain Modbus/TCP: over at once.
+        if let Some(reason) = self.link.take_end() {
+            self.report_closed(reason);
         }
     }
 
@@ -244,13 +244,9 @@ impl Client {
                 Frame::Adu { header, pdu } => self.on_response(header, pdu),
             }
         }
-        if let Some(reason) = self.link.take_peer_end() {
+        if let Some(reason) = self.link.take_end() {
             self.abort_outstanding();
             self.report_closed(reason);
-        } else if self.link.is_closing() && (self.link.peer_end().is_some() || self.link.saw_eof())
-        {
-            self.link.mark_ended(CloseReason::LocalClose);
-            self.report_closed(CloseReason::LocalClose);
         }
         Ok(())
     }

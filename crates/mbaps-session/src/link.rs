@@ -46,6 +46,8 @@ pub(crate) struct Link {
     /// The peer's close_notify, or its EOF, has been seen and reported.
     ended: Option<CloseReason>,
     eof: bool,
+    /// `take_end` (or the idle timeout) has reported the end.
+    end_reported: bool,
     /// rustls has torn the connection down (close during the handshake):
     /// nothing more can be sent or read.
     connection_dead: bool,
@@ -68,6 +70,7 @@ impl Link {
             sent_close: false,
             ended: None,
             eof: false,
+            end_reported: false,
             connection_dead: false,
             started: now,
             last_activity: now,
@@ -235,27 +238,31 @@ impl Link {
         self.rx_len -= n;
     }
 
-    /// How the peer ended the stream, once, if it has.
-    pub(crate) fn take_peer_end(&mut self) -> Option<CloseReason> {
-        if self.ended.is_some() && !self.sent_close {
-            // Answer the peer's close_notify with ours.
-            if !self.connection_dead {
-                self.flush_pending();
-                self.conn.send_close();
-            }
-            self.sent_close = true;
-            return self.ended;
+    /// How the session ended, the first time it is seen ended: the peer's
+    /// close (answered with our close_notify), or the end of a close we
+    /// started (the peer answered, or its stream ended). The idle timeout
+    /// reports its own end through `check_timers`.
+    pub(crate) fn take_end(&mut self) -> Option<CloseReason> {
+        if self.end_reported {
+            return None;
         }
-        None
-    }
-
-    /// The end of a session we closed, once the peer has ended its side.
-    pub(crate) fn peer_end(&self) -> Option<CloseReason> {
-        self.ended
-    }
-
-    pub(crate) fn mark_ended(&mut self, reason: CloseReason) {
-        self.ended.get_or_insert(reason);
+        let reason = match self.ended {
+            Some(reason) if !self.sent_close => {
+                if !self.connection_dead {
+                    self.flush_pending();
+                    self.conn.send_close();
+                }
+                self.sent_close = true;
+                reason
+            }
+            _ if self.sent_close && (self.ended.is_some() || self.eof) => {
+                self.ended.get_or_insert(CloseReason::LocalClose);
+                CloseReason::LocalClose
+            }
+            _ => return None,
+        };
+        self.end_reported = true;
+        Some(reason)
     }
 
     /// Queues one ADU for sending.
@@ -343,14 +350,11 @@ impl Link {
         match self.deadline(idle) {
             Some(deadline) if now >= deadline => {
                 self.close();
-                self.mark_ended(CloseReason::IdleTimeout);
+                self.ended.get_or_insert(CloseReason::IdleTimeout);
+                self.end_reported = true;
                 Ok(true)
             }
             _ => Ok(false),
         }
-    }
-
-    pub(crate) fn saw_eof(&self) -> bool {
-        self.eof
     }
 }

@@ -189,9 +189,9 @@ impl Server {
     pub fn close(&mut self) {
         self.link.close();
         self.outstanding.clear();
-        if self.link.peer_end() == Some(CloseReason::LocalClose) {
-            // Closed during the handshake: over at once.
-            self.report_closed(CloseReason::LocalClose);
+        // Closed during the handshake, or plain Modbus/TCP: over at once.
+        if let Some(reason) = self.link.take_end() {
+            self.report_closed(reason);
         }
     }
 
@@ -237,16 +237,9 @@ impl Server {
                 }
             }
         }
-        if let Some(reason) = self.link.take_peer_end() {
+        if let Some(reason) = self.link.take_end() {
             self.outstanding.clear();
             self.report_closed(reason);
-        } else if self.link.is_closing() {
-            if let Some(_peer) = self.link.peer_end() {
-                self.report_closed(CloseReason::LocalClose);
-            } else if self.link.saw_eof() {
-                self.link.mark_ended(CloseReason::LocalClose);
-                self.report_closed(CloseReason::LocalClose);
-            }
         }
         Ok(())
     }
