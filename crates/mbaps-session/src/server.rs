@@ -125,6 +125,10 @@ impl Server {
         response: &Response<'_>,
     ) -> Result<(), SessionError> {
         self.link.check()?;
+        // After close() nothing can be answered: say so, not "unknown".
+        if self.link.is_closing() {
+            return Err(SessionError::Closed);
+        }
         let index = self
             .outstanding
             .iter()

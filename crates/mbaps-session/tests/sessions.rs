@@ -672,3 +672,20 @@ fn a_response_written_just_before_close_still_reaches_the_client() {
     let closed = position(&|e| matches!(e, ClientEvent::Closed(CloseReason::PeerClosed)));
     assert!(answered < closed);
 }
+
+#[test]
+fn answering_after_close_says_the_session_is_closed() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    pair.server_events.clear();
+    pair.client.send_request(pair.now, 1, &READ).unwrap();
+    pair.drive().unwrap();
+    let id = pair.request_ids()[0];
+    pair.server.close();
+    let response = Response::ReadHoldingRegisters {
+        values: Registers::from_values(&[1, 2, 3]),
+    };
+    assert_eq!(
+        pair.server.send_response(pair.now, id, &response),
+        Err(SessionError::Closed)
+    );
+}
