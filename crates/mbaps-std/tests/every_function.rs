@@ -1,42 +1,21 @@
 //! Every function code a TCP server serves, through a real std server and
 //! client on 127.0.0.1, with real certificates, as the operator role.
 
-use std::path::Path;
+mod common;
 
-use mbaps_authz::Policy;
+use common::{client_config, connect, pki, server_config};
+
 use mbaps_codec::{
     Bits, ExceptionCode, FileRecordData, FileRecordRead, FileRecordWrite, List, ReadDeviceIdCode,
     Registers, Request, Response,
 };
-use mbaps_session::rustls::pki_types::{CertificateDer, ServerName};
-use mbaps_session::{ClientConfig, RegisterMap, ServerConfig, Tables, parse_private_key};
-use mbaps_std::{ClientError, StdClient, StdServer};
-use mbaps_test_pki::{Credential, TestPki};
-
-fn chain(c: &Credential) -> Vec<CertificateDer<'static>> {
-    c.chain_der
-        .iter()
-        .map(|d| CertificateDer::from(d.clone()))
-        .collect()
-}
+use mbaps_session::{RegisterMap, Tables};
+use mbaps_std::{ClientError, StdServer};
 
 #[test]
-#[allow(clippy::disallowed_methods)] // the test issues certificates valid now
 fn every_function_code_round_trips_through_a_real_server() {
-    let pki = TestPki::generate(std::time::SystemTime::now()).unwrap();
-    let ca = vec![CertificateDer::from(pki.ca.cert_der.clone())];
-    let policy =
-        Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml"))
-            .unwrap();
-    let server = &pki.server;
-    let config = ServerConfig::builder(
-        ca.clone(),
-        chain(server),
-        parse_private_key(server.key_pem.as_bytes()).unwrap(),
-        policy,
-    )
-    .build()
-    .unwrap();
+    let pki = pki();
+    let config = server_config(&pki);
     let map = RegisterMap::new(Tables::preset());
     // A FIFO of two values at holding register 0x04DE.
     map.tables().holding_registers[0x04DE..0x04E1].copy_from_slice(&[2, 440, 4740]);
@@ -44,20 +23,8 @@ fn every_function_code_round_trips_through_a_real_server() {
         .unwrap()
         .spawn()
         .unwrap();
-    let operator = pki.client("operator").unwrap();
-    let client_config = ClientConfig::builder(
-        ca,
-        chain(operator),
-        parse_private_key(operator.key_pem.as_bytes()).unwrap(),
-    )
-    .build()
-    .unwrap();
-    let mut client = StdClient::connect(
-        handle.local_addr(),
-        &client_config,
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
+    let client_config = client_config(&pki, pki.client("operator").unwrap());
+    let mut client = connect(handle.local_addr(), &client_config).unwrap();
     let mut call =
         |request: Request<'_>| -> Vec<u8> { client.call(1, &request).unwrap().as_bytes().to_vec() };
     let encode = |response: Response<'_>| -> Vec<u8> {

@@ -1,46 +1,19 @@
 //! A real server on 127.0.0.1 and real clients, with real certificates and
 //! the example policy: allowed and denied requests, and the audit log.
 
-use std::path::Path;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use mbaps_authz::Policy;
+use common::{client_config, connect, pki, server_config};
 use mbaps_codec::ExceptionCode;
-use mbaps_session::rustls::pki_types::{CertificateDer, ServerName};
-use mbaps_session::{
-    ClientConfig, RegisterMap, ServerConfig, ServerEvent, Tables, parse_private_key,
-};
-use mbaps_std::{ClientError, SessionLog, StdClient, StdServer};
-use mbaps_test_pki::{Credential, TestPki};
-
-fn chain(c: &Credential) -> Vec<CertificateDer<'static>> {
-    c.chain_der
-        .iter()
-        .map(|d| CertificateDer::from(d.clone()))
-        .collect()
-}
-
-#[allow(clippy::disallowed_methods)] // the test issues certificates valid now
-fn pki() -> TestPki {
-    TestPki::generate(std::time::SystemTime::now()).unwrap()
-}
+use mbaps_session::{RegisterMap, ServerEvent, Tables};
+use mbaps_std::{ClientError, SessionLog, StdServer};
 
 #[test]
 fn viewers_read_operators_write_and_a_viewers_write_is_denied_over_real_sockets() {
     let pki = pki();
-    let ca = vec![CertificateDer::from(pki.ca.cert_der.clone())];
-    let policy =
-        Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml"))
-            .unwrap();
-    let server = &pki.server;
-    let config = ServerConfig::builder(
-        ca.clone(),
-        chain(server),
-        parse_private_key(server.key_pem.as_bytes()).unwrap(),
-        policy,
-    )
-    .build()
-    .unwrap();
+    let config = server_config(&pki);
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&log);
     let handle = StdServer::bind("127.0.0.1:0", config, RegisterMap::new(Tables::preset()))
@@ -49,17 +22,8 @@ fn viewers_read_operators_write_and_a_viewers_write_is_denied_over_real_sockets(
         .spawn()
         .unwrap();
     let address = handle.local_addr();
-    let client = |name: &str| {
-        let credential = pki.client(name).unwrap();
-        let config = ClientConfig::builder(
-            ca.clone(),
-            chain(credential),
-            parse_private_key(credential.key_pem.as_bytes()).unwrap(),
-        )
-        .build()
-        .unwrap();
-        StdClient::connect(address, &config, ServerName::try_from("localhost").unwrap()).unwrap()
-    };
+    let client =
+        |name: &str| connect(address, &client_config(&pki, pki.client(name).unwrap())).unwrap();
 
     let mut viewer = client("viewer");
     assert_eq!(
@@ -78,16 +42,9 @@ fn viewers_read_operators_write_and_a_viewers_write_is_denied_over_real_sockets(
     operator.close().unwrap();
 
     // A client from another CA does not get in.
-    let untrusted = &pki.untrusted_client;
-    let config = ClientConfig::builder(
-        ca.clone(),
-        chain(untrusted),
-        parse_private_key(untrusted.key_pem.as_bytes()).unwrap(),
-    )
-    .build()
-    .unwrap();
-    let refused = StdClient::connect(address, &config, ServerName::try_from("localhost").unwrap())
-        .and_then(|mut c| c.read_holding_registers(1, 0, 1).map(|_| ()));
+    let config = client_config(&pki, &pki.untrusted_client);
+    let refused =
+        connect(address, &config).and_then(|mut c| c.read_holding_registers(1, 0, 1).map(|_| ()));
     assert!(refused.is_err());
 
     std::thread::sleep(std::time::Duration::from_millis(200));
