@@ -9,10 +9,11 @@ use clap::Args;
 use mbaps_authz::{Policy, Role};
 use mbaps_codec::{ExceptionCode, Request};
 use mbaps_session::{
-    Handler, RegisterMap, Reply, RequestContext, ServerConfig, ServerEvent, Tables,
-    load_certificates, load_crls, load_private_key,
+    Handler, RegisterMap, Reply, RequestContext, ServerConfig, Tables, load_certificates,
+    load_crls, load_private_key,
 };
-use mbaps_std::{SessionLog, StdServer};
+use mbaps_session::SessionLog;
+use mbaps_tokio::TokioServer;
 use mbaps_test_pki::{RoleExtension, TestPki, Validity};
 
 /// Run a Modbus/TCP Security server simulator on a register map.
@@ -83,50 +84,7 @@ impl Handler for LoggingHandler {
 }
 
 fn log(entry: &SessionLog) {
-    match entry {
-        SessionLog::Event { peer, event } => match event {
-            ServerEvent::Authenticated { role, handshake } => {
-                let role = role
-                    .as_ref()
-                    .map_or("<no role>".into(), |r| format!("{:?}", r.as_str()));
-                let tls = handshake.map_or("plain Modbus/TCP".into(), |h| {
-                    format!(
-                        "{:?} {:?}{}",
-                        h.version,
-                        h.cipher_suite,
-                        if h.resumed { " resumed" } else { "" }
-                    )
-                });
-                println!("session {peer} authenticated role={role} ({tls})");
-            }
-            ServerEvent::Denied { header, denial, .. } => {
-                println!(
-                    "denied {peer} unit={} txn={}: {denial}",
-                    header.unit_id, header.transaction_id
-                );
-            }
-            ServerEvent::Rejected {
-                header,
-                exception,
-                reason,
-                ..
-            } => {
-                println!(
-                    "rejected {peer} txn={}: exception {exception} ({reason:?})",
-                    header.transaction_id
-                );
-            }
-            ServerEvent::Discarded { protocol_id } => {
-                println!("discarded {peer}: protocol id {protocol_id}")
-            }
-            ServerEvent::Closed(reason) => println!("session {peer} closed: {reason:?}"),
-            ServerEvent::Request { .. } => {}
-        },
-        SessionLog::Failed { peer, error } => println!("session {peer} failed: {error}"),
-        SessionLog::Refused { peer, max_sessions } => {
-            println!("refused {peer}: {max_sessions} sessions already open")
-        }
-    }
+    println!("{entry}");
 }
 
 pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
@@ -168,29 +126,41 @@ pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
         }
         .into()
     });
-    let server = StdServer::bind(&listen, config, LoggingHandler(map))
-        .with_context(|| format!("listening on {listen}"))?
-        .max_sessions(args.max_sessions)
-        .on_log(log);
-    let kind = if args.plain {
-        "plain Modbus/TCP (no TLS)"
-    } else {
-        "Modbus/TCP Security (TLS)"
-    };
-    println!(
-        "listening on {} ({kind}); policy {}",
-        server.local_addr()?,
-        args.policy.display()
-    );
-    let handle = server.spawn()?;
-    match args.exit_after {
-        Some(seconds) => std::thread::sleep(Duration::from_secs(seconds)),
-        None => loop {
-            std::thread::park();
-        },
-    }
-    handle.stop();
-    Ok(true)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = TokioServer::bind(&listen, config, LoggingHandler(map))
+            .await
+            .with_context(|| format!("listening on {listen}"))?
+            .max_sessions(args.max_sessions)
+            .on_log(log);
+        let kind = if args.plain {
+            "plain Modbus/TCP (no TLS)"
+        } else {
+            "Modbus/TCP Security (TLS)"
+        };
+        println!(
+            "listening on {} ({kind}); policy {}",
+            server.local_addr()?,
+            args.policy.display()
+        );
+        let exit_after = args.exit_after;
+        server
+            .serve(async move {
+                match exit_after {
+                    Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+                    None => {
+                        // Ctrl-C: answer what was received, close sessions.
+                        let _ = tokio::signal::ctrl_c().await;
+                        println!("shutting down");
+                    }
+                }
+            })
+            .await?;
+        Ok(true)
+    })
 }
 
 /// Make a CA, a server certificate and client certificates with roles.

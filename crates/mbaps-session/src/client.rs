@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mbaps_codec::limits::MAX_ADU_LEN;
 use mbaps_codec::{MbapHeader, Request, Response, encode_request};
@@ -78,12 +78,25 @@ impl Client {
     }
 
     /// Queues `request` to `unit_id` and returns its transaction id, never
-    /// one still outstanding.
+    /// one still outstanding. It times out after the configuration's
+    /// request timeout.
     pub fn send_request(
         &mut self,
         now: Instant,
         unit_id: u8,
         request: &Request<'_>,
+    ) -> Result<u16, SessionError> {
+        let timeout = self.config.request_timeout;
+        self.send_request_with_timeout(now, unit_id, request, timeout)
+    }
+
+    /// [`Client::send_request`] with this request's own timeout.
+    pub fn send_request_with_timeout(
+        &mut self,
+        now: Instant,
+        unit_id: u8,
+        request: &Request<'_>,
+        timeout: Duration,
     ) -> Result<u16, SessionError> {
         self.link.check()?;
         if self.link.is_closing() || self.link.is_over() {
@@ -105,7 +118,7 @@ impl Client {
             transaction_id,
             unit_id,
             function: request.function().code(),
-            deadline: now + self.config.request_timeout,
+            deadline: now + timeout,
         });
         Ok(transaction_id)
     }

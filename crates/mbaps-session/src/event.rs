@@ -26,6 +26,18 @@ impl Pdu {
         }
     }
 
+    /// `request`, encoded (and so validated), to carry across tasks.
+    pub fn encode_request(request: &Request<'_>) -> Result<Pdu, CodecError> {
+        let mut pdu = Pdu {
+            bytes: [0u8; 253],
+            len: 0,
+        };
+        let len = request.encode(&mut pdu.bytes)?;
+        // A PDU is at most 253 bytes: encode checked it.
+        pdu.len = len as u8;
+        Ok(pdu)
+    }
+
     /// The PDU's bytes: function code and data.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]

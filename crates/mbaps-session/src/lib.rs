@@ -93,6 +93,7 @@
 //! Nothing grows with the peer's behaviour across calls.
 #![forbid(unsafe_code)]
 
+pub mod call;
 mod client;
 mod config;
 mod error;
@@ -100,9 +101,11 @@ mod event;
 mod handler;
 mod link;
 mod load;
+mod log;
 mod server;
 mod transport;
 
+pub use call::{ClientError, Outcome};
 pub use client::Client;
 pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, CrlScope, DEFAULT_MAX_OUTSTANDING,
@@ -118,6 +121,7 @@ pub use load::{
     LoadError, LoadProblem, MAX_CREDENTIAL_FILE_BYTES, load_certificates, load_crls,
     load_private_key, parse_certificates, parse_crls, parse_private_key,
 };
+pub use log::SessionLog;
 pub use server::Server;
 
 /// Re-exported so that users name the same rustls types mbaps uses.

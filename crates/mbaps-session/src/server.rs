@@ -187,6 +187,36 @@ impl Server {
         }
     }
 
+    /// Drains the events: each request is answered by `handler` (see
+    /// [`Server::answer_with`]), every other event goes to `other`. Returns
+    /// the first fatal error; a refused answer (a handler's bad response)
+    /// is not fatal and the request is answered with an exception instead.
+    pub fn answer_pending(
+        &mut self,
+        now: Instant,
+        handler: &dyn crate::Handler,
+        mut other: impl FnMut(ServerEvent),
+    ) -> Result<(), SessionError> {
+        while let Some(event) = self.poll_event() {
+            match event {
+                ServerEvent::Request { id, header, pdu } => {
+                    match self.answer_with(now, id, header, &pdu, handler) {
+                        Err(error) if error.is_fatal() => return Err(error),
+                        Err(_) => {
+                            let function = pdu.as_bytes().first().copied().unwrap_or(0);
+                            let failure =
+                                Response::exception(function, ExceptionCode::ServerDeviceFailure);
+                            self.send_response(now, id, &failure)?;
+                        }
+                        Ok(()) => {}
+                    }
+                }
+                event => other(event),
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the session with close_notify. Requests not yet answered are
     /// not answered: their connection closes (every accepted request gets
     /// exactly one response, or its connection closes).

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!  TcpListener ──accept──► thread per session (bounded) ──► mbaps_session::Server ──► Handler
-//!  TcpStream ──► StdClient::call(unit, &Request) ──► mbaps_session::Client ──► Response
+//!  TcpStream ──► StdClient::read_coils(..) / call(unit, &Request) / pipeline(..) ──► mbaps_session::Client ──► Response
 //! ```
 #![forbid(unsafe_code)]
 // The adapter owns the clock: it is the one place that reads it.
@@ -16,5 +16,8 @@
 mod client;
 mod server;
 
-pub use client::{ClientError, StdClient};
-pub use server::{ServerHandle, SessionLog, StdServer};
+pub use client::StdClient;
+pub use mbaps_session::ClientError;
+pub use mbaps_session::SessionLog;
+pub use mbaps_session::call::DeviceIdentification;
+pub use server::{ServerHandle, StdServer};

@@ -7,37 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mbaps_session::{Handler, Server, ServerConfig, ServerEvent, SessionError};
-
-/// What happened in a session, for the log: each event with the peer it
-/// came from.
-#[derive(Clone, Debug)]
-// Log entries carry the event inline, as the session gives it.
-#[allow(clippy::large_enum_variant)]
-pub enum SessionLog {
-    /// A session event (authenticated, denied, rejected, closed, ...).
-    /// Requests handed to the handler are not logged one by one.
-    Event {
-        /// The client's address.
-        peer: SocketAddr,
-        /// The event.
-        event: ServerEvent,
-    },
-    /// The session failed (a refused certificate, a timeout, ...).
-    Failed {
-        /// The client's address.
-        peer: SocketAddr,
-        /// Why.
-        error: SessionError,
-    },
-    /// A connection was refused because `max_sessions` were open.
-    Refused {
-        /// The client's address.
-        peer: SocketAddr,
-        /// The bound.
-        max_sessions: usize,
-    },
-}
+use mbaps_session::{Handler, Server, ServerConfig, SessionLog};
 
 type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
 
@@ -181,18 +151,11 @@ fn serve(
     let mut out = Vec::with_capacity(16 * 1024);
     loop {
         // Events first: each request goes to the handler.
-        while let Some(event) = session.poll_event() {
-            match event {
-                ServerEvent::Request { id, header, pdu } => {
-                    let answered = session.answer_with(Instant::now(), id, header, &pdu, handler);
-                    if let Err(error) = answered
-                        && error.is_fatal()
-                    {
-                        observer(&SessionLog::Failed { peer, error });
-                    }
-                }
-                event => observer(&SessionLog::Event { peer, event }),
-            }
+        let answered = session.answer_pending(Instant::now(), handler, |event| {
+            observer(&SessionLog::Event { peer, event });
+        });
+        if let Err(error) = answered {
+            observer(&SessionLog::Failed { peer, error });
         }
         out.clear();
         session.poll_transmit(&mut out);

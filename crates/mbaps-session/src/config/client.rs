@@ -70,6 +70,16 @@ impl ClientConfig {
         }
     }
 
+    /// How long a request waits for its response by default.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// How many requests may be in flight at once.
+    pub fn max_outstanding(&self) -> usize {
+        self.max_outstanding
+    }
+
     /// The rustls configuration, for inspection; `None` for plain Modbus/TCP.
     pub fn tls(&self) -> Option<&rustls::ClientConfig> {
         self.tls.as_deref()

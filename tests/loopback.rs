@@ -3,27 +3,34 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use common::{client_config, connect, pki, server_config};
+use common::{
+    Adapter, PAIRINGS, client_config, localhost, log_sink, pki, role_config, server_config, start,
+};
 use mbaps_codec::ExceptionCode;
-use mbaps_session::{RegisterMap, ServerEvent, Tables};
-use mbaps_std::{ClientError, SessionLog, StdServer};
+use mbaps_session::{ClientError, RegisterMap, ServerEvent, SessionLog, Tables};
+use mbaps_std::StdClient;
 
 #[test]
-fn viewers_read_operators_write_and_a_viewers_write_is_denied_over_real_sockets() {
+fn viewers_read_operators_write_and_a_viewers_write_is_denied_by_both_servers() {
+    for (server, _) in PAIRINGS
+        .iter()
+        .filter(|(_, client)| *client == Adapter::Std)
+    {
+        roles_over_real_sockets(*server);
+    }
+}
+
+fn roles_over_real_sockets(server: Adapter) {
     let pki = pki();
-    let config = server_config(&pki);
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&log);
-    let handle = StdServer::bind("127.0.0.1:0", config, RegisterMap::new(Tables::preset()))
-        .unwrap()
-        .on_log(move |entry| sink.lock().unwrap().push(entry.clone()))
-        .spawn()
-        .unwrap();
-    let address = handle.local_addr();
-    let client =
-        |name: &str| connect(address, &client_config(&pki, pki.client(name).unwrap())).unwrap();
+    let (log, sink) = log_sink();
+    let running = start(
+        server,
+        server_config(pki),
+        RegisterMap::new(Tables::preset()),
+        sink,
+    );
+    let address = running.address;
+    let client = |name: &str| StdClient::connect(address, &role_config(name), localhost()).unwrap();
 
     let mut viewer = client("viewer");
     assert_eq!(
@@ -42,13 +49,13 @@ fn viewers_read_operators_write_and_a_viewers_write_is_denied_over_real_sockets(
     operator.close().unwrap();
 
     // A client from another CA does not get in.
-    let config = client_config(&pki, &pki.untrusted_client);
-    let refused =
-        connect(address, &config).and_then(|mut c| c.read_holding_registers(1, 0, 1).map(|_| ()));
+    let config = client_config(pki, &pki.untrusted_client);
+    let refused = StdClient::connect(address, &config, localhost())
+        .and_then(|mut c| c.read_holding_registers(1, 0, 1).map(|_| ()));
     assert!(refused.is_err());
 
     std::thread::sleep(std::time::Duration::from_millis(200));
-    handle.stop();
+    running.stop();
     let log = log.lock().unwrap();
     let roles: Vec<String> = log
         .iter()

@@ -1,30 +1,32 @@
-//! Every function code a TCP server serves, through a real std server and
-//! client on 127.0.0.1, with real certificates, as the operator role.
+//! Every function code a TCP server serves, through real servers and
+//! clients on 127.0.0.1 (std and tokio, every pairing), with real
+//! certificates, as the operator role.
 
 mod common;
 
-use common::{client_config, connect, pki, server_config};
+use common::{Adapter, PAIRINGS, connect, pki, role_config, server_config, start};
 
 use mbaps_codec::{
     Bits, ExceptionCode, FileRecordData, FileRecordRead, FileRecordWrite, List, ReadDeviceIdCode,
     Registers, Request, Response,
 };
+use mbaps_session::ClientError;
 use mbaps_session::{RegisterMap, Tables};
-use mbaps_std::{ClientError, StdServer};
 
 #[test]
-fn every_function_code_round_trips_through_a_real_server() {
-    let pki = pki();
-    let config = server_config(&pki);
+fn every_function_code_round_trips_through_every_pairing_of_adapters() {
+    for (server, client) in PAIRINGS {
+        every_function_code(server, client);
+    }
+}
+
+fn every_function_code(server: Adapter, client: Adapter) {
+    let config = server_config(pki());
     let map = RegisterMap::new(Tables::preset());
     // A FIFO of two values at holding register 0x04DE.
     map.tables().holding_registers[0x04DE..0x04E1].copy_from_slice(&[2, 440, 4740]);
-    let handle = StdServer::bind("127.0.0.1:0", config, map.clone())
-        .unwrap()
-        .spawn()
-        .unwrap();
-    let client_config = client_config(&pki, pki.client("operator").unwrap());
-    let mut client = connect(handle.local_addr(), &client_config).unwrap();
+    let running = start(server, config, map.clone(), |_| {});
+    let mut client = connect(client, running.address, role_config("operator")).unwrap();
     let mut call =
         |request: Request<'_>| -> Vec<u8> { client.call(1, &request).unwrap().as_bytes().to_vec() };
     let encode = |response: Response<'_>| -> Vec<u8> {
@@ -219,6 +221,6 @@ fn every_function_code_round_trips_through_a_real_server() {
         Err(ClientError::Exception(ExceptionCode::IllegalFunction)) => {}
         other => panic!("{other:?}"),
     }
-    client.close().unwrap();
-    handle.stop();
+    client.close();
+    running.stop();
 }

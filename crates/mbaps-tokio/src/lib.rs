@@ -1,0 +1,41 @@
+//! # mbaps-tokio
+//!
+//! Modbus/TCP Security on tokio. Like `mbaps-std`, each type is the run loop
+//! of an `mbaps-session` state machine and holds no protocol logic: read
+//! bytes, feed the session, drain its events, call the handler, write what
+//! it transmits, sleep until its next deadline.
+//!
+//! ```text
+//!  TcpListener ──accept──► task per session (bounded; the oldest idle one
+//!                          closes to make room) ──► mbaps_session::Server ──► Handler
+//!  TokioClient (Clone) ──► driver task ──► mbaps_session::Client: calls from
+//!                          many tasks in flight together, by transaction id
+//! ```
+//!
+//! ```no_run
+//! # async fn run(server: mbaps_session::ServerConfig, client: mbaps_session::ClientConfig)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use mbaps_session::{RegisterMap, Tables, rustls::pki_types::ServerName};
+//! use mbaps_tokio::{TokioClient, TokioServer};
+//!
+//! let handle = TokioServer::bind("127.0.0.1:802", server, RegisterMap::new(Tables::preset()))
+//!     .await?
+//!     .max_sessions(32)
+//!     .spawn()?;
+//! let name = ServerName::try_from("localhost")?;
+//! let client = TokioClient::connect(handle.local_addr(), client, name).await?;
+//! let values = client.read_holding_registers(1, 100, 10).await?;
+//! handle.shutdown().await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+// The adapter owns the clock: it is the one place that reads it.
+#![allow(clippy::disallowed_methods)]
+
+mod client;
+mod server;
+
+pub use client::{ClientBuilder, Reconnect, TokioClient};
+pub use mbaps_session::call::DeviceIdentification;
+pub use mbaps_session::{ClientError, SessionLog};
+pub use server::{ServerHandle, TokioServer};

@@ -1,0 +1,251 @@
+//! What the loopback tests share: a PKI valid now, the example policy,
+//! configurations built from them, and the std and tokio adapters behind
+//! one interface so that every test runs on every pairing.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use mbaps_authz::Policy;
+use mbaps_codec::Request;
+use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use mbaps_session::{
+    ClientConfig, ClientError, Handler, Pdu, ServerConfig, SessionLog, parse_private_key,
+};
+use mbaps_std::{StdClient, StdServer};
+use mbaps_test_pki::{Credential, TestPki};
+use mbaps_tokio::{TokioClient, TokioServer};
+
+/// One PKI for the whole test binary, valid now (the servers use the
+/// system clock): generating keys is the slow part of every test.
+#[allow(clippy::disallowed_methods)] // the tests issue certificates valid now
+pub fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(|| TestPki::generate(std::time::SystemTime::now()).unwrap())
+}
+
+/// The runtime the tokio servers and clients of a test binary run on.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+pub fn chain(credential: &Credential) -> Vec<CertificateDer<'static>> {
+    credential
+        .chain_der
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect()
+}
+
+pub fn key(credential: &Credential) -> PrivateKeyDer<'static> {
+    parse_private_key(credential.key_pem.as_bytes()).unwrap()
+}
+
+pub fn ca(pki: &TestPki) -> Vec<CertificateDer<'static>> {
+    vec![CertificateDer::from(pki.ca.cert_der.clone())]
+}
+
+/// The example policy: viewer reads, operator reads and writes.
+pub fn policy() -> Policy {
+    Policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.toml")).unwrap()
+}
+
+/// The server of `pki` with the example policy.
+pub fn server_config(pki: &TestPki) -> ServerConfig {
+    ServerConfig::builder(ca(pki), chain(&pki.server), key(&pki.server), policy())
+        .build()
+        .unwrap()
+}
+
+/// A client with `credential`, trusting `pki`'s CA.
+pub fn client_config(pki: &TestPki, credential: &Credential) -> ClientConfig {
+    ClientConfig::builder(ca(pki), chain(credential), key(credential))
+        .build()
+        .unwrap()
+}
+
+/// The client with role `name` of the shared PKI.
+pub fn role_config(name: &str) -> ClientConfig {
+    client_config(pki(), pki().client(name).unwrap())
+}
+
+pub fn localhost() -> ServerName<'static> {
+    ServerName::try_from("localhost").unwrap()
+}
+
+/// Which adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adapter {
+    Std,
+    Tokio,
+}
+
+/// Every (server, client) pairing.
+pub const PAIRINGS: [(Adapter, Adapter); 4] = [
+    (Adapter::Std, Adapter::Std),
+    (Adapter::Tokio, Adapter::Tokio),
+    (Adapter::Std, Adapter::Tokio),
+    (Adapter::Tokio, Adapter::Std),
+];
+
+/// A server running on 127.0.0.1, stopped by `stop`.
+pub struct Running {
+    pub address: SocketAddr,
+    stop: Box<dyn FnOnce()>,
+}
+
+impl Running {
+    pub fn stop(self) {
+        (self.stop)()
+    }
+}
+
+pub fn start(
+    adapter: Adapter,
+    config: ServerConfig,
+    handler: impl Handler,
+    observer: impl Fn(&SessionLog) + Send + Sync + 'static,
+) -> Running {
+    match adapter {
+        Adapter::Std => {
+            let handle = StdServer::bind("127.0.0.1:0", config, handler)
+                .unwrap()
+                .on_log(observer)
+                .spawn()
+                .unwrap();
+            Running {
+                address: handle.local_addr(),
+                stop: Box::new(move || handle.stop()),
+            }
+        }
+        Adapter::Tokio => {
+            let handle = runtime().block_on(async {
+                TokioServer::bind("127.0.0.1:0", config, handler)
+                    .await
+                    .unwrap()
+                    .on_log(observer)
+                    .spawn()
+                    .unwrap()
+            });
+            Running {
+                address: handle.local_addr(),
+                stop: Box::new(move || runtime().block_on(handle.shutdown()).unwrap()),
+            }
+        }
+    }
+}
+
+/// A connected client of either adapter, called the blocking way.
+pub trait Caller {
+    fn call(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError>;
+    fn close(self: Box<Self>);
+}
+
+impl Caller for StdClient {
+    fn call(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
+        StdClient::call(self, unit_id, request)
+    }
+
+    fn close(self: Box<Self>) {
+        StdClient::close(*self).unwrap();
+    }
+}
+
+impl Caller for TokioClient {
+    fn call(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
+        runtime().block_on(TokioClient::call(self, unit_id, request))
+    }
+
+    fn close(self: Box<Self>) {}
+}
+
+pub fn connect(
+    adapter: Adapter,
+    address: SocketAddr,
+    config: ClientConfig,
+) -> Result<Box<dyn Caller>, ClientError> {
+    Ok(match adapter {
+        Adapter::Std => Box::new(StdClient::connect(address, &config, localhost())?),
+        Adapter::Tokio => {
+            Box::new(runtime().block_on(TokioClient::connect(address, config, localhost()))?)
+        }
+    })
+}
+
+/// Collects a server's log.
+pub fn log_sink() -> (
+    Arc<std::sync::Mutex<Vec<SessionLog>>>,
+    impl Fn(&SessionLog) + Send + Sync + 'static,
+) {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    (log, move |entry: &SessionLog| {
+        sink.lock().unwrap().push(entry.clone())
+    })
+}
+
+/// A plain Modbus/TCP device that waits for `batch` requests before
+/// answering any, then answers them newest first: a client that keeps only
+/// one request in flight never gets an answer, and one that matches
+/// responses by order gets the wrong ones. Read holding registers answers
+/// `address, address + 1, ...`.
+pub fn reverse_order_device(batch: usize) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut input = Vec::new();
+                let mut buf = [0u8; 4096];
+                let mut held = Vec::new();
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => input.extend_from_slice(&buf[..n]),
+                    }
+                    while let Ok(mbaps_codec::Decoded::Frame { adu, consumed }) =
+                        mbaps_codec::decode(&input)
+                    {
+                        held.push(answer(adu.header, adu.pdu));
+                        input.drain(..consumed);
+                    }
+                    if held.len() >= batch {
+                        for reply in held.drain(..).rev() {
+                            stream.write_all(&reply).unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+fn answer(header: mbaps_codec::MbapHeader, pdu: &[u8]) -> Vec<u8> {
+    use mbaps_codec::{Registers, Response};
+    let Ok(Request::ReadHoldingRegisters { address, quantity }) = Request::decode(pdu) else {
+        panic!("the device answers read holding registers only");
+    };
+    let values: Vec<u16> = (address..address + quantity).collect();
+    let response = Response::ReadHoldingRegisters {
+        values: Registers::from_values(&values),
+    };
+    let mut out = [0u8; 260];
+    let n = mbaps_codec::encode_response(header, &response, &mut out).unwrap();
+    out[..n].to_vec()
+}
+
+/// A plain Modbus/TCP client configuration.
+pub fn plain_client() -> ClientConfig {
+    ClientConfig::plain().build().unwrap()
+}

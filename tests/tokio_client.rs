@@ -1,0 +1,266 @@
+//! The tokio client: typed calls for every function code, calls in flight
+//! together from many tasks, per-call timeouts, cancellation, errors that
+//! say what happened, reconnection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Adapter, client_config, localhost, pki, plain_client, reverse_order_device, role_config,
+    runtime, server_config, start,
+};
+use mbaps_codec::{ExceptionCode, FileRecordRead, FileRecordWrite, ReadDeviceIdCode, Registers};
+use mbaps_session::rustls;
+use mbaps_session::{ClientError, RegisterMap, SessionError, Tables};
+use mbaps_tokio::{Reconnect, TokioClient, TokioServer};
+
+#[test]
+fn every_typed_call_returns_typed_values() {
+    let map = RegisterMap::new(Tables::preset());
+    map.tables().holding_registers[0x04DE..0x04E1].copy_from_slice(&[2, 440, 4740]);
+    let running = start(Adapter::Tokio, server_config(pki()), map.clone(), |_| {});
+    runtime().block_on(async {
+        let client = TokioClient::connect(running.address, role_config("operator"), localhost())
+            .await
+            .unwrap();
+        let on: Vec<bool> = (0..5).map(|n| n % 3 == 0).collect();
+        assert_eq!(client.read_coils(1, 0, 5).await.unwrap(), on);
+        assert_eq!(client.read_discrete_inputs(1, 0, 5).await.unwrap(), on);
+        assert_eq!(
+            client.read_holding_registers(1, 10, 2).await.unwrap(),
+            [10, 11]
+        );
+        assert_eq!(client.read_input_registers(1, 7, 1).await.unwrap(), [7]);
+        client.write_single_coil(1, 1, true).await.unwrap();
+        client
+            .write_multiple_coils(1, 4, &[true, false])
+            .await
+            .unwrap();
+        assert_eq!(
+            client.read_coils(1, 0, 6).await.unwrap(),
+            [true, true, false, true, true, false]
+        );
+        client.write_single_register(1, 200, 5).await.unwrap();
+        client
+            .write_multiple_registers(1, 201, &[6, 7])
+            .await
+            .unwrap();
+        client
+            .mask_write_register(1, 200, 0x00F0, 0x0003)
+            .await
+            .unwrap();
+        assert_eq!(
+            client
+                .read_write_multiple_registers(1, 200, 3, 203, &[8])
+                .await
+                .unwrap(),
+            [3, 6, 7]
+        );
+        assert_eq!(
+            client.read_fifo_queue(1, 0x04DE).await.unwrap(),
+            [440, 4740]
+        );
+        let record = [FileRecordWrite {
+            file_number: 2,
+            record_number: 0,
+            data: Registers::from_values(&[1, 2, 3]),
+        }];
+        client.write_file_records(1, &record).await.unwrap();
+        let read = [FileRecordRead {
+            file_number: 2,
+            record_number: 1,
+            record_length: 2,
+        }];
+        assert_eq!(
+            client.read_file_records(1, &read).await.unwrap(),
+            [vec![2, 3]]
+        );
+        let id = client
+            .read_device_identification(1, ReadDeviceIdCode::Basic, 0)
+            .await
+            .unwrap();
+        assert_eq!(id.objects[0], (0, b"mbaps".to_vec()));
+        assert!(!id.more_follows);
+        // The operator's groups do not include user-defined codes.
+        assert!(matches!(
+            client.user_defined(1, 65, &[1, 2]).await,
+            Err(ClientError::Exception(ExceptionCode::IllegalFunction))
+        ));
+        assert!(matches!(
+            client.read_holding_registers(1, 65_535, 2).await,
+            Err(ClientError::Exception(ExceptionCode::IllegalDataAddress))
+        ));
+    });
+    running.stop();
+}
+
+#[test]
+fn calls_from_many_tasks_are_in_flight_together_and_get_their_own_answers() {
+    // The device answers nothing until it holds 8 requests, then answers
+    // them newest first.
+    let device = reverse_order_device(8);
+    runtime().block_on(async {
+        let client = TokioClient::connect(device, plain_client(), localhost())
+            .await
+            .unwrap();
+        let calls: Vec<_> = (0..8u16)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move { client.read_holding_registers(1, i * 100, 3).await })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            let base = i as u16 * 100;
+            assert_eq!(call.await.unwrap().unwrap(), [base, base + 1, base + 2]);
+        }
+    });
+}
+
+#[test]
+fn a_cancelled_call_does_not_put_the_connection_out_of_step() {
+    let device = reverse_order_device(2);
+    runtime().block_on(async {
+        let client = TokioClient::connect(device, plain_client(), localhost())
+            .await
+            .unwrap();
+        // Alone, this call gets no answer: its future is dropped.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(50),
+            client.read_holding_registers(1, 10, 1),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        // This one releases both answers; the abandoned one's is dropped.
+        assert_eq!(client.read_holding_registers(1, 20, 1).await.unwrap(), [20]);
+    });
+}
+
+#[test]
+fn a_call_times_out_on_its_own_timeout() {
+    let device = reverse_order_device(usize::MAX);
+    runtime().block_on(async {
+        let client = TokioClient::connect(device, plain_client(), localhost())
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_millis(50));
+        assert!(matches!(
+            client.read_holding_registers(1, 0, 1).await,
+            Err(ClientError::Timeout)
+        ));
+    });
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // a second PKI, valid now
+fn a_server_from_an_unknown_ca_is_refused_with_the_reason() {
+    let other = mbaps_test_pki::TestPki::generate(std::time::SystemTime::now()).unwrap();
+    let running = start(
+        Adapter::Tokio,
+        server_config(&other),
+        RegisterMap::new(Tables::preset()),
+        |_| {},
+    );
+    let refused = runtime().block_on(TokioClient::connect(
+        running.address,
+        role_config("operator"),
+        localhost(),
+    ));
+    match refused {
+        // Same names as our CA, other keys: the signature does not verify.
+        Err(ClientError::Session(SessionError::Tls(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadSignature | rustls::CertificateError::UnknownIssuer,
+        )))) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("connected to a server of another CA"),
+    }
+    running.stop();
+}
+
+#[test]
+fn a_client_the_server_refuses_learns_the_alert() {
+    let running = start(
+        Adapter::Tokio,
+        server_config(pki()),
+        RegisterMap::new(Tables::preset()),
+        |_| {},
+    );
+    let config = client_config(pki(), &pki().untrusted_client);
+    let result = runtime().block_on(async {
+        let client = TokioClient::connect(running.address, config, localhost()).await?;
+        client.read_holding_registers(1, 0, 1).await
+    });
+    match result {
+        Err(ClientError::Session(SessionError::Tls(rustls::Error::AlertReceived(_)))) => {}
+        other => panic!("{other:?}"),
+    }
+    running.stop();
+}
+
+#[test]
+fn a_reconnecting_client_comes_back_after_the_server_restarts() {
+    let map = RegisterMap::new(Tables::preset());
+    runtime().block_on(async {
+        let first = TokioServer::bind("127.0.0.1:0", server_config(pki()), map.clone())
+            .await
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let address = first.local_addr();
+        let client = TokioClient::builder(role_config("viewer"), localhost())
+            .reconnect(Reconnect {
+                initial_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(100),
+                max_attempts: None,
+            })
+            .connect(address)
+            .await
+            .unwrap();
+        assert_eq!(client.read_holding_registers(1, 3, 1).await.unwrap(), [3]);
+        first.shutdown().await.unwrap();
+        let second = TokioServer::bind(address, server_config(pki()), map.clone())
+            .await
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let mut answered = None;
+        for _ in 0..50 {
+            match client.read_holding_registers(1, 4, 1).await {
+                Ok(values) => {
+                    answered = Some(values);
+                    break;
+                }
+                // Calls while the link is down fail; the client reconnects.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        assert_eq!(answered, Some(vec![4]));
+        second.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn without_reconnection_a_lost_connection_ends_every_later_call() {
+    runtime().block_on(async {
+        let server = TokioServer::bind(
+            "127.0.0.1:0",
+            server_config(pki()),
+            RegisterMap::new(Tables::preset()),
+        )
+        .await
+        .unwrap()
+        .spawn()
+        .unwrap();
+        let client = TokioClient::connect(server.local_addr(), role_config("viewer"), localhost())
+            .await
+            .unwrap();
+        server.shutdown().await.unwrap();
+        for _ in 0..2 {
+            assert!(matches!(
+                client.read_holding_registers(1, 0, 1).await,
+                Err(ClientError::Closed(_) | ClientError::Session(_) | ClientError::Io(_))
+            ));
+        }
+        assert!(client.is_closed());
+    });
+}
