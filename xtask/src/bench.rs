@@ -1,5 +1,8 @@
 //! `cargo xtask bench`: runs the criterion benches in one process run each
-//! and prints every figure beside its physical reference, as a ratio.
+//! and prints every figure beside its physical reference, as a ratio; then
+//! the loopback benchmark of the adapters (`mbaps-netbench`: requests/s,
+//! handshakes/s, memory per idle session), written to
+//! `target/bench-network.json`.
 //!
 //! Absolute times on a shared 2-core machine are noisy; the ratio of two
 //! benches measured side by side in one run is the figure that counts.
@@ -101,6 +104,26 @@ pub(crate) fn run() -> Result<()> {
     let report = root().join("target/bench-report.json");
     std::fs::write(&report, serde_json::to_string_pretty(&rows)?)?;
     println!("\nwritten: {}", report.display());
+
+    // The adapters on loopback: one process run, scenarios interleaved.
+    let network = root().join("target/bench-network.json");
+    cargo(&[
+        "run",
+        "--locked",
+        "--release",
+        "-q",
+        "-p",
+        "mbaps-netbench",
+        "--",
+        "--seconds",
+        "2",
+        "--rounds",
+        "5",
+        "--json",
+        network
+            .to_str()
+            .context("the target folder's path is not UTF-8")?,
+    ])?;
     Ok(())
 }
 

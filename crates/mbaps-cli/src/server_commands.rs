@@ -8,13 +8,13 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mbaps_authz::{Policy, Role};
 use mbaps_codec::{ExceptionCode, Request};
+use mbaps_session::SessionLog;
 use mbaps_session::{
     Handler, RegisterMap, Reply, RequestContext, ServerConfig, Tables, load_certificates,
     load_crls, load_private_key,
 };
-use mbaps_session::SessionLog;
-use mbaps_tokio::TokioServer;
 use mbaps_test_pki::{RoleExtension, TestPki, Validity};
+use mbaps_tokio::TokioServer;
 
 /// Run a Modbus/TCP Security server simulator on a register map.
 #[derive(Args, Debug)]

@@ -14,6 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::timer::Timer;
+
 /// Reconnect with exponential backoff after the connection is lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reconnect {
@@ -352,6 +354,7 @@ impl TokioClient {
 struct Link {
     stream: TcpStream,
     session: Client,
+    timer: Timer,
 }
 
 /// Connects to the first address that answers and completes the handshake.
@@ -366,7 +369,11 @@ async fn open(
             Ok(stream) => {
                 stream.set_nodelay(true)?;
                 let session = Client::new(config, server_name.clone(), Instant::now())?;
-                let mut link = Link { stream, session };
+                let mut link = Link {
+                    stream,
+                    session,
+                    timer: Timer::new(),
+                };
                 link.handshake().await?;
                 return Ok(link);
             }
@@ -406,7 +413,7 @@ impl Link {
         if !out.is_empty() {
             self.stream.write_all(out).await?;
         }
-        let deadline = self.session.poll_timeout();
+        self.timer.set(self.session.poll_timeout());
         let accepting = commands.is_some();
         let next_command = async {
             match commands {
@@ -419,7 +426,7 @@ impl Link {
                 0 => self.session.handle_eof(Instant::now()),
                 n => self.session.handle_tls(Instant::now(), &buf[..n]),
             },
-            () = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
+            () = self.timer.fired() => self.session.handle_timeout(Instant::now()),
             command = next_command, if accepting => {
                 return match command {
                     Some(command) => Ok(Some(command)),
@@ -487,7 +494,17 @@ impl Driver {
                 .turn(&mut buf, &mut out, accepting.then_some(&mut self.commands))
                 .await;
             match turn {
-                Ok(Some(command)) => self.send(link, command),
+                Ok(Some(command)) => {
+                    self.send(link, command);
+                    // Calls queued meanwhile go out in the same write (and
+                    // the same TLS record).
+                    while link.session.in_flight() < max {
+                        let Ok(command) = self.commands.try_recv() else {
+                            break;
+                        };
+                        self.send(link, command);
+                    }
+                }
                 Ok(None) => {}
                 Err(ClientError::Closed(CloseReason::LocalClose)) => {
                     link.session.close();
@@ -588,12 +605,5 @@ impl Driver {
             }
             delay = (delay * 2).min(policy.max_delay);
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
     }
 }

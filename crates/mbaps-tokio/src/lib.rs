@@ -34,6 +34,7 @@
 
 mod client;
 mod server;
+mod timer;
 
 pub use client::{ClientBuilder, Reconnect, TokioClient};
 pub use mbaps_session::call::DeviceIdentification;

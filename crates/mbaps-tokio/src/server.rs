@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::timer::Timer;
 use mbaps_session::{Handler, Server, ServerConfig, ServerEvent, SessionLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -269,6 +270,7 @@ impl Session {
         let mut buf = vec![0u8; 16 * 1024];
         let mut out = Vec::with_capacity(16 * 1024);
         let mut closing = false;
+        let mut timer = Timer::new();
         loop {
             let answered = session.answer_pending(Instant::now(), self.handler.as_ref(), |event| {
                 if let ServerEvent::Authenticated { role, .. } = &event {
@@ -295,7 +297,7 @@ impl Session {
             self.slot
                 .idle
                 .store(session.is_authenticated() && !closing, Ordering::Release);
-            let deadline = session.poll_timeout();
+            timer.set(session.poll_timeout());
             let result = tokio::select! {
                 read = stream.read(&mut buf) => match read {
                     Ok(0) => session.handle_eof(Instant::now()),
@@ -305,7 +307,7 @@ impl Session {
                     }
                     Err(_) => break,
                 },
-                () = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+                () = timer.fired() => session.handle_timeout(Instant::now()),
                 () = self.slot.evict.notified(), if !closing => {
                     closing = true;
                     session.close();
@@ -335,13 +337,6 @@ async fn flush(session: &mut Server, stream: &mut TcpStream, out: &mut Vec<u8>) 
     out.clear();
     session.poll_transmit(out);
     let _ = stream.write_all(out).await;
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// The `tracing` side of the log: failures before authentication and

@@ -1,0 +1,226 @@
+//! Loopback benchmarks of the adapters, in one process run so that ratios
+//! are measured side by side (`cargo xtask bench` runs it in release):
+//!
+//! - requests/s, read 10 holding registers, 1 and 16 in flight, over TLS 1.3,
+//!   TLS 1.2 and plain TCP through mbaps-tokio, and plain TCP through
+//!   tokio-modbus (server and client);
+//! - full and resumed handshakes/s;
+//! - resident memory per idle TLS session, in a server child process.
+//!
+//! Scenarios run in interleaved rounds and each figure is the median of its
+//! rounds, so that a slow moment of the machine hits every scenario alike.
+#![forbid(unsafe_code)]
+// A benchmark reads the clock.
+#![allow(clippy::disallowed_methods)]
+
+mod handshakes;
+mod idle_memory;
+mod pki;
+mod throughput;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// What to run, from the command line.
+struct Options {
+    seconds: f64,
+    rounds: usize,
+    idle_sessions: usize,
+    json: Option<PathBuf>,
+}
+
+fn usage() -> &'static str {
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N] [--json PATH]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
+    let mut options = Options {
+        seconds: 1.0,
+        rounds: 3,
+        idle_sessions: 1000,
+        json: None,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .with_context(|| format!("{name} needs a value\n{}", usage()))
+        };
+        match arg.as_str() {
+            "--seconds" => options.seconds = value("--seconds")?.parse().context("--seconds")?,
+            "--rounds" => options.rounds = value("--rounds")?.parse().context("--rounds")?,
+            "--idle-sessions" => {
+                options.idle_sessions = value("--idle-sessions")?
+                    .parse()
+                    .context("--idle-sessions")?
+            }
+            "--json" => options.json = Some(value("--json")?.into()),
+            other => bail!("unknown argument {other:?}\n{}", usage()),
+        }
+    }
+    if !(0.05..=600.0).contains(&options.seconds) {
+        bail!("--seconds {} is outside 0.05..=600", options.seconds);
+    }
+    if !(1..=100).contains(&options.rounds) {
+        bail!("--rounds {} is outside 1..=100", options.rounds);
+    }
+    if !(10..=10_000).contains(&options.idle_sessions) {
+        bail!(
+            "--idle-sessions {} is outside 10..=10000",
+            options.idle_sessions
+        );
+    }
+    Ok(options)
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("idle-server") {
+        let dir = args.nth(1).context(usage())?;
+        return idle_memory::serve(dir.as_ref());
+    }
+    let options = parse(args)?;
+    let pki = pki::Pki::generate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let window = Duration::from_secs_f64(options.seconds);
+
+    eprintln!(
+        "requests/s: {} rounds of {:.1} s per scenario ...",
+        options.rounds, options.seconds
+    );
+    let rates = runtime.block_on(throughput::measure(&pki, window, options.rounds))?;
+    eprintln!("handshakes/s ...");
+    let handshakes = runtime.block_on(handshakes::measure(&pki, window, options.rounds))?;
+    eprintln!(
+        "memory per idle session ({} sessions) ...",
+        options.idle_sessions
+    );
+    let memory = idle_memory::measure(&pki, options.idle_sessions)?;
+
+    let report = report(&rates, &handshakes, &memory);
+    println!("{}", table(&rates, &handshakes, &memory));
+    if let Some(path) = options.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("written {}", path.display());
+    }
+    Ok(())
+}
+
+fn rate(rates: &[throughput::Rate], transport: throughput::Transport, in_flight: usize) -> f64 {
+    rates
+        .iter()
+        .find(|r| r.transport == transport && r.in_flight == in_flight)
+        .map_or(f64::NAN, |r| r.per_second)
+}
+
+/// The ratios the targets are set on: (name, measured, target).
+fn ratios(rates: &[throughput::Rate]) -> Vec<(String, f64, f64)> {
+    use throughput::Transport::*;
+    let mut out = Vec::new();
+    for n in [1, 16] {
+        let target = if n == 1 { 0.8 } else { 0.9 };
+        for tls in [Tls13, Tls12] {
+            out.push((
+                format!("{} / plain, {n} in flight", tls.name()),
+                rate(rates, tls, n) / rate(rates, Plain, n),
+                target,
+            ));
+        }
+        out.push((
+            format!("mbaps plain / tokio-modbus, {n} in flight"),
+            rate(rates, Plain, n) / rate(rates, TokioModbus, n),
+            1.2,
+        ));
+    }
+    out
+}
+
+fn table(
+    rates: &[throughput::Rate],
+    handshakes: &[handshakes::Rate],
+    memory: &idle_memory::Memory,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nread 10 holding registers, loopback, requests/s (median of rounds)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<26} {:>12} {:>12}",
+        "transport", "1 in flight", "16 in flight"
+    );
+    for transport in throughput::Transport::ALL {
+        let _ = writeln!(
+            out,
+            "{:<26} {:>12.0} {:>12.0}",
+            transport.name(),
+            rate(rates, transport, 1),
+            rate(rates, transport, 16)
+        );
+    }
+    let _ = writeln!(out, "\n{:<44} {:>8} {:>8}", "ratio", "measured", "target");
+    for (name, measured, target) in ratios(rates) {
+        let verdict = if measured >= target { "met" } else { "NOT MET" };
+        let _ = writeln!(out, "{name:<44} {measured:>8.2} {target:>7.1}x {verdict}");
+    }
+    let _ = writeln!(
+        out,
+        "\nhandshakes/s (connect, handshake, close_notify; one at a time)"
+    );
+    for h in handshakes {
+        let _ = writeln!(
+            out,
+            "{:<26} {:>10.0}   ({} of {} resumed)",
+            h.name, h.per_second, h.resumed, h.total
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nidle TLS sessions: {} sessions, server RSS {:.1} MiB -> {:.1} MiB: {:.1} KiB per session (target < 64 KiB) {}",
+        memory.sessions,
+        memory.rss_before_kib as f64 / 1024.0,
+        memory.rss_after_kib as f64 / 1024.0,
+        memory.per_session_kib(),
+        if memory.per_session_kib() < 64.0 {
+            "met"
+        } else {
+            "NOT MET"
+        }
+    );
+    out
+}
+
+fn report(
+    rates: &[throughput::Rate],
+    handshakes: &[handshakes::Rate],
+    memory: &idle_memory::Memory,
+) -> serde_json::Value {
+    serde_json::json!({
+        "requests_per_second": rates.iter().map(|r| serde_json::json!({
+            "transport": r.transport.name(),
+            "in_flight": r.in_flight,
+            "per_second": r.per_second,
+            "rounds": r.rounds,
+        })).collect::<Vec<_>>(),
+        "ratios": ratios(rates).into_iter().map(|(name, measured, target)| serde_json::json!({
+            "name": name, "measured": measured, "target": target, "met": measured >= target,
+        })).collect::<Vec<_>>(),
+        "handshakes_per_second": handshakes.iter().map(|h| serde_json::json!({
+            "name": h.name, "per_second": h.per_second, "resumed": h.resumed, "total": h.total,
+        })).collect::<Vec<_>>(),
+        "idle_tls_session": {
+            "sessions": memory.sessions,
+            "rss_before_kib": memory.rss_before_kib,
+            "rss_after_kib": memory.rss_after_kib,
+            "per_session_kib": memory.per_session_kib(),
+            "target_kib": 64,
+        },
+    })
+}
