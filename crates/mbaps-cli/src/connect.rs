@@ -81,7 +81,7 @@ impl ConnectArgs {
     }
 }
 
-fn host_part(host: &str) -> &str {
+pub(crate) fn host_part(host: &str) -> &str {
     match host.rsplit_once(':') {
         Some((name, _)) => name.trim_start_matches('[').trim_end_matches(']'),
         None => host,

@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! mbaps demo           ──► test PKI ──► mbaps-std server + clients on 127.0.0.1
-//! mbaps server         ──► mbaps-std server on a register map, a log line per request
+//! mbaps server         ──► mbaps-tokio server on a register map, a log line per request
 //! mbaps read / write   ──► mbaps-std client, a table or JSON
 //! mbaps certs          ──► a CA, a server and clients with roles
 //! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
+//! mbaps conformance    ──► raw TLS and Modbus checks against a server under test
 //! ```
 //!
 //! Exit status: 0 when everything asked for succeeded, 1 when some input
@@ -21,6 +22,7 @@ mod connect;
 mod decode;
 mod demo;
 mod describe;
+mod probe;
 mod server_commands;
 
 use std::process::ExitCode;
@@ -50,6 +52,9 @@ enum Command {
     Certs(server_commands::CertsArgs),
     /// Decode Modbus/TCP ADUs (MBAP header + PDU) from hex or raw bytes.
     Decode(decode::DecodeArgs),
+    /// Probe a Modbus/TCP Security server for conformance (TLS floor,
+    /// client certificates, roles, exceptions, MBAP echo).
+    Conformance(probe::ConformanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::Write(args) => client_commands::write(args),
         Command::Certs(args) => server_commands::certs(args),
         Command::Decode(args) => decode::run(args),
+        Command::Conformance(args) => probe::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -7,32 +7,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use mbaps_session::rustls::{self, KeyLog};
 use mbaps_session::{Server, SessionError, TlsVersions};
-
-/// A ClientHello with client_version TLS 1.1 (0x0302) and no
-/// supported_versions extension, offering the one cipher suite `suite` and
-/// the extensions `extensions` (type, body).
-fn tls11_client_hello(suite: [u8; 2], extensions: &[(u16, &[u8])]) -> Vec<u8> {
-    let mut hello = vec![0x03, 0x02]; // client_version TLS 1.1
-    hello.extend([0x5A; 32]); // random
-    hello.push(0); // session id
-    hello.extend([0x00, 0x02, suite[0], suite[1]]);
-    hello.extend([0x01, 0x00]); // null compression
-    let mut ext = Vec::new();
-    for (kind, body) in extensions {
-        ext.extend(kind.to_be_bytes());
-        ext.extend((body.len() as u16).to_be_bytes());
-        ext.extend(*body);
-    }
-    if !extensions.is_empty() {
-        hello.extend((ext.len() as u16).to_be_bytes());
-        hello.extend(ext);
-    }
-    let mut handshake = vec![0x01, 0x00, 0x00, hello.len() as u8];
-    handshake.extend(hello);
-    let mut record = vec![0x16, 0x03, 0x01, 0x00, handshake.len() as u8];
-    record.extend(handshake);
-    record
-}
+use mbaps_test_pki::hello::{client_hello, modern_extensions, version};
 
 /// Feeds `hello` to a fresh server: its error and the alert it sends.
 fn refuse(hello: &[u8]) -> (SessionError, Vec<u8>) {
@@ -59,7 +34,7 @@ fn fatal_alert(description: u8) -> Vec<u8> {
 #[test]
 fn a_real_tls11_client_hello_is_refused_with_a_fatal_alert() {
     // What a TLS 1.1 client sends: an old suite, no TLS 1.2 extensions.
-    let (err, alert) = refuse(&tls11_client_hello([0x00, 0x2F], &[]));
+    let (err, alert) = refuse(&client_hello(version::TLS11, &[0x002F], &[]));
     assert!(
         matches!(err, SessionError::Tls(rustls::Error::PeerIncompatible(_))),
         "{err:?}"
@@ -69,17 +44,7 @@ fn a_real_tls11_client_hello_is_refused_with_a_fatal_alert() {
 
 #[test]
 fn a_tls11_client_hello_with_modern_extensions_is_refused_for_its_version() {
-    let signature_algorithms: &[u8] = &[0x00, 0x02, 0x04, 0x03];
-    let supported_groups: &[u8] = &[0x00, 0x02, 0x00, 0x17];
-    let point_formats: &[u8] = &[0x01, 0x00];
-    let hello = tls11_client_hello(
-        [0xC0, 0x2B],
-        &[
-            (0x000D, signature_algorithms),
-            (0x000A, supported_groups),
-            (0x000B, point_formats),
-        ],
-    );
+    let hello = client_hello(version::TLS11, &[0xC02B], &modern_extensions());
     let (err, alert) = refuse(&hello);
     assert!(
         matches!(err, SessionError::Tls(rustls::Error::PeerIncompatible(_))),

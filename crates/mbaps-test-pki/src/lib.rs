@@ -51,6 +51,7 @@
 
 mod error;
 mod files;
+pub mod hello;
 mod issue;
 mod role;
 

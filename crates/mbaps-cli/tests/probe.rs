@@ -1,0 +1,147 @@
+//! `mbaps conformance`: every check passes against `mbaps server`, and a
+//! port that does not answer fails the checks cleanly, within the timeouts.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn mbaps(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mbaps"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn certs(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mbaps-probe-{tag}-{}", std::process::id()));
+    let out = mbaps(&["certs", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success());
+    dir
+}
+
+#[allow(clippy::disallowed_methods)] // the test waits for a real server
+fn start_server(dir: &Path) -> (Server, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
+    let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--exit-after", "60"])
+        .arg("--cert")
+        .arg(dir.join("server-chain.pem"))
+        .arg("--key")
+        .arg(dir.join("server.key"))
+        .arg("--ca")
+        .arg(dir.join("ca.pem"))
+        .arg("--policy")
+        .arg(policy)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Server(child), format!("127.0.0.1:{port}"))
+}
+
+fn probe(dir: &Path, target: &str, extra: &[&str]) -> Output {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let mut args = vec![
+        "conformance".to_owned(),
+        "--target".into(),
+        target.into(),
+        "--ca".into(),
+        path("ca.pem"),
+        "--cert".into(),
+        path("client-viewer-chain.pem"),
+        "--key".into(),
+        path("client-viewer.key"),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    mbaps(&args)
+}
+
+fn outcomes(output: &Output) -> Vec<(String, String)> {
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_check_passes_against_mbaps_server() {
+    let dir = certs("pass");
+    let (_server, target) = start_server(&dir);
+    let denied_cert = dir.join("client-no-role-chain.pem").display().to_string();
+    let denied_key = dir.join("client-no-role.key").display().to_string();
+    let output = probe(
+        &dir,
+        &target,
+        &["--denied-cert", &denied_cert, "--denied-key", &denied_key],
+    );
+    let outcomes = outcomes(&output);
+    assert_eq!(outcomes.len(), 15);
+    for (id, outcome) in &outcomes {
+        let expected = if id == "tls13" { "info" } else { "pass" };
+        assert_eq!(
+            outcome,
+            expected,
+            "{id}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(output.status.success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test bounds the probe's time
+fn a_port_that_never_answers_fails_the_checks_within_the_timeouts() {
+    let dir = certs("silent");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    // Accepts connections (the kernel does) and never says a word.
+    let started = Instant::now();
+    let output = probe(&dir, &target, &["--timeout", "0.3"]);
+    assert_eq!(output.status.code(), Some(1));
+    let outcomes = outcomes(&output);
+    assert!(
+        outcomes
+            .iter()
+            .any(|(id, o)| id == "tls12_mandatory_suite" && o == "fail")
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|(id, o)| id == "client_certificate_required" && o == "fail"),
+        "a server that lets nobody in proves nothing about client certificates"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    drop(listener);
+    let _ = std::fs::remove_dir_all(dir);
+}
