@@ -12,6 +12,7 @@ use crate::config::ClientConfig;
 use crate::error::SessionError;
 use crate::event::{ClientEvent, CloseReason, InvalidResponse, Pdu};
 use crate::link::{Frame, Link};
+use crate::resumption::Forget;
 use crate::transport::Transport;
 
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +52,10 @@ impl Client {
         server: ServerName<'static>,
         now: Instant,
     ) -> Result<Client, SessionError> {
+        let forget = config.sessions.as_ref().map(|sessions| Forget::Client {
+            sessions: Arc::clone(sessions),
+            server: server.clone(),
+        });
         let transport = match &config.tls {
             Some(tls) => {
                 let conn = rustls::ClientConnection::new(Arc::clone(tls), server)
@@ -70,6 +75,9 @@ impl Client {
             closed_reported: false,
             config: config.clone(),
         };
+        if let Some(forget) = forget {
+            session.link.forget_on_alert(forget);
+        }
         if session.link.transport().is_plain() {
             // Plain Modbus/TCP is up from the start.
             session.process()?;

@@ -102,6 +102,7 @@ mod handler;
 mod link;
 mod load;
 mod log;
+mod resumption;
 mod server;
 mod transport;
 

@@ -11,6 +11,7 @@ use mbaps_codec::{CodecError, Decoded, MbapHeader, decode};
 use crate::config::Timers;
 use crate::error::SessionError;
 use crate::event::{CloseReason, Handshake, Pdu};
+use crate::resumption::{Forget, noting_keys};
 use crate::transport::Transport;
 
 /// Plaintext reassembly: one ADU may span records and reads, so room for
@@ -54,6 +55,8 @@ pub(crate) struct Link {
     started: Instant,
     last_activity: Instant,
     timers: Timers,
+    /// What to forget if a fatal alert ends the session.
+    forget: Option<Forget>,
 }
 
 impl Link {
@@ -75,6 +78,28 @@ impl Link {
             started: now,
             last_activity: now,
             timers,
+            forget: None,
+        }
+    }
+
+    /// Forget `forget` if a TLS error (a fatal alert, sent or received)
+    /// ends the session.
+    pub(crate) fn forget_on_alert(&mut self, forget: Forget) {
+        self.forget = Some(forget);
+    }
+
+    /// Feeds the transport, noting the session keys a server's store is
+    /// asked about meanwhile.
+    fn feed(
+        &mut self,
+        f: impl FnOnce(&mut Transport) -> Result<(), rustls::Error>,
+    ) -> Result<(), rustls::Error> {
+        match &mut self.forget {
+            Some(Forget::Server { keys, .. }) => {
+                let conn = &mut self.conn;
+                noting_keys(keys, || f(conn))
+            }
+            _ => f(&mut self.conn),
         }
     }
 
@@ -92,6 +117,12 @@ impl Link {
 
     /// Records a fatal error (the first one stays) and returns it.
     pub(crate) fn fail(&mut self, err: SessionError) -> SessionError {
+        if self.fatal.is_none()
+            && matches!(err, SessionError::Tls(_))
+            && let Some(forget) = &mut self.forget
+        {
+            forget.forget();
+        }
         self.fatal.get_or_insert(err).clone()
     }
 
@@ -118,7 +149,7 @@ impl Link {
             return Ok(());
         }
         self.last_activity = now;
-        match self.conn.read(input) {
+        match self.feed(|conn| conn.read(input)) {
             Ok(()) => Ok(()),
             // rustls reports close_notify before the handshake finished as
             // an error: the peer gave up, which is a close, not a failure.
@@ -145,7 +176,7 @@ impl Link {
                 .get_or_insert(CloseReason::PeerEofWithoutCloseNotify);
             return Ok(());
         }
-        if let Err(err) = self.conn.read_eof() {
+        if let Err(err) = self.feed(Transport::read_eof) {
             return Err(self.fail(SessionError::Tls(err)));
         }
         Ok(())

@@ -12,6 +12,7 @@ use crate::config::ServerConfig;
 use crate::error::SessionError;
 use crate::event::{CloseReason, Handshake, Pdu, Rejection, RequestId, ServerEvent};
 use crate::link::{Frame, Link};
+use crate::resumption::Forget;
 use crate::transport::Transport;
 
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +67,12 @@ impl Server {
             closed_reported: false,
             config: config.clone(),
         };
+        if let Some(sessions) = &config.sessions {
+            session.link.forget_on_alert(Forget::Server {
+                sessions: Arc::clone(sessions),
+                keys: Vec::new(),
+            });
+        }
         if session.link.transport().is_plain() {
             // Plain Modbus/TCP is up from the start.
             session.process(now)?;

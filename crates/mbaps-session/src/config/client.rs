@@ -1,6 +1,8 @@
 //! The client's configuration.
 
 use std::sync::Arc;
+
+use rustls::client::ClientSessionMemoryCache;
 use std::time::Duration;
 
 use rustls::KeyLog;
@@ -33,6 +35,10 @@ pub enum ServerVerification {
     Pinned(CertificateDer<'static>),
 }
 
+/// Servers whose sessions a client keeps for resumption (as rustls's
+/// default).
+const RESUMABLE_SESSIONS: usize = 256;
+
 /// A client's configuration: TLS, or explicitly plain Modbus/TCP.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -40,6 +46,8 @@ pub struct ClientConfig {
     pub(crate) max_outstanding: usize,
     pub(crate) timers: Timers,
     pub(crate) request_timeout: Duration,
+    /// The TLS session store, to forget sessions fatal alerts end.
+    pub(crate) sessions: Option<Arc<ClientSessionMemoryCache>>,
 }
 
 impl ClientConfig {
@@ -97,6 +105,7 @@ impl ClientConfig {
                     ..Timers::default()
                 },
                 request_timeout: Duration::from_secs(5),
+                sessions: None,
             },
         }
     }
@@ -215,9 +224,13 @@ impl ClientConfigBuilder {
             .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(self.chain, self.key)
             .map_err(ConfigError::Key)?;
-        if !self.resumption {
-            tls.resumption = rustls::client::Resumption::disabled();
-        }
+        let sessions = self
+            .resumption
+            .then(|| Arc::new(ClientSessionMemoryCache::new(RESUMABLE_SESSIONS)));
+        tls.resumption = match &sessions {
+            Some(sessions) => rustls::client::Resumption::store(Arc::clone(sessions) as _),
+            None => rustls::client::Resumption::disabled(),
+        };
         if let Some(key_log) = self.key_log {
             tls.key_log = key_log;
         }
@@ -226,6 +239,7 @@ impl ClientConfigBuilder {
             max_outstanding: self.max_outstanding,
             timers: self.timers,
             request_timeout: self.request_timeout,
+            sessions,
         })
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use mbaps_authz::{Policy, Role};
 use rustls::KeyLog;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::WebPkiClientVerifier;
+
+use crate::resumption::ServerSessions;
 use rustls::time_provider::TimeProvider;
 
 use super::plain::PlainConfigBuilder;
@@ -25,6 +27,8 @@ pub struct ServerConfig {
     pub(crate) timers: Timers,
     /// The role every plain Modbus/TCP connection is authorized as.
     pub(crate) plain_role: Option<Role>,
+    /// The TLS session store, to forget sessions fatal alerts end.
+    pub(crate) sessions: Option<Arc<ServerSessions>>,
 }
 
 impl ServerConfig {
@@ -76,6 +80,7 @@ impl ServerConfig {
                 max_outstanding: DEFAULT_MAX_OUTSTANDING,
                 timers: Timers::default(),
                 plain_role: role,
+                sessions: None,
             },
         }
     }
@@ -180,10 +185,11 @@ impl ServerConfigBuilder {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain, self.key)
             .map_err(ConfigError::Key)?;
-        tls.session_storage = if self.session_cache_size == 0 {
-            Arc::new(rustls::server::NoServerSessionStorage {})
-        } else {
-            ServerSessionMemoryCache::new(self.session_cache_size)
+        let sessions =
+            (self.session_cache_size > 0).then(|| ServerSessions::new(self.session_cache_size));
+        tls.session_storage = match &sessions {
+            Some(sessions) => Arc::clone(sessions) as _,
+            None => Arc::new(rustls::server::NoServerSessionStorage {}),
         };
         if self.session_cache_size == 0 {
             tls.send_tls13_tickets = 0;
@@ -197,6 +203,7 @@ impl ServerConfigBuilder {
             max_outstanding: self.max_outstanding,
             timers: self.timers,
             plain_role: None,
+            sessions,
         })
     }
 }

@@ -1,0 +1,234 @@
+//! Requirements of the specification checked where the other suites do not
+//! reach: what goes on the wire in a ClientHello, the cipher suites on
+//! offer, resumption over real sockets (and none after a fatal alert), and
+//! whole chains. `cargo xtask conformance` names these tests in the matrix.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Adapter, localhost, pki, role_config, server_config, start};
+use mbaps_session::rustls::{self, CipherSuite, ClientConnection, HandshakeKind, StreamOwned};
+use mbaps_session::{Client, ClientConfig, RegisterMap, Tables, TlsVersions, crypto_provider};
+use mbaps_test_pki::hello::extension;
+
+/// The suites of the spec's list and the TLS 1.3 AEAD ones, nothing else.
+#[test]
+fn r12_r38_r48_r50_to_r54_r66_only_registered_aead_suites_with_sha256_or_better_are_offered() {
+    let offered: Vec<CipherSuite> = crypto_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| s.suite())
+        .collect();
+    assert_eq!(
+        offered,
+        [
+            CipherSuite::TLS13_AES_128_GCM_SHA256,
+            CipherSuite::TLS13_AES_256_GCM_SHA384,
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ]
+    );
+    // The configurations use that provider, server and client alike.
+    for suites in [
+        server_config(pki())
+            .tls()
+            .unwrap()
+            .crypto_provider()
+            .cipher_suites
+            .clone(),
+        role_config("viewer")
+            .tls()
+            .unwrap()
+            .crypto_provider()
+            .cipher_suites
+            .clone(),
+    ] {
+        let names: Vec<CipherSuite> = suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(names, offered);
+    }
+}
+
+/// The ClientHello of our client, record by record.
+fn client_hello(config: &ClientConfig) -> Vec<u8> {
+    let mut client = Client::new(config, localhost(), pki_time()).unwrap();
+    let mut out = Vec::new();
+    client.poll_transmit(&mut out);
+    out
+}
+
+#[allow(clippy::disallowed_methods)] // a Client needs an instant to start at
+fn pki_time() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// (cipher suites, compression methods, extension types) of a ClientHello
+/// record.
+fn parse_hello(record: &[u8]) -> (Vec<u16>, Vec<u8>, Vec<u16>) {
+    assert_eq!(record[0], 0x16, "a handshake record");
+    let hello = &record[9..];
+    let mut at = 2 + 32; // client_version, random
+    at += 1 + usize::from(hello[at]); // session id
+    let suites_len = usize::from(u16::from_be_bytes([hello[at], hello[at + 1]]));
+    let suites = hello[at + 2..at + 2 + suites_len]
+        .chunks(2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .collect();
+    at += 2 + suites_len;
+    let compression_len = usize::from(hello[at]);
+    let compression = hello[at + 1..at + 1 + compression_len].to_vec();
+    at += 1 + compression_len;
+    let end = at + 2 + usize::from(u16::from_be_bytes([hello[at], hello[at + 1]]));
+    at += 2;
+    let mut types = Vec::new();
+    while at < end {
+        types.push(u16::from_be_bytes([hello[at], hello[at + 1]]));
+        at += 4 + usize::from(u16::from_be_bytes([hello[at + 2], hello[at + 3]]));
+    }
+    (suites, compression, types)
+}
+
+#[test]
+fn r59_r60_r63_r64_the_client_hello_offers_null_compression_renegotiation_indication_curves_and_point_formats()
+ {
+    for versions in [TlsVersions::Both, TlsVersions::Tls12Only] {
+        let config = ClientConfig::builder(
+            common::ca(pki()),
+            common::chain(pki().client("viewer").unwrap()),
+            common::key(pki().client("viewer").unwrap()),
+        )
+        .versions(versions)
+        .build()
+        .unwrap();
+        let (suites, compression, extensions) = parse_hello(&client_hello(&config));
+        assert_eq!(compression, [0], "R-59: null compression only");
+        // RFC 5746 lets an initial ClientHello signal renegotiation
+        // indication with the SCSV instead of the extension; rustls does.
+        assert!(
+            suites.contains(&0x00FF) || extensions.contains(&extension::RENEGOTIATION_INFO),
+            "R-60: neither TLS_EMPTY_RENEGOTIATION_INFO_SCSV nor renegotiation_info"
+        );
+        for (requirement, kind) in [
+            ("R-63", extension::SUPPORTED_GROUPS),
+            ("R-64", extension::EC_POINT_FORMATS),
+        ] {
+            assert!(
+                extensions.contains(&kind),
+                "{requirement}: extension 0x{kind:04X} missing from {extensions:04X?}"
+            );
+        }
+    }
+}
+
+/// A client of our own on rustls, to see the handshake kind and to send
+/// what our sessions never would.
+struct RawClient(StreamOwned<ClientConnection, TcpStream>);
+
+impl RawClient {
+    fn connect(address: std::net::SocketAddr, tls: &Arc<rustls::ClientConfig>) -> RawClient {
+        let socket = TcpStream::connect(address).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let conn = ClientConnection::new(Arc::clone(tls), localhost()).unwrap();
+        let mut stream = StreamOwned::new(conn, socket);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).unwrap();
+        }
+        RawClient(stream)
+    }
+
+    /// One read of holding register 0: the answer proves the session is
+    /// up (and, in TLS 1.3, brings the tickets).
+    fn read_register(&mut self) -> Vec<u8> {
+        self.0
+            .write_all(&[0, 1, 0, 0, 0, 6, 1, 0x03, 0, 0, 0, 1])
+            .unwrap();
+        let mut answer = [0u8; 11];
+        self.0.read_exact(&mut answer).unwrap();
+        answer.to_vec()
+    }
+
+    fn kind(&self) -> Option<HandshakeKind> {
+        self.0.conn.handshake_kind()
+    }
+}
+
+fn tls_config(versions: TlsVersions) -> Arc<rustls::ClientConfig> {
+    let config = ClientConfig::builder(
+        common::ca(pki()),
+        common::chain(pki().client("viewer").unwrap()),
+        common::key(pki().client("viewer").unwrap()),
+    )
+    .versions(versions)
+    .resumption(true)
+    .build()
+    .unwrap();
+    // Clones share the resumption store.
+    Arc::new(config.tls().unwrap().clone())
+}
+
+#[test]
+fn r42_r43_tls12_resumes_by_session_id_and_tls13_by_ticket_over_real_sockets() {
+    let running = start(
+        Adapter::Tokio,
+        server_config(pki()),
+        RegisterMap::new(Tables::preset()),
+        |_| {},
+    );
+    for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        let tls = tls_config(versions);
+        let mut first = RawClient::connect(running.address, &tls);
+        assert_eq!(first.kind(), Some(HandshakeKind::Full));
+        assert_eq!(first.read_register()[7..], [0x03, 0x02, 0x00, 0x00]);
+        first.0.conn.send_close_notify();
+        let _ = first.0.flush();
+        let mut second = RawClient::connect(running.address, &tls);
+        assert_eq!(second.kind(), Some(HandshakeKind::Resumed), "{versions:?}");
+        assert_eq!(second.read_register()[7..], [0x03, 0x02, 0x00, 0x00]);
+    }
+    running.stop();
+}
+
+#[test]
+fn r11_a_session_ended_by_a_fatal_alert_is_not_resumed() {
+    let running = start(
+        Adapter::Tokio,
+        server_config(pki()),
+        RegisterMap::new(Tables::preset()),
+        |_| {},
+    );
+    for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        let tls = tls_config(versions);
+        let mut victim = RawClient::connect(running.address, &tls);
+        victim.read_register();
+        // An application-data record that does not decrypt: the server
+        // must end the session with a fatal bad_record_mac alert.
+        victim
+            .0
+            .sock
+            .write_all(&[0x17, 0x03, 0x03, 0x00, 0x20])
+            .unwrap();
+        victim.0.sock.write_all(&[0xA5; 0x20]).unwrap();
+        // The alert is encrypted (in TLS 1.3 even its record type): the
+        // connection closing after it is what shows.
+        let mut rest = Vec::new();
+        victim.0.sock.read_to_end(&mut rest).unwrap();
+        assert!(!rest.is_empty(), "the server sent its alert");
+        // This raw client never saw the alert (it was read off the socket
+        // above), so it offers the session again: the server must refuse
+        // to resume it.
+        let mut next = RawClient::connect(running.address, &tls);
+        assert_eq!(
+            next.kind(),
+            Some(HandshakeKind::Full),
+            "{versions:?}: a session ended by a fatal alert was resumed"
+        );
+        next.read_register();
+    }
+    running.stop();
+}
