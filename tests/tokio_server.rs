@@ -10,21 +10,29 @@ use mbaps_codec::{ExceptionCode, Request};
 use mbaps_session::{ClientError, Handler, RegisterMap, Reply, RequestContext, SessionLog, Tables};
 use mbaps_tokio::{TokioClient, TokioServer};
 
+/// A server of the example policy with at most `max` sessions.
+async fn bounded_server(
+    max: usize,
+    sink: impl Fn(&SessionLog) + Send + Sync + 'static,
+) -> mbaps_tokio::ServerHandle {
+    TokioServer::bind(
+        "127.0.0.1:0",
+        server_config(pki()),
+        RegisterMap::new(Tables::preset()),
+    )
+    .await
+    .unwrap()
+    .max_sessions(max)
+    .on_log(sink)
+    .spawn()
+    .unwrap()
+}
+
 #[test]
 fn at_the_bound_the_oldest_idle_session_is_closed_to_make_room() {
     let (log, sink) = log_sink();
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .max_sessions(2)
-        .on_log(sink)
-        .spawn()
-        .unwrap();
+        let server = bounded_server(2, sink).await;
         let address = server.local_addr();
         let connect = || TokioClient::connect(address, role_config("viewer"), localhost());
         let first = connect().await.unwrap();
@@ -50,17 +58,7 @@ fn at_the_bound_the_oldest_idle_session_is_closed_to_make_room() {
 fn at_the_bound_with_no_idle_session_a_connection_is_refused() {
     let (log, sink) = log_sink();
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .max_sessions(1)
-        .on_log(sink)
-        .spawn()
-        .unwrap();
+        let server = bounded_server(1, sink).await;
         // A connection that never starts its handshake is not idle.
         let _silent = tokio::net::TcpStream::connect(server.local_addr())
             .await

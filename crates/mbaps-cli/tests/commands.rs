@@ -1,67 +1,9 @@
 //! `mbaps certs`, `mbaps server`, `mbaps read` and `mbaps write` together,
 //! as an engineer runs them on one machine.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+mod common;
 
-fn mbaps(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mbaps"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[allow(clippy::disallowed_methods)] // the test waits for a real server
-fn start_server(dir: &Path, port: u16) -> Server {
-    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
-    let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--exit-after",
-            "30",
-        ])
-        .arg("--cert")
-        .arg(dir.join("server-chain.pem"))
-        .arg("--key")
-        .arg(dir.join("server.key"))
-        .arg("--ca")
-        .arg(dir.join("ca.pem"))
-        .arg("--policy")
-        .arg(policy)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server(child)
-}
+use common::{mbaps, start_server, text};
 
 #[test]
 fn certs_server_read_and_write_work_together_and_the_policy_holds() {
@@ -75,9 +17,7 @@ fn certs_server_read_and_write_work_together_and_the_policy_holds() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("client-role-maintenance-chain.pem"));
-    let port = free_port();
-    let _server = start_server(&dir, port);
-    let host = format!("127.0.0.1:{port}");
+    let (_server, host) = start_server(&dir);
     let as_client = |name: &str, args: &[&str]| {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.extend([

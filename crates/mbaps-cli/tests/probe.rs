@@ -1,62 +1,20 @@
 //! `mbaps conformance`: every check passes against `mbaps server`, and a
 //! port that does not answer fails the checks cleanly, within the timeouts.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-fn mbaps(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mbaps"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{mbaps, start_server};
 
 fn certs(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mbaps-probe-{tag}-{}", std::process::id()));
     let out = mbaps(&["certs", "--out", dir.to_str().unwrap()]);
     assert!(out.status.success());
     dir
-}
-
-#[allow(clippy::disallowed_methods)] // the test waits for a real server
-fn start_server(dir: &Path) -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
-    let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
-        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--exit-after", "60"])
-        .arg("--cert")
-        .arg(dir.join("server-chain.pem"))
-        .arg("--key")
-        .arg(dir.join("server.key"))
-        .arg("--ca")
-        .arg(dir.join("ca.pem"))
-        .arg("--policy")
-        .arg(policy)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Server(child), format!("127.0.0.1:{port}"))
 }
 
 fn probe(dir: &Path, target: &str, extra: &[&str]) -> Output {
