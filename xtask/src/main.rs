@@ -5,6 +5,7 @@
 //! cargo xtask fuzz [TARGET..]    longer fuzz campaigns (default 300 s per target)
 //! cargo xtask bench              criterion benches, then the ratios side by side
 //! cargo xtask certs OUT_DIR      a fresh test PKI (CAs, server, clients with roles, CRL)
+//! cargo xtask conformance        the requirement matrix, from tests, the probe, OpenSSL and pymodbus
 //! ```
 //!
 //! Every tool the commands need and that can be had from crates.io
@@ -14,6 +15,7 @@
 
 mod bench;
 mod certs;
+mod conformance;
 mod fuzz;
 mod tools;
 
@@ -28,13 +30,18 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                          fmt check, clippy -D warnings, rustdoc -D warnings, the whole test suite,
-                              cargo deny (licenses bans sources), fuzz smoke run
+                              cargo deny (licenses bans sources), the conformance runs
+                              (conformance --check), fuzz smoke run
   fuzz [TARGET..] [--seconds N]
                               fuzz each target (all by default) for N seconds (300)
   bench                       run the criterion benches and print the ratios
   certs OUT_DIR               write a fresh test PKI to OUT_DIR: root and intermediate
                               CA, server, clients with role extensions (good and
                               bad ones), an untrusted client, a CRL, README.txt
+  conformance [--check]       run the tests, the device probe against mbaps server, OpenSSL
+                              s_client/s_server and pymodbus (from PyPI, in a venv under
+                              target/) on loopback, and write the requirement matrix into
+                              docs/conformance.md; --check: fail if the committed one differs
 
 environment:
   MBAPS_FUZZ_SMOKE_SECONDS    seconds per target in the ci smoke run (10)";
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::campaign(&args[1..]),
         Some("bench") => bench::run(),
         Some("certs") => certs::run(&args[1..]),
+        Some("conformance") => conformance::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -103,19 +111,19 @@ fn ci() -> Result<()> {
                 .env("RUSTDOCFLAGS", "-D warnings"),
         )
     });
-    let counts = std::cell::Cell::new(None);
+    let tests = std::cell::RefCell::new(None);
     run("test", &|| {
-        counts.set(Some(tools::cargo_test(&[
-            "test",
-            "--workspace",
-            "--locked",
-        ])?));
+        *tests.borrow_mut() = Some(tools::cargo_test(&["test", "--workspace", "--locked"])?);
         Ok(())
     });
     run("deny", &|| {
         tools::ensure_installed("cargo-deny", "cargo-deny")?;
         // Advisories need the RustSec database from the network; see deny.toml.
         cargo(&["deny", "--locked", "check", "licenses", "bans", "sources"])
+    });
+    run("conformance", &|| match tests.borrow().as_ref() {
+        Some(run) => conformance::gather_and_write(run, true),
+        None => anyhow::bail!("the test step failed, so the matrix has no test evidence"),
     });
     run("fuzz smoke", &|| {
         let seconds = std::env::var("MBAPS_FUZZ_SMOKE_SECONDS")
@@ -131,8 +139,8 @@ fn ci() -> Result<()> {
         println!("\nxtask ci: steps failed: {}", failed.join(", "));
     }
     // The closing line CI reads: every test of the suite, summed.
-    if let Some(counts) = counts.get() {
-        println!("tests: {} passed, {} failed", counts.passed, counts.failed);
+    if let Some(run) = tests.borrow().as_ref() {
+        println!("tests: {} passed, {} failed", run.passed, run.failed);
     }
     if failed.is_empty() {
         Ok(())

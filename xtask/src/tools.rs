@@ -1,7 +1,8 @@
 //! Running cargo and other tools, and installing the ones that are missing.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,38 +14,75 @@ pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     run(Command::new(cargo_bin()).args(args))
 }
 
-/// Test counts summed over every `test result:` line of a cargo test run.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TestCounts {
+/// What a `cargo test` run reported: the counts of its `test result:`
+/// lines, and the outcome of every test by its evidence id.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TestRun {
     pub(crate) passed: u64,
     pub(crate) failed: u64,
+    /// `binary::test` -> passed. The binary is the test target's name
+    /// (`sessions` for `tests/sessions.rs`, the crate name for unit tests,
+    /// `doc:crate` for doc tests); integration test names are unique across
+    /// the workspace, so the id names one test.
+    pub(crate) outcomes: BTreeMap<String, bool>,
 }
 
 /// Runs `cargo ARGS` (a `cargo test`), echoing its output as it comes, and
-/// sums the counts of its `test result:` lines.
-pub(crate) fn cargo_test(args: &[&str]) -> Result<TestCounts> {
+/// collects what it reported. Cargo's `Running` lines go to stderr and the
+/// test lines to stdout: both are read from one pipe so their order holds.
+pub(crate) fn cargo_test(args: &[&str]) -> Result<TestRun> {
     let mut command = Command::new(cargo_bin());
+    let (reader, writer) = std::io::pipe().context("creating a pipe")?;
     command
         .args(args)
         .current_dir(root())
-        .stdout(Stdio::piped());
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
     eprintln!("$ {}", describe(&command));
     let mut child = command.spawn().context("starting cargo test")?;
-    let mut counts = TestCounts::default();
-    let stdout = child.stdout.take().context("cargo test stdout")?;
-    for line in BufReader::new(stdout).lines() {
+    // The command holds the pipe's write ends; without dropping it the
+    // reader would never see the end of the output.
+    drop(command);
+    let mut run = TestRun::default();
+    let mut binary = String::new();
+    for line in BufReader::new(reader).lines() {
         let line = line?;
         println!("{line}");
-        if let Some(summary) = line.strip_prefix("test result: ") {
-            counts.passed += count_before(summary, " passed");
-            counts.failed += count_before(summary, " failed");
+        let trimmed = line.trim_start();
+        if let Some(target) = trimmed.strip_prefix("Running ") {
+            binary = binary_name(target);
+        } else if let Some(krate) = trimmed.strip_prefix("Doc-tests ") {
+            binary = format!("doc:{}", krate.trim());
+        } else if let Some(summary) = line.strip_prefix("test result: ") {
+            run.passed += count_before(summary, " passed");
+            run.failed += count_before(summary, " failed");
+        } else if let Some(test) = line.strip_prefix("test ")
+            && let Some((name, verdict)) = test.rsplit_once(" ... ")
+        {
+            match verdict.trim() {
+                "ok" => run.outcomes.insert(format!("{binary}::{name}"), true),
+                "FAILED" => run.outcomes.insert(format!("{binary}::{name}"), false),
+                _ => None,
+            };
         }
     }
     let status = child.wait()?;
     if !status.success() {
-        bail!("{} exited with {status}", describe(&command));
+        bail!("cargo test exited with {status}");
     }
-    Ok(counts)
+    Ok(run)
+}
+
+/// `sessions` from `tests/sessions.rs (target/debug/deps/sessions-0123abcd)`:
+/// the executable's name without its hash.
+fn binary_name(target: &str) -> String {
+    let executable = target
+        .rsplit_once('(')
+        .map_or(target, |(_, path)| path.trim_end_matches(')'));
+    let file = executable.rsplit(['/', '\\']).next().unwrap_or(executable);
+    file.rsplit_once('-')
+        .map_or(file, |(name, _hash)| name)
+        .to_owned()
 }
 
 /// The number just before `label` in `ok. 12 passed; 0 failed; ...`.
@@ -135,5 +173,33 @@ impl Step {
             self.name,
             elapsed.as_secs_f64()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{binary_name, count_before};
+
+    #[test]
+    fn a_test_target_is_named_by_its_executable_without_the_hash() {
+        assert_eq!(
+            binary_name("tests/sessions.rs (target/debug/deps/sessions-7fc09915896d05a5)"),
+            "sessions"
+        );
+        assert_eq!(
+            binary_name("unittests src/lib.rs (target/debug/deps/mbaps_session-bc9a257608a3e557)"),
+            "mbaps_session"
+        );
+        assert_eq!(
+            binary_name("conformance.rs (target/debug/deps/conformance-1467e3b39d8ca6d5)"),
+            "conformance"
+        );
+    }
+
+    #[test]
+    fn the_counts_are_read_from_a_summary_line() {
+        let summary = "FAILED. 12 passed; 3 failed; 1 ignored; 0 measured; 0 filtered out";
+        assert_eq!(count_before(summary, " passed"), 12);
+        assert_eq!(count_before(summary, " failed"), 3);
     }
 }

@@ -65,8 +65,6 @@ pub(crate) struct WriteArgs {
 }
 
 pub(crate) fn read(args: &ReadArgs) -> Result<bool> {
-    let mut client = args.connect.connect()?;
-    let server_name = args.connect.server_name.clone().unwrap_or_default();
     let request = match args.table {
         ReadTable::Coils => Request::ReadCoils {
             address: args.address,
@@ -85,7 +83,10 @@ pub(crate) fn read(args: &ReadArgs) -> Result<bool> {
             quantity: args.count,
         },
     };
+    // A request that cannot be sent is refused before connecting.
     request.validate()?;
+    let mut client = args.connect.connect()?;
+    let server_name = args.connect.server_name.clone().unwrap_or_default();
     let interval = match args.poll {
         Some(seconds) => Some(
             std::time::Duration::try_from_secs_f64(seconds)
@@ -94,9 +95,15 @@ pub(crate) fn read(args: &ReadArgs) -> Result<bool> {
         None => None,
     };
     loop {
-        let pdu = client
-            .call(args.connect.unit, &request)
-            .map_err(|err| explain(err, &server_name))?;
+        let pdu = match client.call(args.connect.unit, &request) {
+            Ok(pdu) => pdu,
+            Err(err) => {
+                // An exception leaves the session up: end it with
+                // close_notify before reporting (best effort).
+                let _ = client.close();
+                return Err(explain(err, &server_name));
+            }
+        };
         let values: Vec<u32> = match pdu.response()? {
             Response::ReadCoils { values } | Response::ReadDiscreteInputs { values } => {
                 // The response is padded to whole bytes: keep what was asked.
@@ -171,9 +178,12 @@ pub(crate) fn write(args: &WriteArgs) -> Result<bool> {
     request.validate()?;
     let mut client = args.connect.connect()?;
     let server_name = args.connect.server_name.clone().unwrap_or_default();
-    client
-        .call(args.connect.unit, &request)
-        .map_err(|err| explain(err, &server_name))?;
+    let answer = client.call(args.connect.unit, &request);
+    // close_notify, so the server logs a clean end rather than a cut-off;
+    // an exception leaves the session up, so it is closed then too.
+    let closed = client.close();
+    answer.map_err(|err| explain(err, &server_name))?;
+    closed?;
     println!(
         "written: {} value(s) from address {}",
         args.values.len(),

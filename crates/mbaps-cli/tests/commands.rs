@@ -85,5 +85,19 @@ fn certs_server_read_and_write_work_together_and_the_policy_holds() {
         "{}",
         text(&too_many.stderr)
     );
+    // Every session of the tool ends with close_notify, denied or not. The
+    // server logs a session's end as it sees it: wait for the last one.
+    let closed_cleanly = |log: &str| log.matches(" closed: PeerClosed").count();
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+        if closed_cleanly(&log) >= 6 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let authenticated = log.matches(" authenticated ").count();
+    assert_eq!(authenticated, 6, "{log}");
+    assert_eq!(closed_cleanly(&log), authenticated, "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

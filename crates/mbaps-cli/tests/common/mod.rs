@@ -28,7 +28,8 @@ impl Drop for Server {
 }
 
 /// `mbaps server` with the certificates of `dir` (as `mbaps certs` writes
-/// them) and the example policy; returns it with its HOST:PORT.
+/// them) and the example policy, logging to `dir/server.log`; returns it
+/// with its HOST:PORT.
 #[allow(clippy::disallowed_methods)] // the test waits for a real server
 pub fn start_server(dir: &Path) -> (Server, String) {
     let port = TcpListener::bind("127.0.0.1:0")
@@ -48,7 +49,9 @@ pub fn start_server(dir: &Path) -> (Server, String) {
         .arg(dir.join("ca.pem"))
         .arg("--policy")
         .arg(policy)
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("server.log")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

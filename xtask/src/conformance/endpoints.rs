@@ -1,0 +1,152 @@
+//! Our own endpoints for the conformance runs: the `mbaps` binary, a test
+//! PKI written by `mbaps certs`, `mbaps server` on a free loopback port, and
+//! the device probe (`mbaps conformance`) run against it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::process::{Background, free_port, run_bounded};
+use super::{Evidence, target_dir};
+use crate::root;
+
+/// The test PKI of `mbaps certs`, in a folder of its own.
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
+}
+
+impl Pki {
+    /// Writes a fresh PKI to `work/pki` with `mbaps certs`.
+    pub(crate) fn generate(work: &Path) -> Result<Pki> {
+        let dir = work.join("pki");
+        let done = run_bounded(
+            mbaps().args(["certs", "--out"]).arg(&dir),
+            Duration::from_secs(60),
+        )?;
+        if !done.success {
+            bail!("mbaps certs failed: {}", done.output);
+        }
+        Ok(Pki { dir })
+    }
+
+    /// A file of the PKI, e.g. `ca.pem`.
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// `mbaps`, as `cargo build -p mbaps-cli` left it.
+pub(crate) fn mbaps() -> Command {
+    let mut command = Command::new(target_dir().join("debug").join("mbaps"));
+    command.current_dir(root());
+    command
+}
+
+/// The certificate files a server runs with.
+pub(crate) struct ServerFiles<'a> {
+    pub(crate) chain: &'a Path,
+    pub(crate) key: &'a Path,
+    pub(crate) ca: &'a Path,
+}
+
+/// `mbaps server` with the example policy on a free port of 127.0.0.1, its
+/// log in `log`.
+pub(crate) fn start_server(
+    files: &ServerFiles<'_>,
+    log: &Path,
+) -> Result<(Background, SocketAddr)> {
+    let address = free_port()?;
+    let mut command = mbaps();
+    command
+        .args(["server", "--listen", &address.to_string()])
+        .args(["--exit-after", "600"])
+        .arg("--cert")
+        .arg(files.chain)
+        .arg("--key")
+        .arg(files.key)
+        .arg("--ca")
+        .arg(files.ca)
+        .arg("--policy")
+        .arg(root().join("examples/policy.toml"));
+    let server = Background::start(&mut command, log, address).context("starting mbaps server")?;
+    Ok((server, address))
+}
+
+/// Runs every check of the probe against `mbaps server` on the ECDSA PKI
+/// (viewer allowed to read, the no-role client denied) and records each as
+/// `probe:ID`.
+pub(crate) fn probe_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
+    let files = ServerFiles {
+        chain: &pki.file("server-chain.pem"),
+        key: &pki.file("server.key"),
+        ca: &pki.file("ca.pem"),
+    };
+    let (server, address) = start_server(&files, &pki.dir.join("../probe-server.log"))?;
+    let report = run_probe(pki, &address.to_string())?;
+    for check in report {
+        // `info` is a check that reports without judging (TLS 1.3 offered
+        // or not); only `fail` and `skip` are missing evidence.
+        let outcome = match check.outcome.as_str() {
+            "pass" | "info" => Ok(check.detail),
+            _ => Err(format!("{}: {}", check.outcome, check.detail)),
+        };
+        evidence.record(&format!("probe:{}", check.id), &check.title, outcome);
+    }
+    drop(server);
+    Ok(())
+}
+
+/// One check of the probe's JSON report.
+pub(crate) struct ProbeCheck {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) outcome: String,
+    pub(crate) detail: String,
+}
+
+/// `mbaps conformance --json` against `target` with the viewer allowed and
+/// the no-role client denied.
+pub(crate) fn run_probe(pki: &Pki, target: &str) -> Result<Vec<ProbeCheck>> {
+    let done = run_bounded(
+        mbaps()
+            .args([
+                "conformance",
+                "--json",
+                "--timeout",
+                "5",
+                "--target",
+                target,
+            ])
+            .arg("--ca")
+            .arg(pki.file("ca.pem"))
+            .arg("--cert")
+            .arg(pki.file("client-viewer-chain.pem"))
+            .arg("--key")
+            .arg(pki.file("client-viewer.key"))
+            .arg("--denied-cert")
+            .arg(pki.file("client-no-role-chain.pem"))
+            .arg("--denied-key")
+            .arg(pki.file("client-no-role.key")),
+        Duration::from_secs(300),
+    )?;
+    let report: serde_json::Value = serde_json::from_str(&done.stdout)
+        .with_context(|| format!("the probe's report is not JSON: {}", done.output))?;
+    let checks = report["checks"]
+        .as_array()
+        .context("the probe's report has no checks")?;
+    Ok(checks
+        .iter()
+        .map(|check| {
+            let text = |key: &str| check[key].as_str().unwrap_or_default().to_owned();
+            ProbeCheck {
+                id: text("id"),
+                title: text("title"),
+                outcome: text("outcome"),
+                detail: text("detail"),
+            }
+        })
+        .collect())
+}
