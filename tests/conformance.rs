@@ -1,7 +1,8 @@
 //! Requirements of the specification checked where the other suites do not
 //! reach: what goes on the wire in a ClientHello, the cipher suites on
-//! offer, resumption over real sockets (and none after a fatal alert), and
-//! whole chains. `cargo xtask conformance` names these tests in the matrix.
+//! offer, resumption over real sockets (and none after a fatal alert, on
+//! either side), and whole chains. `cargo xtask conformance` names these
+//! tests in the matrix.
 
 mod common;
 
@@ -12,7 +13,9 @@ use std::time::Duration;
 
 use common::{Adapter, localhost, pki, role_config, server_config, start};
 use mbaps_session::rustls::{self, CipherSuite, ClientConnection, HandshakeKind, StreamOwned};
-use mbaps_session::{Client, ClientConfig, RegisterMap, Tables, TlsVersions, crypto_provider};
+use mbaps_session::{
+    Client, ClientConfig, ClientEvent, RegisterMap, Tables, TlsVersions, crypto_provider,
+};
 use mbaps_test_pki::hello::extension;
 
 /// The suites of the spec's list and the TLS 1.3 AEAD ones, nothing else.
@@ -229,6 +232,117 @@ fn r11_a_session_ended_by_a_fatal_alert_is_not_resumed() {
             "{versions:?}: a session ended by a fatal alert was resumed"
         );
         next.read_register();
+    }
+    running.stop();
+}
+
+/// Drives a sans-IO client over `socket` until it reports an event `stop`
+/// accepts, and returns that event.
+#[allow(clippy::disallowed_methods)] // the test drives a real socket
+fn drive_until(
+    client: &mut Client,
+    socket: &mut TcpStream,
+    stop: impl Fn(&ClientEvent) -> bool,
+) -> ClientEvent {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16_384];
+    loop {
+        out.clear();
+        if client.poll_transmit(&mut out) > 0 {
+            socket.write_all(&out).unwrap();
+        }
+        while let Some(event) = client.poll_event() {
+            if stop(&event) {
+                return event;
+            }
+        }
+        let n = socket.read(&mut buf).unwrap();
+        let now = std::time::Instant::now();
+        if n == 0 {
+            client.handle_eof(now).unwrap();
+        } else {
+            client.handle_tls(now, &buf[..n]).unwrap();
+        }
+    }
+}
+
+/// Connects a sans-IO client and returns it, its socket, and whether the
+/// handshake resumed a session.
+#[allow(clippy::disallowed_methods)] // the test drives a real socket
+fn connect_sans_io(
+    address: std::net::SocketAddr,
+    config: &ClientConfig,
+) -> (Client, TcpStream, bool) {
+    let mut socket = TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut client = Client::new(config, localhost(), std::time::Instant::now()).unwrap();
+    let event = drive_until(&mut client, &mut socket, |e| {
+        matches!(e, ClientEvent::Connected(_))
+    });
+    let ClientEvent::Connected(Some(handshake)) = event else {
+        panic!("not a TLS connection: {event:?}");
+    };
+    (client, socket, handshake.resumed)
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the test drives a real socket
+fn r11_a_client_whose_session_a_fatal_alert_ended_does_not_resume_it() {
+    let running = start(
+        Adapter::Tokio,
+        server_config(pki()),
+        RegisterMap::new(Tables::preset()),
+        |_| {},
+    );
+    for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        let config = ClientConfig::builder(
+            common::ca(pki()),
+            common::chain(pki().client("viewer").unwrap()),
+            common::key(pki().client("viewer").unwrap()),
+        )
+        .versions(versions)
+        .resumption(true)
+        .build()
+        .unwrap();
+        // A full handshake, and an answer (which brings TLS 1.3's tickets).
+        let (mut first, mut socket, resumed) = connect_sans_io(running.address, &config);
+        assert!(!resumed, "{versions:?}");
+        let read = mbaps_codec::Request::ReadHoldingRegisters {
+            address: 0,
+            quantity: 1,
+        };
+        first
+            .send_request(std::time::Instant::now(), 1, &read)
+            .unwrap();
+        drive_until(&mut first, &mut socket, |e| {
+            matches!(e, ClientEvent::Response { .. })
+        });
+        first.close();
+        let mut out = Vec::new();
+        first.poll_transmit(&mut out);
+        socket.write_all(&out).unwrap();
+
+        // The session resumes, then a record that does not decrypt arrives:
+        // the client ends the session with a fatal alert.
+        let (mut victim, _socket, resumed) = connect_sans_io(running.address, &config);
+        assert!(resumed, "{versions:?}: the precondition, a resumed session");
+        let mut garbage = vec![0x17, 0x03, 0x03, 0x00, 0x20];
+        garbage.extend([0xA5; 0x20]);
+        assert!(
+            victim
+                .handle_tls(std::time::Instant::now(), &garbage)
+                .is_err(),
+            "{versions:?}: a record that does not decrypt is a fatal error"
+        );
+
+        // The client forgot the server's sessions: the next handshake is full.
+        let (_next, _socket, resumed) = connect_sans_io(running.address, &config);
+        assert!(
+            !resumed,
+            "{versions:?}: the client resumed a session a fatal alert ended"
+        );
     }
     running.stop();
 }

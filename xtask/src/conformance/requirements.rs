@@ -162,9 +162,12 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
         11,
         "no resumption after a fatal alert (RFC 5246 7.2.2)",
         TestedWithNote(
-            &["conformance::r11_a_session_ended_by_a_fatal_alert_is_not_resumed"],
-            "server side tested on TLS 1.2 and 1.3; the client forgets the server's sessions after \
-         a fatal alert too, but no test drives a server to alert a client mid-session",
+            &[
+                "conformance::r11_a_session_ended_by_a_fatal_alert_is_not_resumed",
+                "conformance::r11_a_client_whose_session_a_fatal_alert_ended_does_not_resume_it",
+            ],
+            "both sides, TLS 1.2 and 1.3; rustls's session stores do not forget on their own, \
+             so mbaps takes the sessions out itself (mbaps-session resumption.rs)",
         ),
     ),
     r(
