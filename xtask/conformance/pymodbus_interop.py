@@ -184,6 +184,7 @@ async def run_server(args):
     # Imported here: only the server needs them, and they warn on import.
     from pymodbus.datastore import (  # pylint: disable=import-outside-toplevel
         ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext)
+    from pymodbus import ModbusDeviceIdentification  # pylint: disable=import-outside-toplevel
     from pymodbus.server import ModbusTlsServer  # pylint: disable=import-outside-toplevel
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -199,8 +200,14 @@ async def run_server(args):
         hr=ModbusSequentialDataBlock(1, list(registers)),
         ir=ModbusSequentialDataBlock(1, list(registers)),
     )
+    identity = ModbusDeviceIdentification(info_name={
+        "VendorName": "pymodbus",
+        "ProductCode": "interop",
+        "MajorMinorRevision": pymodbus.__version__,
+    })
     server = ModbusTlsServer(
         ModbusServerContext(devices={1: device}),
+        identity=identity,
         address=("127.0.0.1", args.port),
         sslctx=context,
     )

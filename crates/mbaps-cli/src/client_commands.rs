@@ -1,7 +1,8 @@
 //! `mbaps read` and `mbaps write`: one request, or a poll, like the
-//! familiar poll tools.
+//! familiar poll tools; `mbaps request`: any request PDU, given in hex,
+//! for the function codes `read` and `write` do not offer.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use mbaps_codec::{Bits, Registers, Request, Response};
 use serde_json::json;
@@ -189,5 +190,44 @@ pub(crate) fn write(args: &WriteArgs) -> Result<bool> {
         args.values.len(),
         args.address
     );
+    Ok(true)
+}
+
+/// Send one request PDU given in hex and print the response, decoded.
+#[derive(Args, Debug)]
+pub(crate) struct RequestArgs {
+    /// The request PDU in hex: the function code, then its data (spaces,
+    /// colons and 0x prefixes are ignored), e.g. `17 0000 0002 0010 0001 02 0007`
+    /// for read/write multiple registers.
+    #[arg(required = true, value_name = "HEX")]
+    pdu: Vec<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn request(args: &RequestArgs) -> Result<bool> {
+    let bytes = crate::decode::parse_hex(&args.pdu.join(" ")).context("the request PDU")?;
+    // Refused before connecting: the server would answer an exception.
+    let request = Request::decode(&bytes).context("the request PDU does not decode")?;
+    let mut client = args.connect.connect()?;
+    let server_name = args.connect.server_name.clone().unwrap_or_default();
+    let answer = client.call(args.connect.unit, &request);
+    let closed = client.close();
+    let pdu = answer.map_err(|err| explain(err, &server_name))?;
+    closed?;
+    let response = pdu
+        .response()
+        .context("the server's response does not decode")?;
+    let fields = crate::describe::response(&response);
+    if args.json {
+        println!("{}", serde_json::Value::Object(fields));
+    } else {
+        for (key, value) in &fields {
+            println!("{key}: {value}");
+        }
+    }
     Ok(true)
 }

@@ -48,6 +48,9 @@ enum Command {
     Read(client_commands::ReadArgs),
     /// Write coils or holding registers of a server.
     Write(client_commands::WriteArgs),
+    /// Send any request PDU (given in hex) to a server and print the
+    /// response decoded.
+    Request(client_commands::RequestArgs),
     /// Make a CA, a server certificate and client certificates with roles.
     Certs(server_commands::CertsArgs),
     /// Decode Modbus/TCP ADUs (MBAP header + PDU) from hex or raw bytes.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server_commands::server(args),
         Command::Read(args) => client_commands::read(args),
         Command::Write(args) => client_commands::write(args),
+        Command::Request(args) => client_commands::request(args),
         Command::Certs(args) => server_commands::certs(args),
         Command::Decode(args) => decode::run(args),
         Command::Conformance(args) => probe::run(args),

@@ -1,4 +1,4 @@
-//! `mbaps certs`, `mbaps server`, `mbaps read` and `mbaps write` together,
+//! `mbaps certs`, `mbaps server`, `mbaps read`, `write` and `request` together,
 //! as an engineer runs them on one machine.
 
 mod common;
@@ -70,6 +70,25 @@ fn certs_server_read_and_write_work_together_and_the_policy_holds() {
         r#"[{"address":5,"value":1},{"address":6,"value":0},{"address":7,"value":1}]"#
     );
 
+    // Any function code, as a raw PDU: read/write multiple registers
+    // writes 9 to register 100, then reads 100 and 101.
+    let raw = as_client(
+        "operator",
+        &["request", "17 0064 0002 0064 0001 02 0009", "--json"],
+    );
+    assert!(raw.status.success(), "{}", text(&raw.stderr));
+    assert_eq!(
+        text(&raw.stdout).trim(),
+        r#"{"kind":"response","function_name":"read/write multiple registers","byte_count":4,"values":[9,8]}"#
+    );
+    let bad = as_client("operator", &["request", "03 0000 0000"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("quantity 0 is outside the allowed range 1..=125"),
+        "{}",
+        text(&bad.stderr)
+    );
+
     let expired = as_client("expired", &["read", "holding", "0", "1"]);
     assert_eq!(expired.status.code(), Some(1));
     assert!(
@@ -91,13 +110,13 @@ fn certs_server_read_and_write_work_together_and_the_policy_holds() {
     let mut log = String::new();
     for _ in 0..100 {
         log = std::fs::read_to_string(dir.join("server.log")).unwrap();
-        if closed_cleanly(&log) >= 6 {
+        if closed_cleanly(&log) >= 7 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let authenticated = log.matches(" authenticated ").count();
-    assert_eq!(authenticated, 6, "{log}");
+    assert_eq!(authenticated, 7, "{log}");
     assert_eq!(closed_cleanly(&log), authenticated, "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -198,52 +198,28 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
     // (id, arguments, what the output must hold): the pymodbus server's
     // data is the preset of `mbaps server` (register n holds n, bit n is on
     // when n % 3 == 0); reads print JSON.
-    let exchanges: [(&str, &[&str], String); 9] = [
-        (
-            "fc01_read_coils",
-            &["read", "coils", "0", "4", "--json"],
-            values(0, &[1, 0, 0, 1]),
-        ),
-        (
-            "fc02_read_discrete_inputs",
-            &["read", "discrete-inputs", "6", "2", "--json"],
-            values(6, &[1, 0]),
-        ),
-        (
-            "fc03_read_holding_registers",
-            &["read", "holding", "10", "3", "--json"],
-            values(10, &[10, 11, 12]),
-        ),
-        (
-            "fc04_read_input_registers",
-            &["read", "input", "5", "2", "--json"],
-            values(5, &[5, 6]),
-        ),
-        (
-            "fc05_write_single_coil",
-            &["write", "coils", "7", "1"],
-            "written: 1 value".into(),
-        ),
-        (
-            "fc06_write_single_register",
-            &["write", "holding", "50", "9"],
-            "written: 1 value".into(),
-        ),
-        (
-            "fc0f_write_multiple_coils",
-            &["write", "coils", "8", "0", "1", "1"],
-            "written: 3 value".into(),
-        ),
-        (
-            "fc10_write_multiple_registers",
-            &["write", "holding", "60", "1", "2", "3"],
-            "written: 3 value".into(),
-        ),
-        (
-            "writes_read_back",
-            &["read", "holding", "60", "3", "--json"],
-            values(60, &[1, 2, 3]),
-        ),
+    let exchanges: [(&str, &[&str], String); 15] = [
+        ("fc01_read_coils", &["read", "coils", "0", "4", "--json"], values(0, &[1, 0, 0, 1])),
+        ("fc02_read_discrete_inputs", &["read", "discrete-inputs", "6", "2", "--json"], values(6, &[1, 0])),
+        ("fc03_read_holding_registers", &["read", "holding", "10", "3", "--json"], values(10, &[10, 11, 12])),
+        ("fc04_read_input_registers", &["read", "input", "5", "2", "--json"], values(5, &[5, 6])),
+        ("fc05_write_single_coil", &["write", "coils", "7", "1"], "written: 1 value".into()),
+        ("fc06_write_single_register", &["write", "holding", "50", "9"], "written: 1 value".into()),
+        ("fc0f_write_multiple_coils", &["write", "coils", "8", "0", "1", "1"], "written: 3 value".into()),
+        ("fc10_write_multiple_registers", &["write", "holding", "60", "1", "2", "3"], "written: 3 value".into()),
+        ("writes_read_back", &["read", "holding", "60", "3", "--json"], values(60, &[1, 2, 3])),
+        // The function codes `read` and `write` do not offer, as raw PDUs.
+        ("fc14_read_file_record", &["request", "14 07 06 0004 0001 0002", "--json"],
+            r#""function_name":"read file record","records":[{"record_length":"#.into()),
+        ("fc15_write_file_record", &["request", "15 0B 06 0004 0007 0002 1234 5678", "--json"],
+            r#""records":[{"file_number":4,"record_number":7,"record_length":2,"values":[4660,22136]}]"#.into()),
+        ("fc16_mask_write_register", &["request", "16 0004 00F2 0025", "--json"],
+            r#""address":4,"and_mask":242,"or_mask":37"#.into()),
+        ("fc16_result_read_back", &["read", "holding", "4", "1", "--json"], values(4, &[5])),
+        ("fc17_read_write_multiple_registers", &["request", "17 0000 0002 0010 0001 02 0007", "--json"],
+            r#""function_name":"read/write multiple registers","byte_count":4,"values":[0,1]"#.into()),
+        ("fc2b_read_device_identification", &["request", "2B 0E 01 00", "--json"],
+            r#"{"id":0,"name":"vendor name","value":"pymodbus"}"#.into()),
     ];
     let mut all = true;
     for (id, args, expected) in &exchanges {
@@ -257,11 +233,34 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
         let what = format!("mbaps {} against pymodbus's TLS server", args.join(" "));
         evidence.record(&format!("pymodbus:mbaps_{id}"), &what, outcome);
     }
+    let fifo = call("operator", &["request", "18 0003", "--json"])?;
+    let fifo_ok = fifo.success && fifo.output.contains(r#""function_name":"read FIFO queue""#);
+    all &= fifo_ok;
+    evidence.record(
+        "pymodbus:mbaps_fc18_read_fifo_queue",
+        "mbaps request 18 0003 against pymodbus's TLS server: a well-formed FIFO answer (its contents are the device's)",
+        if fifo_ok {
+            Ok(fifo.output)
+        } else {
+            Err(fifo.output)
+        },
+    );
     evidence.record(
         "pymodbus:mbaps_client_against_pymodbus_server",
-        "mbaps read/write with a client certificate against pymodbus's TLS server, which requires one: every exchange above",
+        "mbaps read/write/request with a client certificate against pymodbus's TLS server, which requires one: every exchange above",
         if all { Ok("all answered".into()) } else { Err("see the exchanges above".into()) },
     );
+
+    let file = call(
+        "operator",
+        &["request", "14 07 06 0004 0001 0002", "--json"],
+    )?;
+    if file.success && !file.output.contains(r#""record_length":2,"#) {
+        evidence.find(
+            "pymodbus:file_record_of_another_length",
+            "pymodbus's server answers a read file record (0x14) of 2 registers with a fixed 10-register record (\"SERVER DUMMY RECORD\"), whatever length was asked for; mbaps decodes it and shows what came",
+        );
+    }
 
     // What pymodbus does that Modbus/TCP Security does not ask for.
     let no_role = call("no-role", &["read", "holding", "0", "1"])?;

@@ -124,6 +124,7 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
             "probe:mbap_echo",
             "probe:foreign_protocol_discarded",
             "pymodbus:client_every_function",
+            "pymodbus:mbaps_client_against_pymodbus_server",
         ]),
     ),
     r(
