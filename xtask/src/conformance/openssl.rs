@@ -66,6 +66,23 @@ fn expect(output: &str, needles: &[&str]) -> Result<String, String> {
     }
 }
 
+/// Waits (at most 3 s: the server logs as it goes) for `needle` in what
+/// the server logged after the first `since` bytes.
+#[allow(clippy::disallowed_methods)] // a build tool waiting on a real server
+fn logged(server: &Background, since: usize, needle: &str) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let log = server.log().get(since..).unwrap_or_default().to_owned();
+        if log.contains(needle) {
+            return Ok(format!("the server logged {needle:?}"));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("the server's log has no {needle:?}: {log}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn against_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
     let files = ServerFiles {
         chain: &pki.file("server-chain.pem"),
@@ -141,14 +158,16 @@ fn against_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
         expect(&full.output, &["\n 0 s:", "\n 1 s:", "\n 2 s:"]),
     );
 
+    let mark = server.log().len();
     let no_cert = s_client(address, &ca, &["-tls1_2"])?;
     evidence.record(
         "openssl:no_client_certificate_refused",
-        "s_client without a certificate (TLS 1.2) gets the certificate_required alert and no session",
+        "s_client without a certificate (TLS 1.2) gets the certificate_required alert and no session; the server's log says the peer sent no certificate",
         if no_cert.success {
             Err(format!("the handshake succeeded: {}", no_cert.output))
         } else {
             expect(&no_cert.output, &["alert certificate required"])
+                .and_then(|_| logged(&server, mark, "failed: TLS: peer sent no certificates"))
         },
     );
 
@@ -156,16 +175,17 @@ fn against_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
         (
             "openssl:tls10_refused",
             "-tls1",
-            "s_client offering only TLS 1.0 gets a fatal alert",
+            "s_client offering only TLS 1.0 gets a fatal alert; the server's log says the peer is incompatible",
         ),
         (
             "openssl:tls11_refused",
             "-tls1_1",
-            "s_client offering only TLS 1.1 gets a fatal alert",
+            "s_client offering only TLS 1.1 gets a fatal alert; the server's log says the peer is incompatible",
         ),
     ] {
         // SECLEVEL=0 lets OpenSSL 3 offer the old versions at all: the
         // refusal must come from the server, not from our own client.
+        let mark = server.log().len();
         let old = s_client(
             address,
             &ca,
@@ -175,10 +195,12 @@ fn against_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
             Err(format!("a session was set up: {}", old.output))
         } else {
             expect(&old.output, &["alert", "Cipher is (NONE)"])
+                .and_then(|_| logged(&server, mark, "failed: TLS: peer is incompatible"))
         };
         evidence.record(id, what, outcome);
     }
 
+    let mark = server.log().len();
     let mut refused = Ok(String::new());
     for suite in OUTSIDE_SUITES {
         let out = s_client(address, &ca, &with_cert(&["-tls1_2", "-cipher", suite]))?;
@@ -192,8 +214,10 @@ fn against_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
     }
     evidence.record(
         "openssl:suites_outside_the_list_refused",
-        "s_client offering only ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-ECDSA-AES128-SHA, ECDHE-ECDSA-AES128-SHA256, ECDHE-ECDSA-CHACHA20-POLY1305 or AES128-GCM-SHA256 gets handshake_failure each time",
-        refused.map(|_| format!("refused: {}", OUTSIDE_SUITES.join(" "))),
+        "s_client offering only ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-ECDSA-AES128-SHA, ECDHE-ECDSA-AES128-SHA256, ECDHE-ECDSA-CHACHA20-POLY1305 or AES128-GCM-SHA256 gets handshake_failure each time; the server's log says no suite is in common",
+        refused
+            .and_then(|_| logged(&server, mark, "NoCipherSuitesInCommon"))
+            .map(|_| format!("refused: {}", OUTSIDE_SUITES.join(" "))),
     );
 
     let p256 = s_client(address, &ca, &with_cert(&["-tls1_2", "-groups", "P-256"]))?;
