@@ -246,6 +246,7 @@ fn drive_until(
 ) -> ClientEvent {
     let mut out = Vec::new();
     let mut buf = [0u8; 16_384];
+    let mut ended = false;
     loop {
         out.clear();
         if client.poll_transmit(&mut out) > 0 {
@@ -259,6 +260,8 @@ fn drive_until(
         let n = socket.read(&mut buf).unwrap();
         let now = std::time::Instant::now();
         if n == 0 {
+            assert!(!ended, "the stream ended without the event awaited");
+            ended = true;
             client.handle_eof(now).unwrap();
         } else {
             client.handle_tls(now, &buf[..n]).unwrap();

@@ -45,8 +45,16 @@ pub(crate) fn cargo_test(args: &[&str]) -> Result<TestRun> {
     drop(command);
     let mut run = TestRun::default();
     let mut binary = String::new();
-    for line in BufReader::new(reader).lines() {
-        let line = line?;
+    let mut reader = BufReader::new(reader);
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        // A test may print bytes that are not UTF-8: read on, lossily.
+        if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end_matches(['\n', '\r']);
         println!("{line}");
         let trimmed = line.trim_start();
         if let Some(target) = trimmed.strip_prefix("Running ") {
@@ -59,11 +67,16 @@ pub(crate) fn cargo_test(args: &[&str]) -> Result<TestRun> {
         } else if let Some(test) = line.strip_prefix("test ")
             && let Some((name, verdict)) = test.rsplit_once(" ... ")
         {
-            match verdict.trim() {
-                "ok" => run.outcomes.insert(format!("{binary}::{name}"), true),
-                "FAILED" => run.outcomes.insert(format!("{binary}::{name}"), false),
-                _ => None,
+            let passed = match verdict.trim() {
+                "ok" => true,
+                "FAILED" => false,
+                _ => continue,
             };
+            // Reported twice (a test printing a look-alike line): a failure wins.
+            run.outcomes
+                .entry(format!("{binary}::{name}"))
+                .and_modify(|ok| *ok &= passed)
+                .or_insert(passed);
         }
     }
     let status = child.wait()?;

@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use super::process::{Background, free_port, run_bounded};
 use super::{Evidence, target_dir};
-use crate::root;
+use crate::{root, tools};
 
 /// The test PKI of `mbaps certs`, in a folder of its own.
 pub(crate) struct Pki {
@@ -38,9 +39,40 @@ impl Pki {
     }
 }
 
-/// `mbaps`, as `cargo build -p mbaps-cli` left it.
+/// Where [`build_mbaps`] found the `mbaps` executable.
+static MBAPS: OnceLock<PathBuf> = OnceLock::new();
+
+/// Builds `mbaps` and notes where cargo put it (wherever the target
+/// directory is configured to be).
+pub(crate) fn build_mbaps() -> Result<()> {
+    let done = run_bounded(
+        Command::new(tools::cargo_bin())
+            .current_dir(root())
+            .args(["build", "--locked", "-p", "mbaps-cli", "--bin", "mbaps"])
+            .args(["--message-format", "json-render-diagnostics"]),
+        Duration::from_secs(1800),
+    )?;
+    if !done.success {
+        bail!("building mbaps failed: {}", done.output);
+    }
+    let executable = done
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "mbaps")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .context("cargo build reported no mbaps executable")?;
+    let _ = MBAPS.set(executable);
+    Ok(())
+}
+
+/// `mbaps`, as [`build_mbaps`] left it.
 pub(crate) fn mbaps() -> Command {
-    let mut command = Command::new(target_dir().join("debug").join("mbaps"));
+    let executable = MBAPS
+        .get()
+        .cloned()
+        .unwrap_or_else(|| target_dir().join("debug").join("mbaps"));
+    let mut command = Command::new(executable);
     command.current_dir(root());
     command
 }

@@ -50,13 +50,19 @@ pub(crate) fn write(evidence: &Evidence, check: bool) -> Result<()> {
         return Ok(());
     }
     if check {
-        let line = updated
+        let first = updated
             .lines()
             .zip(current.lines())
-            .position(|(new, old)| new != old)
-            .map_or_else(|| "its length".to_owned(), |n| format!("line {}", n + 1));
+            .enumerate()
+            .find(|(_, (new, old))| new != old);
+        let place = match first {
+            Some((n, (new, old))) => {
+                format!("line {}:\n  committed: {old}\n  this run:  {new}", n + 1)
+            }
+            None => "its length".to_owned(),
+        };
         bail!(
-            "docs/conformance.md differs from this run's matrix (first at {line}): run `cargo xtask conformance` and commit it"
+            "docs/conformance.md differs from this run's matrix at {place}\n(a changed requirement table or peer behaviour): run `cargo xtask conformance` and commit it"
         );
     }
     std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;

@@ -139,7 +139,7 @@ pub(crate) fn gather_and_write(tests: &TestRun, check: bool) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let step = Step::start("conformance: building mbaps");
-    let built = tools::cargo(&["build", "--locked", "-p", "mbaps-cli"]);
+    let built = endpoints::build_mbaps();
     step.finish(built.is_ok());
     built?;
     let pki = endpoints::Pki::generate(&dir)?;

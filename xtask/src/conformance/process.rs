@@ -6,6 +6,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,10 +23,13 @@ pub(crate) struct Finished {
 }
 
 /// Runs `command` with stdin closed and waits at most `limit`; a command
-/// still running then is killed and reported as failed. The output is read
-/// on threads, so a chatty command cannot block on a full pipe.
+/// still running then is killed, with every process it started, and
+/// reported as failed. The output is read on threads, so a chatty command
+/// cannot block on a full pipe, and at most 5 s more is spent collecting
+/// it (a process that escaped its group may hold the pipe open).
 #[allow(clippy::disallowed_methods)] // a build tool bounding a real process
 pub(crate) fn run_bounded(command: &mut Command, limit: Duration) -> Result<Finished> {
+    own_process_group(command);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -40,15 +44,18 @@ pub(crate) fn run_bounded(command: &mut Command, limit: Duration) -> Result<Fini
             break Some(status);
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
             break None;
         }
         thread::sleep(Duration::from_millis(20));
     };
-    let stdout = stdout.join().unwrap_or_default();
+    let collect = |pipe: mpsc::Receiver<String>| {
+        pipe.recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| "(output not collected: the pipe stayed open)".into())
+    };
+    let stdout = collect(stdout);
     let mut output = stdout.clone();
-    output.push_str(&stderr.join().unwrap_or_default());
+    output.push_str(&collect(stderr));
     if status.is_none() {
         output.push_str(&format!("\n(killed after {} s)", limit.as_secs()));
     }
@@ -59,14 +66,42 @@ pub(crate) fn run_bounded(command: &mut Command, limit: Duration) -> Result<Fini
     })
 }
 
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
     thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {
             let _ = pipe.read_to_end(&mut bytes);
         }
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
+        let _ = sender.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    receiver
+}
+
+/// Starts the command in a process group of its own (on Unix), so that a
+/// kill reaches what it started too (pip's and venv's helpers, cargo's).
+fn own_process_group(command: &mut Command) {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(command, 0);
+    #[cfg(not(unix))]
+    let _ = command;
+}
+
+/// Kills the child's process group (the child alone elsewhere) and reaps
+/// the child.
+fn kill_group(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        // The group id is the child's pid (`process_group(0)`); `kill`
+        // needs no unsafe code.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A peer running in the background: killed on drop. Its output goes to a
@@ -160,20 +195,58 @@ impl Background {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
 impl Drop for Background {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
-/// A loopback address with a port nobody listens on right now.
+/// A loopback address with a port nobody listens on right now. Another
+/// process could take it before our server binds it; on a CI machine's
+/// loopback that is rare enough, and the checks against it then fail.
 pub(crate) fn free_port() -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::process::Command;
+    use std::time::Duration;
+
+    use super::run_bounded;
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_with_what_it_started() {
+        // The background sleep holds the output pipes: without the group
+        // kill (or the bounded collection) this would wait 300 s.
+        let done = run_bounded(
+            Command::new("sh").args(["-c", "echo started; sleep 300 & sleep 300"]),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        assert!(!done.success);
+        assert!(done.output.starts_with("started"), "{}", done.output);
+        assert!(
+            done.output.contains("(killed after 0 s)"),
+            "{}",
+            done.output
+        );
+    }
+
+    #[test]
+    fn a_command_within_its_limit_reports_its_status_and_output() {
+        let done = run_bounded(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(!done.success);
+        assert_eq!(done.stdout, "out\n");
+        assert_eq!(done.output, "out\nerr\n");
+    }
 }
