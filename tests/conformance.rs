@@ -161,8 +161,19 @@ impl RawClient {
     }
 }
 
-fn tls_config(versions: TlsVersions) -> Arc<rustls::ClientConfig> {
-    let config = ClientConfig::builder(
+/// The tokio server on the preset register map, with the example policy.
+fn preset_server() -> common::Running {
+    start(
+        Adapter::Tokio,
+        server_config(pki()),
+        RegisterMap::new(Tables::preset()),
+        |_| {},
+    )
+}
+
+/// The viewer's client configuration, resuming sessions.
+fn viewer_config(versions: TlsVersions) -> ClientConfig {
+    ClientConfig::builder(
         common::ca(pki()),
         common::chain(pki().client("viewer").unwrap()),
         common::key(pki().client("viewer").unwrap()),
@@ -170,19 +181,17 @@ fn tls_config(versions: TlsVersions) -> Arc<rustls::ClientConfig> {
     .versions(versions)
     .resumption(true)
     .build()
-    .unwrap();
+    .unwrap()
+}
+
+fn tls_config(versions: TlsVersions) -> Arc<rustls::ClientConfig> {
     // Clones share the resumption store.
-    Arc::new(config.tls().unwrap().clone())
+    Arc::new(viewer_config(versions).tls().unwrap().clone())
 }
 
 #[test]
 fn r42_r43_tls12_resumes_by_session_id_and_tls13_by_ticket_over_real_sockets() {
-    let running = start(
-        Adapter::Tokio,
-        server_config(pki()),
-        RegisterMap::new(Tables::preset()),
-        |_| {},
-    );
+    let running = preset_server();
     for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
         let tls = tls_config(versions);
         let mut first = RawClient::connect(running.address, &tls);
@@ -199,12 +208,7 @@ fn r42_r43_tls12_resumes_by_session_id_and_tls13_by_ticket_over_real_sockets() {
 
 #[test]
 fn r11_a_session_ended_by_a_fatal_alert_is_not_resumed() {
-    let running = start(
-        Adapter::Tokio,
-        server_config(pki()),
-        RegisterMap::new(Tables::preset()),
-        |_| {},
-    );
+    let running = preset_server();
     for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
         let tls = tls_config(versions);
         let mut victim = RawClient::connect(running.address, &tls);
@@ -293,22 +297,9 @@ fn connect_sans_io(
 #[test]
 #[allow(clippy::disallowed_methods)] // the test drives a real socket
 fn r11_a_client_whose_session_a_fatal_alert_ended_does_not_resume_it() {
-    let running = start(
-        Adapter::Tokio,
-        server_config(pki()),
-        RegisterMap::new(Tables::preset()),
-        |_| {},
-    );
+    let running = preset_server();
     for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
-        let config = ClientConfig::builder(
-            common::ca(pki()),
-            common::chain(pki().client("viewer").unwrap()),
-            common::key(pki().client("viewer").unwrap()),
-        )
-        .versions(versions)
-        .resumption(true)
-        .build()
-        .unwrap();
+        let config = viewer_config(versions);
         // A full handshake, and an answer (which brings TLS 1.3's tickets).
         let (mut first, mut socket, resumed) = connect_sans_io(running.address, &config);
         assert!(!resumed, "{versions:?}");

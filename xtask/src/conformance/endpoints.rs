@@ -37,6 +37,50 @@ impl Pki {
     pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+
+    /// A file beside the PKI, in the run's work folder (logs, other PKIs).
+    pub(crate) fn beside(&self, name: &str) -> PathBuf {
+        self.dir.parent().unwrap_or(&self.dir).join(name)
+    }
+
+    /// `mbaps server` on this PKI's server certificate, trusting its CA,
+    /// logging to `log` beside the PKI.
+    pub(crate) fn start_server(&self, log: &str) -> Result<(Background, SocketAddr)> {
+        let files = ServerFiles {
+            chain: &self.file("server-chain.pem"),
+            key: &self.file("server.key"),
+            ca: &self.file("ca.pem"),
+        };
+        start_server(&files, &self.beside(log))
+    }
+
+    /// Gives an `mbaps` client command this PKI's CA and the certificate
+    /// chain and key of client `name` (`viewer` for `client-viewer-*`).
+    pub(crate) fn client<'c>(&self, command: &'c mut Command, name: &str) -> &'c mut Command {
+        credentials(
+            command,
+            &self.file("ca.pem"),
+            &self.file(&format!("client-{name}-chain.pem")),
+            &self.file(&format!("client-{name}.key")),
+        )
+    }
+}
+
+/// Gives an `mbaps` client command its trust anchor, certificate chain
+/// and key.
+pub(crate) fn credentials<'c>(
+    command: &'c mut Command,
+    ca: &Path,
+    chain: &Path,
+    key: &Path,
+) -> &'c mut Command {
+    command
+        .arg("--ca")
+        .arg(ca)
+        .arg("--cert")
+        .arg(chain)
+        .arg("--key")
+        .arg(key)
 }
 
 /// Where [`build_mbaps`] found the `mbaps` executable.
@@ -111,12 +155,7 @@ pub(crate) fn start_server(
 /// (viewer allowed to read, the no-role client denied) and records each as
 /// `probe:ID`.
 pub(crate) fn probe_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
-    let files = ServerFiles {
-        chain: &pki.file("server-chain.pem"),
-        key: &pki.file("server.key"),
-        ca: &pki.file("ca.pem"),
-    };
-    let (server, address) = start_server(&files, &pki.dir.join("../probe-server.log"))?;
+    let (server, address) = pki.start_server("probe-server.log")?;
     let report = run_probe(pki, &address.to_string())?;
     for check in report {
         // `info` is a check that reports without judging (TLS 1.3 offered
@@ -142,22 +181,17 @@ pub(crate) struct ProbeCheck {
 /// `mbaps conformance --json` against `target` with the viewer allowed and
 /// the no-role client denied.
 pub(crate) fn run_probe(pki: &Pki, target: &str) -> Result<Vec<ProbeCheck>> {
+    let mut command = mbaps();
+    command.args([
+        "conformance",
+        "--json",
+        "--timeout",
+        "5",
+        "--target",
+        target,
+    ]);
     let done = run_bounded(
-        mbaps()
-            .args([
-                "conformance",
-                "--json",
-                "--timeout",
-                "5",
-                "--target",
-                target,
-            ])
-            .arg("--ca")
-            .arg(pki.file("ca.pem"))
-            .arg("--cert")
-            .arg(pki.file("client-viewer-chain.pem"))
-            .arg("--key")
-            .arg(pki.file("client-viewer.key"))
+        pki.client(&mut command, "viewer")
             .arg("--denied-cert")
             .arg(pki.file("client-no-role-chain.pem"))
             .arg("--denied-key")

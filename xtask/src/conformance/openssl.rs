@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::Evidence;
-use super::endpoints::{Pki, ServerFiles, mbaps, start_server};
+use super::endpoints::{Pki, ServerFiles, credentials, mbaps, start_server};
 use super::process::{Background, Finished, Ready, free_port, run_bounded};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -92,12 +92,7 @@ fn logged(server: &Background, needle: &str, before: usize, more: usize) -> Resu
 }
 
 fn against_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
-    let files = ServerFiles {
-        chain: &pki.file("server-chain.pem"),
-        key: &pki.file("server.key"),
-        ca: &pki.file("ca.pem"),
-    };
-    let (server, address) = start_server(&files, &pki.dir.join("../openssl-server.log"))?;
+    let (server, address) = pki.start_server("openssl-server.log")?;
     let ca = pki.file("ca.pem");
     let cert = pki.file("client-viewer.pem");
     let key = pki.file("client-viewer.key");
@@ -255,18 +250,11 @@ fn against_our_server(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
 
 fn against_openssl_servers(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
     let read = |address: SocketAddr| -> Result<Finished> {
-        run_bounded(
-            mbaps()
-                .args(["read", "holding", "0", "--timeout", "2"])
-                .args(["--host", &address.to_string()])
-                .arg("--ca")
-                .arg(pki.file("ca.pem"))
-                .arg("--cert")
-                .arg(pki.file("client-viewer-chain.pem"))
-                .arg("--key")
-                .arg(pki.file("client-viewer.key")),
-            LIMIT,
-        )
+        let mut command = mbaps();
+        command
+            .args(["read", "holding", "0", "--timeout", "2"])
+            .args(["--host", &address.to_string()]);
+        run_bounded(pki.client(&mut command, "viewer"), LIMIT)
     };
     let s_server = |extra: &[&str], log: &str| -> Result<(Background, SocketAddr)> {
         let address = free_port()?;
@@ -282,13 +270,13 @@ fn against_openssl_servers(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
             .args(extra);
         // A test connection would use up `-naccept 1`: wait for its word.
         let server =
-            Background::start_when(&mut command, &pki.dir.join(log), &Ready::Logged("ACCEPT"))?;
+            Background::start_when(&mut command, &pki.beside(log), &Ready::Logged("ACCEPT"))?;
         Ok((server, address))
     };
 
     let (mut old, address) = s_server(
         &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
-        "../s_server-tls11.log",
+        "s_server-tls11.log",
     )?;
     let client = read(address)?;
     old.finish(Duration::from_secs(5));
@@ -307,7 +295,7 @@ fn against_openssl_servers(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
     let ca = pki.file("ca.pem");
     let (mut verifying, address) = s_server(
         &["-Verify", "3", "-verify_return_error", "-CAfile", path(&ca)],
-        "../s_server-verify.log",
+        "s_server-verify.log",
     )?;
     // s_server speaks no Modbus: the read times out after the handshake.
     let _ = read(address)?;
@@ -361,7 +349,7 @@ fn rsa_certificate(dir: &Path, name: &str, subject: &str, extensions: &[&str]) -
 }
 
 fn rsa(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
-    let dir = pki.dir.join("../rsa-pki");
+    let dir = pki.beside("rsa-pki");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("req.cnf"), REQ_CONFIG)?;
     rsa_certificate(
@@ -435,16 +423,17 @@ fn rsa(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
         )
         .and_then(|_| logged(&server, "authenticated role=\"operator\"", 0, 1)),
     );
+    let mut command = mbaps();
+    command
+        .args(["write", "holding", "10", "7", "--timeout", "5"])
+        .args(["--host", &address.to_string()]);
     let write = run_bounded(
-        mbaps()
-            .args(["write", "holding", "10", "7", "--timeout", "5"])
-            .args(["--host", &address.to_string()])
-            .arg("--ca")
-            .arg(files.ca)
-            .arg("--cert")
-            .arg(dir.join("rsa-client-chain.pem"))
-            .arg("--key")
-            .arg(&client_key),
+        credentials(
+            &mut command,
+            files.ca,
+            &dir.join("rsa-client-chain.pem"),
+            &client_key,
+        ),
         LIMIT,
     )?;
     evidence.record(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::endpoints::{Pki, ServerFiles, mbaps, run_probe, start_server};
+use super::endpoints::{Pki, credentials, mbaps, run_probe};
 use super::process::{Background, free_port, run_bounded};
 use super::{Evidence, target_dir};
 use crate::root;
@@ -79,22 +79,14 @@ fn script() -> PathBuf {
 /// pymodbus's TLS client (operator certificate, then viewer, then none)
 /// against `mbaps server`; each JSON line of the script is a check.
 fn client_against_mbaps(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Result<()> {
-    let files = ServerFiles {
-        chain: &pki.file("server-chain.pem"),
-        key: &pki.file("server.key"),
-        ca: &pki.file("ca.pem"),
-    };
-    let (server, address) = start_server(&files, &pki.dir.join("../pymodbus-client-server.log"))?;
+    let (server, address) = pki.start_server("pymodbus-client-server.log")?;
+    // The script takes the same --ca/--cert/--key as `mbaps`.
+    let mut command = Command::new(python);
+    command
+        .arg(script())
+        .args(["client", "--port", &address.port().to_string()]);
     let done = run_bounded(
-        Command::new(python)
-            .arg(script())
-            .args(["client", "--port", &address.port().to_string()])
-            .arg("--ca")
-            .arg(pki.file("ca.pem"))
-            .arg("--cert")
-            .arg(pki.file("client-operator-chain.pem"))
-            .arg("--key")
-            .arg(pki.file("client-operator.key"))
+        pki.client(&mut command, "operator")
             .arg("--denied-cert")
             .arg(pki.file("client-viewer-chain.pem"))
             .arg("--denied-key")
@@ -176,33 +168,20 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
     let mut command = Command::new(python);
     command
         .arg(script())
-        .args(["server", "--port", &address.port().to_string()])
-        .arg("--ca")
-        .arg(pki.file("ca.pem"))
-        .arg("--cert")
-        .arg(pki.file("server-chain.pem"))
-        .arg("--key")
-        .arg(pki.file("server.key"));
-    let server = Background::start(
+        .args(["server", "--port", &address.port().to_string()]);
+    credentials(
         &mut command,
-        &pki.dir.join("../pymodbus-server.log"),
-        address,
-    )
-    .context("starting the pymodbus server")?;
+        &pki.file("ca.pem"),
+        &pki.file("server-chain.pem"),
+        &pki.file("server.key"),
+    );
+    let server = Background::start(&mut command, &pki.beside("pymodbus-server.log"), address)
+        .context("starting the pymodbus server")?;
     let host = address.to_string();
     let call = |cert: &str, args: &[&str]| {
-        run_bounded(
-            mbaps()
-                .args(args)
-                .args(["--host", &host, "--timeout", "5"])
-                .arg("--ca")
-                .arg(pki.file("ca.pem"))
-                .arg("--cert")
-                .arg(pki.file(&format!("client-{cert}-chain.pem")))
-                .arg("--key")
-                .arg(pki.file(&format!("client-{cert}.key"))),
-            Duration::from_secs(30),
-        )
+        let mut command = mbaps();
+        command.args(args).args(["--host", &host, "--timeout", "5"]);
+        run_bounded(pki.client(&mut command, cert), Duration::from_secs(30))
     };
     // (id, arguments, what the output must hold): the pymodbus server's
     // data is the preset of `mbaps server` (register n holds n, bit n is on
