@@ -313,7 +313,7 @@ fn r11_a_client_whose_session_a_fatal_alert_ended_does_not_resume_it() {
         drive_until(&mut first, &mut socket, |e| {
             matches!(e, ClientEvent::Response { .. })
         });
-        first.close();
+        first.close(std::time::Instant::now());
         let mut out = Vec::new();
         first.poll_transmit(&mut out);
         socket.write_all(&out).unwrap();

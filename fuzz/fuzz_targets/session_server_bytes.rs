@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let mut fatal = None;
     for chunk in bytes.chunks(step) {
         match server.handle_tls(now, chunk) {
-            Ok(()) => assert!(fatal.is_none()),
+            Ok(_) => assert!(fatal.is_none()),
             Err(err) => {
                 if let Some(first) = &fatal {
                     assert_eq!(&err, first, "fatal errors are sticky");

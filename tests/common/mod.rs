@@ -3,12 +3,16 @@
 //! one interface so that every test runs on every pairing.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod attack;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use mbaps_authz::Policy;
 use mbaps_codec::Request;
+use mbaps_session::admission::AdmissionLimits;
 use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use mbaps_session::{
     ClientConfig, ClientError, Handler, Pdu, ServerConfig, SessionLog, parse_private_key,
@@ -114,10 +118,39 @@ pub fn start(
     handler: impl Handler,
     observer: impl Fn(&SessionLog) + Send + Sync + 'static,
 ) -> Running {
+    start_bounded(adapter, config, handler, observer, Bounds::default())
+}
+
+/// A server's admission bounds and write timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    pub limits: AdmissionLimits,
+    pub write_timeout: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            limits: AdmissionLimits::default(),
+            write_timeout: mbaps_session::admission::DEFAULT_WRITE_TIMEOUT,
+        }
+    }
+}
+
+/// [`start`] with `bounds`.
+pub fn start_bounded(
+    adapter: Adapter,
+    config: ServerConfig,
+    handler: impl Handler,
+    observer: impl Fn(&SessionLog) + Send + Sync + 'static,
+    bounds: Bounds,
+) -> Running {
     match adapter {
         Adapter::Std => {
             let handle = StdServer::bind("127.0.0.1:0", config, handler)
                 .unwrap()
+                .admission(bounds.limits)
+                .write_timeout(bounds.write_timeout)
                 .on_log(observer)
                 .spawn()
                 .unwrap();
@@ -131,6 +164,8 @@ pub fn start(
                 TokioServer::bind("127.0.0.1:0", config, handler)
                     .await
                     .unwrap()
+                    .admission(bounds.limits)
+                    .write_timeout(bounds.write_timeout)
                     .on_log(observer)
                     .spawn()
                     .unwrap()

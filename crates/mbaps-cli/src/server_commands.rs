@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mbaps_authz::{Policy, Role};
 use mbaps_codec::{ExceptionCode, Request};
-use mbaps_session::SessionLog;
+use mbaps_session::admission::AdmissionLimits;
 use mbaps_session::{
-    Handler, RegisterMap, Reply, RequestContext, ServerConfig, Tables, load_certificates,
-    load_crls, load_private_key,
+    Handler, RegisterMap, Reply, RequestContext, ServerConfig, SessionLog, Tables, Timers,
+    load_certificates, load_crls, load_private_key,
 };
 use mbaps_test_pki::{RoleExtension, TestPki, Validity};
 use mbaps_tokio::TokioServer;
@@ -37,9 +37,29 @@ pub(crate) struct ServerArgs {
     /// The authorization policy (TOML, see docs/policy.md).
     #[arg(long)]
     policy: PathBuf,
-    /// Sessions open at once; beyond, connections are refused.
-    #[arg(long, default_value_t = 64)]
-    max_sessions: usize,
+    /// Authenticated sessions open at once. A newly authenticated client
+    /// beyond closes the session whose peer stopped reading, else the one
+    /// idle the longest; if every session is busy, the newcomer is closed.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_sessions: u32,
+    /// Connections in their TLS handshake at once; beyond, the oldest
+    /// pending handshake is dropped (silent or slow ones first).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_handshakes: u32,
+    /// Connections in their TLS handshake at once from one address (an
+    /// IPv6 /64); beyond, that address's oldest pending handshake is dropped.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_handshakes_per_address: u32,
+    /// Seconds a client has to finish its TLS handshake.
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    handshake_timeout: Duration,
+    /// Seconds a peer has to take what the server sends it; a peer that
+    /// stops reading is dropped after them.
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    write_timeout: Duration,
+    /// Seconds without a request before a session is closed (0: never).
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = seconds_or_never)]
+    idle_timeout: IdleTimeout,
     /// Answer only these unit ids (repeatable); others get exception 0x0B.
     #[arg(long)]
     unit: Vec<u8>,
@@ -87,8 +107,46 @@ fn log(entry: &SessionLog) {
     println!("{entry}");
 }
 
+/// The longest timeout a flag takes: a day.
+const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+
+/// A timeout in seconds (fractions allowed), above 0 and at most a day.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(value > 0.0 && value <= MAX_TIMEOUT_SECONDS) {
+        return Err(format!(
+            "{text} s is out of range: give more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// An idle timeout: seconds, or never.
+#[derive(Clone, Copy, Debug)]
+struct IdleTimeout(Option<Duration>);
+
+/// [`seconds`], or 0 for "never".
+fn seconds_or_never(text: &str) -> Result<IdleTimeout, String> {
+    if text.parse::<f64>() == Ok(0.0) {
+        return Ok(IdleTimeout(None));
+    }
+    seconds(text).map(|timeout| IdleTimeout(Some(timeout)))
+}
+
 pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
     let policy = Policy::load(&args.policy)?;
+    let timers = Timers {
+        handshake_timeout: args.handshake_timeout,
+        idle_timeout: args.idle_timeout.0,
+        ..Timers::default()
+    };
+    let limits = AdmissionLimits {
+        max_sessions: args.max_sessions as usize,
+        max_handshakes: args.max_handshakes as usize,
+        max_handshakes_per_address: args.max_handshakes_per_address as usize,
+    };
     let config = if args.plain {
         let role = args
             .plain_role
@@ -96,7 +154,7 @@ pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
             .map(Role::new)
             .transpose()
             .context("--plain-role")?;
-        ServerConfig::plain(policy, role).build()?
+        ServerConfig::plain(policy, role).timers(timers).build()?
     } else {
         let (Some(cert), Some(key), Some(ca)) = (&args.cert, &args.key, &args.ca) else {
             anyhow::bail!("--cert, --key and --ca are required (or give --plain)");
@@ -112,6 +170,7 @@ pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
             policy,
         )
         .crls(crls)
+        .timers(timers)
         .build()?
     };
     let mut map = RegisterMap::new(Tables::preset());
@@ -134,7 +193,8 @@ pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
         let server = TokioServer::bind(&listen, config, LoggingHandler(map))
             .await
             .with_context(|| format!("listening on {listen}"))?
-            .max_sessions(args.max_sessions)
+            .admission(limits)
+            .write_timeout(args.write_timeout)
             .on_log(log);
         let kind = if args.plain {
             "plain Modbus/TCP (no TLS)"

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{mbaps, start_server, text};
+use common::{mbaps, start_server, start_server_with, text};
 
 #[test]
 fn certs_server_read_and_write_work_together_and_the_policy_holds() {
@@ -118,5 +118,76 @@ fn certs_server_read_and_write_work_together_and_the_policy_holds() {
     let authenticated = log.matches(" authenticated ").count();
     assert_eq!(authenticated, 7, "{log}");
     assert_eq!(closed_cleanly(&log), authenticated, "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn server_admission_flags_take_effect_and_bad_values_are_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("mbaps-admission-test-{}", std::process::id()));
+    let out = mbaps(&["certs", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (_server, host) = start_server_with(
+        &dir,
+        &[
+            "--max-sessions",
+            "2",
+            "--max-handshakes",
+            "3",
+            "--max-handshakes-per-address",
+            "2",
+            "--handshake-timeout",
+            "5",
+            "--write-timeout",
+            "2.5",
+            "--idle-timeout",
+            "0",
+        ],
+    );
+    // Strangers that never speak: beyond both handshake bounds.
+    let silent: Vec<_> = (0..6)
+        .map(|_| std::net::TcpStream::connect(&host).unwrap())
+        .collect();
+    let file = |name: &str| dir.join(name).display().to_string();
+    let read = mbaps(&[
+        "read",
+        "holding",
+        "5",
+        "1",
+        "--json",
+        "--host",
+        &host,
+        "--ca",
+        &file("ca.pem"),
+        "--cert",
+        &file("client-viewer-chain.pem"),
+        "--key",
+        &file("client-viewer.key"),
+    ]);
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert_eq!(text(&read.stdout).trim(), r#"[{"address":5,"value":5}]"#);
+    drop(silent);
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(
+        log.contains("handshakes in progress from its address, the bound"),
+        "{log}"
+    );
+
+    for (flag, value, says) in [
+        ("--write-timeout", "0", "out of range"),
+        ("--handshake-timeout", "soon", "is not a number of seconds"),
+        ("--max-handshakes", "0", "0 is not in 1..=100000"),
+    ] {
+        let out = mbaps(&[
+            "server",
+            "--policy",
+            "examples/policy.toml",
+            "--plain",
+            flag,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(flag) && stderr.contains(says), "{stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,10 @@
 //!   TLS 1.2 and plain TCP through mbaps-tokio, and plain TCP through
 //!   tokio-modbus (server and client);
 //! - full and resumed handshakes/s;
-//! - resident memory per idle TLS session, in a server child process.
+//! - resident memory per idle TLS session, in a server child process;
+//! - admission under attack: an authenticated client's p99 latency and a
+//!   new client's first answer while 1,000 anonymous connections are
+//!   opened and held, beside the same client on a quiet server.
 //!
 //! Scenarios run in interleaved rounds and each figure is the median of its
 //! rounds, so that a slow moment of the machine hits every scenario alike.
@@ -17,6 +20,7 @@ mod handshakes;
 mod idle_memory;
 mod pki;
 mod throughput;
+mod under_attack;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,9 +104,14 @@ fn main() -> Result<()> {
         options.idle_sessions
     );
     let memory = idle_memory::measure(&pki, options.idle_sessions)?;
+    eprintln!(
+        "latency while {} anonymous connections are held and replaced ...",
+        under_attack::ATTACKERS
+    );
+    let attack = runtime.block_on(under_attack::measure(&pki, window, options.rounds))?;
 
-    let report = report(&rates, &handshakes, &memory);
-    println!("{}", table(&rates, &handshakes, &memory));
+    let report = report(&rates, &handshakes, &memory, &attack);
+    println!("{}", table(&rates, &handshakes, &memory, &attack));
     if let Some(path) = options.json {
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -140,10 +149,20 @@ fn ratios(rates: &[throughput::Rate]) -> Vec<(String, f64, f64)> {
     out
 }
 
+/// Targets under attack: an authenticated client's p99, a new client's
+/// first answer.
+const ATTACK_P99_TARGET: Duration = Duration::from_millis(10);
+const FIRST_ANSWER_TARGET: Duration = Duration::from_secs(1);
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT MET" }
+}
+
 fn table(
     rates: &[throughput::Rate],
     handshakes: &[handshakes::Rate],
     memory: &idle_memory::Memory,
+    attack: &under_attack::UnderAttack,
 ) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -188,11 +207,31 @@ fn table(
         memory.rss_before_kib as f64 / 1024.0,
         memory.rss_after_kib as f64 / 1024.0,
         memory.per_session_kib(),
-        if memory.per_session_kib() < 64.0 {
-            "met"
-        } else {
-            "NOT MET"
-        }
+        verdict(memory.per_session_kib() < 64.0)
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let _ = writeln!(
+        out,
+        "\nunder attack ({} anonymous connections held, replaced at {:.0} connects/s; TLS, default bounds):",
+        under_attack::ATTACKERS,
+        attack.connects_per_second
+    );
+    let _ = writeln!(
+        out,
+        "  authenticated client p99: {:.2} ms (quiet server: {:.2} ms, ratio {:.2}); target < {} ms {}",
+        ms(attack.attacked_p99),
+        ms(attack.quiet_p99),
+        attack.attacked_p99.as_secs_f64() / attack.quiet_p99.as_secs_f64(),
+        ATTACK_P99_TARGET.as_millis(),
+        verdict(attack.attacked_p99 < ATTACK_P99_TARGET)
+    );
+    let _ = writeln!(
+        out,
+        "  new client, connect to first answer: {:.1} ms (worst round {:.1} ms); target < {} ms {}",
+        ms(attack.first_answer),
+        ms(attack.worst_first_answer),
+        FIRST_ANSWER_TARGET.as_millis(),
+        verdict(attack.worst_first_answer < FIRST_ANSWER_TARGET)
     );
     out
 }
@@ -201,6 +240,7 @@ fn report(
     rates: &[throughput::Rate],
     handshakes: &[handshakes::Rate],
     memory: &idle_memory::Memory,
+    attack: &under_attack::UnderAttack,
 ) -> serde_json::Value {
     serde_json::json!({
         "requests_per_second": rates.iter().map(|r| serde_json::json!({
@@ -221,6 +261,16 @@ fn report(
             "rss_after_kib": memory.rss_after_kib,
             "per_session_kib": memory.per_session_kib(),
             "target_kib": 64,
+        },
+        "under_attack": {
+            "anonymous_connections_held": under_attack::ATTACKERS,
+            "connects_per_second": attack.connects_per_second,
+            "quiet_p99_ms": attack.quiet_p99.as_secs_f64() * 1e3,
+            "attacked_p99_ms": attack.attacked_p99.as_secs_f64() * 1e3,
+            "p99_target_ms": ATTACK_P99_TARGET.as_secs_f64() * 1e3,
+            "first_answer_ms": attack.first_answer.as_secs_f64() * 1e3,
+            "worst_first_answer_ms": attack.worst_first_answer.as_secs_f64() * 1e3,
+            "first_answer_target_ms": FIRST_ANSWER_TARGET.as_secs_f64() * 1e3,
         },
     })
 }

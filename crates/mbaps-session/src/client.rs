@@ -196,8 +196,9 @@ impl Client {
         }
         let idle = self.outstanding.is_empty();
         let fired = self.link.check_timers(now, idle);
-        if self.on_fatal(fired)? {
-            self.report_closed(CloseReason::IdleTimeout);
+        if let Some(reason) = self.on_fatal(fired)? {
+            self.abort_outstanding();
+            self.report_closed(reason);
         }
         Ok(())
     }
@@ -223,9 +224,10 @@ impl Client {
     }
 
     /// Closes the session with close_notify; requests in flight end with
-    /// [`ClientEvent::Aborted`].
-    pub fn close(&mut self) {
-        self.link.close();
+    /// [`ClientEvent::Aborted`]. The server has the close timeout to
+    /// answer with its own close_notify.
+    pub fn close(&mut self, now: Instant) {
+        self.link.close(now);
         self.abort_outstanding();
         // Closed during the handshake, or plain Modbus/TCP: over at once.
         if let Some(reason) = self.link.take_end() {

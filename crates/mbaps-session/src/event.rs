@@ -106,11 +106,6 @@ pub enum CloseReason {
 pub enum Rejection {
     /// The PDU did not decode: 0x01 for a function not served, else 0x03.
     Malformed(CodecError),
-    /// All request slots were taken: 0x06 server device busy.
-    Busy {
-        /// The session's limit.
-        max_outstanding: usize,
-    },
 }
 
 /// What a [`crate::Server`] reports.

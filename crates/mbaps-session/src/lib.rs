@@ -63,9 +63,13 @@
 //!   extensions checked in the handshake.
 //! - The server authorizes every request before the application sees it
 //!   and answers a denied one with exception 0x01; it
-//!   answers 0x06 beyond `max_outstanding` requests, 0x01/0x03 to PDUs that
-//!   do not decode, discards frames with a protocol id other than 0, and
-//!   echoes transaction and unit ids.
+//!   answers 0x01/0x03 to PDUs that do not decode, discards frames with a
+//!   protocol id other than 0, and echoes transaction and unit ids.
+//! - The server pushes back instead of refusing: it takes a request out of
+//!   its buffer only when one of its `max_outstanding` slots is free (and
+//!   its responses are being transmitted); until then
+//!   [`Server::handle_tls`] takes no more input and [`Server::wants_read`]
+//!   is `false`, so the adapter stops reading and TCP slows the client.
 //! - The client allocates transaction ids never in use, matches responses
 //!   by id, discards (and counts) unknown ones, and gives every request one
 //!   outcome: response, invalid response, timeout or abort.
@@ -77,6 +81,13 @@
 //! [`Server::answer_with`] calls it and sends its response or exception.
 //! [`RegisterMap`] is a ready in-memory device (every table, file records,
 //! FIFO, device identification) for simulators and tests.
+//!
+//! ## Admission control
+//! [`admission::Admission`] is the sans-IO bookkeeping both adapters'
+//! servers share: handshakes in progress and authenticated sessions are
+//! bounded apart, a full handshake table drops its oldest pending
+//! handshake, and only a newly authenticated session may close another
+//! (Implementation Guide 4.2), never a stranger.
 //!
 //! ## Plain Modbus/TCP
 //! [`ServerConfig::plain`] and [`ClientConfig::plain`] run the same state
@@ -93,6 +104,7 @@
 //! Nothing grows with the peer's behaviour across calls.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod call;
 mod client;
 mod config;

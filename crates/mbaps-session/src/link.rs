@@ -52,6 +52,9 @@ pub(crate) struct Link {
     /// rustls has torn the connection down (close during the handshake):
     /// nothing more can be sent or read.
     connection_dead: bool,
+    /// When our close_notify was queued: the peer's answer is awaited
+    /// until `timers.close_timeout` after it.
+    closing_since: Option<Instant>,
     started: Instant,
     last_activity: Instant,
     timers: Timers,
@@ -75,6 +78,7 @@ impl Link {
             eof: false,
             end_reported: false,
             connection_dead: false,
+            closing_since: None,
             started: now,
             last_activity: now,
             timers,
@@ -133,6 +137,11 @@ impl Link {
     /// Whether we have sent close_notify: nothing more goes out.
     pub(crate) fn is_closing(&self) -> bool {
         self.sent_close
+    }
+
+    /// Bytes of ADUs written and not yet taken by `poll_transmit`.
+    pub(crate) fn queued_output(&self) -> usize {
+        self.pending.len()
     }
 
     /// Feeds ciphertext to rustls: one batch of records from the front of
@@ -335,11 +344,12 @@ impl Link {
 
     /// Sends close_notify, once. During the handshake this abandons it:
     /// the session ends at once and reads nothing more.
-    pub(crate) fn close(&mut self) {
+    pub(crate) fn close(&mut self, now: Instant) {
         if !self.sent_close && self.fatal.is_none() && !self.connection_dead {
             self.flush_pending();
             self.conn.send_close();
             self.sent_close = true;
+            self.closing_since = Some(now);
             // Plain Modbus/TCP has no close handshake: closing is the end.
             if self.conn.is_handshaking() || self.conn.is_plain() {
                 self.connection_dead = true;
@@ -348,8 +358,9 @@ impl Link {
         }
     }
 
-    /// The handshake deadline while handshaking; otherwise the idle
-    /// deadline, when the caller says the session is idle.
+    /// The handshake deadline while handshaking; the end of the wait for
+    /// the peer's close_notify while closing; otherwise the idle deadline,
+    /// when the caller says the session is idle.
     pub(crate) fn deadline(&self, idle: bool) -> Option<Instant> {
         if self.is_over() {
             return None;
@@ -357,18 +368,26 @@ impl Link {
         if self.conn.is_handshaking() {
             return Some(self.started + self.timers.handshake_timeout);
         }
-        if idle && !self.sent_close {
+        if let Some(since) = self.closing_since {
+            return Some(since + self.timers.close_timeout);
+        }
+        if idle {
             return self.timers.idle_timeout.map(|t| self.last_activity + t);
         }
         None
     }
 
-    /// Checks the handshake and idle timers; `Ok(true)` when the idle
-    /// timeout fired (the session has sent close_notify).
-    pub(crate) fn check_timers(&mut self, now: Instant, idle: bool) -> Result<bool, SessionError> {
+    /// Checks the timers: the handshake timeout is a fatal error; the idle
+    /// timeout closes the session and the close timeout ends a close the
+    /// peer does not answer, each returned as the reason it ended.
+    pub(crate) fn check_timers(
+        &mut self,
+        now: Instant,
+        idle: bool,
+    ) -> Result<Option<CloseReason>, SessionError> {
         self.check()?;
         if self.is_over() {
-            return Ok(false);
+            return Ok(None);
         }
         if self.conn.is_handshaking() {
             if now >= self.started + self.timers.handshake_timeout {
@@ -376,16 +395,25 @@ impl Link {
                     self.timers.handshake_timeout,
                 )));
             }
-            return Ok(false);
+            return Ok(None);
         }
+        let closing = self.closing_since.is_some();
         match self.deadline(idle) {
             Some(deadline) if now >= deadline => {
-                self.close();
-                self.ended.get_or_insert(CloseReason::IdleTimeout);
+                let reason = if closing {
+                    CloseReason::LocalClose
+                } else {
+                    self.close(now);
+                    CloseReason::IdleTimeout
+                };
+                // Over now: a closing session does not wait for the answer
+                // any longer, an idle one does not wait for one at all.
+                self.connection_dead = true;
+                self.ended.get_or_insert(reason);
                 self.end_reported = true;
-                Ok(true)
+                Ok(Some(reason))
             }
-            _ => Ok(false),
+            _ => Ok(None),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::admission::{EvictionReason, HandshakeBound};
 use crate::error::SessionError;
 use crate::event::ServerEvent;
 
@@ -29,21 +30,42 @@ pub enum SessionLog {
         /// Why.
         error: SessionError,
     },
-    /// A connection was refused: `max_sessions` were open and none idle.
+    /// A newly authenticated session was closed: `max_sessions` were open
+    /// and none was stalled or idle.
     Refused {
         /// The client's address.
         peer: SocketAddr,
         /// The bound.
         max_sessions: usize,
     },
-    /// An idle session was closed to make room for a new connection, the
-    /// oldest idle one (Implementation Guide: the server may close the
-    /// session idle the longest when its session limit is reached).
+    /// A session was closed to make room for a newly authenticated one
+    /// (Implementation Guide 4.2: close the oldest unused connection):
+    /// one whose peer had stopped reading, else the one idle the longest.
     Evicted {
         /// The closed session's client.
         peer: SocketAddr,
-        /// How long it had been idle.
-        idle_for: Duration,
+        /// Why it was the one.
+        reason: EvictionReason,
+        /// The newly authenticated client it made room for.
+        newcomer: SocketAddr,
+    },
+    /// A connection still in its handshake was dropped to admit a newer
+    /// one: a handshake bound was full (see [`crate::admission`]).
+    HandshakeDropped {
+        /// The dropped connection's client.
+        peer: SocketAddr,
+        /// Which bound.
+        bound: HandshakeBound,
+        /// How long its handshake had been pending.
+        pending_for: Duration,
+    },
+    /// The peer took none of our bytes for the write timeout: the
+    /// connection was dropped.
+    WriteTimeout {
+        /// The client's address.
+        peer: SocketAddr,
+        /// The timeout.
+        timeout: Duration,
     },
 }
 
@@ -53,13 +75,51 @@ impl fmt::Display for SessionLog {
         match self {
             SessionLog::Event { peer, event } => write_event(f, *peer, event),
             SessionLog::Failed { peer, error } => write!(f, "session {peer} failed: {error}"),
-            SessionLog::Refused { peer, max_sessions } => {
-                write!(f, "refused {peer}: {max_sessions} sessions open, none idle")
-            }
-            SessionLog::Evicted { peer, idle_for } => write!(
+            SessionLog::Refused { peer, max_sessions } => write!(
                 f,
-                "closed session {peer}, idle for {:.1} s, to make room",
-                idle_for.as_secs_f64()
+                "refused {peer}: {max_sessions} sessions open, none idle or stalled"
+            ),
+            SessionLog::Evicted {
+                peer,
+                reason,
+                newcomer,
+            } => {
+                write!(f, "closed session {peer} to make room for {newcomer}: ")?;
+                match reason {
+                    EvictionReason::Stalled { stalled_for } => write!(
+                        f,
+                        "it had taken none of our bytes for {:.1} s",
+                        stalled_for.as_secs_f64()
+                    ),
+                    EvictionReason::Idle { idle_for } => {
+                        write!(f, "idle the longest, for {:.1} s", idle_for.as_secs_f64())
+                    }
+                }
+            }
+            SessionLog::HandshakeDropped {
+                peer,
+                bound,
+                pending_for,
+            } => {
+                write!(
+                    f,
+                    "dropped handshake of {peer} after {:.1} s: ",
+                    pending_for.as_secs_f64()
+                )?;
+                match bound {
+                    HandshakeBound::Global { max } => {
+                        write!(f, "{max} handshakes in progress, the bound")
+                    }
+                    HandshakeBound::PerAddress { max } => write!(
+                        f,
+                        "{max} handshakes in progress from its address, the bound"
+                    ),
+                }
+            }
+            SessionLog::WriteTimeout { peer, timeout } => write!(
+                f,
+                "dropped {peer}: it took none of our bytes for {:.1} s (write timeout)",
+                timeout.as_secs_f64()
             ),
         }
     }

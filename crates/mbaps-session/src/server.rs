@@ -42,8 +42,16 @@ pub struct Server {
     next_id: u64,
     events: VecDeque<ServerEvent>,
     closed_reported: bool,
+    /// The time of the last call that gave one: requests taken out of the
+    /// buffer by `poll_event` are answered (denials) at it.
+    now: Instant,
     config: ServerConfig,
 }
+
+/// Responses waiting for `poll_transmit` beyond which no further request
+/// is taken out of the buffer: a client that pipelines faster than it
+/// reads slows down through TCP instead of growing the session's output.
+const OUTPUT_HIGH_WATER: usize = 16 * 1024;
 
 impl Server {
     /// A session for a new connection accepted at `now`.
@@ -65,6 +73,7 @@ impl Server {
             next_id: 0,
             events: VecDeque::new(),
             closed_reported: false,
+            now,
             config: config.clone(),
         };
         if let Some(sessions) = &config.sessions {
@@ -75,34 +84,56 @@ impl Server {
         }
         if session.link.transport().is_plain() {
             // Plain Modbus/TCP is up from the start.
-            session.process(now)?;
+            session.process()?;
         }
         Ok(session)
     }
 
-    /// Bytes read from the connection.
-    pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
+    /// Bytes read from the connection. Returns how many were taken: fewer
+    /// than given when the session stopped taking requests (its window of
+    /// `max_outstanding` requests is full, or its responses are not being
+    /// transmitted). Keep the rest and offer it again once
+    /// [`Server::wants_read`] says so; do not read more from the connection
+    /// meanwhile, so that TCP slows the client down.
+    pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, SessionError> {
+        self.link.check()?;
+        self.now = now;
         let mut input = bytes;
-        loop {
+        while !input.is_empty() && self.wants_read() {
             self.link.read_tls(now, &mut input)?;
-            self.process(now)?;
-            if input.is_empty() {
-                return Ok(());
-            }
+            self.process()?;
         }
+        Ok(bytes.len() - input.len())
+    }
+
+    /// Whether the session takes more input now: `false` while it holds
+    /// requests it cannot take yet (see [`Server::handle_tls`]) and once it
+    /// is over.
+    pub fn wants_read(&self) -> bool {
+        !self.link.is_over() && !self.is_full()
+    }
+
+    /// Whether no further request may be taken: the window is full, or
+    /// too many responses wait for `poll_transmit`.
+    fn is_full(&self) -> bool {
+        self.outstanding.len() >= self.max_outstanding
+            || self.link.queued_output() >= OUTPUT_HIGH_WATER
     }
 
     /// The connection's read side ended (a read returned 0 bytes).
     pub fn handle_eof(&mut self, now: Instant) -> Result<(), SessionError> {
+        self.now = now;
         self.link.read_eof()?;
-        self.process(now)
+        self.process()
     }
 
     /// Checks the timers; call when [`Server::poll_timeout`] is reached.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        self.now = now;
         let idle = self.outstanding.is_empty();
-        if self.link.check_timers(now, idle)? {
-            self.report_closed(CloseReason::IdleTimeout);
+        if let Some(reason) = self.link.check_timers(now, idle)? {
+            self.outstanding.clear();
+            self.report_closed(reason);
         }
         Ok(())
     }
@@ -112,8 +143,16 @@ impl Server {
         self.link.deadline(self.outstanding.is_empty())
     }
 
-    /// The next event; drain until `None` after every call.
+    /// The next event; drain until `None` after every call. Requests
+    /// waiting in the session's buffer are taken out here as slots free
+    /// up, so a drain after answering (or after `poll_transmit`) may yield
+    /// more of them.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        if self.events.is_empty() {
+            // A framing error is sticky: the next call that feeds the
+            // session returns it; the alert it owes is in poll_transmit.
+            let _ = self.take_requests();
+        }
         self.events.pop_front()
     }
 
@@ -151,6 +190,7 @@ impl Server {
         let mut adu = [0u8; MAX_ADU_LEN];
         let len =
             encode_response(pending.header, response, &mut adu).map_err(SessionError::Encode)?;
+        self.now = now;
         self.outstanding.swap_remove(index);
         self.link.write_adu(now, &adu[..len])
     }
@@ -169,7 +209,11 @@ impl Server {
     }
 
     /// Answers request `id` by calling `handler`, with the request's unit id
-    /// and the session's role; a handler's exception is sent as such.
+    /// and the session's role. A handler's exception is sent as such; a
+    /// response the session refuses (not for the request's function, or
+    /// one that does not encode) is answered 0x04 (server device failure)
+    /// instead, so the request still gets exactly one answer. Returns the
+    /// session's fatal error, if it has one.
     pub fn answer_with(
         &mut self,
         now: Instant,
@@ -179,25 +223,38 @@ impl Server {
         handler: &dyn crate::Handler,
     ) -> Result<(), SessionError> {
         let function = pdu.as_bytes().first().copied().unwrap_or(0);
-        let request = pdu.request().map_err(SessionError::Encode)?;
-        let context = crate::RequestContext {
-            unit_id: header.unit_id,
-            transaction_id: header.transaction_id,
-            role: self.role.as_ref(),
-        };
-        let mut reply = crate::Reply::default();
-        match handler.handle(&context, &request, &mut reply) {
-            Ok(()) => self.send_response_pdu(now, id, reply.pdu()),
-            Err(exception) => {
-                self.send_response(now, id, &Response::exception(function, exception))
+        let sent = match pdu.request() {
+            Ok(request) => {
+                let context = crate::RequestContext {
+                    unit_id: header.unit_id,
+                    transaction_id: header.transaction_id,
+                    role: self.role.as_ref(),
+                };
+                let mut reply = crate::Reply::default();
+                match handler.handle(&context, &request, &mut reply) {
+                    Ok(()) => self.send_response_pdu(now, id, reply.pdu()),
+                    Err(exception) => {
+                        self.send_response(now, id, &Response::exception(function, exception))
+                    }
+                }
             }
+            Err(error) => Err(SessionError::Encode(error)),
+        };
+        match sent {
+            Err(error) if !error.is_fatal() => {
+                let failure = Response::exception(function, ExceptionCode::ServerDeviceFailure);
+                match self.send_response(now, id, &failure) {
+                    Err(error) if error.is_fatal() => Err(error),
+                    _ => Ok(()),
+                }
+            }
+            sent => sent,
         }
     }
 
     /// Drains the events: each request is answered by `handler` (see
     /// [`Server::answer_with`]), every other event goes to `other`. Returns
-    /// the first fatal error; a refused answer (a handler's bad response)
-    /// is not fatal and the request is answered with an exception instead.
+    /// the first fatal error.
     pub fn answer_pending(
         &mut self,
         now: Instant,
@@ -207,16 +264,7 @@ impl Server {
         while let Some(event) = self.poll_event() {
             match event {
                 ServerEvent::Request { id, header, pdu } => {
-                    match self.answer_with(now, id, header, &pdu, handler) {
-                        Err(error) if error.is_fatal() => return Err(error),
-                        Err(_) => {
-                            let function = pdu.as_bytes().first().copied().unwrap_or(0);
-                            let failure =
-                                Response::exception(function, ExceptionCode::ServerDeviceFailure);
-                            self.send_response(now, id, &failure)?;
-                        }
-                        Ok(()) => {}
-                    }
+                    self.answer_with(now, id, header, &pdu, handler)?;
                 }
                 event => other(event),
             }
@@ -226,9 +274,11 @@ impl Server {
 
     /// Closes the session with close_notify. Requests not yet answered are
     /// not answered: their connection closes (every accepted request gets
-    /// exactly one response, or its connection closes).
-    pub fn close(&mut self) {
-        self.link.close();
+    /// exactly one response, or its connection closes). The peer has the
+    /// close timeout to answer with its own close_notify.
+    pub fn close(&mut self, now: Instant) {
+        self.now = now;
+        self.link.close(now);
         self.outstanding.clear();
         // Closed during the handshake, or plain Modbus/TCP: over at once.
         if let Some(reason) = self.link.take_end() {
@@ -261,26 +311,40 @@ impl Server {
         &self.config
     }
 
-    fn process(&mut self, now: Instant) -> Result<(), SessionError> {
+    /// After input: the handshake's end, then the requests the window
+    /// has room for, then the session's end.
+    fn process(&mut self) -> Result<(), SessionError> {
         if let Some(handshake) = self.link.handshake_finished() {
             self.authenticate(handshake)?;
         }
-        if self.permissions.is_some() {
-            while let Some(frame) = self.link.next_frame()? {
-                match frame {
-                    Frame::Discarded { protocol_id } => {
-                        self.events
-                            .push_back(ServerEvent::Discarded { protocol_id });
-                    }
-                    // After close_notify is sent nothing can be answered.
-                    Frame::Adu { .. } if self.link.is_closing() => {}
-                    Frame::Adu { header, pdu } => self.on_request(now, header, pdu)?,
-                }
-            }
-        }
+        self.take_requests()?;
         if let Some(reason) = self.link.take_end() {
             self.outstanding.clear();
             self.report_closed(reason);
+        }
+        Ok(())
+    }
+
+    /// Takes requests out of the buffer while the window has room: each
+    /// is authorized and handed to the application, or answered with an
+    /// exception at once.
+    fn take_requests(&mut self) -> Result<(), SessionError> {
+        if self.permissions.is_none() {
+            return Ok(());
+        }
+        while !self.is_full() {
+            let Some(frame) = self.link.next_frame()? else {
+                break;
+            };
+            match frame {
+                Frame::Discarded { protocol_id } => {
+                    self.events
+                        .push_back(ServerEvent::Discarded { protocol_id });
+                }
+                // After close_notify is sent nothing can be answered.
+                Frame::Adu { .. } if self.link.is_closing() => {}
+                Frame::Adu { header, pdu } => self.on_request(header, pdu)?,
+            }
         }
         Ok(())
     }
@@ -320,12 +384,7 @@ impl Server {
         Ok(())
     }
 
-    fn on_request(
-        &mut self,
-        now: Instant,
-        header: MbapHeader,
-        pdu: Pdu,
-    ) -> Result<(), SessionError> {
+    fn on_request(&mut self, header: MbapHeader, pdu: Pdu) -> Result<(), SessionError> {
         let function = pdu.as_bytes().first().copied().unwrap_or(0);
         let request = match Request::decode(pdu.as_bytes()) {
             Ok(request) => request,
@@ -333,7 +392,7 @@ impl Server {
                 let exception = err
                     .exception_code()
                     .unwrap_or(ExceptionCode::IllegalDataValue);
-                return self.reject(now, header, function, exception, Rejection::Malformed(err));
+                return self.reject(header, function, exception, Rejection::Malformed(err));
             }
         };
         let permissions = self
@@ -341,25 +400,13 @@ impl Server {
             .as_ref()
             .expect("requests are read only once authenticated");
         if let Decision::Deny(denial) = permissions.decide(header.unit_id, &request) {
-            self.answer_exception(now, header, function, ExceptionCode::IllegalFunction)?;
+            self.answer_exception(header, function, ExceptionCode::IllegalFunction)?;
             self.events.push_back(ServerEvent::Denied {
                 header,
                 function,
                 denial,
             });
             return Ok(());
-        }
-        if self.outstanding.len() >= self.max_outstanding {
-            let reason = Rejection::Busy {
-                max_outstanding: self.max_outstanding,
-            };
-            return self.reject(
-                now,
-                header,
-                function,
-                ExceptionCode::ServerDeviceBusy,
-                reason,
-            );
         }
         let id = RequestId(self.next_id);
         self.next_id += 1;
@@ -375,13 +422,12 @@ impl Server {
 
     fn reject(
         &mut self,
-        now: Instant,
         header: MbapHeader,
         function: u8,
         exception: ExceptionCode,
         reason: Rejection,
     ) -> Result<(), SessionError> {
-        self.answer_exception(now, header, function, exception)?;
+        self.answer_exception(header, function, exception)?;
         self.events.push_back(ServerEvent::Rejected {
             header,
             function,
@@ -393,7 +439,6 @@ impl Server {
 
     fn answer_exception(
         &mut self,
-        now: Instant,
         header: MbapHeader,
         function: u8,
         exception: ExceptionCode,
@@ -406,7 +451,7 @@ impl Server {
         let response = Response::exception(function, exception);
         let mut adu = [0u8; 9];
         let len = encode_response(header, &response, &mut adu).map_err(SessionError::Encode)?;
-        self.link.write_adu(now, &adu[..len])
+        self.link.write_adu(self.now, &adu[..len])
     }
 
     fn report_closed(&mut self, reason: CloseReason) {

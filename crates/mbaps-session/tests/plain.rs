@@ -143,7 +143,7 @@ fn a_plain_session_ends_on_eof_and_on_close() {
             },
         )
         .unwrap();
-    pair.client.close();
+    pair.client.close(pair.now);
     pair.collect();
     assert_eq!(
         &pair.client_events[1..],

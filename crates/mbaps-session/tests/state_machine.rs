@@ -184,8 +184,8 @@ impl World {
             }
             Op::ToServer { bytes } => {
                 let n = bytes.min(self.to_server.len());
-                let chunk: Vec<u8> = self.to_server.drain(..n).collect();
-                self.server.handle_tls(self.now, &chunk)?;
+                let taken = self.server.handle_tls(self.now, &self.to_server[..n])?;
+                self.to_server.drain(..taken);
             }
             Op::ToClient { bytes } => {
                 let n = bytes.min(self.to_client.len());
@@ -201,9 +201,9 @@ impl World {
             }
             Op::CloseClient => {
                 self.close_called = true;
-                self.client.close();
+                self.client.close(self.now);
             }
-            Op::CloseServer => self.server.close(),
+            Op::CloseServer => self.server.close(self.now),
         }
         self.drain();
         Ok(())
@@ -216,8 +216,8 @@ impl World {
             if self.to_server.is_empty() && self.to_client.is_empty() {
                 break;
             }
-            let to_server: Vec<u8> = self.to_server.drain(..).collect();
-            self.server.handle_tls(self.now, &to_server)?;
+            let taken = self.server.handle_tls(self.now, &self.to_server)?;
+            self.to_server.drain(..taken);
             let to_client: Vec<u8> = self.to_client.drain(..).collect();
             self.client.handle_tls(self.now, &to_client)?;
             self.drain();

@@ -48,6 +48,9 @@ impl StdClient {
                 }
             }
         }
+        // Our last flight (certificate, Finished) goes now: the server
+        // authenticates us now, not at our first request.
+        client.flush()?;
         Ok(client)
     }
 
@@ -278,7 +281,7 @@ impl StdClient {
 
     /// Closes the session with close_notify.
     pub fn close(mut self) -> Result<(), ClientError> {
-        self.session.close();
+        self.session.close(Instant::now());
         self.out.clear();
         self.session.poll_transmit(&mut self.out);
         self.stream.write_all(&self.out)?;
@@ -321,6 +324,7 @@ impl StdClient {
     ) -> Result<(), ClientError> {
         loop {
             let mut settled = false;
+            let mut closed = None;
             while let Some(event) = self.session.poll_event() {
                 match Outcome::from(event) {
                     Outcome::Call {
@@ -330,7 +334,9 @@ impl StdClient {
                         settled = true;
                         settle(transaction_id, result);
                     }
-                    Outcome::Closed(reason) => return Err(ClientError::Closed(reason)),
+                    // Responses that came with the close are still handed
+                    // over (every outcome comes before `Closed`).
+                    Outcome::Closed(reason) => closed = Some(reason),
                     // Late outcomes of calls that gave up already.
                     _ => {}
                 }
@@ -338,18 +344,27 @@ impl StdClient {
             if settled {
                 return Ok(());
             }
+            if let Some(reason) = closed {
+                return Err(ClientError::Closed(reason));
+            }
             self.step()?;
         }
     }
 
-    /// One turn of the run loop: write what is pending, then read (or wait
-    /// until the next deadline).
-    fn step(&mut self) -> Result<(), ClientError> {
+    /// Writes what the session has to send.
+    fn flush(&mut self) -> Result<(), ClientError> {
         self.out.clear();
         self.session.poll_transmit(&mut self.out);
         if !self.out.is_empty() {
             self.stream.write_all(&self.out)?;
         }
+        Ok(())
+    }
+
+    /// One turn of the run loop: write what is pending, then read (or wait
+    /// until the next deadline).
+    fn step(&mut self) -> Result<(), ClientError> {
+        self.flush()?;
         let now = Instant::now();
         let wait = self.session.poll_timeout().map(|deadline| {
             deadline

@@ -6,9 +6,16 @@
 //! call the handler, write what it transmits, wait until its next deadline.
 //!
 //! ```text
-//!  TcpListener ──accept──► thread per session (bounded) ──► mbaps_session::Server ──► Handler
+//!  TcpListener ──accept──► admission (handshakes and sessions bounded apart)
+//!                          ──► thread per connection ──► mbaps_session::Server ──► Handler
 //!  TcpStream ──► StdClient::read_coils(..) / call(unit, &Request) / pipeline(..) ──► mbaps_session::Client ──► Response
 //! ```
+//!
+//! The server follows the admission rules of
+//! [`mbaps_session::admission`] (see [`StdServer`]); its accept loop blocks
+//! in `accept` and [`ServerHandle::stop`] wakes it, closes every session
+//! with close_notify after answering what it received, and waits a bounded
+//! time.
 #![forbid(unsafe_code)]
 // The adapter owns the clock: it is the one place that reads it.
 #![allow(clippy::disallowed_methods)]

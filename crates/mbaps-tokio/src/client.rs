@@ -507,7 +507,7 @@ impl Driver {
                 }
                 Ok(None) => {}
                 Err(ClientError::Closed(CloseReason::LocalClose)) => {
-                    link.session.close();
+                    link.session.close(Instant::now());
                     out.clear();
                     link.session.poll_transmit(&mut out);
                     let _ = link.stream.write_all(&out).await;

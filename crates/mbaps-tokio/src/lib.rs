@@ -6,11 +6,15 @@
 //! it transmits, sleep until its next deadline.
 //!
 //! ```text
-//!  TcpListener ──accept──► task per session (bounded; the oldest idle one
-//!                          closes to make room) ──► mbaps_session::Server ──► Handler
+//!  TcpListener ──accept──► admission (handshakes and sessions bounded apart)
+//!                          ──► task per connection ──► mbaps_session::Server ──► Handler
 //!  TokioClient (Clone) ──► driver task ──► mbaps_session::Client: calls from
 //!                          many tasks in flight together, by transaction id
 //! ```
+//!
+//! The server follows the admission rules of
+//! [`mbaps_session::admission`]: no unauthenticated peer can close,
+//! starve or outlast an authenticated session (see [`TokioServer`]).
 //!
 //! ```no_run
 //! # async fn run(server: mbaps_session::ServerConfig, client: mbaps_session::ClientConfig)

@@ -30,8 +30,13 @@ impl Drop for Server {
 /// `mbaps server` with the certificates of `dir` (as `mbaps certs` writes
 /// them) and the example policy, logging to `dir/server.log`; returns it
 /// with its HOST:PORT.
-#[allow(clippy::disallowed_methods)] // the test waits for a real server
 pub fn start_server(dir: &Path) -> (Server, String) {
+    start_server_with(dir, &[])
+}
+
+/// [`start_server`] with more flags.
+#[allow(clippy::disallowed_methods)] // the test waits for a real server
+pub fn start_server_with(dir: &Path, flags: &[&str]) -> (Server, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -41,6 +46,7 @@ pub fn start_server(dir: &Path) -> (Server, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
         .args(["server", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--exit-after", "60"])
+        .args(flags)
         .arg("--cert")
         .arg(dir.join("server-chain.pem"))
         .arg("--key")

@@ -147,6 +147,10 @@ pub struct Timers {
     /// A session with no request in flight and no traffic for this long is
     /// closed (`None`: never). Modbus connections are long-lived.
     pub idle_timeout: Option<Duration>,
+    /// After our close_notify, how long the peer has to answer with its
+    /// own before the session ends anyway: a peer that never answers (or
+    /// never reads) cannot keep a closing session open.
+    pub close_timeout: Duration,
 }
 
 impl Default for Timers {
@@ -154,6 +158,7 @@ impl Default for Timers {
         Timers {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
+            close_timeout: Duration::from_secs(5),
         }
     }
 }

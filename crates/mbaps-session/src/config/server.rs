@@ -138,8 +138,10 @@ impl ServerConfigBuilder {
         self
     }
 
-    /// Requests outstanding per session (1..=256, default 16): beyond, a
-    /// request is answered exception 0x06 (server device busy).
+    /// Requests outstanding per session (1..=256, default 16): the
+    /// session's window. Further requests wait in the session's buffer,
+    /// and the adapter stops reading, until a response frees a slot: a
+    /// client that pipelines more is slowed down by TCP, never refused.
     pub fn max_outstanding(mut self, max: usize) -> Self {
         self.max_outstanding = max;
         self

@@ -98,6 +98,8 @@ pub struct Pair {
     /// Bytes moved each way, in total.
     pub to_server: usize,
     pub to_client: usize,
+    /// Bytes the server did not take yet (its window was full).
+    pub server_inbox: Vec<u8>,
 }
 
 impl Pair {
@@ -119,6 +121,7 @@ impl Pair {
             client_events: Vec::new(),
             to_server: 0,
             to_client: 0,
+            server_inbox: Vec::new(),
         }
     }
 
@@ -126,14 +129,16 @@ impl Pair {
     pub fn drive(&mut self) -> Result<(), Failure> {
         for _ in 0..1000 {
             let mut moved = false;
-            let mut bytes = Vec::new();
+            let mut bytes = std::mem::take(&mut self.server_inbox);
             self.client.poll_transmit(&mut bytes);
             if !bytes.is_empty() {
-                moved = true;
-                self.to_server += bytes.len();
-                self.server
+                let taken = self
+                    .server
                     .handle_tls(self.now, &bytes)
                     .map_err(Failure::Server)?;
+                moved |= taken > 0;
+                self.to_server += taken;
+                self.server_inbox = bytes.split_off(taken);
             }
             self.collect();
             let mut bytes = Vec::new();

@@ -1,0 +1,375 @@
+//! A blocking server: a thread per connection, under the admission rules
+//! of `mbaps_session::admission`.
+
+mod connection;
+mod session;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mbaps_session::admission::{
+    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG, Stage,
+    holds_client_hello,
+};
+use mbaps_session::{Handler, ServerConfig, SessionLog};
+
+use connection::{Command, Conn};
+
+type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
+
+/// A Modbus/TCP Security server on a `TcpListener`: a thread per
+/// connection.
+///
+/// # Admission
+/// The same rules as the tokio server (see
+/// [`mbaps_session::admission`]): handshakes in progress and authenticated
+/// sessions are bounded apart ([`StdServer::max_handshakes`],
+/// [`StdServer::max_handshakes_per_address`], [`StdServer::max_sessions`]);
+/// a full handshake table drops its oldest pending handshake for a
+/// newcomer; only a newly authenticated session may close another (one
+/// whose peer stopped reading, else the one idle the longest). Every write
+/// is bounded by [`StdServer::write_timeout`], so a peer that stops
+/// reading cannot pin a thread. Threads: at most the handshake bound plus
+/// the session bound, plus connections on their way out.
+pub struct StdServer {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    handler: Arc<dyn Handler>,
+    limits: AdmissionLimits,
+    write_timeout: Duration,
+    shutdown_grace: Duration,
+    observer: Observer,
+}
+
+/// What the accept thread, the session threads and the handle share.
+struct Shared {
+    table: Mutex<Admission<Arc<Conn>>>,
+    stopping: AtomicBool,
+    /// Connection threads still running.
+    threads: Mutex<usize>,
+    thread_ended: Condvar,
+    observer: Observer,
+}
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, Admission<Arc<Conn>>> {
+        // The table's operations cannot panic half-way: a poisoned lock
+        // still holds a consistent table.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn threads(&self) -> MutexGuard<'_, usize> {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log(&self, entry: &SessionLog) {
+        (self.observer)(entry);
+    }
+
+    /// Waits until no connection thread runs, at most `grace`; whether
+    /// none does.
+    fn wait_for_threads(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut threads = self.threads();
+        while *threads > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            threads = self
+                .thread_ended
+                .wait_timeout(threads, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Counts a connection thread while it runs (a panicking one too).
+struct ThreadCount(Arc<Shared>);
+
+impl Drop for ThreadCount {
+    fn drop(&mut self) {
+        *self.0.threads() -= 1;
+        self.0.thread_ended.notify_all();
+    }
+}
+
+/// A running server: its address, and a way to stop it.
+pub struct ServerHandle {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown_grace: Duration,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StdServer {
+    /// Binds `address` (port 802 for Modbus/TCP Security), with a listen
+    /// backlog of [`LISTEN_BACKLOG`].
+    pub fn bind(
+        address: impl std::net::ToSocketAddrs,
+        config: ServerConfig,
+        handler: impl Handler,
+    ) -> std::io::Result<StdServer> {
+        let mut last = None;
+        for address in address.to_socket_addrs()? {
+            match listen(address) {
+                Ok(listener) => return Ok(StdServer::from_listener(listener, config, handler)),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address resolved to nothing",
+            )
+        }))
+    }
+
+    /// Serves on a listener bound already (by a service manager, a test).
+    pub fn from_listener(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: impl Handler,
+    ) -> StdServer {
+        StdServer {
+            listener,
+            config: Arc::new(config),
+            handler: Arc::new(handler),
+            limits: AdmissionLimits::default(),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            shutdown_grace: Duration::from_secs(5),
+            observer: Arc::new(|_| {}),
+        }
+    }
+
+    /// Authenticated sessions open at once (default 64). When a session
+    /// authenticates at the bound, a session whose peer stopped reading is
+    /// closed, else the one idle the longest, with close_notify; if none
+    /// is, the newcomer is closed.
+    pub fn max_sessions(mut self, max: usize) -> StdServer {
+        self.limits.max_sessions = max.max(1);
+        self
+    }
+
+    /// Connections in their TLS handshake at once (default 32); when full,
+    /// the oldest pending handshake is dropped for a newcomer.
+    pub fn max_handshakes(mut self, max: usize) -> StdServer {
+        self.limits.max_handshakes = max.max(1);
+        self
+    }
+
+    /// Connections in their TLS handshake at once from one address
+    /// (default 8; IPv6 counted per /64).
+    pub fn max_handshakes_per_address(mut self, max: usize) -> StdServer {
+        self.limits.max_handshakes_per_address = max.max(1);
+        self
+    }
+
+    /// All admission bounds at once (see [`AdmissionLimits`]).
+    pub fn admission(mut self, limits: AdmissionLimits) -> StdServer {
+        self.limits = limits;
+        self
+    }
+
+    /// How long a peer has to take what we send it (default 10 s).
+    pub fn write_timeout(mut self, timeout: Duration) -> StdServer {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// How long [`ServerHandle::stop`] waits for sessions to finish
+    /// (default 5 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> StdServer {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Called with every session event worth logging (authentication,
+    /// denials for the audit log, failures, refusals and evictions with
+    /// their reasons, closes).
+    pub fn on_log(mut self, observer: impl Fn(&SessionLog) + Send + Sync + 'static) -> StdServer {
+        self.observer = Arc::new(observer);
+        self
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves on a background thread until [`ServerHandle::stop`].
+    pub fn spawn(self) -> std::io::Result<ServerHandle> {
+        let address = self.listener.local_addr()?;
+        self.listener.set_nonblocking(false)?;
+        let shared = Arc::new(Shared {
+            table: Mutex::new(Admission::new(self.limits, Instant::now())),
+            stopping: AtomicBool::new(false),
+            threads: Mutex::new(0),
+            thread_ended: Condvar::new(),
+            observer: Arc::clone(&self.observer),
+        });
+        let accepting = Arc::clone(&shared);
+        let shutdown_grace = self.shutdown_grace;
+        let thread = std::thread::Builder::new()
+            .name("mbaps-accept".into())
+            .spawn(move || self.accept_loop(&accepting))?;
+        Ok(ServerHandle {
+            address,
+            shared,
+            shutdown_grace,
+            thread: Some(thread),
+        })
+    }
+
+    fn accept_loop(self, shared: &Arc<Shared>) {
+        loop {
+            let accepted = self.listener.accept();
+            if shared.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(&error);
+                    continue;
+                }
+            };
+            // The handle admission control keeps: a second descriptor on
+            // the socket, to wake or end the connection's thread.
+            let Ok(control) = stream.try_clone() else {
+                continue;
+            };
+            let conn = Arc::new(Conn::new(peer, control));
+            let hello = hello_waiting(&stream);
+            let connected =
+                shared
+                    .table()
+                    .connect(Instant::now(), peer.ip(), hello, Arc::clone(&conn));
+            if let Some(dropped) = connected.dropped {
+                dropped.handle.order(Command::Drop);
+                shared.log(&SessionLog::HandshakeDropped {
+                    peer: dropped.handle.peer,
+                    bound: dropped.bound,
+                    pending_for: dropped.pending_for,
+                });
+            }
+            let session = session::Session {
+                config: Arc::clone(&self.config),
+                handler: Arc::clone(&self.handler),
+                shared: Arc::clone(shared),
+                id: connected.id,
+                activity: connected.activity,
+                conn,
+                write_timeout: self.write_timeout,
+            };
+            *shared.threads() += 1;
+            let count = ThreadCount(Arc::clone(shared));
+            let spawned = std::thread::Builder::new()
+                .name(format!("mbaps-session-{peer}"))
+                .spawn(move || {
+                    let _count = count;
+                    session.run(stream);
+                });
+            if let Err(error) = spawned {
+                // The closure (and so the count and the stream) is gone
+                // with the error; the table must forget the connection.
+                let _ = error;
+                shared.table().closed(connected.id);
+            }
+        }
+    }
+}
+
+/// Whether a whole ClientHello waits on `stream` already (peeked at
+/// without waiting, not read; see [`holds_client_hello`]).
+fn hello_waiting(stream: &TcpStream) -> bool {
+    let mut first = [0u8; HELLO_PEEK_LEN];
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let peeked = stream.peek(&mut first);
+    let _ = stream.set_nonblocking(false);
+    peeked.is_ok_and(|n| holds_client_hello(&first[..n]))
+}
+
+/// A listener on `address` with a deep backlog (SO_REUSEADDR, as std
+/// sets it on Unix).
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    let backlog = i32::try_from(LISTEN_BACKLOG).unwrap_or(i32::MAX);
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// An accept that failed: a connection reset before it was accepted is
+/// that connection's business; running out of descriptors or memory is
+/// the server's, and accepting again at once would spin, so wait a little.
+fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted};
+    if !matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted
+    ) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops the server as the tokio server's shutdown does: stops
+    /// accepting, lets every session answer the requests it has received
+    /// and close with close_notify, and waits for them at most the
+    /// shutdown grace period; connections still open then are dropped.
+    /// Returns when every connection thread has ended.
+    pub fn stop(mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        // Wake the accept loop, blocked in accept, with a connection.
+        let _ = TcpStream::connect_timeout(&wake_address(self.address), Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.order_all(|stage| match stage {
+            Stage::Handshake => Command::Drop,
+            Stage::Session => Command::Close,
+        });
+        if !self.shared.wait_for_threads(self.shutdown_grace) {
+            self.order_all(|_| Command::Drop);
+            self.shared.wait_for_threads(Duration::from_secs(1));
+        }
+    }
+
+    fn order_all(&self, command: impl Fn(Stage) -> Command) {
+        let table = self.shared.table();
+        for (conn, stage) in table.connections() {
+            conn.order(command(stage));
+        }
+    }
+}
+
+/// Where to connect to reach a listener bound to `address`: the loopback
+/// address for an unspecified one.
+fn wake_address(address: SocketAddr) -> SocketAddr {
+    let ip = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, address.port())
+}

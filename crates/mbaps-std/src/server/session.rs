@@ -1,0 +1,284 @@
+//! One connection's thread: the run loop of an `mbaps_session::Server`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mbaps_session::admission::{Activity, Admitted, ConnectionId, EvictionReason};
+use mbaps_session::{Handler, Server, ServerConfig, ServerEvent, SessionError, SessionLog};
+
+use super::Shared;
+use super::connection::{Command, Conn};
+
+/// Bytes read from the socket at a time: one TLS record's worth.
+const READ_CHUNK: usize = 16 * 1024;
+
+pub(crate) struct Session {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: ConnectionId,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) write_timeout: Duration,
+}
+
+/// Why writing stopped.
+enum WriteError {
+    /// The peer took nothing for the write timeout.
+    TimedOut,
+    /// The connection is gone.
+    Io,
+}
+
+impl Session {
+    pub(crate) fn run(self, mut stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let peer = self.conn.peer;
+        let mut failure: Option<SessionError> = None;
+        match Server::new(&self.config, Instant::now()) {
+            Ok(mut session) => self.serve(&mut session, &mut stream, &mut failure),
+            Err(error) => failure = Some(error),
+        }
+        self.shared.table().closed(self.id);
+        if let Some(error) = failure {
+            self.shared.log(&SessionLog::Failed { peer, error });
+        }
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+
+    fn serve(
+        &self,
+        session: &mut Server,
+        stream: &mut TcpStream,
+        failure: &mut Option<SessionError>,
+    ) {
+        let peer = self.conn.peer;
+        let mut input = vec![0u8; READ_CHUNK];
+        let (mut start, mut end) = (0, 0);
+        let mut out = Vec::new();
+        // We closed (refused a place, told to close, stopping): close_notify
+        // goes out, then the connection ends without waiting for the
+        // peer's answer.
+        let mut leaving = false;
+        let mut hello = false;
+        let mut eof = false;
+        let mut obeyed = Command::None;
+        // The last time anything came in or went out: "idle since".
+        let mut last_traffic = Instant::now();
+        loop {
+            let now = Instant::now();
+            if start < end && session.wants_read() {
+                // Busy from the moment a request may be in the input: a
+                // session whose handler is at work is not idle.
+                last_traffic = now;
+                self.activity.set_busy();
+                match session.handle_tls(now, &input[start..end]) {
+                    Ok(taken) => start += taken,
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                        start = end;
+                    }
+                }
+            }
+            while let Some(event) = session.poll_event() {
+                match event {
+                    ServerEvent::Request { id, header, pdu } => {
+                        let answered =
+                            session.answer_with(now, id, header, &pdu, self.handler.as_ref());
+                        if let Err(error) = answered {
+                            failure.get_or_insert(error);
+                        }
+                    }
+                    event => {
+                        // A place is asked for before any request is answered.
+                        let authenticated = matches!(event, ServerEvent::Authenticated { .. });
+                        self.shared.log(&SessionLog::Event { peer, event });
+                        if authenticated && !self.admit(session, now) {
+                            leaving = true;
+                        }
+                    }
+                }
+            }
+            // Requests held back in the session's buffer (its window or its
+            // output was full): they come out once the output is sent.
+            let held_back = !session.wants_read() && !session.is_closed();
+            out.clear();
+            let produced = session.poll_transmit(&mut out);
+            if produced > 0 && !hello && !session.is_authenticated() {
+                // The server speaks first after a whole ClientHello.
+                hello = true;
+                self.shared.table().hello_received(self.id);
+            }
+            if produced > 0 {
+                last_traffic = now;
+                match self.write(stream, &out, now) {
+                    Ok(()) => {}
+                    Err(WriteError::TimedOut) => {
+                        if !session.is_closed() && !leaving && self.conn.command() != Command::Drop
+                        {
+                            let timeout = self.write_timeout;
+                            self.shared.log(&SessionLog::WriteTimeout { peer, timeout });
+                        }
+                        return;
+                    }
+                    Err(WriteError::Io) => return,
+                }
+            }
+            if session.is_authenticated() && session.outstanding() == 0 && start == end && !leaving
+            {
+                self.activity.set_idle(last_traffic);
+            } else {
+                self.activity.set_busy();
+            }
+            if session.is_closed() || leaving {
+                return self.leave(session, now);
+            }
+            match self.conn.command() {
+                Command::Drop => return,
+                Command::Close => obeyed = Command::Close,
+                Command::None => {}
+            }
+            if obeyed == Command::Close || self.shared.stopping.load(Ordering::Acquire) {
+                // Requests received so far were answered above; the peer
+                // gets close_notify after them.
+                leaving = true;
+                session.close(now);
+                continue;
+            }
+            if (held_back && produced > 0) || (start < end && session.wants_read()) {
+                continue;
+            }
+            if eof {
+                // Nothing more will come; the session ends on its timers.
+                match session.poll_timeout() {
+                    Some(deadline) => {
+                        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                        if let Err(error) = session.handle_timeout(Instant::now()) {
+                            failure.get_or_insert(error);
+                        }
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            let wait = session.poll_timeout().map(|deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            });
+            let _ = stream.set_read_timeout(wait);
+            let result = match stream.read(&mut input) {
+                // An order woke the read: obey it first.
+                Ok(0) if self.conn.command() > obeyed => Ok(()),
+                Ok(0) => {
+                    eof = true;
+                    session.handle_eof(Instant::now())
+                }
+                Ok(n) => {
+                    (start, end) = (0, n);
+                    Ok(())
+                }
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    session.handle_timeout(Instant::now())
+                }
+                Err(err) if err.kind() == ErrorKind::Interrupted => Ok(()),
+                Err(_) => return,
+            };
+            if let Err(error) = result {
+                failure.get_or_insert(error);
+            }
+        }
+    }
+
+    /// The session's last bytes are out: a session we closed stops reading
+    /// here (its close is over), and its last events are logged.
+    fn leave(&self, session: &mut Server, now: Instant) {
+        if !session.is_closed() {
+            let _ = session.handle_eof(now);
+        }
+        let peer = self.conn.peer;
+        while let Some(event) = session.poll_event() {
+            self.shared.log(&SessionLog::Event { peer, event });
+        }
+    }
+
+    /// Writes `bytes` within the write timeout. A first attempt does not
+    /// wait: if the peer takes nothing, the session counts as stalled
+    /// from now (admission control closes stalled sessions first).
+    fn write(&self, stream: &mut TcpStream, bytes: &[u8], now: Instant) -> Result<(), WriteError> {
+        let mut written = 0;
+        if stream.set_nonblocking(true).is_err() {
+            return Err(WriteError::Io);
+        }
+        while written < bytes.len() {
+            match stream.write(&bytes[written..]) {
+                Ok(0) => return Err(WriteError::Io),
+                Ok(n) => written += n,
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return Err(WriteError::Io),
+            }
+        }
+        if stream.set_nonblocking(false).is_err() {
+            return Err(WriteError::Io);
+        }
+        if written == bytes.len() {
+            return Ok(());
+        }
+        self.activity.set_stalled(now);
+        let deadline = now + self.write_timeout;
+        while written < bytes.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
+                return Err(WriteError::TimedOut);
+            }
+            match stream.write(&bytes[written..]) {
+                Ok(0) => return Err(WriteError::Io),
+                Ok(n) => written += n,
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    return Err(WriteError::TimedOut);
+                }
+                Err(_) => return Err(WriteError::Io),
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks admission control for a place now that the session has
+    /// authenticated; `false` when it must close instead.
+    fn admit(&self, session: &mut Server, now: Instant) -> bool {
+        let peer = self.conn.peer;
+        let decision = self.shared.table().authenticated(self.id, now);
+        match decision {
+            Admitted::Admitted => true,
+            Admitted::Evicting(evicted) => {
+                let command = match evicted.reason {
+                    EvictionReason::Stalled { .. } => Command::Drop,
+                    EvictionReason::Idle { .. } => Command::Close,
+                };
+                evicted.handle.order(command);
+                self.shared.log(&SessionLog::Evicted {
+                    peer: evicted.handle.peer,
+                    reason: evicted.reason,
+                    newcomer: peer,
+                });
+                true
+            }
+            Admitted::Refused { max_sessions } => {
+                self.shared.log(&SessionLog::Refused { peer, max_sessions });
+                session.close(now);
+                false
+            }
+            Admitted::Unknown => {
+                session.close(now);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! One connection's socket side: what admission control may order it to
+//! do, and its bounded input and output.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::timer::Timer;
+
+/// Bytes read from the socket at a time: one TLS record's worth.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What admission control orders a connection to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Command {
+    /// Nothing yet.
+    None = 0,
+    /// Close with close_notify: an idle session closed to make room.
+    Close = 1,
+    /// End at once: a pending handshake that gave way, or a session whose
+    /// peer stopped reading (it would not take a close_notify).
+    Drop = 2,
+}
+
+/// The admission table's handle on a connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) peer: SocketAddr,
+    command: AtomicU8,
+    wake: Notify,
+}
+
+impl Conn {
+    pub(crate) fn new(peer: SocketAddr) -> Conn {
+        Conn {
+            peer,
+            command: AtomicU8::new(Command::None as u8),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Orders the connection's task to end (`Drop` outranks `Close`).
+    pub(crate) fn order(&self, command: Command) {
+        self.command.fetch_max(command as u8, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Waits for an order stronger than `after` (the last one obeyed).
+    pub(crate) async fn ordered(&self, after: Command) -> Command {
+        loop {
+            let command = self.command.load(Ordering::Acquire);
+            if command > after as u8 {
+                return if command == Command::Drop as u8 {
+                    Command::Drop
+                } else {
+                    Command::Close
+                };
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// The socket with its input not yet taken by the session and its output
+/// not yet taken by the peer. Output is only refilled once it has all been
+/// written, so at most one `poll_transmit` (the session's output bound)
+/// waits per connection.
+pub(crate) struct Io {
+    pub(crate) stream: TcpStream,
+    input: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    out: Vec<u8>,
+    written: usize,
+    /// When the current output first found the peer not reading.
+    blocked_since: Option<Instant>,
+    write_timeout: Duration,
+    pub(crate) write_timer: Timer,
+}
+
+impl Io {
+    pub(crate) fn new(stream: TcpStream, write_timeout: Duration) -> Io {
+        Io {
+            stream,
+            input: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            eof: false,
+            out: Vec::new(),
+            written: 0,
+            blocked_since: None,
+            write_timeout,
+            write_timer: Timer::new(),
+        }
+    }
+
+    /// Input read and not yet taken by the session.
+    pub(crate) fn input(&self) -> &[u8] {
+        &self.input[self.start..self.end]
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+    }
+
+    /// Whether a read may be tried: the peer's stream has not ended and
+    /// all input so far was taken.
+    pub(crate) fn may_read(&self) -> bool {
+        !self.eof && self.start == self.end
+    }
+
+    /// Reads what the socket has: `Ok(Some(0))` at its end, `Ok(None)`
+    /// when nothing was there after all.
+    pub(crate) fn try_read(&mut self) -> std::io::Result<Option<usize>> {
+        match self.stream.try_read(&mut self.input) {
+            Ok(n) => {
+                (self.start, self.end) = (0, n);
+                self.eof = n == 0;
+                Ok(Some(n))
+            }
+            Err(error) if error.kind() == ErrorKind::WouldBlock => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Whether all output was written.
+    pub(crate) fn is_flushed(&self) -> bool {
+        self.written == self.out.len()
+    }
+
+    /// The buffer to append new output to (empty: only refilled once
+    /// flushed).
+    pub(crate) fn out(&mut self) -> &mut Vec<u8> {
+        debug_assert!(self.is_flushed());
+        self.out.clear();
+        self.written = 0;
+        &mut self.out
+    }
+
+    /// Writes what the socket takes without waiting. When the peer takes
+    /// nothing, the write timeout starts (once per output batch: taking a
+    /// byte now and then does not renew it).
+    pub(crate) fn flush(&mut self, now: Instant) -> std::io::Result<()> {
+        while self.written < self.out.len() {
+            match self.stream.try_write(&self.out[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                    if self.blocked_since.is_none() {
+                        self.blocked_since = Some(now);
+                        self.write_timer.set(Some(now + self.write_timeout));
+                    }
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.blocked_since = None;
+        self.write_timer.set(None);
+        Ok(())
+    }
+
+    /// Since when the peer has not taken our output, if it has not.
+    pub(crate) fn blocked_since(&self) -> Option<Instant> {
+        self.blocked_since
+    }
+
+    pub(crate) fn write_timeout(&self) -> Duration {
+        self.write_timeout
+    }
+}

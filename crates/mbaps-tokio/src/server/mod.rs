@@ -1,0 +1,339 @@
+//! The async server: a task per connection, admission control (separate
+//! bounds for handshakes and sessions, eviction only by the
+//! authenticated), bounded writes, graceful shutdown, a tracing span per
+//! session.
+
+mod connection;
+mod session;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mbaps_session::admission::{
+    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG,
+    holds_client_hello,
+};
+use mbaps_session::{Handler, ServerConfig, SessionLog};
+use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{Instrument, field};
+
+use connection::{Command, Conn};
+use session::Session;
+
+type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
+
+/// The admission table the accept loop and the session tasks share.
+pub(crate) type Table = Arc<Mutex<Admission<Arc<Conn>>>>;
+
+/// Locks the admission table. Its operations cannot panic half-way, so a
+/// poisoned lock still holds a consistent table.
+pub(crate) fn lock(table: &Table) -> std::sync::MutexGuard<'_, Admission<Arc<Conn>>> {
+    table
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A Modbus/TCP Security server on a tokio `TcpListener`.
+///
+/// Each connection runs in its own task. Requests are answered by the
+/// [`Handler`] as they arrive (it is called from the session's task, so it
+/// should not block for long). Every session runs in a `tracing` span
+/// `session` with fields `peer` and `role`; authentication failures and
+/// refusals are `warn` events, denials `info` events.
+///
+/// # Admission
+/// The rules of [`mbaps_session::admission`]: handshakes in progress and
+/// authenticated sessions have separate bounds
+/// ([`TokioServer::max_handshakes`], [`TokioServer::max_handshakes_per_address`],
+/// [`TokioServer::max_sessions`]); a full handshake table drops its oldest
+/// pending handshake for a newcomer; only a newly authenticated session
+/// may close another (one whose peer stopped reading, else the one idle
+/// the longest). Every write is bounded by [`TokioServer::write_timeout`],
+/// and eviction, the idle timeout and shutdown act while a write waits.
+/// A session reads no more while its window of requests is full or its
+/// responses wait to be sent, so TCP slows a fast client down. Every
+/// refusal is reported to [`TokioServer::on_log`] with its reason.
+pub struct TokioServer {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    handler: Arc<dyn Handler>,
+    limits: AdmissionLimits,
+    write_timeout: Duration,
+    shutdown_grace: Duration,
+    observer: Observer,
+}
+
+/// A server running on a background task: its address, and a way to stop
+/// it gracefully.
+pub struct ServerHandle {
+    address: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops accepting, lets every session answer the requests it has
+    /// received and close with close_notify, and waits for them (at most
+    /// the shutdown grace period; then the rest are dropped).
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.unwrap_or_else(|join| {
+            Err(std::io::Error::other(format!(
+                "the server task ended abnormally: {join}"
+            )))
+        })
+    }
+}
+
+impl TokioServer {
+    /// Binds `address` (port 802 for Modbus/TCP Security), with a listen
+    /// backlog of [`LISTEN_BACKLOG`].
+    pub async fn bind(
+        address: impl ToSocketAddrs,
+        config: ServerConfig,
+        handler: impl Handler,
+    ) -> std::io::Result<TokioServer> {
+        let mut last = None;
+        for address in tokio::net::lookup_host(address).await? {
+            match listen(address) {
+                Ok(listener) => return Ok(TokioServer::from_listener(listener, config, handler)),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address resolved to nothing",
+            )
+        }))
+    }
+
+    /// Serves on a listener bound already (by a service manager, a test).
+    pub fn from_listener(
+        listener: TcpListener,
+        config: ServerConfig,
+        handler: impl Handler,
+    ) -> TokioServer {
+        TokioServer {
+            listener,
+            config: Arc::new(config),
+            handler: Arc::new(handler),
+            limits: AdmissionLimits::default(),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            shutdown_grace: Duration::from_secs(5),
+            observer: Arc::new(|_| {}),
+        }
+    }
+
+    /// Authenticated sessions open at once (default 64). When a session
+    /// authenticates at the bound, a session whose peer stopped reading is
+    /// closed, else the one idle the longest, with close_notify; if none
+    /// is, the newcomer is closed.
+    pub fn max_sessions(mut self, max: usize) -> TokioServer {
+        self.limits.max_sessions = max.max(1);
+        self
+    }
+
+    /// Connections in their TLS handshake at once (default 32); when full,
+    /// the oldest pending handshake is dropped for a newcomer.
+    pub fn max_handshakes(mut self, max: usize) -> TokioServer {
+        self.limits.max_handshakes = max.max(1);
+        self
+    }
+
+    /// Connections in their TLS handshake at once from one address
+    /// (default 8; IPv6 counted per /64); when full, that address's oldest
+    /// pending handshake is dropped for its newcomer.
+    pub fn max_handshakes_per_address(mut self, max: usize) -> TokioServer {
+        self.limits.max_handshakes_per_address = max.max(1);
+        self
+    }
+
+    /// All admission bounds at once (see [`AdmissionLimits`]).
+    pub fn admission(mut self, limits: AdmissionLimits) -> TokioServer {
+        self.limits = limits;
+        self
+    }
+
+    /// How long a peer has to take what we send it (default 10 s): output
+    /// that has waited this long for a peer that stopped reading ends the
+    /// connection. At most 64 KiB wait per session meanwhile.
+    pub fn write_timeout(mut self, timeout: Duration) -> TokioServer {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// How long [`ServerHandle::shutdown`] waits for sessions to finish
+    /// (default 5 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> TokioServer {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Called with every session event worth logging (authentication,
+    /// denials for the audit log, failures, refusals and evictions with
+    /// their reasons, closes), besides the `tracing` events.
+    pub fn on_log(mut self, observer: impl Fn(&SessionLog) + Send + Sync + 'static) -> TokioServer {
+        self.observer = Arc::new(observer);
+        self
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves on a background task until [`ServerHandle::shutdown`].
+    pub fn spawn(self) -> std::io::Result<ServerHandle> {
+        let address = self.listener.local_addr()?;
+        let (shutdown, mut stop) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            self.serve(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await
+        });
+        Ok(ServerHandle {
+            address,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Serves until `shutdown` completes, then shuts down gracefully (see
+    /// [`ServerHandle::shutdown`]).
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let table: Table = Arc::new(Mutex::new(Admission::new(self.limits, Instant::now())));
+        let (stop_sessions, stopping) = watch::channel(false);
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            accept_failed(&error).await;
+                            continue;
+                        }
+                    };
+                    let conn = Arc::new(Conn::new(peer));
+                    let hello = hello_waiting(&stream);
+                    let connected =
+                        lock(&table).connect(Instant::now(), peer.ip(), hello, Arc::clone(&conn));
+                    if let Some(dropped) = connected.dropped {
+                        dropped.handle.order(Command::Drop);
+                        self.log(&SessionLog::HandshakeDropped {
+                            peer: dropped.handle.peer,
+                            bound: dropped.bound,
+                            pending_for: dropped.pending_for,
+                        });
+                    }
+                    let span = tracing::info_span!("session", %peer, role = field::Empty);
+                    let session = Session {
+                        config: Arc::clone(&self.config),
+                        handler: Arc::clone(&self.handler),
+                        observer: Arc::clone(&self.observer),
+                        table: Arc::clone(&table),
+                        id: connected.id,
+                        activity: connected.activity,
+                        conn,
+                        write_timeout: self.write_timeout,
+                        span: span.clone(),
+                    };
+                    sessions.spawn(session.run(stream, stopping.clone()).instrument(span));
+                }
+            }
+        }
+        drop(self.listener);
+        let _ = stop_sessions.send(true);
+        let drained = tokio::time::timeout(self.shutdown_grace, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = sessions.len(),
+                "sessions still open after the shutdown grace period: dropped"
+            );
+            sessions.shutdown().await;
+        }
+        Ok(())
+    }
+
+    fn log(&self, entry: &SessionLog) {
+        trace_log(entry);
+        (self.observer)(entry);
+    }
+}
+
+/// Whether a whole ClientHello waits on `stream` already (peeked at, not
+/// read; see [`holds_client_hello`]).
+fn hello_waiting(stream: &tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; HELLO_PEEK_LEN];
+    let mut buf = tokio::io::ReadBuf::new(&mut first);
+    // Nothing waits for this poll: the connection's task reads for real.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match stream.poll_peek(&mut cx, &mut buf) {
+        std::task::Poll::Ready(Ok(_)) => holds_client_hello(buf.filled()),
+        _ => false,
+    }
+}
+
+/// A listener on `address` with a deep backlog (SO_REUSEADDR, as std and
+/// tokio set it on Unix).
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// An accept that failed: a connection reset before it was accepted is
+/// that connection's business; running out of descriptors or memory is
+/// the server's, and accepting again at once would spin, so wait a little.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted};
+    if !matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted
+    ) {
+        tracing::warn!(%error, "accept failed; pausing 50 ms");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `tracing` side of the log: refusals, failures before
+/// authentication and denials are what an operator watches for.
+pub(crate) fn trace_log(entry: &SessionLog) {
+    match entry {
+        SessionLog::Event {
+            event:
+                mbaps_session::ServerEvent::Denied { .. }
+                | mbaps_session::ServerEvent::Authenticated { .. },
+            ..
+        }
+        | SessionLog::Evicted { .. } => tracing::info!("{entry}"),
+        // A refused certificate, an alert, a timeout, a refusal.
+        SessionLog::Failed { .. }
+        | SessionLog::Refused { .. }
+        | SessionLog::HandshakeDropped { .. }
+        | SessionLog::WriteTimeout { .. } => tracing::warn!("{entry}"),
+        _ => tracing::debug!("{entry}"),
+    }
+}
