@@ -35,10 +35,16 @@ impl Transport {
     pub(crate) fn read(&mut self, input: &mut &[u8]) -> Result<(), rustls::Error> {
         match self {
             Transport::Tls(conn) => {
-                if let Err(err) = conn.read_tls(input) {
-                    return Err(rustls::Error::General(format!(
-                        "reading TLS records: {err}"
-                    )));
+                match conn.read_tls(input) {
+                    // After the peer's close_notify rustls reads nothing
+                    // more: what follows it is dropped, not offered again.
+                    Ok(0) if !input.is_empty() => *input = &[],
+                    Ok(_) => {}
+                    Err(err) => {
+                        return Err(rustls::Error::General(format!(
+                            "reading TLS records: {err}"
+                        )));
+                    }
                 }
                 conn.process_new_packets().map(|_| ())
             }

@@ -699,3 +699,27 @@ fn answering_after_close_says_the_session_is_closed() {
         Err(SessionError::Closed)
     );
 }
+
+#[test]
+fn bytes_after_the_peers_close_notify_are_dropped_not_read_forever() {
+    // Found by the state-machine model: rustls reads nothing after a
+    // close_notify, and the session offered the rest again, forever.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut pair = connected("operator", TlsVersions::Both);
+        pair.server.close(pair.now);
+        let mut close_notify = Vec::new();
+        pair.server.poll_transmit(&mut close_notify);
+        pair.client.handle_tls(pair.now, &close_notify).unwrap();
+        // Then a peer sends more: a record rustls will not read.
+        let after = [0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5];
+        let result = pair.client.handle_tls(pair.now, &after);
+        pair.collect();
+        let _ = done.send((result, pair.client_events));
+    });
+    let (result, events) = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("handle_tls returned");
+    assert_eq!(result, Ok(()));
+    assert!(events.contains(&ClientEvent::Closed(CloseReason::PeerClosed)));
+}
