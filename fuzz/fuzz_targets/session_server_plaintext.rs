@@ -1,58 +1,49 @@
-//! The server's plaintext path past a real handshake: a client with the
-//! role "operator" sends arbitrary plaintext. Never panics; every request
-//! handed to the application can be answered exactly once; denials,
-//! rejections and discards never reach the application.
+//! The server's request path on arbitrary plaintext, through the plain
+//! transport (no handshake per input, so it runs as fast as the client
+//! target; `session_server_tls` covers what only TLS reaches). The first
+//! byte picks the role (operator, viewer, none) and where reads are cut.
+//!
+//! Checked against `common::oracle`, which walks the same bytes on its
+//! own: every request handed to the application is one the policy allows
+//! for its function and the header's unit id (the policy's own decision is
+//! the reference); every one it denies is reported with the same denial
+//! and answered 0x01; malformed ones get their exception; foreign protocol
+//! ids are dropped; each request handed over is answered exactly once; the
+//! output is exactly those answers, each once, with the headers echoed.
 #![no_main]
 
 mod common;
 
-use std::io::Write;
-
 use libfuzzer_sys::fuzz_target;
-use mbaps_codec::{ExceptionCode, Response};
-use mbaps_session::rustls::ClientConnection;
-use mbaps_session::{Server, ServerEvent};
-
-fn pump(client: &mut ClientConnection, server: &mut Server, now: std::time::Instant) -> bool {
-    for _ in 0..20 {
-        let mut bytes = Vec::new();
-        while client.wants_write() {
-            client.write_tls(&mut bytes).unwrap();
-        }
-        if server.handle_tls(now, &bytes).is_err() {
-            return false;
-        }
-        let mut back = Vec::new();
-        server.poll_transmit(&mut back);
-        if bytes.is_empty() && back.is_empty() {
-            return true;
-        }
-        if client.read_tls(&mut &back[..]).is_err() || client.process_new_packets().is_err() {
-            return false;
-        }
-    }
-    true
-}
+use mbaps_session::Server;
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&selector, stream)) = data.split_first() else { return };
+    let role_index = usize::from(selector % 3);
+    let step = usize::from(selector / 3).max(1);
+    let roles = common::roles();
+    let role = roles[role_index].as_ref();
+    let policy = common::policy();
+    let (frames, fatal) = common::oracle::frames(stream, policy, role);
+
     let now = common::now();
-    let mut server = Server::new(common::server_config(), now).unwrap();
-    let name = mbaps_session::rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut client = ClientConnection::new(common::raw_client_tls(), name).unwrap();
-    assert!(pump(&mut client, &mut server, now), "the handshake fails");
-    assert!(server.is_authenticated());
-    while server.poll_event().is_some() {}
-    client.writer().write_all(data).unwrap();
-    pump(&mut client, &mut server, now);
-    while let Some(event) = server.poll_event() {
-        if let ServerEvent::Request { id, pdu, .. } = event {
-            let function = pdu.as_bytes()[0];
-            assert!(pdu.request().is_ok(), "an undecodable request reached the application");
-            let answer = Response::exception(function, ExceptionCode::ServerDeviceFailure);
-            if !server.is_closed() {
-                server.send_response(now, id, &answer).unwrap();
-                assert!(server.send_response(now, id, &answer).is_err(), "answered twice");
+    let mut server = Server::new(common::plain_server_config(role_index), now).unwrap();
+    let (mut next, mut answers, mut out) = (0, Vec::new(), Vec::new());
+    'feed: for chunk in stream.chunks(step) {
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            match server.handle_tls(now, rest) {
+                Ok(taken) => rest = &rest[taken..],
+                Err(_) => break 'feed,
             }
+            common::oracle::check_events(&mut server, now, &frames, &mut next, &mut answers);
+            server.poll_transmit(&mut out);
         }
     }
+    common::oracle::check_events(&mut server, now, &frames, &mut next, &mut answers);
+    server.poll_transmit(&mut out);
+    assert_eq!(server.is_closed(), fatal, "the session ended, or not, against the stream");
+    assert_eq!(next, frames.len(), "frames the session never reported");
+    // After a fatal error the connection closes: answers may be cut.
+    common::oracle::check_output(&out, &answers, fatal);
 });

@@ -83,7 +83,7 @@ mod role;
 
 pub use access::{Access, Accesses, Table, accesses};
 pub use policy::{
-    Addresses, Decision, Denial, FUNCTION_GROUPS, FunctionSet, MAX_GRANTS_PER_ROLE,
+    Addresses, Decision, Denial, Explanation, FUNCTION_GROUPS, FunctionSet, MAX_GRANTS_PER_ROLE,
     MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, Permissions, Policy, PolicyError, Problem, Rule, Subject,
     function_key, resolve_function_name,
 };

@@ -234,6 +234,15 @@ proptest! {
                 };
                 assert_eq!(permissions.decide(unit, request), expected, "{request:?}");
                 assert_eq!(policy.decide(role.as_ref(), unit, request), expected);
+                // The library's own plain evaluation agrees, and names
+                // rules that really allow what it says they allow.
+                let explained = permissions.explain(unit, request);
+                assert_eq!(explained.decision, expected, "{request:?}");
+                if let (Decision::Allow, Some(rules)) = (expected, rules) {
+                    let chosen: Vec<Rule> = explained.rules.iter().map(|&i| rules[i].clone()).collect();
+                    assert!(!chosen.is_empty());
+                    assert_eq!(reference(&chosen, unit, request), Decision::Allow, "{request:?}");
+                }
             });
         }
     }

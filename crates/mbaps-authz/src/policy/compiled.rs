@@ -186,6 +186,8 @@ const NONE: u16 = u16::MAX;
 #[derive(Clone, Debug)]
 pub struct Permissions {
     subject: Subject,
+    /// The rules as written, for [`Permissions::explain`].
+    pub(super) rules: Box<[Rule]>,
     /// Function code -> function class, or NONE.
     function_class: [u16; 256],
     /// Per function class: unit id -> grant, or NONE.
@@ -258,6 +260,7 @@ impl Permissions {
         }
         Ok(Permissions {
             subject,
+            rules: rules.into(),
             function_class,
             unit_grant: unit_grant.into_boxed_slice(),
             grants: grants.into_boxed_slice(),
@@ -268,6 +271,7 @@ impl Permissions {
     pub(crate) fn nothing(subject: Subject) -> Permissions {
         Permissions {
             subject,
+            rules: Box::new([]),
             function_class: [NONE; 256],
             unit_grant: Box::new([]),
             grants: Box::new([]),
