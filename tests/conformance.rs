@@ -340,3 +340,95 @@ fn r11_a_client_whose_session_a_fatal_alert_ended_does_not_resume_it() {
     }
     running.stop();
 }
+
+/// R-46 as it reads: each side sends its whole chain, the root CA
+/// included (given with the chain, it is sent; TLS 1.3 would let it be
+/// left out, and mbaps does not). Each side is checked from a plain
+/// rustls peer, which keeps what it received.
+#[test]
+fn r46_each_side_sends_its_whole_chain_down_to_the_root() {
+    use mbaps_session::rustls::server::WebPkiClientVerifier;
+    let pki = pki();
+    let server_chain = common::chain(&pki.server);
+    let client_chain = common::chain(pki.client("viewer").unwrap());
+    assert_eq!(server_chain.len(), 3, "leaf, intermediate, root");
+    assert_eq!(client_chain.len(), 3, "leaf, intermediate, root");
+    assert_eq!(server_chain[2].as_ref(), pki.ca.cert_der.as_slice());
+
+    for versions in [TlsVersions::Tls12Only, TlsVersions::Tls13Only] {
+        // Our server, seen by a rustls client.
+        let config = common::client_config(pki, pki.client("viewer").unwrap());
+        let mut client =
+            ClientConnection::new(Arc::new(config.tls().unwrap().clone()), localhost()).unwrap();
+        let server = mbaps_session::ServerConfig::builder(
+            common::ca(pki),
+            server_chain.clone(),
+            common::key(&pki.server),
+            common::policy(),
+        )
+        .versions(versions)
+        .build()
+        .unwrap();
+        let mut session = mbaps_session::Server::new(&server, pki_time()).unwrap();
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut bytes).unwrap();
+            }
+            session.handle_tls(pki_time(), &bytes).unwrap();
+            let mut back = Vec::new();
+            session.poll_transmit(&mut back);
+            if back.is_empty() && bytes.is_empty() {
+                break;
+            }
+            client.read_tls(&mut &back[..]).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        assert!(session.is_authenticated(), "{versions:?}");
+        assert_eq!(
+            client.peer_certificates().unwrap(),
+            server_chain.as_slice(),
+            "{versions:?}: the server's chain"
+        );
+
+        // Our client, seen by a rustls server that requires a certificate.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(common::ca(pki)[0].clone()).unwrap();
+        let provider = Arc::new(crypto_provider());
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .unwrap();
+        let version = match versions {
+            TlsVersions::Tls12Only => &rustls::version::TLS12,
+            _ => &rustls::version::TLS13,
+        };
+        let tls_server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(server_chain.clone(), common::key(&pki.server))
+            .unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(tls_server)).unwrap();
+        let mut client = Client::new(&config, localhost(), pki_time()).unwrap();
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            client.poll_transmit(&mut bytes);
+            server.read_tls(&mut &bytes[..]).unwrap();
+            server.process_new_packets().unwrap();
+            let mut back = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut back).unwrap();
+            }
+            if back.is_empty() && bytes.is_empty() {
+                break;
+            }
+            client.handle_tls(pki_time(), &back).unwrap();
+        }
+        assert_eq!(
+            server.peer_certificates().unwrap(),
+            client_chain.as_slice(),
+            "{versions:?}: the client's chain"
+        );
+    }
+}

@@ -54,7 +54,8 @@ fn roles_over_real_sockets(server: Adapter) {
         .and_then(|mut c| c.read_holding_registers(1, 0, 1).map(|_| ()));
     assert!(refused.is_err());
 
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The server logs the refusal as the handshake fails on its side.
+    common::wait_for_log(&log, |e| matches!(e, SessionLog::Failed { .. }));
     running.stop();
     let log = log.lock().unwrap();
     let roles: Vec<String> = log

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{localhost, pki, role_config, runtime, server_config};
@@ -10,8 +11,9 @@ use mbaps_codec::{ExceptionCode, Request};
 use mbaps_session::{ClientError, Handler, RegisterMap, Reply, RequestContext, Tables};
 use mbaps_tokio::{TokioClient, TokioServer};
 
-/// Answers register 999 slowly, everything else at once.
-struct SlowAt999(RegisterMap);
+/// Answers register 999 slowly (and says when it starts), everything
+/// else at once.
+struct SlowAt999(RegisterMap, Arc<tokio::sync::Notify>);
 
 impl Handler for SlowAt999 {
     fn handle(
@@ -21,6 +23,7 @@ impl Handler for SlowAt999 {
         reply: &mut Reply,
     ) -> Result<(), ExceptionCode> {
         if let Request::ReadHoldingRegisters { address: 999, .. } = request {
+            self.1.notify_one();
             std::thread::sleep(Duration::from_millis(300));
         }
         self.0.handle(context, request, reply)
@@ -29,11 +32,12 @@ impl Handler for SlowAt999 {
 
 #[test]
 fn shutdown_answers_the_requests_already_received_then_closes() {
+    let started = Arc::new(tokio::sync::Notify::new());
     runtime().block_on(async {
         let server = TokioServer::bind(
             "127.0.0.1:0",
             server_config(pki()),
-            SlowAt999(RegisterMap::new(Tables::preset())),
+            SlowAt999(RegisterMap::new(Tables::preset()), Arc::clone(&started)),
         )
         .await
         .unwrap()
@@ -47,7 +51,8 @@ fn shutdown_answers_the_requests_already_received_then_closes() {
             let client = client.clone();
             async move { client.read_holding_registers(1, 999, 1).await }
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Shut down while the request is in the handler.
+        started.notified().await;
         server.shutdown().await.unwrap();
         assert_eq!(slow.await.unwrap().unwrap(), [999]);
         // Then the session is closed, and nobody listens any more.

@@ -215,6 +215,20 @@ pub fn connect(
     })
 }
 
+/// Waits (at most 10 s) until `log` holds an entry `wanted` accepts.
+#[allow(clippy::disallowed_methods)] // waits for a real server
+pub fn wait_for_log(log: &std::sync::Mutex<Vec<SessionLog>>, wanted: impl Fn(&SessionLog) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !log.lock().unwrap().iter().any(&wanted) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not logged: {:#?}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Collects a server's log.
 pub fn log_sink() -> (
     Arc<std::sync::Mutex<Vec<SessionLog>>>,

@@ -10,8 +10,8 @@ use mbaps_authz::{Policy, Role};
 use mbaps_codec::{ExceptionCode, Request};
 use mbaps_session::admission::AdmissionLimits;
 use mbaps_session::{
-    Handler, RegisterMap, Reply, RequestContext, ServerConfig, SessionLog, Tables, Timers,
-    load_certificates, load_crls, load_private_key,
+    CrlScope, Handler, RegisterMap, Reply, RequestContext, ServerConfig, SessionLog, Tables,
+    Timers, load_certificates, load_crls, load_private_key,
 };
 use mbaps_test_pki::{RoleExtension, TestPki, Validity};
 use mbaps_tokio::TokioServer;
@@ -34,6 +34,11 @@ pub(crate) struct ServerArgs {
     /// Certificate revocation lists (repeatable).
     #[arg(long)]
     crl: Vec<PathBuf>,
+    /// Which certificates of a client's chain the CRLs must vouch for:
+    /// `chain` (every one: each CA, the root included, needs its CRL) or
+    /// `end-entity` (the client's own certificate only).
+    #[arg(long, value_enum, default_value = "chain", requires = "crl")]
+    crl_scope: CrlScopeArg,
     /// The authorization policy (TOML, see docs/policy.md).
     #[arg(long)]
     policy: PathBuf,
@@ -123,6 +128,15 @@ fn seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// `--crl-scope`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CrlScopeArg {
+    /// Every certificate of the chain.
+    Chain,
+    /// The client's own certificate only.
+    EndEntity,
+}
+
 /// An idle timeout: seconds, or never.
 #[derive(Clone, Copy, Debug)]
 struct IdleTimeout(Option<Duration>);
@@ -170,6 +184,10 @@ pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
             policy,
         )
         .crls(crls)
+        .crl_scope(match args.crl_scope {
+            CrlScopeArg::Chain => CrlScope::WholeChain,
+            CrlScopeArg::EndEntity => CrlScope::EndEntityOnly,
+        })
         .timers(timers)
         .build()?
     };

@@ -191,3 +191,56 @@ fn server_admission_flags_take_effect_and_bad_values_are_refused_by_name() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn crls_from_the_intermediate_only_need_the_end_entity_scope_and_say_so() {
+    let dir = std::env::temp_dir().join(format!("mbaps-crl-test-{}", std::process::id()));
+    let out = mbaps(&["certs", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = |name: &str| dir.join(name).display().to_string();
+    let serve = |flags: &[&str]| {
+        let mut args = vec![
+            "server".to_owned(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--exit-after".into(),
+            "1".into(),
+            "--policy".into(),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/policy.toml")
+                .display()
+                .to_string(),
+            "--cert".into(),
+            file("server-chain.pem"),
+            "--key".into(),
+            file("server.key"),
+            "--ca".into(),
+            file("ca.pem"),
+        ];
+        args.extend(flags.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        mbaps(&args)
+    };
+    // The intermediate's CRL alone, with the whole chain in scope: every
+    // client would be refused; the server says why at once.
+    let crl = file("crl.pem");
+    let refused = serve(&["--crl", &crl]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("no CRL from the root CA")
+            && stderr.contains("mbaps test root CA")
+            && stderr.contains("--crl-scope end-entity"),
+        "{stderr}"
+    );
+    // Either scope the CRLs to the clients' own certificates, or give the
+    // root's CRL too.
+    assert!(
+        serve(&["--crl", &crl, "--crl-scope", "end-entity"])
+            .status
+            .success()
+    );
+    let root_crl = file("ca-crl.pem");
+    assert!(serve(&["--crl", &crl, "--crl", &root_crl]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

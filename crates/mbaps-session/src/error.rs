@@ -15,7 +15,7 @@ pub enum SessionError {
     /// TLS failed: a bad certificate (ours or the peer's), an alert from the
     /// peer, a protocol violation. The alert owed to the peer is pending in
     /// [`poll_transmit`](crate::Server::poll_transmit).
-    #[error("TLS: {0}")]
+    #[error("TLS: {}", TlsText(.0))]
     Tls(rustls::Error),
     /// The handshake did not finish within the handshake timeout.
     #[error("the TLS handshake did not finish within {0:?}")]
@@ -66,5 +66,22 @@ impl SessionError {
                 | SessionError::InvalidFunctionCode(_)
                 | SessionError::Closed
         )
+    }
+}
+
+/// A rustls error in words: rustls shows errors of its own verifiers as
+/// they are, but wraps ours (a role extension's, a missing CRL's) in
+/// `Other(..)` debug text; those are shown by their own message.
+struct TlsText<'a>(&'a rustls::Error);
+
+impl std::fmt::Display for TlsText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use rustls::{CertificateError, Error};
+        match self.0 {
+            Error::InvalidCertificate(CertificateError::Other(other)) => {
+                write!(f, "invalid peer certificate: {}", other.0)
+            }
+            error => write!(f, "{error}"),
+        }
     }
 }

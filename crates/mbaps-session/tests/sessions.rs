@@ -12,7 +12,8 @@ use mbaps_authz::{Denial, Role, RoleError};
 use mbaps_codec::{ExceptionCode, Registers, Request, Response};
 use mbaps_session::rustls::{self, CertificateError, ProtocolVersion};
 use mbaps_session::{
-    ClientEvent, CloseReason, CrlScope, ServerEvent, ServerVerification, SessionError, TlsVersions,
+    ClientEvent, CloseReason, ConfigError, CrlScope, ServerEvent, ServerVerification, SessionError,
+    TlsVersions, parse_crls,
 };
 
 const READ: Request<'static> = Request::ReadHoldingRegisters {
@@ -409,26 +410,50 @@ fn expired_and_not_yet_valid_client_certificates_are_refused() {
 
 #[test]
 fn a_revoked_client_certificate_is_refused_when_crls_are_configured() {
-    let scoped = server_builder()
-        .crls(crls())
-        .crl_scope(CrlScope::EndEntityOnly);
-    let (server, _, _) = refused("revoked", scoped);
+    // Only the client's own certificate in scope: the intermediate's CRL,
+    // the only one this PKI's clients need, is enough.
+    let scoped = || {
+        server_builder()
+            .crls(crls())
+            .crl_scope(CrlScope::EndEntityOnly)
+    };
+    let (server, _, _) = refused("revoked", scoped());
     assert_eq!(invalid_certificate(&server), &CertificateError::Revoked);
-    // By default the whole chain must be vouched for: the test PKI has no
-    // CRL for its intermediate, so even a good client is refused.
-    let (server, _, _) = refused("operator", server_builder().crls(crls()));
-    assert_eq!(
-        invalid_certificate(&server),
-        &CertificateError::UnknownRevocationStatus
-    );
-    let scoped = server_builder()
-        .crls(crls())
-        .crl_scope(CrlScope::EndEntityOnly);
-    let (server, _, _) = refused("operator", scoped);
+    let (server, _, _) = refused("operator", scoped());
     assert_eq!(server, None);
-    // The same certificate without the CRL is accepted (revocation status is the CRL's to tell).
+    // The same certificate without the CRL is accepted (revocation status
+    // is the CRL's to tell).
     let (server, _, _) = refused("revoked", server_builder());
     assert_eq!(server, None);
+}
+
+#[test]
+fn with_the_whole_chain_in_scope_a_missing_crl_names_its_issuer() {
+    let root_crl = || parse_crls(pki().root_crl_pem.as_bytes()).unwrap();
+    // The default scope is the whole chain: an intermediate's CRL alone
+    // would refuse every client, so the configuration is refused now,
+    // naming the root whose CRL is missing.
+    match server_builder().crls(crls()).build() {
+        Err(ConfigError::MissingCrl { issuer }) => {
+            assert!(issuer.contains("mbaps test root CA"), "{issuer}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Both CRLs: the whole chain is vouched for.
+    let both = || server_builder().crls([crls(), root_crl()].concat());
+    let (server, _, _) = refused("operator", both());
+    assert_eq!(server, None);
+    let (server, _, _) = refused("revoked", both());
+    assert_eq!(invalid_certificate(&server), &CertificateError::Revoked);
+    // The root's CRL alone: a client's status is unknown, and the refusal
+    // says whose CRL is missing, not just "unknown revocation status".
+    let (server, _, _) = refused("operator", server_builder().crls(root_crl()));
+    invalid_certificate(&server);
+    let message = server.unwrap().to_string();
+    assert!(
+        message.contains("no CRL from") && message.contains("mbaps test intermediate CA"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -472,47 +497,61 @@ fn a_client_certificate_from_an_unknown_ca_is_refused() {
 
 #[test]
 fn a_client_that_sends_no_certificate_gets_a_fatal_alert_and_no_session() {
-    // A plain rustls client without client authentication.
-    let tls = rustls::ClientConfig::builder_with_details(
-        Arc::new(mbaps_session::crypto_provider()),
-        Arc::new(FixedTime),
-    )
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates({
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca()[0].clone()).unwrap();
-        roots
-    })
-    .with_no_client_auth();
-    let server = server_builder().build().unwrap();
-    let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
-    let mut client = rustls::ClientConnection::new(Arc::new(tls), localhost()).unwrap();
-    let mut server_err = None;
-    for _ in 0..10 {
-        let mut bytes = Vec::new();
-        while client.wants_write() {
-            client.write_tls(&mut bytes).unwrap();
+    // on TLS 1.3 and 1.2, the client is told with a fatal
+    // alert. rustls sends certificate_required (116, from TLS 1.3) on TLS
+    // 1.2 too, where RFC 5246 names handshake_failure: an unknown alert is
+    // fatal to a TLS 1.2 client all the same (docs/conformance.md, R-10).
+    let alert = rustls::AlertDescription::CertificateRequired;
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        // A plain rustls client without client authentication.
+        let tls = rustls::ClientConfig::builder_with_details(
+            Arc::new(mbaps_session::crypto_provider()),
+            Arc::new(FixedTime),
+        )
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates({
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca()[0].clone()).unwrap();
+            roots
+        })
+        .with_no_client_auth();
+        let server = server_builder().build().unwrap();
+        let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(tls), localhost()).unwrap();
+        let (mut server_err, mut client_err) = (None, None);
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut bytes).unwrap();
+            }
+            if let Err(err) = session.handle_tls(virtual_epoch(), &bytes) {
+                server_err = Some(err);
+            }
+            let mut back = Vec::new();
+            session.poll_transmit(&mut back);
+            if back.is_empty() {
+                break;
+            }
+            client.read_tls(&mut &back[..]).unwrap();
+            if let Err(err) = client.process_new_packets() {
+                client_err = Some(err);
+                break;
+            }
         }
-        if let Err(err) = session.handle_tls(virtual_epoch(), &bytes) {
-            server_err = Some(err);
-        }
-        let mut back = Vec::new();
-        session.poll_transmit(&mut back);
-        if back.is_empty() {
-            break;
-        }
-        client.read_tls(&mut &back[..]).unwrap();
-        if client.process_new_packets().is_err() {
-            break;
-        }
+        assert_eq!(
+            server_err,
+            Some(SessionError::Tls(rustls::Error::NoCertificatesPresented)),
+            "{version:?}"
+        );
+        assert_eq!(
+            client_err,
+            Some(rustls::Error::AlertReceived(alert)),
+            "{version:?}: the client learns why"
+        );
+        assert!(!session.is_authenticated());
+        assert!(session.poll_event().is_none());
     }
-    assert_eq!(
-        server_err,
-        Some(SessionError::Tls(rustls::Error::NoCertificatesPresented))
-    );
-    assert!(!session.is_authenticated());
-    assert!(session.poll_event().is_none());
 }
 
 #[test]

@@ -155,6 +155,12 @@ impl TestPki {
             self.crl_der.as_slice(),
             crl_about("DER"),
         ));
+        files.push(PkiFile::public(
+            "ca-crl.pem",
+            self.root_crl_pem.as_bytes(),
+            "CRL of the root CA, PEM: revokes nothing; with crl.pem, CRLs cover whole chains"
+                .into(),
+        ));
         files
     }
 

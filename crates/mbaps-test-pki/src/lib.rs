@@ -19,6 +19,7 @@
 //!     │     revoked                           role "operator", listed in the CRL
 //!     ├── issue_client(..)                    any other client you need
 //!     └── crl                                 signed by the intermediate, revokes "revoked"
+//! root_crl                                    signed by the root, revokes nothing
 //! untrusted-ca "mbaps untrusted root CA" (self-signed, unrelated)
 //! └── untrusted "client untrusted"            role "operator"
 //! ```
@@ -95,6 +96,9 @@ pub struct TestPki {
     pub crl_der: Vec<u8>,
     /// The same CRL, PEM.
     pub crl_pem: String,
+    /// The CRL of the root CA, PEM: revokes nothing (the intermediate is
+    /// good). With it, CRLs cover whole chains.
+    pub root_crl_pem: String,
     intermediate_ca: Authority,
     now: OffsetDateTime,
     serials: Serials,
@@ -227,6 +231,7 @@ impl TestPki {
             now,
         )?;
 
+        let root_crl = crl(&root, &[], now)?;
         let crl = crl(&intermediate, &revoked, now)?;
         Ok(TestPki {
             ca: root.credential,
@@ -237,6 +242,7 @@ impl TestPki {
             untrusted_client,
             crl_der: crl.der().to_vec(),
             crl_pem: crl.pem().map_err(PkiError::rcgen("CRL (PEM)"))?,
+            root_crl_pem: root_crl.pem().map_err(PkiError::rcgen("root CRL (PEM)"))?,
             intermediate_ca: intermediate,
             now,
             serials,
@@ -313,7 +319,7 @@ fn client_spec<'a>(
     }
 }
 
-/// The intermediate's CRL revoking `revoked` (reason keyCompromise).
+/// The CRL of `issuer` revoking `revoked` (reason keyCompromise).
 fn crl(
     issuer: &Authority,
     revoked: &[SerialNumber],

@@ -432,7 +432,7 @@ fn write_to_writes_every_listed_file() {
         expected.push(format!("client-{name}-chain.pem"));
         expected.push(format!("client-{name}.key"));
     }
-    expected.extend(["crl.pem", "crl.der", "README.txt"].map(str::to_owned));
+    expected.extend(["crl.pem", "crl.der", "ca-crl.pem", "README.txt"].map(str::to_owned));
     let names: Vec<String> = written
         .iter()
         .map(|p| {
@@ -441,7 +441,7 @@ fn write_to_writes_every_listed_file() {
         })
         .collect();
     assert_eq!(names, expected);
-    assert_eq!(names.len(), 6 + 9 * 3 + 1 + 3 + 3);
+    assert_eq!(names.len(), 6 + 9 * 3 + 1 + 3 + 4);
 
     let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
     assert_eq!(read("ca.der"), pki.ca.cert_der);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::process::{Background, free_port, run_bounded};
+use super::process::{Background, Ready, run_bounded};
 use super::{Evidence, target_dir};
 use crate::{root, tools};
 
@@ -128,16 +128,16 @@ pub(crate) struct ServerFiles<'a> {
     pub(crate) ca: &'a Path,
 }
 
-/// `mbaps server` with the example policy on a free port of 127.0.0.1, its
-/// log in `log`.
+/// `mbaps server` with the example policy on a port of 127.0.0.1 it binds
+/// itself (the address is read from its first log line, so nothing can
+/// take the port in between), its log in `log`.
 pub(crate) fn start_server(
     files: &ServerFiles<'_>,
     log: &Path,
 ) -> Result<(Background, SocketAddr)> {
-    let address = free_port()?;
     let mut command = mbaps();
     command
-        .args(["server", "--listen", &address.to_string()])
+        .args(["server", "--listen", "127.0.0.1:0"])
         .args(["--exit-after", "600"])
         .arg("--cert")
         .arg(files.chain)
@@ -147,7 +147,15 @@ pub(crate) fn start_server(
         .arg(files.ca)
         .arg("--policy")
         .arg(root().join("examples/policy.toml"));
-    let server = Background::start(&mut command, log, address).context("starting mbaps server")?;
+    let server = Background::start_when(&mut command, log, &Ready::Logged("listening on "))
+        .context("starting mbaps server")?;
+    let address = server
+        .log()
+        .lines()
+        .find_map(|line| line.strip_prefix("listening on "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|address| address.parse().ok())
+        .with_context(|| format!("mbaps server logged no address: {}", server.log()))?;
     Ok((server, address))
 }
 

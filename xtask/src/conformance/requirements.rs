@@ -153,11 +153,17 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
     r(
         10,
         "a client without a certificate gets a fatal alert, the connection closes",
-        Tested(&[
-            NO_CLIENT_CERT,
-            "probe:client_certificate_required",
-            "openssl:no_client_certificate_refused",
-        ]),
+        TestedWithNote(
+            &[
+                NO_CLIENT_CERT,
+                "probe:client_certificate_required",
+                "openssl:no_client_certificate_refused",
+            ],
+            "the client is shown to receive the alert on TLS 1.3 and TLS 1.2; rustls sends \
+             certificate_required (116, defined by TLS 1.3) on TLS 1.2 too, where RFC 5246 \
+             names handshake_failure: an alert a TLS 1.2 peer does not know is fatal to it all \
+             the same (OpenSSL reports it as \"certificate required\")",
+        ),
     ),
     r(
         11,
@@ -390,7 +396,17 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
         "resumed-session handshakes",
         Tested(&[RESUMPTION, RESUMED_ROLE]),
     ),
-    r(43, "session-ticket resumption", Tested(&[RESUMPTION])),
+    r(
+        43,
+        "session-ticket resumption",
+        TestedWithNote(
+            &[RESUMPTION],
+            "TLS 1.3 resumes by ticket (stateful: the ticket names a session the server keeps, \
+             R-11 forgets it after a fatal alert); TLS 1.2 resumes by session id, which the \
+             specification prefers, and TLS 1.2 session tickets (RFC 5077) are not offered, \
+             since they MAY be",
+        ),
+    ),
     r(
         44,
         "the server rejects a client that answers without a certificate",
@@ -411,11 +427,17 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
     r(
         46,
         "the whole chain down to the root CA is sent",
-        Tested(&[
-            "probe:chain_sent",
-            "openssl:server_sends_its_chain",
-            "openssl:client_sends_its_chain",
-        ]),
+        TestedWithNote(
+            &[
+                "conformance::r46_each_side_sends_its_whole_chain_down_to_the_root",
+                "probe:chain_sent",
+                "openssl:server_sends_its_chain",
+                "openssl:client_sends_its_chain",
+            ],
+            "each side sends the chain it is configured with, root included; `mbaps certs` \
+             writes chains down to the root, as the requirement reads (TLS 1.3 would let the \
+             root be left out; mbaps does not leave out what it is given)",
+        ),
     ),
     r(
         47,

@@ -11,7 +11,7 @@ use mbaps_session::rustls::{self, RootCertStore};
 use mbaps_session::{ClientConfig, TlsVersions, crypto_provider};
 use mbaps_test_pki::hello::{self, ServerReply, modern_extensions, version};
 
-use super::raw::{NoResponse, RawLink, Received};
+use super::raw::{HelloAnswer, NoResponse, RawLink, Received};
 
 /// How a check ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub(crate) enum Outcome {
     Skip,
     /// Reported, not judged (e.g. TLS 1.3 support, which v36 does not ask).
     Info,
+    /// The server's behaviour proves nothing either way: silence where a
+    /// refusal (or its absence) was to be seen.
+    Inconclusive,
 }
 
 impl Outcome {
@@ -31,6 +34,7 @@ impl Outcome {
             Outcome::Fail => "fail",
             Outcome::Skip => "skip",
             Outcome::Info => "info",
+            Outcome::Inconclusive => "inconclusive",
         }
     }
 }
@@ -212,7 +216,17 @@ fn old_hello(target: &Target, client_version: u16) -> (Outcome, String) {
 fn refused_hello(target: &Target, hello: &[u8]) -> (Outcome, String) {
     match super::raw::exchange_hello(target.address, hello, target.timeout) {
         Err(error) => (Outcome::Fail, error),
-        Ok(reply) => match ServerReply::parse(&reply) {
+        Ok(HelloAnswer::Closed) => (Outcome::Pass, "refused: the connection closed".into()),
+        // A server that hangs on a hello it cannot handle is not refusing
+        // it; nor is a port nobody serves.
+        Ok(HelloAnswer::Silence) => (
+            Outcome::Inconclusive,
+            format!(
+                "no answer within {:?}: neither a refusal nor a ServerHello",
+                target.timeout
+            ),
+        ),
+        Ok(HelloAnswer::Bytes(reply)) => match ServerReply::parse(&reply) {
             ServerReply::ServerHello { version, suite } => (
                 Outcome::Fail,
                 format!(
@@ -228,8 +242,11 @@ fn refused_hello(target: &Target, hello: &[u8]) -> (Outcome, String) {
             ),
             ServerReply::Nothing => (Outcome::Pass, "refused: the connection closed".into()),
             ServerReply::Other => (
-                Outcome::Pass,
-                format!("no ServerHello ({} other bytes)", reply.len()),
+                Outcome::Inconclusive,
+                format!(
+                    "{} bytes that are neither a ServerHello nor an alert",
+                    reply.len()
+                ),
             ),
         },
     }
@@ -263,8 +280,8 @@ fn client_certificate_required(target: &Target) -> (Outcome, String) {
     // A refusal only means something if a client with a certificate gets in.
     if let Err(error) = target.connect(&target.allowed, TlsVersions::Both) {
         return (
-            Outcome::Fail,
-            format!("inconclusive: the --cert client gets no session either: {error}"),
+            Outcome::Inconclusive,
+            format!("the --cert client gets no session either: {error}"),
         );
     }
     let mut roots = RootCertStore::empty();
@@ -287,12 +304,20 @@ fn client_certificate_required(target: &Target) -> (Outcome, String) {
             Ok(link) => link,
         };
     // TLS 1.3: the client finishes first; the refusal follows.
-    match target.ask(&mut link, 1, &target.read_pdu()) {
+    let _ = link.send(1, 0, target.unit, &target.read_pdu());
+    match link.receive(target.timeout) {
         Ok(_) => (
             Outcome::Fail,
             "a client without a certificate got a Modbus response".into(),
         ),
-        Err(why) => (Outcome::Pass, format!("no session: {why}")),
+        Err(NoResponse::Closed(why)) => (Outcome::Pass, format!("no session: {why}")),
+        Err(NoResponse::Silence) => (
+            Outcome::Inconclusive,
+            format!(
+                "no answer and no refusal within {:?} to a client without a certificate",
+                target.timeout
+            ),
+        ),
     }
 }
 

@@ -101,10 +101,8 @@ pub(crate) fn run(args: &ConformanceArgs) -> Result<bool> {
         );
         results.push((check, outcome, detail));
     }
-    let failed = results
-        .iter()
-        .filter(|(_, outcome, _)| *outcome == Outcome::Fail)
-        .count();
+    let failed = count(&results, Outcome::Fail);
+    let inconclusive = count(&results, Outcome::Inconclusive);
     if args.json {
         let report: Vec<_> = results
             .iter()
@@ -124,30 +122,32 @@ pub(crate) fn run(args: &ConformanceArgs) -> Result<bool> {
                 "target": args.target,
                 "checks": report,
                 "failed": failed,
+                "inconclusive": inconclusive,
             }))?
         );
     } else {
         println!(
-            "{:<28} {:<6} {:<22} detail",
+            "{:<28} {:<12} {:<22} detail",
             "check", "result", "requirements"
         );
         for (check, outcome, detail) in &results {
             println!(
-                "{:<28} {:<6} {:<22} {detail}",
+                "{:<28} {:<12} {:<22} {detail}",
                 check.id,
                 outcome.as_str(),
                 check.requirements.join(" ")
             );
         }
         println!(
-            "\n{} checks: {} passed, {failed} failed, {} skipped, {} for information",
+            "\n{} checks: {} passed, {failed} failed, {inconclusive} inconclusive, {} skipped, {} for information",
             results.len(),
             count(&results, Outcome::Pass),
             count(&results, Outcome::Skip),
             count(&results, Outcome::Info)
         );
     }
-    Ok(failed == 0)
+    // A check that could not conclude is no pass.
+    Ok(failed == 0 && inconclusive == 0)
 }
 
 fn count(results: &[(&checks::Check, Outcome, String)], outcome: Outcome) -> usize {

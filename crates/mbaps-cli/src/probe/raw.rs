@@ -183,13 +183,24 @@ fn handshake_error(error: &std::io::Error) -> String {
     }
 }
 
-/// Sends `hello` on a fresh connection and returns the first bytes back
-/// (empty if the server closed or said nothing within `timeout`).
+/// What a server did with a hand-built hello.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HelloAnswer {
+    /// The first bytes it sent back (a record, or as much of one as came).
+    Bytes(Vec<u8>),
+    /// It closed (or reset) the connection without a byte.
+    Closed,
+    /// Nothing within the timeout, and the connection still open: no
+    /// refusal can be read into that.
+    Silence,
+}
+
+/// Sends `hello` on a fresh connection and reports what came back.
 pub(crate) fn exchange_hello(
     target: SocketAddr,
     hello: &[u8],
     timeout: Duration,
-) -> Result<Vec<u8>, String> {
+) -> Result<HelloAnswer, String> {
     let mut socket = TcpStream::connect_timeout(&target, timeout)
         .map_err(|e| format!("connecting to {target}: {e}"))?;
     socket
@@ -201,20 +212,30 @@ pub(crate) fn exchange_hello(
     let mut reply = Vec::new();
     let mut buf = [0u8; 4096];
     // A record header says how much to wait for; 16 KiB is plenty.
-    while reply.len() < 16 * 1024 {
+    let ending = loop {
+        if reply.len() >= 16 * 1024 {
+            break HelloAnswer::Closed;
+        }
         match socket.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => break HelloAnswer::Closed,
             Ok(n) => {
                 reply.extend_from_slice(&buf[..n]);
                 if reply.len() >= 5 {
                     let len = usize::from(u16::from_be_bytes([reply[3], reply[4]]));
                     if reply.len() >= 5 + len {
-                        break;
+                        break HelloAnswer::Closed;
                     }
                 }
             }
-            Err(_) => break,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break HelloAnswer::Silence;
+            }
+            Err(_) => break HelloAnswer::Closed,
         }
-    }
-    Ok(reply)
+    };
+    Ok(if reply.is_empty() {
+        ending
+    } else {
+        HelloAnswer::Bytes(reply)
+    })
 }

@@ -2,7 +2,6 @@
 //! on a free port of 127.0.0.1 that is killed when dropped.
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -34,17 +33,15 @@ pub fn start_server(dir: &Path) -> (Server, String) {
     start_server_with(dir, &[])
 }
 
-/// [`start_server`] with more flags.
+/// [`start_server`] with more flags. The server binds a free port itself
+/// (`--listen 127.0.0.1:0`) and the address is read from its first log
+/// line, so no other process can take the port in between.
 #[allow(clippy::disallowed_methods)] // the test waits for a real server
 pub fn start_server_with(dir: &Path, flags: &[&str]) -> (Server, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
+    let log = dir.join("server.log");
     let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
-        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["server", "--listen", "127.0.0.1:0"])
         .args(["--exit-after", "60"])
         .args(flags)
         .arg("--cert")
@@ -55,15 +52,24 @@ pub fn start_server_with(dir: &Path, flags: &[&str]) -> (Server, String) {
         .arg(dir.join("ca.pem"))
         .arg("--policy")
         .arg(policy)
-        .stdout(Stdio::from(
-            std::fs::File::create(dir.join("server.log")).unwrap(),
-        ))
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
+    let server = Server(child);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let address = text
+            .lines()
+            .find_map(|line| line.strip_prefix("listening on "))
+            .and_then(|rest| rest.split_whitespace().next());
+        if let Some(address) = address {
+            return (server, address.to_owned());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    (Server(child), format!("127.0.0.1:{port}"))
 }

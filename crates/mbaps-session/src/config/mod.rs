@@ -17,6 +17,7 @@
 //! - rustls never renegotiates.
 
 mod client;
+mod crl;
 mod plain;
 mod server;
 mod verify;
@@ -56,6 +57,16 @@ pub enum ConfigError {
     /// The client certificate verifier could not be built (e.g. a bad CRL).
     #[error("the client certificate verifier: {0}")]
     Verifier(String),
+    /// CRLs were given, and the whole chain must be vouched for
+    /// ([`CrlScope::WholeChain`]), but no CRL comes from this root: every
+    /// certificate it issued would have an unknown revocation status.
+    #[error(
+        "no CRL from the root CA {issuer:?}: with the whole chain in the CRL scope, every certificate it issued would be refused (unknown revocation status); give its CRL, or check only the client's own certificate (CrlScope::EndEntityOnly, mbaps server --crl-scope end-entity)"
+    )]
+    MissingCrl {
+        /// The root's subject (RFC 4514).
+        issuer: String,
+    },
     /// An option outside its range.
     #[error("{option} is {value}, but must be {limit}")]
     Option {

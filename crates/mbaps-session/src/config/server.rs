@@ -10,6 +10,7 @@ use rustls::server::WebPkiClientVerifier;
 use crate::resumption::ServerSessions;
 use rustls::time_provider::TimeProvider;
 
+use super::crl::CrlIssuers;
 use super::plain::PlainConfigBuilder;
 use super::verify::RoleCheckingVerifier;
 use super::{
@@ -112,7 +113,8 @@ impl ServerConfigBuilder {
     }
 
     /// Which certificates of a client chain the CRLs must vouch for
-    /// (default: the whole chain).
+    /// (default: the whole chain, and then every root needs a CRL: see
+    /// [`ConfigError::MissingCrl`]).
     pub fn crl_scope(mut self, scope: CrlScope) -> Self {
         self.crl_scope = scope;
         self
@@ -166,6 +168,8 @@ impl ServerConfigBuilder {
             return Err(ConfigError::EmptyChain);
         }
         let provider = Arc::new(crypto_provider());
+        let crl_issuers = CrlIssuers::of(&self.crls)?;
+        crl_issuers.check_roots(&self.roots, self.crl_scope)?;
         let roots = root_store(&self.roots)?;
         let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
         if !self.crls.is_empty() {
@@ -177,7 +181,11 @@ impl ServerConfigBuilder {
         let verifier = verifier
             .build()
             .map_err(|e| ConfigError::Verifier(e.to_string()))?;
-        let verifier = Arc::new(RoleCheckingVerifier { inner: verifier });
+        let verifier = Arc::new(RoleCheckingVerifier {
+            inner: verifier,
+            crls: crl_issuers,
+            crl_scope: self.crl_scope,
+        });
         let builder = match self.time_provider {
             Some(time) => rustls::ServerConfig::builder_with_details(provider, time),
             None => rustls::ServerConfig::builder_with_provider(provider),

@@ -4,6 +4,9 @@
 use std::sync::Arc;
 
 use mbaps_authz::role_from_certificate;
+
+use super::CrlScope;
+use super::crl::CrlIssuers;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -16,10 +19,13 @@ use rustls::{
 
 /// Verifies a client certificate as webpki does, then checks that its role
 /// extension, if any, is well formed: a certificate with two roles or a role
-/// of the wrong type fails the handshake with a fatal alert.
+/// of the wrong type fails the handshake with a fatal alert. An unknown
+/// revocation status is reported with the issuer whose CRL is missing.
 #[derive(Debug)]
 pub(super) struct RoleCheckingVerifier {
     pub(super) inner: Arc<dyn ClientCertVerifier>,
+    pub(super) crls: CrlIssuers,
+    pub(super) crl_scope: CrlScope,
 }
 
 impl ClientCertVerifier for RoleCheckingVerifier {
@@ -43,7 +49,14 @@ impl ClientCertVerifier for RoleCheckingVerifier {
     ) -> Result<ClientCertVerified, TlsError> {
         let verified = self
             .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|error| match error {
+                TlsError::InvalidCertificate(CertificateError::UnknownRevocationStatus) => self
+                    .crls
+                    .explain(end_entity, intermediates, self.crl_scope)
+                    .unwrap_or(error),
+                error => error,
+            })?;
         role_from_certificate(end_entity).map_err(|err| {
             TlsError::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(err))))
         })?;

@@ -1,0 +1,126 @@
+//! The server's idle timer over real sockets, on both servers: it closes
+//! a silent authenticated session, traffic restarts it, and a request
+//! the application is still answering holds it off.
+#![allow(clippy::disallowed_methods)] // real sockets keep real time
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{
+    Adapter, Running, ca, chain, key, localhost, log_sink, pki, policy, role_config, start,
+};
+use mbaps_codec::{ExceptionCode, Request};
+use mbaps_session::{
+    CloseReason, Handler, RegisterMap, Reply, RequestContext, ServerConfig, ServerEvent,
+    SessionLog, Tables, Timers,
+};
+use mbaps_std::StdClient;
+
+const IDLE: Duration = Duration::from_millis(300);
+
+/// Answers register 999 after 2.5 idle timeouts, everything else at once.
+struct SlowAt999(RegisterMap);
+
+impl Handler for SlowAt999 {
+    fn handle(
+        &self,
+        context: &RequestContext<'_>,
+        request: &Request<'_>,
+        reply: &mut Reply,
+    ) -> Result<(), ExceptionCode> {
+        if let Request::ReadHoldingRegisters { address: 999, .. } = request {
+            std::thread::sleep(IDLE * 5 / 2);
+        }
+        self.0.handle(context, request, reply)
+    }
+}
+
+fn server(adapter: Adapter) -> (Running, Arc<Mutex<Vec<SessionLog>>>) {
+    let server = &pki().server;
+    let config = ServerConfig::builder(ca(pki()), chain(server), key(server), policy())
+        .timers(Timers {
+            idle_timeout: Some(IDLE),
+            ..Timers::default()
+        })
+        .build()
+        .unwrap();
+    let (log, sink) = log_sink();
+    let handler = SlowAt999(RegisterMap::new(Tables::preset()));
+    (start(adapter, config, handler, sink), log)
+}
+
+fn idle_closes(log: &Mutex<Vec<SessionLog>>) -> usize {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                SessionLog::Event {
+                    event: ServerEvent::Closed(CloseReason::IdleTimeout),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+#[test]
+fn the_idle_timeout_closes_a_silent_session() {
+    for adapter in [Adapter::Std, Adapter::Tokio] {
+        let (running, log) = server(adapter);
+        let mut client =
+            StdClient::connect(running.address, &role_config("viewer"), localhost()).unwrap();
+        client.read_holding_registers(1, 1, 1).unwrap();
+        let quiet = Instant::now();
+        let deadline = quiet + IDLE * 10;
+        while idle_closes(&log) == 0 {
+            assert!(Instant::now() < deadline, "{adapter:?}: never closed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(quiet.elapsed() >= IDLE, "{adapter:?}: closed early");
+        assert!(
+            client.read_holding_registers(1, 1, 1).is_err(),
+            "{adapter:?}"
+        );
+        running.stop();
+    }
+}
+
+#[test]
+fn traffic_restarts_the_idle_timer() {
+    for adapter in [Adapter::Std, Adapter::Tokio] {
+        let (running, log) = server(adapter);
+        let mut client =
+            StdClient::connect(running.address, &role_config("viewer"), localhost()).unwrap();
+        // Four idle timeouts' worth of a request every half timeout.
+        for i in 0..8 {
+            assert_eq!(
+                client.read_holding_registers(1, i, 1).unwrap(),
+                [i],
+                "{adapter:?}"
+            );
+            std::thread::sleep(IDLE / 2);
+        }
+        assert_eq!(idle_closes(&log), 0, "{adapter:?}");
+        running.stop();
+    }
+}
+
+#[test]
+fn a_request_the_application_is_answering_holds_the_idle_timer_off() {
+    // The tokio server calls a synchronous handler on the session's task;
+    // one that sleeps would hold a runtime worker, so this is the std
+    // server's test.
+    let (running, log) = server(Adapter::Std);
+    let mut client =
+        StdClient::connect(running.address, &role_config("viewer"), localhost()).unwrap();
+    client.set_request_timeout(IDLE * 10);
+    assert_eq!(client.read_holding_registers(1, 999, 1).unwrap(), [999]);
+    assert_eq!(idle_closes(&log), 0);
+    // And it starts again after the answer.
+    assert_eq!(client.read_holding_registers(1, 3, 1).unwrap(), [3]);
+    running.stop();
+}
