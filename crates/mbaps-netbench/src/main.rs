@@ -6,6 +6,8 @@
 //!   tokio-modbus (server and client);
 //! - full and resumed handshakes/s;
 //! - resident memory per idle TLS session, in a server child process;
+//! - the client side: `TokioClient` with 16 calls in flight against a bare
+//!   rustls load generator, both against a minimal rustls echo server;
 //! - admission under attack: an authenticated client's p99 latency and a
 //!   new client's first answer while 1,000 anonymous connections are
 //!   opened and held, beside the same client on a quiet server.
@@ -16,6 +18,7 @@
 // A benchmark reads the clock.
 #![allow(clippy::disallowed_methods)]
 
+mod client_ratio;
 mod handshakes;
 mod idle_memory;
 mod pki;
@@ -33,10 +36,23 @@ struct Options {
     rounds: usize,
     idle_sessions: usize,
     json: Option<PathBuf>,
+    /// The scenarios to run (all by default).
+    only: Option<Vec<String>>,
+}
+
+/// The scenarios, by the names `--only` takes.
+const SCENARIOS: [&str; 5] = ["throughput", "handshakes", "memory", "client", "attack"];
+
+impl Options {
+    fn runs(&self, scenario: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|s| s == scenario))
+    }
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N] [--json PATH]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N] [--json PATH] [--only throughput,handshakes,memory,client,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -45,6 +61,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
         rounds: 3,
         idle_sessions: 1000,
         json: None,
+        only: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -60,6 +77,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
                     .context("--idle-sessions")?
             }
             "--json" => options.json = Some(value("--json")?.into()),
+            "--only" => {
+                let only: Vec<String> = value("--only")?.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
+                    bail!("--only: no scenario {unknown:?}; the scenarios are {SCENARIOS:?}");
+                }
+                options.only = Some(only);
+            }
             other => bail!("unknown argument {other:?}\n{}", usage()),
         }
     }
@@ -92,27 +116,54 @@ fn main() -> Result<()> {
         .build()?;
     let window = Duration::from_secs_f64(options.seconds);
 
-    eprintln!(
-        "requests/s: {} rounds of {:.1} s per scenario ...",
-        options.rounds, options.seconds
-    );
-    let rates = runtime.block_on(throughput::measure(&pki, window, options.rounds))?;
-    eprintln!("handshakes/s ...");
-    let handshakes = runtime.block_on(handshakes::measure(&pki, window, options.rounds))?;
-    eprintln!(
-        "memory per idle session ({} sessions) ...",
-        options.idle_sessions
-    );
-    let memory = idle_memory::measure(&pki, options.idle_sessions)?;
-    eprintln!(
-        "latency while {} anonymous connections are held and replaced ...",
-        under_attack::ATTACKERS
-    );
-    let attack = runtime.block_on(under_attack::measure(&pki, window, options.rounds))?;
-
-    let report = report(&rates, &handshakes, &memory, &attack);
-    println!("{}", table(&rates, &handshakes, &memory, &attack));
+    let mut report = serde_json::Map::new();
+    let mut text = String::new();
+    if options.runs("throughput") {
+        eprintln!(
+            "requests/s: {} rounds of {:.1} s per scenario ...",
+            options.rounds, options.seconds
+        );
+        let rates = runtime.block_on(throughput::measure(&pki, window, options.rounds))?;
+        text.push_str(&throughput_table(&rates));
+        report.insert("requests_per_second".into(), throughput_report(&rates));
+        report.insert("ratios".into(), ratios_report(&rates));
+    }
+    if options.runs("handshakes") {
+        eprintln!("handshakes/s ...");
+        let handshakes = runtime.block_on(handshakes::measure(&pki, window, options.rounds))?;
+        text.push_str(&handshakes_table(&handshakes));
+        report.insert(
+            "handshakes_per_second".into(),
+            handshakes_report(&handshakes),
+        );
+    }
+    if options.runs("memory") {
+        eprintln!(
+            "memory per idle session ({} sessions) ...",
+            options.idle_sessions
+        );
+        let memory = idle_memory::measure(&pki, options.idle_sessions)?;
+        text.push_str(&memory_table(&memory));
+        report.insert("idle_tls_session".into(), memory_report(&memory));
+    }
+    if options.runs("client") {
+        eprintln!("client side against a bare rustls load generator ...");
+        let client = runtime.block_on(client_ratio::measure(&pki, window, options.rounds))?;
+        text.push_str(&client_table(&client));
+        report.insert("client_ratio".into(), client_report(&client));
+    }
+    if options.runs("attack") {
+        eprintln!(
+            "latency while {} anonymous connections are held and replaced ...",
+            under_attack::ATTACKERS
+        );
+        let attack = runtime.block_on(under_attack::measure(&pki, window, options.rounds))?;
+        text.push_str(&attack_table(&attack));
+        report.insert("under_attack".into(), attack_report(&attack));
+    }
+    println!("{text}");
     if let Some(path) = options.json {
+        let report = serde_json::Value::Object(report);
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("written {}", path.display());
@@ -153,17 +204,16 @@ fn ratios(rates: &[throughput::Rate]) -> Vec<(String, f64, f64)> {
 /// first answer.
 const ATTACK_P99_TARGET: Duration = Duration::from_millis(10);
 const FIRST_ANSWER_TARGET: Duration = Duration::from_secs(1);
+/// The client side against the bare rustls load generator.
+const CLIENT_RATIO_TARGET: f64 = 0.9;
+/// Memory per idle TLS session.
+const IDLE_SESSION_TARGET_KIB: f64 = 10.0;
 
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT MET" }
 }
 
-fn table(
-    rates: &[throughput::Rate],
-    handshakes: &[handshakes::Rate],
-    memory: &idle_memory::Memory,
-    attack: &under_attack::UnderAttack,
-) -> String {
+fn throughput_table(rates: &[throughput::Rate]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(
@@ -186,9 +236,18 @@ fn table(
     }
     let _ = writeln!(out, "\n{:<44} {:>8} {:>8}", "ratio", "measured", "target");
     for (name, measured, target) in ratios(rates) {
-        let verdict = if measured >= target { "met" } else { "NOT MET" };
-        let _ = writeln!(out, "{name:<44} {measured:>8.2} {target:>7.1}x {verdict}");
+        let _ = writeln!(
+            out,
+            "{name:<44} {measured:>8.2} {target:>7.1}x {}",
+            verdict(measured >= target)
+        );
     }
+    out
+}
+
+fn handshakes_table(handshakes: &[handshakes::Rate]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "\nhandshakes/s (connect, handshake, close_notify; one at a time)"
@@ -200,15 +259,36 @@ fn table(
             h.name, h.per_second, h.resumed, h.total
         );
     }
-    let _ = writeln!(
-        out,
-        "\nidle TLS sessions: {} sessions, server RSS {:.1} MiB -> {:.1} MiB: {:.1} KiB per session (target < 64 KiB) {}",
+    out
+}
+
+fn memory_table(memory: &idle_memory::Memory) -> String {
+    format!(
+        "\nidle TLS sessions: {} sessions, server RSS {:.1} MiB -> {:.1} MiB: {:.1} KiB per session (target <= {IDLE_SESSION_TARGET_KIB} KiB) {}\n",
         memory.sessions,
         memory.rss_before_kib as f64 / 1024.0,
         memory.rss_after_kib as f64 / 1024.0,
         memory.per_session_kib(),
-        verdict(memory.per_session_kib() < 64.0)
-    );
+        verdict(memory.per_session_kib() <= IDLE_SESSION_TARGET_KIB)
+    )
+}
+
+fn client_table(client: &client_ratio::ClientRatio) -> String {
+    format!(
+        "\nclient side, {} in flight on one TLS 1.3 connection, against a minimal rustls echo server:\n  bare rustls load generator, one task {:.0}/s, two tasks {:.0}/s; TokioClient {:.0}/s\n  TokioClient / one-task generator {:.2} (target >= {CLIENT_RATIO_TARGET}) {}; / two-task generator {:.2}\n",
+        client_ratio::IN_FLIGHT,
+        client.bare_one_task_per_second,
+        client.bare_two_tasks_per_second,
+        client.tokio_client_per_second,
+        client.ratio(),
+        verdict(client.ratio() >= CLIENT_RATIO_TARGET),
+        client.ratio_to_two_tasks()
+    )
+}
+
+fn attack_table(attack: &under_attack::UnderAttack) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let _ = writeln!(
         out,
@@ -236,41 +316,73 @@ fn table(
     out
 }
 
-fn report(
-    rates: &[throughput::Rate],
-    handshakes: &[handshakes::Rate],
-    memory: &idle_memory::Memory,
-    attack: &under_attack::UnderAttack,
-) -> serde_json::Value {
+fn throughput_report(rates: &[throughput::Rate]) -> serde_json::Value {
+    serde_json::json!(
+        rates
+            .iter()
+            .map(|r| serde_json::json!({
+                "transport": r.transport.name(),
+                "in_flight": r.in_flight,
+                "per_second": r.per_second,
+                "rounds": r.rounds,
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn ratios_report(rates: &[throughput::Rate]) -> serde_json::Value {
+    serde_json::json!(
+        ratios(rates)
+            .into_iter()
+            .map(|(name, measured, target)| serde_json::json!({
+                "name": name, "measured": measured, "target": target, "met": measured >= target,
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn handshakes_report(handshakes: &[handshakes::Rate]) -> serde_json::Value {
+    serde_json::json!(
+        handshakes
+            .iter()
+            .map(|h| serde_json::json!({
+                "name": h.name, "per_second": h.per_second, "resumed": h.resumed, "total": h.total,
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+fn memory_report(memory: &idle_memory::Memory) -> serde_json::Value {
     serde_json::json!({
-        "requests_per_second": rates.iter().map(|r| serde_json::json!({
-            "transport": r.transport.name(),
-            "in_flight": r.in_flight,
-            "per_second": r.per_second,
-            "rounds": r.rounds,
-        })).collect::<Vec<_>>(),
-        "ratios": ratios(rates).into_iter().map(|(name, measured, target)| serde_json::json!({
-            "name": name, "measured": measured, "target": target, "met": measured >= target,
-        })).collect::<Vec<_>>(),
-        "handshakes_per_second": handshakes.iter().map(|h| serde_json::json!({
-            "name": h.name, "per_second": h.per_second, "resumed": h.resumed, "total": h.total,
-        })).collect::<Vec<_>>(),
-        "idle_tls_session": {
-            "sessions": memory.sessions,
-            "rss_before_kib": memory.rss_before_kib,
-            "rss_after_kib": memory.rss_after_kib,
-            "per_session_kib": memory.per_session_kib(),
-            "target_kib": 64,
-        },
-        "under_attack": {
-            "anonymous_connections_held": under_attack::ATTACKERS,
-            "connects_per_second": attack.connects_per_second,
-            "quiet_p99_ms": attack.quiet_p99.as_secs_f64() * 1e3,
-            "attacked_p99_ms": attack.attacked_p99.as_secs_f64() * 1e3,
-            "p99_target_ms": ATTACK_P99_TARGET.as_secs_f64() * 1e3,
-            "first_answer_ms": attack.first_answer.as_secs_f64() * 1e3,
-            "worst_first_answer_ms": attack.worst_first_answer.as_secs_f64() * 1e3,
-            "first_answer_target_ms": FIRST_ANSWER_TARGET.as_secs_f64() * 1e3,
-        },
+        "sessions": memory.sessions,
+        "rss_before_kib": memory.rss_before_kib,
+        "rss_after_kib": memory.rss_after_kib,
+        "per_session_kib": memory.per_session_kib(),
+        "target_kib": IDLE_SESSION_TARGET_KIB,
+    })
+}
+
+fn client_report(client: &client_ratio::ClientRatio) -> serde_json::Value {
+    serde_json::json!({
+        "in_flight": client_ratio::IN_FLIGHT,
+        "bare_one_task_per_second": client.bare_one_task_per_second,
+        "bare_two_tasks_per_second": client.bare_two_tasks_per_second,
+        "tokio_client_per_second": client.tokio_client_per_second,
+        "ratio": client.ratio(),
+        "ratio_to_two_tasks": client.ratio_to_two_tasks(),
+        "target": CLIENT_RATIO_TARGET,
+    })
+}
+
+fn attack_report(attack: &under_attack::UnderAttack) -> serde_json::Value {
+    serde_json::json!({
+        "anonymous_connections_held": under_attack::ATTACKERS,
+        "connects_per_second": attack.connects_per_second,
+        "quiet_p99_ms": attack.quiet_p99.as_secs_f64() * 1e3,
+        "attacked_p99_ms": attack.attacked_p99.as_secs_f64() * 1e3,
+        "p99_target_ms": ATTACK_P99_TARGET.as_secs_f64() * 1e3,
+        "first_answer_ms": attack.first_answer.as_secs_f64() * 1e3,
+        "worst_first_answer_ms": attack.worst_first_answer.as_secs_f64() * 1e3,
+        "first_answer_target_ms": FIRST_ANSWER_TARGET.as_secs_f64() * 1e3,
     })
 }
