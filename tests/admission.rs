@@ -16,9 +16,12 @@ use common::attack::{self, Dribblers};
 use common::{
     Adapter, Bounds, Running, localhost, log_sink, pki, role_config, server_config, start_bounded,
 };
+use mbaps_admission::SessionLog;
+use mbaps_admission::{AdmissionLimits, EvictionReason, HandshakeBound};
 use mbaps_codec::{ExceptionCode, Request};
-use mbaps_session::admission::{AdmissionLimits, EvictionReason, HandshakeBound};
-use mbaps_session::{ClientEvent, Handler, RegisterMap, Reply, RequestContext, SessionLog, Tables};
+use mbaps_session::{ClientEvent, Handler, Reply, RequestContext};
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_std::Calls;
 use mbaps_std::StdClient;
 
 const LIMITS: AdmissionLimits = AdmissionLimits {
@@ -327,7 +330,7 @@ fn a_hundred_reads_in_one_write_get_a_hundred_answers_none_busy() {
             socket.write_all(&out).unwrap();
             let n = socket.read(&mut buf).unwrap();
             assert!(n > 0, "the server closed the connection");
-            client.handle_tls(now(), &buf[..n]).unwrap();
+            client.handle_tls(now(), &buf[..n]);
             while let Some(event) = client.poll_event() {
                 events.push(event);
             }
@@ -385,7 +388,7 @@ impl Handler for SlowAt999 {
         &self,
         context: &RequestContext<'_>,
         request: &Request<'_>,
-        reply: &mut Reply,
+        reply: &mut Reply<'_>,
     ) -> Result<(), ExceptionCode> {
         if let Request::ReadHoldingRegisters { address: 999, .. } = request {
             std::thread::sleep(Duration::from_millis(400));

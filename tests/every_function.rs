@@ -11,7 +11,7 @@ use mbaps_codec::{
     Registers, Request, Response,
 };
 use mbaps_session::ClientError;
-use mbaps_session::{RegisterMap, Tables};
+use mbaps_simulator::{RegisterMap, Tables};
 
 #[test]
 fn every_function_code_round_trips_through_every_pairing_of_adapters() {
@@ -27,8 +27,9 @@ fn every_function_code(server: Adapter, client: Adapter) {
     map.tables().holding_registers[0x04DE..0x04E1].copy_from_slice(&[2, 440, 4740]);
     let running = start(server, config, map.clone(), |_| {});
     let mut client = connect(client, running.address, role_config("operator")).unwrap();
-    let mut call =
-        |request: Request<'_>| -> Vec<u8> { client.call(1, &request).unwrap().as_bytes().to_vec() };
+    let mut call = |request: Request<'_>| -> Vec<u8> {
+        client.request(1, &request).unwrap().as_bytes().to_vec()
+    };
     let encode = |response: Response<'_>| -> Vec<u8> {
         let mut out = [0u8; 253];
         let n = response.encode(&mut out).unwrap();
@@ -186,7 +187,7 @@ fn every_function_code(server: Adapter, client: Adapter) {
     );
     // 0x2B / 0x0E: the three basic objects.
     let id = client
-        .call(
+        .request(
             1,
             &Request::ReadDeviceIdentification {
                 code: ReadDeviceIdCode::Basic,
@@ -200,7 +201,7 @@ fn every_function_code(server: Adapter, client: Adapter) {
     let names: Vec<&str> = id.objects.iter().map(|o| o.value_str().unwrap()).collect();
     assert_eq!(names[..2], ["mbaps", "mbaps-simulator"]);
     // A device exception comes back as such: an address past the end.
-    match client.call(
+    match client.request(
         1,
         &Request::ReadHoldingRegisters {
             address: 65_535,
@@ -211,7 +212,7 @@ fn every_function_code(server: Adapter, client: Adapter) {
         other => panic!("{other:?}"),
     }
     // A user-defined code is not in the operator's groups: denied.
-    match client.call(
+    match client.request(
         1,
         &Request::UserDefined {
             function: 65,

@@ -6,8 +6,11 @@ mod common;
 use common::{
     Adapter, PAIRINGS, client_config, localhost, log_sink, pki, role_config, server_config, start,
 };
+use mbaps_admission::SessionLog;
 use mbaps_codec::ExceptionCode;
-use mbaps_session::{ClientError, RegisterMap, ServerEvent, SessionLog, Tables};
+use mbaps_session::{ClientError, ServerEvent};
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_std::Calls;
 use mbaps_std::StdClient;
 
 #[test]

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{localhost, pki, role_config, runtime, server_config};
-use mbaps_session::{RegisterMap, Tables};
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_tokio::AsyncCalls;
 use mbaps_tokio::{Reconnect, TokioClient, TokioServer};
 
 /// A forwarding proxy: connections go through to `backend` while it is

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{localhost, plain_client, reverse_order_device};
 use mbaps_codec::Request;
 use mbaps_session::ClientError;
+use mbaps_std::Calls;
 use mbaps_std::StdClient;
 
 #[test]

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use common::{
     Adapter, Running, ca, chain, key, localhost, log_sink, pki, policy, role_config, start,
 };
+use mbaps_admission::SessionLog;
 use mbaps_codec::{ExceptionCode, Request};
 use mbaps_session::{
-    CloseReason, Handler, RegisterMap, Reply, RequestContext, ServerConfig, ServerEvent,
-    SessionLog, Tables, Timers,
+    CloseReason, Handler, Reply, RequestContext, ServerConfig, ServerEvent, Timers,
 };
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_std::Calls;
 use mbaps_std::StdClient;
 
 const IDLE: Duration = Duration::from_millis(300);
@@ -28,7 +30,7 @@ impl Handler for SlowAt999 {
         &self,
         context: &RequestContext<'_>,
         request: &Request<'_>,
-        reply: &mut Reply,
+        reply: &mut Reply<'_>,
     ) -> Result<(), ExceptionCode> {
         if let Request::ReadHoldingRegisters { address: 999, .. } = request {
             std::thread::sleep(IDLE * 5 / 2);

@@ -12,7 +12,9 @@ use common::{
 };
 use mbaps_codec::{ExceptionCode, FileRecordRead, FileRecordWrite, ReadDeviceIdCode, Registers};
 use mbaps_session::rustls;
-use mbaps_session::{ClientError, RegisterMap, SessionError, Tables};
+use mbaps_session::{ClientError, SessionError};
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_tokio::AsyncCalls;
 use mbaps_tokio::{Reconnect, TokioClient, TokioServer};
 
 #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use common::{localhost, pki, role_config, runtime, server_config};
 use mbaps_codec::{ExceptionCode, Request};
-use mbaps_session::{ClientError, Handler, RegisterMap, Reply, RequestContext, Tables};
+use mbaps_session::{ClientError, Handler, Reply, RequestContext};
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_tokio::AsyncCalls;
 use mbaps_tokio::{TokioClient, TokioServer};
 
 /// Answers register 999 slowly (and says when it starts), everything
@@ -20,7 +22,7 @@ impl Handler for SlowAt999 {
         &self,
         context: &RequestContext<'_>,
         request: &Request<'_>,
-        reply: &mut Reply,
+        reply: &mut Reply<'_>,
     ) -> Result<(), ExceptionCode> {
         if let Request::ReadHoldingRegisters { address: 999, .. } = request {
             self.1.notify_one();

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{client_config, localhost, pki, role_config, server_config};
-use mbaps_session::RegisterMap;
-use mbaps_session::Tables;
+use mbaps_simulator::RegisterMap;
+use mbaps_simulator::Tables;
+use mbaps_tokio::AsyncCalls;
 use mbaps_tokio::{TokioClient, TokioServer};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};

@@ -12,19 +12,31 @@ fuzz_target!(|data: &[u8]| {
     loop {
         match decode(rest) {
             Ok(Decoded::Frame { adu, consumed }) => {
-                assert!(consumed <= rest.len(), "consumed {consumed} of {}", rest.len());
+                assert!(
+                    consumed <= rest.len(),
+                    "consumed {consumed} of {}",
+                    rest.len()
+                );
                 assert_eq!(consumed, adu.wire_len());
                 let n = adu.encode(&mut out).expect("a decoded ADU encodes");
                 assert_eq!(&out[..n], &rest[..consumed], "ADU re-encode differs");
                 if let Ok(request) = Request::decode(adu.pdu) {
                     let n = mbaps_codec::encode_request(adu.header, &request, &mut out)
                         .expect("a decoded request encodes");
-                    assert_eq!(&out[..n], &rest[..consumed], "request ADU re-encode differs");
+                    assert_eq!(
+                        &out[..n],
+                        &rest[..consumed],
+                        "request ADU re-encode differs"
+                    );
                 }
                 if let Ok(response) = Response::decode(adu.pdu) {
                     let n = mbaps_codec::encode_response(adu.header, &response, &mut out)
                         .expect("a decoded response encodes");
-                    assert_eq!(&out[..n], &rest[..consumed], "response ADU re-encode differs");
+                    assert_eq!(
+                        &out[..n],
+                        &rest[..consumed],
+                        "response ADU re-encode differs"
+                    );
                 }
                 rest = &rest[consumed..];
             }

@@ -9,18 +9,41 @@ use mbaps_authz::{Policy, Role};
 use mbaps_codec::{ReadDeviceIdCode, Request};
 
 const REQUESTS: [Request<'static>; 8] = [
-    Request::ReadHoldingRegisters { address: 100, quantity: 10 },
-    Request::ReadHoldingRegisters { address: 0, quantity: 125 },
-    Request::ReadCoils { address: 10, quantity: 2000 },
-    Request::ReadInputRegisters { address: 199, quantity: 2 },
-    Request::WriteSingleCoil { address: 0xFFFF, value: true },
-    Request::WriteSingleRegister { address: 5, value: 1 },
+    Request::ReadHoldingRegisters {
+        address: 100,
+        quantity: 10,
+    },
+    Request::ReadHoldingRegisters {
+        address: 0,
+        quantity: 125,
+    },
+    Request::ReadCoils {
+        address: 10,
+        quantity: 2000,
+    },
+    Request::ReadInputRegisters {
+        address: 199,
+        quantity: 2,
+    },
+    Request::WriteSingleCoil {
+        address: 0xFFFF,
+        value: true,
+    },
+    Request::WriteSingleRegister {
+        address: 5,
+        value: 1,
+    },
     Request::ReadFifoQueue { address: 0xFFF0 },
-    Request::ReadDeviceIdentification { code: ReadDeviceIdCode::Basic, object_id: 0 },
+    Request::ReadDeviceIdentification {
+        code: ReadDeviceIdCode::Basic,
+        object_id: 0,
+    },
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match Policy::from_toml(text) {
         Ok(policy) => {
             let roles: Vec<Role> = policy.roles().cloned().collect();
@@ -32,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
                         let decided = permissions.decide(unit, request);
                         assert_eq!(policy.decide(role, unit, request), decided);
                         let explained = permissions.explain(unit, request);
-                        assert_eq!(explained.decision, decided, "{role:?} unit {unit}: {request:?}");
+                        assert_eq!(
+                            explained.decision, decided,
+                            "{role:?} unit {unit}: {request:?}"
+                        );
                         assert_eq!(explained.rules.is_empty(), !decided.is_allowed());
                     }
                 }

@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!role.as_str().chars().any(char::is_control));
     }
     if let Ok(role) = role_from_extension_value(data) {
-        assert_eq!(utf8_string_der(role.as_str()), data, "accepted a non-canonical value");
+        assert_eq!(
+            utf8_string_der(role.as_str()),
+            data,
+            "accepted a non-canonical value"
+        );
     }
 });

@@ -1,5 +1,6 @@
 //! A client session fed arbitrary bytes as the server's answer to its
-//! ClientHello: never panics; its request always ends in exactly one outcome.
+//! ClientHello: never panics; its request ends in exactly one outcome and
+//! the session's end is its last event, reported once.
 #![no_main]
 
 mod common;
@@ -13,29 +14,37 @@ fuzz_target!(|data: &[u8]| {
     let name = mbaps_session::rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut client = Client::new(common::client_config(), name, now).unwrap();
     let txn = client
-        .send_request(now, 1, &Request::ReadHoldingRegisters { address: 0, quantity: 1 })
+        .send_request(
+            now,
+            1,
+            &Request::ReadHoldingRegisters {
+                address: 0,
+                quantity: 1,
+            },
+        )
         .unwrap();
     let mut hello = Vec::new();
     client.poll_transmit(&mut hello);
-    let _ = client.handle_tls(now, data);
-    let _ = client.handle_eof(now);
-    let _ = client.handle_timeout(now + std::time::Duration::from_secs(3600));
+    client.handle_tls(now, data);
+    client.handle_eof(now);
+    client.handle_timeout(now + std::time::Duration::from_secs(3600));
+    assert!(client.is_closed(), "the stream ended, so did the session");
     let mut outcomes = 0;
+    let mut closed = 0;
     while let Some(event) = client.poll_event() {
+        assert_eq!(closed, 0, "an event after the session's end: {event:?}");
         match event {
             ClientEvent::Response { transaction_id, .. }
             | ClientEvent::Invalid { transaction_id, .. }
             | ClientEvent::Timeout { transaction_id }
-            | ClientEvent::Aborted { transaction_id } => {
+            | ClientEvent::Aborted { transaction_id, .. } => {
                 assert_eq!(transaction_id, txn);
                 outcomes += 1;
             }
-            _ => {}
+            ClientEvent::Closed(_) => closed += 1,
+            ClientEvent::Connected(_) => {}
         }
     }
-    // Either the session failed (no outcome owed) or the request ended once.
-    assert!(outcomes <= 1);
-    if !client.is_closed() {
-        assert_eq!(outcomes, 1);
-    }
+    assert_eq!(closed, 1, "the end is reported once");
+    assert_eq!(outcomes, 1, "the request ends exactly once");
 });

@@ -1,7 +1,7 @@
 //! The client's plaintext path (through plain Modbus/TCP, the same state
 //! machine past the transport): arbitrary response bytes for three requests
-//! in flight. Never panics; each request ends at most once, and every one
-//! ends once the stream closes.
+//! in flight. Never panics; every request ends exactly once, and the
+//! session's end is its last event, reported once.
 #![no_main]
 
 mod common;
@@ -20,28 +20,43 @@ fuzz_target!(|data: &[u8]| {
     let mut ends: HashMap<u16, usize> = HashMap::new();
     for quantity in [1, 2, 125] {
         let txn = client
-            .send_request(now, 1, &Request::ReadHoldingRegisters { address: 0, quantity })
+            .send_request(
+                now,
+                1,
+                &Request::ReadHoldingRegisters {
+                    address: 0,
+                    quantity,
+                },
+            )
             .unwrap();
         ends.insert(txn, 0);
     }
     let (cut, rest) = data.split_at(data.len().min(1));
     let step = usize::from(cut.first().copied().unwrap_or(1)).max(1);
     for chunk in rest.chunks(step) {
-        if client.handle_tls(now, chunk).is_err() {
+        client.handle_tls(now, chunk);
+        if client.is_closed() {
             break;
         }
     }
-    let _ = client.handle_eof(now);
+    client.handle_eof(now);
+    assert!(client.is_closed(), "the stream ended, so did the session");
+    let mut closed = 0;
     while let Some(event) = client.poll_event() {
+        assert_eq!(closed, 0, "an event after the session's end: {event:?}");
         match event {
             ClientEvent::Response { transaction_id, .. }
             | ClientEvent::Invalid { transaction_id, .. }
             | ClientEvent::Timeout { transaction_id }
-            | ClientEvent::Aborted { transaction_id } => {
-                *ends.get_mut(&transaction_id).expect("an outcome for a request never sent") += 1;
+            | ClientEvent::Aborted { transaction_id, .. } => {
+                *ends
+                    .get_mut(&transaction_id)
+                    .expect("an outcome for a request never sent") += 1;
             }
-            _ => {}
+            ClientEvent::Closed(_) => closed += 1,
+            ClientEvent::Connected(_) => {}
         }
     }
+    assert_eq!(closed, 1, "the end is reported once");
     assert!(ends.values().all(|&n| n == 1), "{ends:?}");
 });

@@ -1,6 +1,7 @@
 //! A server session fed arbitrary bytes from the first byte, cut into
-//! reads at arbitrary points: never panics, reports nothing before a
-//! handshake, and after a fatal error keeps returning it.
+//! reads at arbitrary points: never panics, hands out no request before a
+//! handshake, reports its end once and as its last event, and once over
+//! takes no more bytes and says nothing more.
 #![no_main]
 
 mod common;
@@ -13,25 +14,48 @@ fuzz_target!(|data: &[u8]| {
     let mut server = Server::new(common::server_config(), now).unwrap();
     let (cuts, bytes) = data.split_at(data.len().min(1));
     let step = usize::from(cuts.first().copied().unwrap_or(0)).max(1);
-    let mut fatal = None;
-    for chunk in bytes.chunks(step) {
-        match server.handle_tls(now, chunk) {
-            Ok(_) => assert!(fatal.is_none()),
-            Err(err) => {
-                if let Some(first) = &fatal {
-                    // By their text: rustls's errors from a verifier
-                    // (`Other`) never compare equal, even to themselves.
-                    assert_eq!(format!("{err:?}"), format!("{first:?}"), "fatal errors are sticky");
-                }
-                fatal = Some(err);
+    let mut ended = false;
+    let drain = |server: &mut Server, ended: &mut bool| {
+        while let Some(event) = server.poll_event() {
+            assert!(!*ended, "an event after the end: {event:?}");
+            match event {
+                ServerEvent::Request { .. } => panic!("a request without a handshake"),
+                ServerEvent::Closed(_) => *ended = true,
+                _ => {}
             }
         }
-        while let Some(event) = server.poll_event() {
-            assert!(!matches!(event, ServerEvent::Request { .. }), "a request without a handshake");
-        }
+        assert_eq!(
+            *ended,
+            server.is_closed(),
+            "the end is reported when the session is over"
+        );
         let mut out = Vec::new();
         server.poll_transmit(&mut out);
+    };
+    for chunk in bytes.chunks(step) {
+        let taken = server.handle_tls(now, chunk);
+        if ended {
+            assert_eq!(taken, 0, "bytes taken after the end");
+        } else {
+            // Without a handshake no request can hold the window.
+            assert!(
+                taken == chunk.len() || server.is_closed(),
+                "{taken} of {} taken",
+                chunk.len()
+            );
+        }
+        drain(&mut server, &mut ended);
+        if ended {
+            let mut out = Vec::new();
+            assert_eq!(
+                server.poll_transmit(&mut out),
+                0,
+                "output after the end was drained"
+            );
+        }
     }
-    let _ = server.handle_eof(now);
-    let _ = server.handle_timeout(now + std::time::Duration::from_secs(3600));
+    server.handle_eof(now);
+    server.handle_timeout(now + std::time::Duration::from_secs(3600));
+    drain(&mut server, &mut ended);
+    assert!(ended, "the stream ended, so did the session");
 });

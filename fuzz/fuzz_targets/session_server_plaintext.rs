@@ -18,7 +18,9 @@ use libfuzzer_sys::fuzz_target;
 use mbaps_session::Server;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, stream)) = data.split_first() else { return };
+    let Some((&selector, stream)) = data.split_first() else {
+        return;
+    };
     let role_index = usize::from(selector % 3);
     let step = usize::from(selector / 3).max(1);
     let roles = common::roles();
@@ -31,18 +33,30 @@ fuzz_target!(|data: &[u8]| {
     let (mut next, mut answers, mut out) = (0, Vec::new(), Vec::new());
     'feed: for chunk in stream.chunks(step) {
         let mut rest = chunk;
+        let mut idle_rounds = 0;
         while !rest.is_empty() {
-            match server.handle_tls(now, rest) {
-                Ok(taken) => rest = &rest[taken..],
-                Err(_) => break 'feed,
-            }
+            let taken = server.handle_tls(now, rest);
+            rest = &rest[taken..];
             common::oracle::check_events(&mut server, now, &frames, &mut next, &mut answers);
             server.poll_transmit(&mut out);
+            if server.is_closed() {
+                break 'feed;
+            }
+            // Everything handed out was answered and sent: the window is free.
+            idle_rounds = if taken == 0 { idle_rounds + 1 } else { 0 };
+            assert!(
+                idle_rounds < 2,
+                "the session stopped taking bytes with its window free"
+            );
         }
     }
     common::oracle::check_events(&mut server, now, &frames, &mut next, &mut answers);
     server.poll_transmit(&mut out);
-    assert_eq!(server.is_closed(), fatal, "the session ended, or not, against the stream");
+    assert_eq!(
+        server.is_closed(),
+        fatal,
+        "the session ended, or not, against the stream"
+    );
     assert_eq!(next, frames.len(), "frames the session never reported");
     // After a fatal error the connection closes: answers may be cut.
     common::oracle::check_output(&out, &answers, fatal);

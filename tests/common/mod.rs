@@ -10,13 +10,12 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use mbaps_admission::AdmissionLimits;
+use mbaps_admission::SessionLog;
 use mbaps_authz::Policy;
 use mbaps_codec::Request;
-use mbaps_session::admission::AdmissionLimits;
 use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use mbaps_session::{
-    ClientConfig, ClientError, Handler, Pdu, ServerConfig, SessionLog, parse_private_key,
-};
+use mbaps_session::{ClientConfig, ClientError, Handler, Pdu, ServerConfig, parse_private_key};
 use mbaps_std::{StdClient, StdServer};
 use mbaps_test_pki::{Credential, TestPki};
 use mbaps_tokio::{TokioClient, TokioServer};
@@ -132,7 +131,7 @@ impl Default for Bounds {
     fn default() -> Self {
         Bounds {
             limits: AdmissionLimits::default(),
-            write_timeout: mbaps_session::admission::DEFAULT_WRITE_TIMEOUT,
+            write_timeout: mbaps_admission::DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -180,13 +179,13 @@ pub fn start_bounded(
 
 /// A connected client of either adapter, called the blocking way.
 pub trait Caller {
-    fn call(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError>;
+    fn request(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError>;
     fn close(self: Box<Self>);
 }
 
 impl Caller for StdClient {
-    fn call(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
-        StdClient::call(self, unit_id, request)
+    fn request(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
+        StdClient::request(self, unit_id, request)
     }
 
     fn close(self: Box<Self>) {
@@ -195,8 +194,8 @@ impl Caller for StdClient {
 }
 
 impl Caller for TokioClient {
-    fn call(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
-        runtime().block_on(TokioClient::call(self, unit_id, request))
+    fn request(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
+        runtime().block_on(TokioClient::request(self, unit_id, request))
     }
 
     fn close(self: Box<Self>) {}

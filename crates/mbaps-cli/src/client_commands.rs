@@ -96,7 +96,7 @@ pub(crate) fn read(args: &ReadArgs) -> Result<bool> {
         None => None,
     };
     loop {
-        let pdu = match client.call(args.connect.unit, &request) {
+        let pdu = match client.request(args.connect.unit, &request) {
             Ok(pdu) => pdu,
             Err(err) => {
                 // An exception leaves the session up: end it with
@@ -179,7 +179,7 @@ pub(crate) fn write(args: &WriteArgs) -> Result<bool> {
     request.validate()?;
     let mut client = args.connect.connect()?;
     let server_name = args.connect.server_name.clone().unwrap_or_default();
-    let answer = client.call(args.connect.unit, &request);
+    let answer = client.request(args.connect.unit, &request);
     // close_notify, so the server logs a clean end rather than a cut-off;
     // an exception leaves the session up, so it is closed then too.
     let closed = client.close();
@@ -214,7 +214,7 @@ pub(crate) fn request(args: &RequestArgs) -> Result<bool> {
     let request = Request::decode(&bytes).context("the request PDU does not decode")?;
     let mut client = args.connect.connect()?;
     let server_name = args.connect.server_name.clone().unwrap_or_default();
-    let answer = client.call(args.connect.unit, &request);
+    let answer = client.request(args.connect.unit, &request);
     let closed = client.close();
     let pdu = answer.map_err(|err| explain(err, &server_name))?;
     closed?;

@@ -9,10 +9,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mbaps_authz::Policy;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{
-    ClientConfig, RegisterMap, ServerConfig, ServerEvent, Tables, load_certificates,
-    load_private_key,
-};
+use mbaps_session::{ClientConfig, ServerConfig, ServerEvent, load_certificates, load_private_key};
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_std::Calls;
 use mbaps_std::{ClientError, SessionLog, StdClient, StdServer};
 use mbaps_test_pki::TestPki;
 

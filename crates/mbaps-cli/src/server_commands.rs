@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use mbaps_admission::AdmissionLimits;
+use mbaps_admission::SessionLog;
 use mbaps_authz::{Policy, Role};
 use mbaps_codec::{ExceptionCode, Request};
-use mbaps_session::admission::AdmissionLimits;
 use mbaps_session::{
-    CrlScope, Handler, RegisterMap, Reply, RequestContext, ServerConfig, SessionLog, Tables,
-    Timers, load_certificates, load_crls, load_private_key,
+    CrlScope, Handler, Reply, RequestContext, ServerConfig, Timers, load_certificates, load_crls,
+    load_private_key,
 };
+use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_test_pki::{RoleExtension, TestPki, Validity};
 use mbaps_tokio::TokioServer;
 
@@ -88,7 +90,7 @@ impl Handler for LoggingHandler {
         &self,
         context: &RequestContext<'_>,
         request: &Request<'_>,
-        reply: &mut Reply,
+        reply: &mut Reply<'_>,
     ) -> Result<(), ExceptionCode> {
         let result = self.0.handle(context, request, reply);
         let role = context

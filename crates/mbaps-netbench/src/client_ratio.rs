@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::pki::Pki;
 use crate::throughput::median;
+use mbaps_tokio::AsyncCalls;
 
 /// Calls in flight on the one connection.
 pub(crate) const IN_FLIGHT: usize = 16;

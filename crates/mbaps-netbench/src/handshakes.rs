@@ -5,12 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use mbaps_admission::SessionLog;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{RegisterMap, ServerEvent, SessionLog, Tables, TlsVersions};
+use mbaps_session::{ServerEvent, TlsVersions};
+use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_tokio::{TokioClient, TokioServer};
 
 use crate::pki::Pki;
 use crate::throughput::median;
+use mbaps_tokio::AsyncCalls;
 
 /// One scenario's figure.
 pub(crate) struct Rate {

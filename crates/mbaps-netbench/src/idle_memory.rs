@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{RegisterMap, ServerConfig, Tables, load_certificates, load_private_key};
+use mbaps_session::{ServerConfig, load_certificates, load_private_key};
+use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_std::StdClient;
 use mbaps_tokio::TokioServer;
 
 use crate::pki::Pki;
+use mbaps_std::Calls;
 
 pub(crate) struct Memory {
     pub(crate) sessions: usize,

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use mbaps_session::TlsVersions;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{RegisterMap, Tables, TlsVersions};
+use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_tokio::{TokioClient, TokioServer};
 use tokio_modbus::client::Reader;
 
 use crate::pki::Pki;
+use mbaps_tokio::AsyncCalls;
 
 /// The transports measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

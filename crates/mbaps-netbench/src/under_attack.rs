@@ -10,13 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use mbaps_session::TlsVersions;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{RegisterMap, Tables, TlsVersions};
+use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_tokio::{TokioClient, TokioServer};
 use tokio::sync::oneshot;
 
 use crate::pki::Pki;
 use crate::throughput::median;
+use mbaps_tokio::AsyncCalls;
 
 /// Anonymous connections opened and held per round.
 pub(crate) const ATTACKERS: usize = 1000;

@@ -1,6 +1,11 @@
-//! What a client call ends in, and typed calls: a request and how to read
-//! its response. The std and tokio adapters build their one-method-per-
-//! function clients on these, so they agree on results and errors.
+//! What a client call ends in, typed calls (a request and how to read its
+//! response), and the typed client API, written once: [`Calls`] for a
+//! blocking client and [`AsyncCalls`] for an async one, each a method per
+//! function code over one primitive. The std and tokio clients implement
+//! the primitive, so they agree on results and errors.
+
+use std::future::Future;
+use std::sync::Arc;
 
 use mbaps_codec::{
     Bits, DeviceIdObject, ExceptionCode, FileRecordRead, FileRecordWrite, List, ReadDeviceIdCode,
@@ -12,12 +17,13 @@ use crate::error::SessionError;
 use crate::event::{ClientEvent, CloseReason, Handshake, InvalidResponse, Pdu};
 
 /// Why a call returned no response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The connection failed (connect refused, reset, ...).
+    /// The connection failed (connect refused, reset, ...): the adapter's
+    /// I/O error, shared by every call it ended.
     #[error("connection: {0}")]
-    Io(#[from] std::io::Error),
+    Io(Arc<std::io::Error>),
     /// The session failed: a TLS alert (which one is in the error), a
     /// refused certificate (why), a handshake timeout.
     #[error("{0}")]
@@ -39,20 +45,18 @@ pub enum ClientError {
     Unexpected(Box<Pdu>),
 }
 
-impl ClientError {
-    /// The same error again, for each of several calls a session failure
-    /// ends (an I/O error keeps its kind and message).
-    pub fn again(&self) -> ClientError {
-        match self {
-            ClientError::Io(error) => {
-                ClientError::Io(std::io::Error::new(error.kind(), error.to_string()))
-            }
-            ClientError::Session(error) => ClientError::Session(error.clone()),
-            ClientError::Exception(code) => ClientError::Exception(*code),
-            ClientError::Invalid(invalid) => ClientError::Invalid(*invalid),
-            ClientError::Timeout => ClientError::Timeout,
-            ClientError::Closed(reason) => ClientError::Closed(*reason),
-            ClientError::Unexpected(pdu) => ClientError::Unexpected(pdu.clone()),
+impl From<std::io::Error> for ClientError {
+    fn from(error: std::io::Error) -> ClientError {
+        ClientError::Io(Arc::new(error))
+    }
+}
+
+impl From<CloseReason> for ClientError {
+    /// A call the end of its session cut off: the failure, or the close.
+    fn from(reason: CloseReason) -> ClientError {
+        match reason {
+            CloseReason::Failed(error) => ClientError::Session(error),
+            reason => ClientError::Closed(reason),
         }
     }
 }
@@ -63,7 +67,8 @@ impl ClientError {
 #[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Request `transaction_id` is over, with this result (an exception
-    /// response is [`ClientError::Exception`]).
+    /// response is [`ClientError::Exception`]; a request the session's end
+    /// cut off has the end's error).
     Call {
         /// The request's transaction id.
         transaction_id: u16,
@@ -72,8 +77,7 @@ pub enum Outcome {
     },
     /// The handshake finished.
     Connected(Option<Handshake>),
-    /// The session ended without error; requests in flight were
-    /// reported before as [`Outcome::Call`] with [`ClientError::Closed`].
+    /// The session ended: the last outcome.
     Closed(CloseReason),
 }
 
@@ -95,10 +99,10 @@ impl From<ClientEvent> for Outcome {
                 error,
             } => (transaction_id, Err(ClientError::Invalid(error))),
             ClientEvent::Timeout { transaction_id } => (transaction_id, Err(ClientError::Timeout)),
-            ClientEvent::Aborted { transaction_id } => (
+            ClientEvent::Aborted {
                 transaction_id,
-                Err(ClientError::Closed(CloseReason::PeerClosed)),
-            ),
+                reason,
+            } => (transaction_id, Err(ClientError::from(reason))),
             ClientEvent::Connected(handshake) => return Outcome::Connected(handshake),
             ClientEvent::Closed(reason) => return Outcome::Closed(reason),
         };
@@ -139,14 +143,14 @@ impl From<&WireIdentification<'_>> for DeviceIdentification {
 
 /// A typed call: the request, and how to read its response into `T`.
 ///
-/// Built by the functions of this module, one per function code; run by an
-/// adapter's `execute`.
+/// Built by the functions of this module, one per function code; run by a
+/// client's [`Calls::call`] or [`AsyncCalls::call`].
 #[derive(Clone, Copy, Debug)]
 pub struct Call<'a, T> {
     request: Request<'a>,
-    /// Read coils/discrete inputs answer whole bytes: keep this many bits.
-    quantity: usize,
-    read: fn(&Response<'_>, usize) -> Option<T>,
+    /// Reads the response to the request (checked against it: counts,
+    /// function codes) into `T`, or `None` if it is not an answer to it.
+    read: fn(&Request<'_>, &Response<'_>) -> Option<T>,
 }
 
 impl<'a, T> Call<'a, T> {
@@ -155,11 +159,12 @@ impl<'a, T> Call<'a, T> {
         &self.request
     }
 
-    /// Reads the response `pdu` (not an exception: see [`Outcome`]).
+    /// Reads the response `pdu` (an exception response is
+    /// [`ClientError::Exception`]).
     pub fn output(&self, pdu: Pdu) -> Result<T, ClientError> {
         match pdu.response() {
             Ok(Response::Exception { code, .. }) => Err(ClientError::Exception(code)),
-            Ok(response) => match (self.read)(&response, self.quantity) {
+            Ok(response) => match (self.read)(&self.request, &response) {
                 Some(output) => Ok(output),
                 None => Err(ClientError::Unexpected(Box::new(pdu))),
             },
@@ -168,19 +173,15 @@ impl<'a, T> Call<'a, T> {
     }
 }
 
-fn call<'a, T>(
-    request: Request<'a>,
-    quantity: usize,
-    read: fn(&Response<'_>, usize) -> Option<T>,
-) -> Call<'a, T> {
-    Call {
-        request,
-        quantity,
-        read,
-    }
+fn call<T>(
+    request: Request<'_>,
+    read: fn(&Request<'_>, &Response<'_>) -> Option<T>,
+) -> Call<'_, T> {
+    Call { request, read }
 }
 
-fn first_bits(values: &Bits<'_>, quantity: usize) -> Option<Vec<bool>> {
+fn first_bits(values: &Bits<'_>, quantity: u16) -> Option<Vec<bool>> {
+    let quantity = usize::from(quantity);
     (values.len() >= quantity).then(|| values.iter().take(quantity).collect())
 }
 
@@ -188,25 +189,32 @@ fn registers(values: &Registers<'_>) -> Vec<u16> {
     values.iter().collect()
 }
 
+/// `quantity` registers exactly.
+fn exactly(values: &Registers<'_>, quantity: u16) -> Option<Vec<u16>> {
+    (values.len() == usize::from(quantity)).then(|| registers(values))
+}
+
 /// 0x01: `quantity` coils from `address`.
 pub fn read_coils(address: u16, quantity: u16) -> Call<'static, Vec<bool>> {
-    call(
-        Request::ReadCoils { address, quantity },
-        usize::from(quantity),
-        |r, n| match r {
-            Response::ReadCoils { values } => first_bits(values, n),
+    call(Request::ReadCoils { address, quantity }, |q, r| {
+        match (q, r) {
+            (Request::ReadCoils { quantity, .. }, Response::ReadCoils { values }) => {
+                first_bits(values, *quantity)
+            }
             _ => None,
-        },
-    )
+        }
+    })
 }
 
 /// 0x02: `quantity` discrete inputs from `address`.
 pub fn read_discrete_inputs(address: u16, quantity: u16) -> Call<'static, Vec<bool>> {
     call(
         Request::ReadDiscreteInputs { address, quantity },
-        usize::from(quantity),
-        |r, n| match r {
-            Response::ReadDiscreteInputs { values } => first_bits(values, n),
+        |q, r| match (q, r) {
+            (
+                Request::ReadDiscreteInputs { quantity, .. },
+                Response::ReadDiscreteInputs { values },
+            ) => first_bits(values, *quantity),
             _ => None,
         },
     )
@@ -216,11 +224,11 @@ pub fn read_discrete_inputs(address: u16, quantity: u16) -> Call<'static, Vec<bo
 pub fn read_holding_registers(address: u16, quantity: u16) -> Call<'static, Vec<u16>> {
     call(
         Request::ReadHoldingRegisters { address, quantity },
-        usize::from(quantity),
-        |r, n| match r {
-            Response::ReadHoldingRegisters { values } if values.len() == n => {
-                Some(registers(values))
-            }
+        |q, r| match (q, r) {
+            (
+                Request::ReadHoldingRegisters { quantity, .. },
+                Response::ReadHoldingRegisters { values },
+            ) => exactly(values, *quantity),
             _ => None,
         },
     )
@@ -230,9 +238,11 @@ pub fn read_holding_registers(address: u16, quantity: u16) -> Call<'static, Vec<
 pub fn read_input_registers(address: u16, quantity: u16) -> Call<'static, Vec<u16>> {
     call(
         Request::ReadInputRegisters { address, quantity },
-        usize::from(quantity),
-        |r, n| match r {
-            Response::ReadInputRegisters { values } if values.len() == n => Some(registers(values)),
+        |q, r| match (q, r) {
+            (
+                Request::ReadInputRegisters { quantity, .. },
+                Response::ReadInputRegisters { values },
+            ) => exactly(values, *quantity),
             _ => None,
         },
     )
@@ -240,18 +250,16 @@ pub fn read_input_registers(address: u16, quantity: u16) -> Call<'static, Vec<u1
 
 /// 0x05: sets one coil ON or OFF.
 pub fn write_single_coil(address: u16, value: bool) -> Call<'static, ()> {
-    call(Request::WriteSingleCoil { address, value }, 0, |r, _| {
+    call(Request::WriteSingleCoil { address, value }, |_, r| {
         matches!(r, Response::WriteSingleCoil { .. }).then_some(())
     })
 }
 
 /// 0x06: writes one holding register.
 pub fn write_single_register(address: u16, value: u16) -> Call<'static, ()> {
-    call(
-        Request::WriteSingleRegister { address, value },
-        0,
-        |r, _| matches!(r, Response::WriteSingleRegister { .. }).then_some(()),
-    )
+    call(Request::WriteSingleRegister { address, value }, |_, r| {
+        matches!(r, Response::WriteSingleRegister { .. }).then_some(())
+    })
 }
 
 /// 0x0F: writes coils from `address`.
@@ -260,8 +268,11 @@ pub fn write_multiple_coils(address: u16, values: &[bool]) -> Call<'_, ()> {
         address,
         values: Bits::from_bools(values),
     };
-    call(request, values.len(), |r, n| match r {
-        Response::WriteMultipleCoils { quantity, .. } if usize::from(*quantity) == n => Some(()),
+    call(request, |q, r| match (q, r) {
+        (
+            Request::WriteMultipleCoils { values, .. },
+            Response::WriteMultipleCoils { quantity, .. },
+        ) if usize::from(*quantity) == values.len() => Some(()),
         _ => None,
     })
 }
@@ -272,10 +283,11 @@ pub fn write_multiple_registers(address: u16, values: &[u16]) -> Call<'_, ()> {
         address,
         values: Registers::from_values(values),
     };
-    call(request, values.len(), |r, n| match r {
-        Response::WriteMultipleRegisters { quantity, .. } if usize::from(*quantity) == n => {
-            Some(())
-        }
+    call(request, |q, r| match (q, r) {
+        (
+            Request::WriteMultipleRegisters { values, .. },
+            Response::WriteMultipleRegisters { quantity, .. },
+        ) if usize::from(*quantity) == values.len() => Some(()),
         _ => None,
     })
 }
@@ -285,13 +297,17 @@ pub fn read_file_records(records: &[FileRecordRead]) -> Call<'_, Vec<Vec<u16>>> 
     let request = Request::ReadFileRecord {
         records: List::from_items(records),
     };
-    call(request, records.len(), |r, n| match r {
-        Response::ReadFileRecord { records } if records.len() == n => Some(
-            records
-                .iter()
-                .map(|record| registers(&record.data))
-                .collect(),
-        ),
+    call(request, |q, r| match (q, r) {
+        (Request::ReadFileRecord { records: asked }, Response::ReadFileRecord { records })
+            if records.len() == asked.len() =>
+        {
+            Some(
+                records
+                    .iter()
+                    .map(|record| registers(&record.data))
+                    .collect(),
+            )
+        }
         _ => None,
     })
 }
@@ -301,8 +317,12 @@ pub fn write_file_records<'a>(records: &'a [FileRecordWrite<'a>]) -> Call<'a, ()
     let request = Request::WriteFileRecord {
         records: List::from_items(records),
     };
-    call(request, records.len(), |r, n| match r {
-        Response::WriteFileRecord { records } if records.len() == n => Some(()),
+    call(request, |q, r| match (q, r) {
+        (Request::WriteFileRecord { records: asked }, Response::WriteFileRecord { records })
+            if records.len() == asked.len() =>
+        {
+            Some(())
+        }
         _ => None,
     })
 }
@@ -314,7 +334,7 @@ pub fn mask_write_register(address: u16, and_mask: u16, or_mask: u16) -> Call<'s
         and_mask,
         or_mask,
     };
-    call(request, 0, |r, _| {
+    call(request, |_, r| {
         matches!(r, Response::MaskWriteRegister { .. }).then_some(())
     })
 }
@@ -333,17 +353,18 @@ pub fn read_write_multiple_registers(
         write_address,
         values: Registers::from_values(values),
     };
-    call(request, usize::from(read_quantity), |r, n| match r {
-        Response::ReadWriteMultipleRegisters { values } if values.len() == n => {
-            Some(registers(values))
-        }
+    call(request, |q, r| match (q, r) {
+        (
+            Request::ReadWriteMultipleRegisters { read_quantity, .. },
+            Response::ReadWriteMultipleRegisters { values },
+        ) => exactly(values, *read_quantity),
         _ => None,
     })
 }
 
 /// 0x18: the FIFO queue whose count register is at `address`, oldest first.
 pub fn read_fifo_queue(address: u16) -> Call<'static, Vec<u16>> {
-    call(Request::ReadFifoQueue { address }, 0, |r, _| match r {
+    call(Request::ReadFifoQueue { address }, |_, r| match r {
         Response::ReadFifoQueue { values } => Some(registers(values)),
         _ => None,
     })
@@ -356,8 +377,7 @@ pub fn read_device_identification(
 ) -> Call<'static, DeviceIdentification> {
     call(
         Request::ReadDeviceIdentification { code, object_id },
-        0,
-        |r, _| match r {
+        |_, r| match r {
             Response::ReadDeviceIdentification(identification) => Some(identification.into()),
             _ => None,
         },
@@ -367,16 +387,101 @@ pub fn read_device_identification(
 /// A user-defined function code (65..=72, 100..=110): `data` is sent after
 /// the function code, and the response's data is returned as is.
 pub fn user_defined(function: u8, data: &[u8]) -> Call<'_, Vec<u8>> {
-    call(
-        Request::UserDefined { function, data },
-        usize::from(function),
-        |r, f| match r {
-            Response::UserDefined { function, data } if usize::from(*function) == f => {
-                Some(data.to_vec())
-            }
+    call(Request::UserDefined { function, data }, |q, r| {
+        match (q, r) {
+            (
+                Request::UserDefined {
+                    function: asked, ..
+                },
+                Response::UserDefined { function, data },
+            ) if function == asked => Some(data.to_vec()),
             _ => None,
-        },
-    )
+        }
+    })
+}
+
+/// Writes the typed client API once, for the blocking and the async
+/// client alike: one method per function code over the primitive `call`.
+macro_rules! typed_calls {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $call:ident;
+    )*) => {
+        /// The typed calls of a blocking client (`mbaps_std::StdClient`):
+        /// a method per function code, each one [`Calls::call`].
+        // Each method names the lifetime of its borrowed arguments, those
+        // without any too (one macro writes them all).
+        #[allow(clippy::extra_unused_lifetimes)]
+        pub trait Calls {
+            /// Runs a typed call on unit `unit_id` and waits for its result.
+            fn call<T>(&mut self, unit_id: u8, call: Call<'_, T>) -> Result<T, ClientError>;
+
+            $(
+                $(#[$doc])*
+                fn $name<'a>(&mut self, unit_id: u8, $($arg: $ty),*) -> Result<$out, ClientError> {
+                    self.call(unit_id, $call($($arg),*))
+                }
+            )*
+        }
+
+        /// The typed calls of an async client (`mbaps_tokio::TokioClient`):
+        /// a method per function code, each one [`AsyncCalls::call`].
+        pub trait AsyncCalls {
+            /// Runs a typed call on unit `unit_id`; the future ends with its
+            /// result.
+            fn call<'a, T: Send + 'a>(
+                &'a self,
+                unit_id: u8,
+                call: Call<'a, T>,
+            ) -> impl Future<Output = Result<T, ClientError>> + Send + 'a;
+
+            $(
+                $(#[$doc])*
+                fn $name<'a>(
+                    &'a self,
+                    unit_id: u8,
+                    $($arg: $ty),*
+                ) -> impl Future<Output = Result<$out, ClientError>> + Send + 'a {
+                    self.call(unit_id, $call($($arg),*))
+                }
+            )*
+        }
+    };
+}
+
+typed_calls! {
+    /// 0x01: `quantity` coils from `address`.
+    fn read_coils(address: u16, quantity: u16) -> Vec<bool> = read_coils;
+    /// 0x02: `quantity` discrete inputs from `address`.
+    fn read_discrete_inputs(address: u16, quantity: u16) -> Vec<bool> = read_discrete_inputs;
+    /// 0x03: `quantity` holding registers from `address`.
+    fn read_holding_registers(address: u16, quantity: u16) -> Vec<u16> = read_holding_registers;
+    /// 0x04: `quantity` input registers from `address`.
+    fn read_input_registers(address: u16, quantity: u16) -> Vec<u16> = read_input_registers;
+    /// 0x05: sets one coil.
+    fn write_single_coil(address: u16, value: bool) -> () = write_single_coil;
+    /// 0x06: writes one holding register.
+    fn write_single_register(address: u16, value: u16) -> () = write_single_register;
+    /// 0x0F: writes coils from `address`.
+    fn write_multiple_coils(address: u16, values: &'a [bool]) -> () = write_multiple_coils;
+    /// 0x10: writes holding registers from `address`.
+    fn write_multiple_registers(address: u16, values: &'a [u16]) -> () = write_multiple_registers;
+    /// 0x14: reads file records, one register list per sub-request.
+    fn read_file_records(records: &'a [FileRecordRead]) -> Vec<Vec<u16>> = read_file_records;
+    /// 0x15: writes file records.
+    fn write_file_records(records: &'a [FileRecordWrite<'a>]) -> () = write_file_records;
+    /// 0x16: masks one holding register.
+    fn mask_write_register(address: u16, and_mask: u16, or_mask: u16) -> () = mask_write_register;
+    /// 0x17: writes `values` at `write_address`, then reads `read_quantity`
+    /// registers from `read_address`.
+    fn read_write_multiple_registers(read_address: u16, read_quantity: u16, write_address: u16, values: &'a [u16]) -> Vec<u16> = read_write_multiple_registers;
+    /// 0x18: the FIFO queue at `address`, oldest first.
+    fn read_fifo_queue(address: u16) -> Vec<u16> = read_fifo_queue;
+    /// 0x2B / 0x0E: device identification objects from `object_id`.
+    fn read_device_identification(code: ReadDeviceIdCode, object_id: u8) -> DeviceIdentification = read_device_identification;
+    /// A user-defined function code: `data` after the function code out,
+    /// the response's data back.
+    fn user_defined(function: u8, data: &'a [u8]) -> Vec<u8> = user_defined;
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mbaps_codec::limits::MAX_ADU_LEN;
-use mbaps_codec::{MbapHeader, Request, Response, encode_request};
+use mbaps_codec::{Adu, CodecError, MbapHeader, Request, Response, encode_request};
 use rustls::pki_types::ServerName;
 
 use crate::config::ClientConfig;
@@ -13,7 +12,7 @@ use crate::error::SessionError;
 use crate::event::{ClientEvent, CloseReason, InvalidResponse, Pdu};
 use crate::link::{Frame, Link};
 use crate::resumption::Forget;
-use crate::transport::Transport;
+use crate::transport::{Tls, Transport};
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -30,7 +29,8 @@ struct Pending {
 /// finished too: it is sent when it has) and returns its transaction id;
 /// every request ends in exactly one [`ClientEvent::Response`],
 /// [`ClientEvent::Invalid`], [`ClientEvent::Timeout`] or
-/// [`ClientEvent::Aborted`] (the latter also when the session fails).
+/// [`ClientEvent::Aborted`]. The last event is [`ClientEvent::Closed`],
+/// exactly once.
 pub struct Client {
     link: Link,
     outstanding: Vec<Pending>,
@@ -38,15 +38,14 @@ pub struct Client {
     next_transaction_id: u16,
     events: VecDeque<ClientEvent>,
     discarded: u64,
-    connected: bool,
-    closed_reported: bool,
     config: ClientConfig,
 }
 
 impl Client {
     /// A session to `server`, whose certificate must name it (unless the
     /// configuration says otherwise), started at `now`. A plain Modbus/TCP
-    /// configuration ignores the name.
+    /// configuration ignores the name. Fails only if rustls cannot start a
+    /// connection with `config`.
     pub fn new(
         config: &ClientConfig,
         server: ServerName<'static>,
@@ -60,7 +59,7 @@ impl Client {
             Some(tls) => {
                 let conn = rustls::ClientConnection::new(Arc::clone(tls), server)
                     .map_err(SessionError::Tls)?;
-                Transport::Tls(Box::new(conn.into()))
+                Transport::Tls(Tls::new(conn.into()))
             }
             None => Transport::Plain(Default::default()),
         };
@@ -71,23 +70,21 @@ impl Client {
             next_transaction_id: 0,
             events: VecDeque::new(),
             discarded: 0,
-            connected: false,
-            closed_reported: false,
             config: config.clone(),
         };
         if let Some(forget) = forget {
             session.link.forget_on_alert(forget);
         }
-        if session.link.transport().is_plain() {
+        if session.link.is_open() {
             // Plain Modbus/TCP is up from the start.
-            session.process()?;
+            session.events.push_back(ClientEvent::Connected(None));
         }
         Ok(session)
     }
 
-    /// Queues `request` to `unit_id` and returns its transaction id, never
-    /// one still outstanding. It times out after the configuration's
-    /// request timeout.
+    /// Queues `request` to `unit_id`, encoded once into the output, and
+    /// returns its transaction id, never one still outstanding. It times
+    /// out after the configuration's request timeout.
     pub fn send_request(
         &mut self,
         now: Instant,
@@ -106,9 +103,40 @@ impl Client {
         request: &Request<'_>,
         timeout: Duration,
     ) -> Result<u16, SessionError> {
-        self.link.check()?;
-        if self.link.is_closing() || self.link.is_over() {
-            return Err(SessionError::Closed);
+        let function = request.function().code();
+        self.send_with(now, unit_id, function, timeout, |header, out| {
+            encode_request(header, request, out)
+        })
+    }
+
+    /// Queues a request encoded already ([`Pdu::encode_request`], by a
+    /// caller on another task): its bytes are copied after the header.
+    pub fn send_request_pdu(
+        &mut self,
+        now: Instant,
+        unit_id: u8,
+        pdu: &Pdu,
+        timeout: Duration,
+    ) -> Result<u16, SessionError> {
+        self.send_with(now, unit_id, pdu.function(), timeout, |header, out| {
+            Adu {
+                header,
+                pdu: pdu.as_bytes(),
+            }
+            .encode(out)
+        })
+    }
+
+    fn send_with(
+        &mut self,
+        now: Instant,
+        unit_id: u8,
+        function: u8,
+        timeout: Duration,
+        encode: impl FnOnce(MbapHeader, &mut [u8]) -> Result<usize, CodecError>,
+    ) -> Result<u16, SessionError> {
+        if let Some(refused) = self.link.refusal() {
+            return Err(refused);
         }
         if self.outstanding.len() >= self.max_outstanding {
             return Err(SessionError::TooManyOutstanding(self.outstanding.len()));
@@ -118,14 +146,17 @@ impl Client {
             transaction_id,
             unit_id,
         };
-        let mut adu = [0u8; MAX_ADU_LEN];
-        let len = encode_request(header, request, &mut adu).map_err(SessionError::Encode)?;
-        let written = self.link.write_adu(now, &adu[..len]);
-        self.on_fatal(written)?;
+        let written = self.link.write_adu(now, |out| encode(header, out));
+        self.settle();
+        match written {
+            Some(Ok(())) => {}
+            Some(Err(error)) => return Err(SessionError::InvalidRequest(error)),
+            None => return Err(self.link.refusal().unwrap_or(SessionError::SendBufferFull)),
+        }
         self.outstanding.push(Pending {
             transaction_id,
             unit_id,
-            function: request.function().code(),
+            function,
             deadline: now + timeout,
         });
         Ok(transaction_id)
@@ -146,61 +177,42 @@ impl Client {
         }
     }
 
-    /// Bytes read from the connection.
-    pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
-        let result = self.read_all(now, bytes);
-        self.on_fatal(result)
-    }
-
-    fn read_all(&mut self, now: Instant, bytes: &[u8]) -> Result<(), SessionError> {
+    /// Bytes read from the connection: all are taken (responses are
+    /// matched and reported as they come).
+    pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) {
         let mut input = bytes;
-        loop {
-            self.link.read_tls(now, &mut input)?;
-            self.process()?;
-            if input.is_empty() {
-                return Ok(());
+        while !input.is_empty() {
+            if self.link.read_tls(now, &mut input) {
+                let handshake = self.link.handshake();
+                self.events.push_back(ClientEvent::Connected(handshake));
             }
+            self.take_responses();
         }
-    }
-
-    /// After a fatal error no response can come: requests in flight end
-    /// with `Aborted`, so each still gets exactly one outcome.
-    fn on_fatal<T>(&mut self, result: Result<T, SessionError>) -> Result<T, SessionError> {
-        if let Err(err) = &result
-            && err.is_fatal()
-        {
-            self.abort_outstanding();
-        }
-        result
+        self.settle();
     }
 
     /// The connection's read side ended (a read returned 0 bytes).
-    pub fn handle_eof(&mut self, _now: Instant) -> Result<(), SessionError> {
-        let result = self.link.read_eof().and_then(|()| self.process());
-        self.on_fatal(result)
+    pub fn handle_eof(&mut self, _now: Instant) {
+        self.link.read_eof();
+        self.take_responses();
+        self.settle();
     }
 
     /// Expires requests past their deadline and checks the session timers;
     /// call when [`Client::poll_timeout`] is reached.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
-        let mut index = 0;
-        while index < self.outstanding.len() {
-            if self.outstanding[index].deadline <= now {
-                let expired = self.outstanding.remove(index);
-                self.events.push_back(ClientEvent::Timeout {
-                    transaction_id: expired.transaction_id,
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let events = &mut self.events;
+        self.outstanding.retain(|pending| {
+            let expired = pending.deadline <= now;
+            if expired {
+                events.push_back(ClientEvent::Timeout {
+                    transaction_id: pending.transaction_id,
                 });
-            } else {
-                index += 1;
             }
-        }
-        let idle = self.outstanding.is_empty();
-        let fired = self.link.check_timers(now, idle);
-        if let Some(reason) = self.on_fatal(fired)? {
-            self.abort_outstanding();
-            self.report_closed(reason);
-        }
-        Ok(())
+            !expired
+        });
+        self.link.check_timers(now, self.outstanding.is_empty());
+        self.settle();
     }
 
     /// When [`Client::handle_timeout`] must be called next, if ever.
@@ -224,25 +236,22 @@ impl Client {
     }
 
     /// Closes the session with close_notify; requests in flight end with
-    /// [`ClientEvent::Aborted`]. The server has the close timeout to
-    /// answer with its own close_notify.
+    /// [`ClientEvent::Aborted`] at once. The server has the close timeout
+    /// to answer with its own close_notify.
     pub fn close(&mut self, now: Instant) {
+        self.abort_outstanding(&CloseReason::LocalClose);
         self.link.close(now);
-        self.abort_outstanding();
-        // Closed during the handshake, or plain Modbus/TCP: over at once.
-        if let Some(reason) = self.link.take_end() {
-            self.report_closed(reason);
-        }
+        self.settle();
     }
 
     /// Whether the server is verified and the session up.
     pub fn is_connected(&self) -> bool {
-        self.connected && !self.link.is_over()
+        self.link.is_open()
     }
 
-    /// Whether the session is over (closed, or failed).
+    /// Whether the session is over (its last event is reported).
     pub fn is_closed(&self) -> bool {
-        self.link.is_over()
+        self.link.is_closed()
     }
 
     /// Requests in flight.
@@ -256,72 +265,85 @@ impl Client {
         self.discarded
     }
 
-    fn process(&mut self) -> Result<(), SessionError> {
-        if let Some(handshake) = self.link.handshake_finished() {
-            self.connected = true;
-            self.events.push_back(ClientEvent::Connected(handshake));
-        }
-        while let Some(frame) = self.link.next_frame()? {
-            match frame {
-                Frame::Discarded { .. } => self.discarded += 1,
-                Frame::Adu { header, pdu } => self.on_response(header, pdu),
-            }
-        }
+    /// The one place that reports the end: requests in flight are
+    /// aborted, then the end is the last event.
+    fn settle(&mut self) {
         if let Some(reason) = self.link.take_end() {
-            self.abort_outstanding();
-            self.report_closed(reason);
+            self.abort_outstanding(&reason);
+            self.events.push_back(ClientEvent::Closed(reason));
         }
-        Ok(())
     }
 
-    fn on_response(&mut self, header: MbapHeader, pdu: Pdu) {
-        let Some(index) = self
-            .outstanding
-            .iter()
-            .position(|p| p.transaction_id == header.transaction_id)
-        else {
-            self.discarded += 1;
-            return;
-        };
-        let pending = self.outstanding.remove(index);
-        let transaction_id = pending.transaction_id;
-        let invalid = |error| ClientEvent::Invalid {
-            transaction_id,
-            error,
-        };
-        let event = match Response::decode(pdu.as_bytes()) {
-            Err(err) => invalid(InvalidResponse::Malformed(err)),
-            Ok(response) if response.function_code() != pending.function => {
-                invalid(InvalidResponse::WrongFunction {
-                    expected: pending.function,
-                    found: response.function_code(),
-                })
-            }
-            Ok(_) if header.unit_id != pending.unit_id => invalid(InvalidResponse::WrongUnit {
-                expected: pending.unit_id,
-                found: header.unit_id,
-            }),
-            Ok(_) => ClientEvent::Response {
-                transaction_id,
-                unit_id: header.unit_id,
-                pdu,
-            },
-        };
-        self.events.push_back(event);
-    }
-
-    fn abort_outstanding(&mut self) {
+    fn abort_outstanding(&mut self, reason: &CloseReason) {
         for pending in self.outstanding.drain(..) {
             self.events.push_back(ClientEvent::Aborted {
                 transaction_id: pending.transaction_id,
+                reason: reason.clone(),
             });
         }
     }
 
-    fn report_closed(&mut self, reason: CloseReason) {
-        if !self.closed_reported {
-            self.closed_reported = true;
-            self.events.push_back(ClientEvent::Closed(reason));
+    /// Matches every whole response of the stream with its request.
+    fn take_responses(&mut self) {
+        loop {
+            let Client {
+                link,
+                outstanding,
+                events,
+                discarded,
+                ..
+            } = self;
+            let taken = link.take_frame(|frame, _| match frame {
+                Frame::Discarded { .. } => *discarded += 1,
+                Frame::Adu { header, pdu } => {
+                    on_response(outstanding, events, discarded, header, pdu);
+                }
+            });
+            if taken.is_none() {
+                return;
+            }
         }
     }
+}
+
+/// A response: the outcome of the request it answers, or discarded.
+fn on_response(
+    outstanding: &mut Vec<Pending>,
+    events: &mut VecDeque<ClientEvent>,
+    discarded: &mut u64,
+    header: MbapHeader,
+    pdu: &[u8],
+) {
+    let Some(index) = outstanding
+        .iter()
+        .position(|p| p.transaction_id == header.transaction_id)
+    else {
+        *discarded += 1;
+        return;
+    };
+    let pending = outstanding.swap_remove(index);
+    let transaction_id = pending.transaction_id;
+    let invalid = |error| ClientEvent::Invalid {
+        transaction_id,
+        error,
+    };
+    let event = match Response::decode(pdu) {
+        Err(error) => invalid(InvalidResponse::Malformed(error)),
+        Ok(response) if response.function_code() != pending.function => {
+            invalid(InvalidResponse::WrongFunction {
+                expected: pending.function,
+                found: response.function_code(),
+            })
+        }
+        Ok(_) if header.unit_id != pending.unit_id => invalid(InvalidResponse::WrongUnit {
+            expected: pending.unit_id,
+            found: header.unit_id,
+        }),
+        Ok(_) => ClientEvent::Response {
+            transaction_id,
+            unit_id: header.unit_id,
+            pdu: Pdu::copy_of(pdu),
+        },
+    };
+    events.push_back(event);
 }

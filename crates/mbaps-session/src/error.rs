@@ -6,15 +6,19 @@ use crate::event::RequestId;
 
 /// What went wrong in a session.
 ///
-/// Fatal errors ([`SessionError::is_fatal`]) are sticky: after one, every
-/// call returns it again and only the pending TLS alert may still be
-/// transmitted. The others refuse one call and leave the session as it was.
+/// A session that fails ends with [`CloseReason::Failed`] holding one of
+/// the fatal errors ([`SessionError::is_fatal`]), reported once as its last
+/// event; every later `send_*` call returns it again, and only the alert
+/// owed to the peer may still be transmitted. The other errors refuse one
+/// call (a misuse) and leave the session as it was.
+///
+/// [`CloseReason::Failed`]: crate::CloseReason::Failed
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
-    /// TLS failed: a bad certificate (ours or the peer's), an alert from the
-    /// peer, a protocol violation. The alert owed to the peer is pending in
-    /// [`poll_transmit`](crate::Server::poll_transmit).
+    /// TLS failed: a bad certificate (ours or the peer's: why), an alert
+    /// from the peer (which), a protocol violation. The alert owed to the
+    /// peer is pending in [`poll_transmit`](crate::Server::poll_transmit).
     #[error("TLS: {}", TlsText(.0))]
     Tls(rustls::Error),
     /// The handshake did not finish within the handshake timeout.
@@ -32,6 +36,13 @@ pub enum SessionError {
     /// was not drained.
     #[error("the TLS send buffer is full: drain poll_transmit after every call")]
     SendBufferFull,
+    /// rustls's receive buffers are full: input was given while the
+    /// session held plaintext it had not taken (see `wants_read`).
+    #[error("the TLS receive buffers are full: give input only when the session wants to read")]
+    ReceiveBufferFull,
+    /// rustls could not hand over received plaintext.
+    #[error("reading the received plaintext failed: {0:?}")]
+    ReceiveFailed(std::io::ErrorKind),
     /// The session is closed, or closing: nothing more can be sent.
     #[error("the session is closed")]
     Closed,
@@ -46,9 +57,12 @@ pub enum SessionError {
         /// The response's function code.
         found: u8,
     },
-    /// Not fatal: the request or response does not encode.
-    #[error("{0}")]
-    Encode(CodecError),
+    /// Not fatal: the request does not encode (a limit broken).
+    #[error("the request does not encode: {0}")]
+    InvalidRequest(CodecError),
+    /// Not fatal: the response does not encode (a limit broken).
+    #[error("the response does not encode: {0}")]
+    InvalidResponse(CodecError),
     /// Not fatal: all request slots are in use.
     #[error("{0} requests are already in flight")]
     TooManyOutstanding(usize),
@@ -63,6 +77,8 @@ impl SessionError {
                 | SessionError::HandshakeTimeout(_)
                 | SessionError::Framing(_)
                 | SessionError::SendBufferFull
+                | SessionError::ReceiveBufferFull
+                | SessionError::ReceiveFailed(_)
                 | SessionError::InvalidFunctionCode(_)
                 | SessionError::Closed
         )

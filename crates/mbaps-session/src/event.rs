@@ -4,11 +4,14 @@ use core::fmt;
 
 use mbaps_authz::{Denial, Role};
 use mbaps_codec::{CodecError, ExceptionCode, MbapHeader, Request, Response};
+
+use crate::error::SessionError;
 use rustls::{CipherSuite, ProtocolVersion};
 
-/// A PDU copied out of the TLS stream (at most 253 bytes, on the stack), so
-/// that events own their data. Its bytes were validated when it was
-/// received: [`Pdu::request`] / [`Pdu::response`] decode it again, cheaply.
+/// A PDU, owned (at most 253 bytes, on the stack), to carry across tasks
+/// and in events: a request or a response, encoded once and valid (made
+/// by [`Pdu::encode_request`] or [`Pdu::encode_response`], or received and
+/// decoded). [`Pdu::request`] / [`Pdu::response`] read it back, cheaply.
 #[derive(Clone, Copy)]
 pub struct Pdu {
     bytes: [u8; 253],
@@ -26,16 +29,33 @@ impl Pdu {
         }
     }
 
-    /// `request`, encoded (and so validated), to carry across tasks.
-    pub fn encode_request(request: &Request<'_>) -> Result<Pdu, CodecError> {
+    fn encoded(
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, CodecError>,
+    ) -> Result<Pdu, CodecError> {
         let mut pdu = Pdu {
             bytes: [0u8; 253],
             len: 0,
         };
-        let len = request.encode(&mut pdu.bytes)?;
+        let len = encode(&mut pdu.bytes)?;
         // A PDU is at most 253 bytes: encode checked it.
         pdu.len = len as u8;
         Ok(pdu)
+    }
+
+    /// `request`, encoded (and so validated).
+    pub fn encode_request(request: &Request<'_>) -> Result<Pdu, CodecError> {
+        Self::encoded(|out| request.encode(out))
+    }
+
+    /// `response`, encoded (and so validated): what an application that
+    /// answers later hands to [`crate::Server::send_response_pdu`].
+    pub fn encode_response(response: &Response<'_>) -> Result<Pdu, CodecError> {
+        Self::encoded(|out| response.encode(out))
+    }
+
+    /// The function code (the exception bit included).
+    pub fn function(&self) -> u8 {
+        self.bytes[0]
     }
 
     /// The PDU's bytes: function code and data.
@@ -85,8 +105,10 @@ pub struct Handshake {
     pub resumed: bool,
 }
 
-/// Why a session ended without a fatal error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a session ended: the last event of every session, reported exactly
+/// once, after any alert or close_notify owed to the peer is waiting in
+/// `poll_transmit`.
+#[derive(Clone, Debug, PartialEq)]
 pub enum CloseReason {
     /// The peer sent close_notify (and so did we, in answer).
     PeerClosed,
@@ -94,10 +116,15 @@ pub enum CloseReason {
     /// a crashed peer cannot be told apart from an orderly close, so this
     /// is reported as it is.
     PeerEofWithoutCloseNotify,
-    /// [`close`](crate::Server::close) was called and the peer answered.
+    /// We closed ([`close`](crate::Server::close)); the peer answered, its
+    /// stream ended, or the close timeout passed.
     LocalClose,
-    /// Nothing happened for the idle timeout.
+    /// Nothing happened for the idle timeout: we sent close_notify.
     IdleTimeout,
+    /// The session failed: a TLS alert sent (a certificate refused, and
+    /// why) or received (which), the handshake timeout, a stream that
+    /// cannot be followed.
+    Failed(SessionError),
 }
 
 /// Why a server answered a request with an exception instead of handing it
@@ -109,7 +136,7 @@ pub enum Rejection {
 }
 
 /// What a [`crate::Server`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 // The PDU travels inline (253 bytes): boxing it would allocate per request.
 #[allow(clippy::large_enum_variant)]
 pub enum ServerEvent {
@@ -158,7 +185,7 @@ pub enum ServerEvent {
         /// The protocol id.
         protocol_id: u16,
     },
-    /// The session ended without error.
+    /// The session ended: the last event.
     Closed(CloseReason),
 }
 
@@ -184,7 +211,7 @@ pub enum InvalidResponse {
 }
 
 /// What a [`crate::Client`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 // The PDU travels inline (253 bytes): boxing it would allocate per request.
 #[allow(clippy::large_enum_variant)]
 pub enum ClientEvent {
@@ -214,13 +241,15 @@ pub enum ClientEvent {
         /// The request's transaction id.
         transaction_id: u16,
     },
-    /// The session closed while request `transaction_id` was in flight:
-    /// it will get no response.
+    /// The session ended while request `transaction_id` was in flight: it
+    /// will get no response.
     Aborted {
         /// The request's transaction id.
         transaction_id: u16,
+        /// How the session ended.
+        reason: CloseReason,
     },
-    /// The session ended without error. Requests still in flight got
+    /// The session ended: the last event. Requests still in flight got
     /// `Aborted` first.
     Closed(CloseReason),
 }

@@ -1,15 +1,12 @@
-//! The application side of a server: a [`Handler`] answers authorized
-//! requests, and [`RegisterMap`] is a ready in-memory device for simulators
-//! and tests. Adapters call the handler; they hold no Modbus logic.
-
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+//! The application side of a server that answers at once: a [`Handler`]
+//! sees each authorized request borrowed from the session's receive buffer
+//! (decoded once, for authorization and for it) and writes its response
+//! with [`Reply::send`], encoded once, straight into the session's output.
+//! [`crate::Server::answer_requests`] calls it.
 
 use mbaps_authz::Role;
-use mbaps_codec::{
-    Bits, DeviceIdObject, DeviceIdentification, ExceptionCode, FileRecordData, List,
-    ReadDeviceIdCode, Registers, Request, Response,
-};
+use mbaps_codec::limits::MAX_ADU_LEN;
+use mbaps_codec::{ExceptionCode, MbapHeader, Request, Response, encode_response};
 
 /// What a handler knows about a request besides its PDU.
 #[derive(Clone, Copy, Debug)]
@@ -22,38 +19,70 @@ pub struct RequestContext<'a> {
     pub role: Option<&'a Role>,
 }
 
-/// Where a handler writes its answer: the encoded response PDU.
-pub struct Reply {
-    pdu: [u8; 253],
-    len: usize,
+/// Where a handler writes its answer: the session's output, after the
+/// answers before it. The transaction id and unit id are echoed.
+pub struct Reply<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    header: MbapHeader,
+    function: u8,
+    written: bool,
 }
 
-impl Default for Reply {
-    fn default() -> Self {
+impl<'a> Reply<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>, header: MbapHeader, function: u8) -> Reply<'a> {
+        let start = out.len();
         Reply {
-            pdu: [0; 253],
-            len: 0,
+            out,
+            start,
+            header,
+            function,
+            written: false,
+        }
+    }
+
+    /// Sets the response (a second call replaces the first). A response
+    /// for another function than the request's, or one that does not
+    /// encode (a limit broken by the handler), is a server device failure.
+    pub fn send(&mut self, response: &Response<'_>) -> Result<(), ExceptionCode> {
+        self.out.truncate(self.start);
+        self.written = false;
+        if response.function_code() != self.function & 0x7F {
+            return Err(ExceptionCode::ServerDeviceFailure);
+        }
+        self.out.resize(self.start + MAX_ADU_LEN, 0);
+        match encode_response(self.header, response, &mut self.out[self.start..]) {
+            Ok(n) => {
+                self.out.truncate(self.start + n);
+                self.written = true;
+                Ok(())
+            }
+            Err(_) => {
+                self.out.truncate(self.start);
+                Err(ExceptionCode::ServerDeviceFailure)
+            }
+        }
+    }
+
+    /// Turns the handler's result into exactly one answer: its response,
+    /// its exception, or 0x04 if it returned `Ok` without a response.
+    pub(crate) fn finish(mut self, result: Result<(), ExceptionCode>) {
+        let code = match result {
+            Ok(()) if self.written => return,
+            Ok(()) => ExceptionCode::ServerDeviceFailure,
+            Err(code) => code,
+        };
+        let exception = Response::exception(self.function, code);
+        if self.send(&exception).is_err() {
+            // An exception for a function code 1..=0x7F always encodes.
+            self.out.truncate(self.start);
         }
     }
 }
 
-impl Reply {
-    /// Sets the response. A response that does not encode (a limit broken
-    /// by the handler) is a server device failure.
-    pub fn send(&mut self, response: &Response<'_>) -> Result<(), ExceptionCode> {
-        self.len = response
-            .encode(&mut self.pdu)
-            .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
-        Ok(())
-    }
-
-    /// The encoded response PDU.
-    pub fn pdu(&self) -> &[u8] {
-        &self.pdu[..self.len]
-    }
-}
-
-/// Answers the requests a server session has authorized.
+/// Answers the requests a server session has authorized, at once, on the
+/// session's thread or task (so it should not wait for long: an
+/// application that answers later takes requests as events instead).
 ///
 /// Return `Err(exception)` to answer with a Modbus exception (0x02 for an
 /// address the device does not have, 0x03 for a bad value, 0x04 for a
@@ -64,311 +93,6 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         context: &RequestContext<'_>,
         request: &Request<'_>,
-        reply: &mut Reply,
+        reply: &mut Reply<'_>,
     ) -> Result<(), ExceptionCode>;
-}
-
-/// Device identification objects a [`RegisterMap`] reports (0x2B / 0x0E).
-#[derive(Clone, Debug)]
-pub struct DeviceInfo {
-    /// Object 0x00, mandatory.
-    pub vendor_name: String,
-    /// Object 0x01, mandatory.
-    pub product_code: String,
-    /// Object 0x02, mandatory.
-    pub revision: String,
-}
-
-impl Default for DeviceInfo {
-    fn default() -> Self {
-        DeviceInfo {
-            vendor_name: "mbaps".into(),
-            product_code: "mbaps-simulator".into(),
-            revision: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-}
-
-/// The data of one device: every table with all 65,536 addresses, and a
-/// sparse file area.
-#[derive(Clone, Debug)]
-pub struct Tables {
-    /// Coils.
-    pub coils: Vec<bool>,
-    /// Discrete inputs.
-    pub discrete_inputs: Vec<bool>,
-    /// Holding registers.
-    pub holding_registers: Vec<u16>,
-    /// Input registers.
-    pub input_registers: Vec<u16>,
-    /// File records: (file number, record number) -> value.
-    pub files: BTreeMap<(u16, u16), u16>,
-}
-
-impl Default for Tables {
-    fn default() -> Self {
-        Tables {
-            coils: vec![false; 65_536],
-            discrete_inputs: vec![false; 65_536],
-            holding_registers: vec![0; 65_536],
-            input_registers: vec![0; 65_536],
-            files: BTreeMap::new(),
-        }
-    }
-}
-
-impl Tables {
-    /// Tables preset so that reads return recognisable data: register `n`
-    /// holds `n`, coil and input `n` are on when `n % 3 == 0`.
-    pub fn preset() -> Tables {
-        let mut tables = Tables::default();
-        for n in 0..65_536usize {
-            tables.holding_registers[n] = n as u16;
-            tables.input_registers[n] = n as u16;
-            tables.coils[n] = n % 3 == 0;
-            tables.discrete_inputs[n] = n % 3 == 0;
-        }
-        tables
-    }
-}
-
-/// An in-memory device: one set of [`Tables`] answering every unit id (or
-/// only the ones given), with device identification. Thread-safe; cheap to
-/// clone (clones share the data).
-#[derive(Clone, Debug)]
-pub struct RegisterMap {
-    tables: Arc<Mutex<Tables>>,
-    units: Option<Vec<u8>>,
-    info: Arc<DeviceInfo>,
-}
-
-impl Default for RegisterMap {
-    fn default() -> Self {
-        RegisterMap::new(Tables::default())
-    }
-}
-
-fn range(address: u16, count: usize) -> Result<std::ops::Range<usize>, ExceptionCode> {
-    let start = usize::from(address);
-    let end = start + count;
-    if end > 65_536 {
-        Err(ExceptionCode::IllegalDataAddress)
-    } else {
-        Ok(start..end)
-    }
-}
-
-impl RegisterMap {
-    /// A device with these tables, answering every unit id.
-    pub fn new(tables: Tables) -> RegisterMap {
-        RegisterMap {
-            tables: Arc::new(Mutex::new(tables)),
-            units: None,
-            info: Arc::new(DeviceInfo::default()),
-        }
-    }
-
-    /// Answers only these unit ids; others get exception 0x0B (gateway
-    /// target failed to respond).
-    pub fn only_units(mut self, units: &[u8]) -> RegisterMap {
-        self.units = Some(units.to_vec());
-        self
-    }
-
-    /// The device identification objects.
-    pub fn device_info(mut self, info: DeviceInfo) -> RegisterMap {
-        self.info = Arc::new(info);
-        self
-    }
-
-    /// The tables, locked, to read or change them from the application.
-    pub fn tables(&self) -> MutexGuard<'_, Tables> {
-        // A panic while the lock was held leaves plain data: keep serving.
-        self.tables.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Handler for RegisterMap {
-    fn handle(
-        &self,
-        context: &RequestContext<'_>,
-        request: &Request<'_>,
-        reply: &mut Reply,
-    ) -> Result<(), ExceptionCode> {
-        if let Some(units) = &self.units
-            && !units.contains(&context.unit_id)
-        {
-            return Err(ExceptionCode::GatewayTargetFailedToRespond);
-        }
-        let mut t = self.tables();
-        match *request {
-            Request::ReadCoils { address, quantity } => {
-                let values = &t.coils[range(address, quantity.into())?];
-                reply.send(&Response::ReadCoils {
-                    values: Bits::from_bools(values),
-                })
-            }
-            Request::ReadDiscreteInputs { address, quantity } => {
-                let values = &t.discrete_inputs[range(address, quantity.into())?];
-                reply.send(&Response::ReadDiscreteInputs {
-                    values: Bits::from_bools(values),
-                })
-            }
-            Request::ReadHoldingRegisters { address, quantity } => {
-                let values = &t.holding_registers[range(address, quantity.into())?];
-                reply.send(&Response::ReadHoldingRegisters {
-                    values: Registers::from_values(values),
-                })
-            }
-            Request::ReadInputRegisters { address, quantity } => {
-                let values = &t.input_registers[range(address, quantity.into())?];
-                reply.send(&Response::ReadInputRegisters {
-                    values: Registers::from_values(values),
-                })
-            }
-            Request::WriteSingleCoil { address, value } => {
-                t.coils[usize::from(address)] = value;
-                reply.send(&Response::WriteSingleCoil { address, value })
-            }
-            Request::WriteSingleRegister { address, value } => {
-                t.holding_registers[usize::from(address)] = value;
-                reply.send(&Response::WriteSingleRegister { address, value })
-            }
-            Request::WriteMultipleCoils { address, values } => {
-                let span = range(address, values.len())?;
-                for (slot, value) in t.coils[span].iter_mut().zip(values.iter()) {
-                    *slot = value;
-                }
-                reply.send(&Response::WriteMultipleCoils {
-                    address,
-                    quantity: values.len() as u16,
-                })
-            }
-            Request::WriteMultipleRegisters { address, values } => {
-                let span = range(address, values.len())?;
-                for (slot, value) in t.holding_registers[span].iter_mut().zip(values.iter()) {
-                    *slot = value;
-                }
-                reply.send(&Response::WriteMultipleRegisters {
-                    address,
-                    quantity: values.len() as u16,
-                })
-            }
-            Request::MaskWriteRegister {
-                address,
-                and_mask,
-                or_mask,
-            } => {
-                let slot = &mut t.holding_registers[usize::from(address)];
-                *slot = (*slot & and_mask) | (or_mask & !and_mask);
-                reply.send(&Response::MaskWriteRegister {
-                    address,
-                    and_mask,
-                    or_mask,
-                })
-            }
-            Request::ReadWriteMultipleRegisters {
-                read_address,
-                read_quantity,
-                write_address,
-                values,
-            } => {
-                // The write happens before the read (Application Protocol 6.17).
-                let write = range(write_address, values.len())?;
-                let read = range(read_address, read_quantity.into())?;
-                for (slot, value) in t.holding_registers[write].iter_mut().zip(values.iter()) {
-                    *slot = value;
-                }
-                let values = &t.holding_registers[read];
-                reply.send(&Response::ReadWriteMultipleRegisters {
-                    values: Registers::from_values(values),
-                })
-            }
-            Request::ReadFifoQueue { address } => {
-                // The count register at `address`, the values after it.
-                let count = t.holding_registers[usize::from(address)];
-                if count > 31 {
-                    return Err(ExceptionCode::IllegalDataValue);
-                }
-                let values = &t.holding_registers[range(address, usize::from(count) + 1)?][1..];
-                reply.send(&Response::ReadFifoQueue {
-                    values: Registers::from_values(values),
-                })
-            }
-            Request::ReadFileRecord { records } => {
-                let mut data: Vec<Vec<u16>> = Vec::with_capacity(records.len());
-                for record in records {
-                    if record.record_number > 9999
-                        || usize::from(record.record_number) + usize::from(record.record_length)
-                            > 10_000
-                    {
-                        return Err(ExceptionCode::IllegalDataAddress);
-                    }
-                    data.push(
-                        (0..record.record_length)
-                            .map(|i| {
-                                *t.files
-                                    .get(&(record.file_number, record.record_number + i))
-                                    .unwrap_or(&0)
-                            })
-                            .collect(),
-                    );
-                }
-                let items: Vec<FileRecordData<'_>> = data
-                    .iter()
-                    .map(|d| FileRecordData {
-                        data: Registers::from_values(d),
-                    })
-                    .collect();
-                reply.send(&Response::ReadFileRecord {
-                    records: List::from_items(&items),
-                })
-            }
-            Request::WriteFileRecord { records } => {
-                for record in records {
-                    if usize::from(record.record_number) + record.data.len() > 10_000 {
-                        return Err(ExceptionCode::IllegalDataAddress);
-                    }
-                    for (i, value) in record.data.iter().enumerate() {
-                        t.files
-                            .insert((record.file_number, record.record_number + i as u16), value);
-                    }
-                }
-                reply.send(&Response::WriteFileRecord { records })
-            }
-            Request::ReadDeviceIdentification { code, object_id } => {
-                let objects = [
-                    DeviceIdObject {
-                        id: 0,
-                        value: self.info.vendor_name.as_bytes(),
-                    },
-                    DeviceIdObject {
-                        id: 1,
-                        value: self.info.product_code.as_bytes(),
-                    },
-                    DeviceIdObject {
-                        id: 2,
-                        value: self.info.revision.as_bytes(),
-                    },
-                ];
-                let chosen: &[DeviceIdObject<'_>] = match code {
-                    ReadDeviceIdCode::Basic
-                    | ReadDeviceIdCode::Regular
-                    | ReadDeviceIdCode::Extended => &objects[usize::from(object_id.min(3))..],
-                    ReadDeviceIdCode::Individual => match object_id {
-                        0..=2 => &objects[usize::from(object_id)..=usize::from(object_id)],
-                        _ => return Err(ExceptionCode::IllegalDataAddress),
-                    },
-                };
-                reply.send(&Response::ReadDeviceIdentification(DeviceIdentification {
-                    code,
-                    conformity_level: mbaps_codec::ConformityLevel::Basic,
-                    more_follows: false,
-                    next_object_id: 0,
-                    objects: List::from_items(chosen),
-                }))
-            }
-            Request::UserDefined { .. } => Err(ExceptionCode::IllegalFunction),
-        }
-    }
 }

@@ -6,52 +6,79 @@
 //! arguments, bytes and events come out.
 //!
 //! ```text
-//!        bytes read ──► handle_tls(now, &[u8]) ─┐
-//!        read == 0  ──► handle_eof(now)         ├─► poll_event()    ─► ServerEvent / ClientEvent
-//!   timer reached   ──► handle_timeout(now)     │   poll_transmit() ─► bytes to write
-//!   send_request / send_response / close ───────┘   poll_timeout()  ─► next deadline
+//!        bytes read ──► handle_tls(now, &[u8]) -> taken ─┐
+//!        read == 0  ──► handle_eof(now)                  ├─► answer_requests(now, &handler)  (answers at once)
+//!   timer reached   ──► handle_timeout(now)              │   poll_event()    ─► ServerEvent / ClientEvent
+//!   send_request / send_response / close ────────────────┘   poll_transmit() ─► bytes to write
+//!                                                            poll_timeout()  ─► next deadline
 //! ```
+//!
+//! ## One lifecycle, one end
+//! A session is handshaking, open, closing or closed, one state moved in
+//! one place. How it ended is reported exactly once, as its last event
+//! ([`ServerEvent::Closed`], [`ClientEvent::Closed`] with a
+//! [`CloseReason`]: a close either way, the peer's EOF, the idle timeout,
+//! or [`CloseReason::Failed`] with the alert sent or received, the
+//! certificate refused and why), and by then any alert or close_notify
+//! owed to the peer is waiting in `poll_transmit`. The `handle_*` methods
+//! report nothing: an adapter has one exit path, "the session is closed
+//! and its output written".
 //!
 //! ## The drain contract
 //! After **every** call that feeds the session (`handle_*`, `send_*`,
-//! `close`), drain [`Server::poll_event`] until `None`, then write what
-//! [`Server::poll_transmit`] gives, then sleep until [`Server::poll_timeout`]
-//! or the next read. Events and output are produced only in answer to input,
-//! so a session drained this way holds at most one read's worth of them.
+//! `close`), answer or drain the requests ([`Server::answer_requests`] or
+//! [`Server::poll_event`] until `None`), write what
+//! [`Server::poll_transmit`] gives, then sleep until
+//! [`Server::poll_timeout`] or the next read. A server takes input only
+//! while [`Server::wants_read`]: it holds at most one read's worth of
+//! plaintext, and a client that pipelines more than the window is slowed
+//! down by TCP. The loop users copy (and `examples/blocking_server.rs`):
 //!
 //! ```no_run
-//! # use std::io::{Read, Write};
-//! # use std::time::Instant;
-//! # fn serve(config: &mbaps_session::ServerConfig, mut socket: std::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+//! # use std::io::{ErrorKind, Read, Write};
+//! # use std::time::{Duration, Instant};
+//! # fn serve(config: &mbaps_session::ServerConfig, handler: &dyn mbaps_session::Handler,
+//! #         mut socket: std::net::TcpStream) -> std::io::Result<()> {
 //! use mbaps_session::{Server, ServerEvent};
-//! use mbaps_codec::{Registers, Request, Response};
 //!
 //! #[allow(clippy::disallowed_methods)] // the adapter owns the clock
 //! let now = || Instant::now();
-//! let mut session = Server::new(config, now())?;
-//! let (mut buf, mut out) = ([0u8; 16 * 1024], Vec::new());
+//! let mut session = Server::new(config, now()).map_err(std::io::Error::other)?;
+//! let (mut buf, mut input, mut out) = ([0u8; 16 * 1024], Vec::new(), Vec::new());
 //! loop {
-//!     let n = socket.read(&mut buf)?;
-//!     if n == 0 { session.handle_eof(now())?; } else { session.handle_tls(now(), &buf[..n])?; }
+//!     // Input the session will take now; the rest waits.
+//!     if !input.is_empty() && session.wants_read() {
+//!         let taken = session.handle_tls(now(), &input);
+//!         input.drain(..taken);
+//!     }
+//!     // Authorized requests answered at once; the other events logged.
+//!     session.answer_requests(now(), handler);
 //!     while let Some(event) = session.poll_event() {
-//!         match event {
-//!             ServerEvent::Request { id, pdu, .. } => {
-//!                 // Authorized already: answer it (here: every read with zeros).
-//!                 if let Ok(Request::ReadHoldingRegisters { quantity, .. }) = pdu.request() {
-//!                     let zeros = vec![0u16; quantity.into()];
-//!                     let response = Response::ReadHoldingRegisters { values: Registers::from_values(&zeros) };
-//!                     session.send_response(now(), id, &response)?;
-//!                 }
-//!             }
-//!             ServerEvent::Denied { denial, .. } => eprintln!("denied: {denial}"),
-//!             ServerEvent::Closed(_) => return Ok(()),
-//!             _ => {}
+//!         if let ServerEvent::Closed(reason) = event {
+//!             eprintln!("session over: {reason:?}");
 //!         }
 //!     }
+//!     // Responses, or the alert a failure owes the peer.
 //!     out.clear();
 //!     session.poll_transmit(&mut out);
 //!     socket.write_all(&out)?;
-//!     if n == 0 { return Ok(()); }
+//!     if session.is_closed() {
+//!         return Ok(());
+//!     }
+//!     if !input.is_empty() && session.wants_read() {
+//!         continue;
+//!     }
+//!     // Wait for bytes, or for the session's next deadline.
+//!     let wait = session.poll_timeout().map(|at| at.saturating_duration_since(now()));
+//!     socket.set_read_timeout(wait.map(|w| w.max(Duration::from_millis(1))))?;
+//!     match socket.read(&mut buf) {
+//!         Ok(0) => session.handle_eof(now()),
+//!         Ok(n) => input.extend_from_slice(&buf[..n]),
+//!         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+//!             session.handle_timeout(now())
+//!         }
+//!         Err(e) => return Err(e),
+//!     }
 //! }
 //! # }
 //! ```
@@ -76,18 +103,17 @@
 //! - Fatal errors are sticky ([`SessionError::is_fatal`]).
 //!
 //! ## The application side
-//! A [`Handler`] answers the requests the session has authorized, with the
-//! unit id and the client's role at hand ([`RequestContext`]);
-//! [`Server::answer_with`] calls it and sends its response or exception.
-//! [`RegisterMap`] is a ready in-memory device (every table, file records,
-//! FIFO, device identification) for simulators and tests.
-//!
-//! ## Admission control
-//! [`admission::Admission`] is the sans-IO bookkeeping both adapters'
-//! servers share: handshakes in progress and authenticated sessions are
-//! bounded apart, a full handshake table drops its oldest pending
-//! handshake, and only a newly authenticated session may close another
-//! (Implementation Guide 4.2), never a stranger.
+//! Encode once, copy little. A [`Handler`] answers at once: it sees each
+//! authorized request borrowed from the receive buffer (decoded once, for
+//! authorization and for it), with the unit id and the client's role at
+//! hand ([`RequestContext`]), and its response is encoded once, straight
+//! into the output ([`Reply`]). An application that answers later takes
+//! [`ServerEvent::Request`] (an owned [`Pdu`]) and answers with
+//! [`Server::send_response`] or a response it encoded itself
+//! ([`Server::send_response_pdu`]). On the client side, a request is
+//! encoded once, into the output, or by the caller ([`Pdu`]) and copied.
+//! The typed client API is written once, in [`call`]: [`Calls`] for
+//! blocking clients and [`AsyncCalls`] for async ones.
 //!
 //! ## Plain Modbus/TCP
 //! [`ServerConfig::plain`] and [`ClientConfig::plain`] run the same state
@@ -104,7 +130,6 @@
 //! Nothing grows with the peer's behaviour across calls.
 #![forbid(unsafe_code)]
 
-pub mod admission;
 pub mod call;
 mod client;
 mod config;
@@ -113,12 +138,11 @@ mod event;
 mod handler;
 mod link;
 mod load;
-mod log;
 mod resumption;
 mod server;
 mod transport;
 
-pub use call::{ClientError, Outcome};
+pub use call::{AsyncCalls, Calls, ClientError, Outcome};
 pub use client::Client;
 pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, CrlScope, DEFAULT_MAX_OUTSTANDING,
@@ -129,12 +153,11 @@ pub use error::SessionError;
 pub use event::{
     ClientEvent, CloseReason, Handshake, InvalidResponse, Pdu, Rejection, RequestId, ServerEvent,
 };
-pub use handler::{DeviceInfo, Handler, RegisterMap, Reply, RequestContext, Tables};
+pub use handler::{Handler, Reply, RequestContext};
 pub use load::{
     LoadError, LoadProblem, MAX_CREDENTIAL_FILE_BYTES, load_certificates, load_crls,
     load_private_key, parse_certificates, parse_crls, parse_private_key,
 };
-pub use log::SessionLog;
 pub use server::Server;
 
 /// Re-exported so that users name the same rustls types mbaps uses.

@@ -1,6 +1,18 @@
-//! The TLS link both sides share: ciphertext in, MBAP frames out, and
-//! ADUs in, ciphertext out. It holds the session's only buffers, each with
-//! a fixed bound, and its timers.
+//! The TLS link both sides share: ciphertext in, MBAP frames out, ADUs in,
+//! ciphertext out, and the session's one lifecycle state. It holds the
+//! session's only buffers, each with a fixed bound, and its timers.
+//!
+//! ```text
+//!  Handshaking ──handshake done──► Open ──close()──► Closing ──peer's close_notify,
+//!       │                            │                  │      EOF, close timeout──┐
+//!       │                            │                  └─ alert ─────────────────┤
+//!       └── alert, timeout, EOF, ────┴── peer's close_notify, EOF, idle timeout, ──┴─► Closed(reason)
+//!           close(), peer's close      alert, a stream that cannot be followed
+//! ```
+//!
+//! Every move to `Closed` goes through [`Link::finish`], which leaves the
+//! reason for the side to report once, as its last event, after any alert
+//! owed to the peer is queued.
 
 use std::io::ErrorKind;
 use std::time::Instant;
@@ -10,9 +22,9 @@ use mbaps_codec::{CodecError, Decoded, MbapHeader, decode};
 
 use crate::config::Timers;
 use crate::error::SessionError;
-use crate::event::{CloseReason, Handshake, Pdu};
+use crate::event::{CloseReason, Handshake};
 use crate::resumption::{Forget, noting_keys};
-use crate::transport::Transport;
+use crate::transport::{ReadError, Transport};
 
 /// Plaintext reassembly: one ADU may span records and reads, so room for
 /// one whole ADU and the start of the next.
@@ -22,18 +34,36 @@ const RX_CAPACITY: usize = 2 * MAX_ADU_LEN;
 /// 256 full ADUs. An adapter that drains after every call never nears it.
 pub(crate) const SEND_BUFFER_LIMIT: usize = 64 * 1024;
 
-/// A frame taken off the stream.
-// The PDU travels inline (253 bytes): boxing it would allocate per request.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Frame {
+/// Output kept between batches; a larger buffer is released when drained,
+/// so that an idle session holds little.
+const KEPT_OUTPUT_CAPACITY: usize = 2 * 1024;
+
+/// Where a session stands: one state, moved in one place.
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    /// The TLS handshake is in progress.
+    Handshaking,
+    /// The session is up: Modbus frames flow.
+    Open,
+    /// We sent close_notify at `since` and wait for the peer's.
+    Closing { since: Instant },
+    /// Over.
+    Closed(CloseReason),
+}
+
+/// A frame taken off the stream, borrowed from the reassembly buffer.
+pub(crate) enum Frame<'a> {
     /// An ADU with protocol id 0.
-    Adu { header: MbapHeader, pdu: Pdu },
+    Adu { header: MbapHeader, pdu: &'a [u8] },
     /// An ADU with another protocol id, discarded.
     Discarded { protocol_id: u16 },
 }
 
 pub(crate) struct Link {
     conn: Transport,
+    state: State,
+    /// How the session ended, until the side has reported it.
+    end: Option<CloseReason>,
     /// ADUs written since the last `poll_transmit`: handed to the transport
     /// together, so a batch of responses travels in one TLS record.
     pending: Vec<u8>,
@@ -41,20 +71,9 @@ pub(crate) struct Link {
     rx_len: usize,
     /// Bytes of a discarded frame still to drop.
     skip: usize,
-    fatal: Option<SessionError>,
-    authenticated: bool,
-    sent_close: bool,
-    /// The peer's close_notify, or its EOF, has been seen and reported.
-    ended: Option<CloseReason>,
+    /// The peer's stream ended: the session ends once its plaintext has
+    /// been read.
     eof: bool,
-    /// `take_end` (or the idle timeout) has reported the end.
-    end_reported: bool,
-    /// rustls has torn the connection down (close during the handshake):
-    /// nothing more can be sent or read.
-    connection_dead: bool,
-    /// When our close_notify was queued: the peer's answer is awaited
-    /// until `timers.close_timeout` after it.
-    closing_since: Option<Instant>,
     started: Instant,
     last_activity: Instant,
     timers: Timers,
@@ -65,20 +84,20 @@ pub(crate) struct Link {
 impl Link {
     pub(crate) fn new(mut conn: Transport, now: Instant, timers: Timers) -> Link {
         conn.set_send_limit(SEND_BUFFER_LIMIT);
+        let state = if conn.is_plain() {
+            State::Open
+        } else {
+            State::Handshaking
+        };
         Link {
             conn,
+            state,
+            end: None,
             pending: Vec::new(),
             rx: [0; RX_CAPACITY],
             rx_len: 0,
             skip: 0,
-            fatal: None,
-            authenticated: false,
-            sent_close: false,
-            ended: None,
             eof: false,
-            end_reported: false,
-            connection_dead: false,
-            closing_since: None,
             started: now,
             last_activity: now,
             timers,
@@ -92,12 +111,63 @@ impl Link {
         self.forget = Some(forget);
     }
 
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.conn
+    }
+
+    /// The one move to `Closed`: the first reason stays; it waits in
+    /// [`Link::take_end`] for the side to report.
+    fn finish(&mut self, reason: CloseReason) {
+        if matches!(self.state, State::Closed(_)) {
+            return;
+        }
+        if let CloseReason::Failed(SessionError::Tls(_)) = reason
+            && let Some(forget) = &mut self.forget
+        {
+            forget.forget();
+        }
+        self.pending = Vec::new();
+        self.end = Some(reason.clone());
+        self.state = State::Closed(reason);
+    }
+
+    /// A fatal error: the session is over, the alert rustls owes the peer
+    /// (if any) waits in `poll_transmit`.
+    pub(crate) fn fail(&mut self, error: SessionError) {
+        self.finish(CloseReason::Failed(error));
+    }
+
+    /// How the session ended, once, when it has.
+    pub(crate) fn take_end(&mut self) -> Option<CloseReason> {
+        self.end.take()
+    }
+
+    /// Why nothing more can be sent: the sticky error of a failed session,
+    /// or [`SessionError::Closed`].
+    pub(crate) fn refusal(&self) -> Option<SessionError> {
+        match &self.state {
+            State::Handshaking | State::Open => None,
+            State::Closed(CloseReason::Failed(error)) => Some(error.clone()),
+            State::Closing { .. } | State::Closed(_) => Some(SessionError::Closed),
+        }
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.state == State::Handshaking
+    }
+
+    /// Open: frames may be taken and ADUs written.
+    pub(crate) fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed(_))
+    }
+
     /// Feeds the transport, noting the session keys a server's store is
     /// asked about meanwhile.
-    fn feed(
-        &mut self,
-        f: impl FnOnce(&mut Transport) -> Result<(), rustls::Error>,
-    ) -> Result<(), rustls::Error> {
+    fn feed<E>(&mut self, f: impl FnOnce(&mut Transport) -> Result<(), E>) -> Result<(), E> {
         match &mut self.forget {
             Some(Forget::Server { keys, .. }) => {
                 let conn = &mut self.conn;
@@ -107,169 +177,167 @@ impl Link {
         }
     }
 
-    pub(crate) fn transport(&self) -> &Transport {
-        &self.conn
-    }
-
-    /// The sticky fatal error, if there is one.
-    pub(crate) fn check(&self) -> Result<(), SessionError> {
-        match &self.fatal {
-            Some(err) => Err(err.clone()),
-            None => Ok(()),
-        }
-    }
-
-    /// Records a fatal error (the first one stays) and returns it.
-    pub(crate) fn fail(&mut self, err: SessionError) -> SessionError {
-        if self.fatal.is_none()
-            && matches!(err, SessionError::Tls(_))
-            && let Some(forget) = &mut self.forget
-        {
-            forget.forget();
-        }
-        self.fatal.get_or_insert(err).clone()
-    }
-
-    pub(crate) fn is_over(&self) -> bool {
-        self.fatal.is_some() || self.ended.is_some()
-    }
-
-    /// Whether we have sent close_notify: nothing more goes out.
-    pub(crate) fn is_closing(&self) -> bool {
-        self.sent_close
-    }
-
-    /// Bytes of ADUs written and not yet taken by `poll_transmit`.
-    pub(crate) fn queued_output(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Feeds ciphertext to rustls: one batch of records from the front of
-    /// `input` (which is advanced). The caller drains plaintext after each
-    /// batch, so rustls's plaintext buffer never fills.
-    pub(crate) fn read_tls(&mut self, now: Instant, input: &mut &[u8]) -> Result<(), SessionError> {
-        self.check()?;
-        if self.connection_dead {
-            // The handshake was abandoned: what still arrives is discarded.
+    /// `input` (which is advanced; all of it once the session is closed).
+    /// `true` when this batch finished the handshake.
+    pub(crate) fn read_tls(&mut self, now: Instant, input: &mut &[u8]) -> bool {
+        if self.is_closed() || self.eof {
+            // Nothing more is read: what still arrives is dropped.
             *input = &[];
-            return Ok(());
+            return false;
         }
         if input.is_empty() {
-            return Ok(());
+            return false;
         }
         self.last_activity = now;
         match self.feed(|conn| conn.read(input)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             // rustls reports close_notify before the handshake finished as
             // an error: the peer gave up, which is a close, not a failure.
-            Err(rustls::Error::AlertReceived(rustls::AlertDescription::CloseNotify)) => {
-                self.ended.get_or_insert(CloseReason::PeerClosed);
-                self.connection_dead = true;
-                Ok(())
+            Err(ReadError::Tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::CloseNotify,
+            ))) if self.is_handshaking() => {
+                self.finish(CloseReason::PeerClosed);
             }
-            Err(err) => Err(self.fail(SessionError::Tls(err))),
+            Err(ReadError::Tls(error)) => self.fail(SessionError::Tls(error)),
+            Err(ReadError::BufferFull) => self.fail(SessionError::ReceiveBufferFull),
         }
+        let opened = self.is_handshaking() && !self.conn.is_handshaking();
+        if opened {
+            self.state = State::Open;
+        }
+        opened
     }
 
-    /// The peer's stream ended.
-    pub(crate) fn read_eof(&mut self) -> Result<(), SessionError> {
-        self.check()?;
+    /// The handshake's outcome, once, on the move to `Open`: the TLS
+    /// parameters (`None` for plain Modbus/TCP, open from the start).
+    pub(crate) fn handshake(&self) -> Option<Handshake> {
+        self.conn.handshake()
+    }
+
+    /// The peer's stream ended (a read returned 0).
+    pub(crate) fn read_eof(&mut self) {
+        if self.is_closed() || self.eof {
+            return;
+        }
         self.eof = true;
-        if self.connection_dead {
-            return Ok(());
+        match self.state {
+            State::Handshaking => self.finish(CloseReason::PeerEofWithoutCloseNotify),
+            State::Closing { .. } => self.finish(CloseReason::LocalClose),
+            _ => {
+                if let Err(error) = self.feed(Transport::read_eof) {
+                    self.fail(SessionError::Tls(error));
+                }
+                // The end is seen once the plaintext before it is read
+                // (`next_frame`), so that no frame received is lost.
+                self.fill();
+            }
         }
-        if self.conn.is_handshaking() {
-            // The peer went away before the session existed.
-            self.connection_dead = true;
-            self.ended
-                .get_or_insert(CloseReason::PeerEofWithoutCloseNotify);
-            return Ok(());
-        }
-        if let Err(err) = self.feed(Transport::read_eof) {
-            return Err(self.fail(SessionError::Tls(err)));
-        }
-        Ok(())
     }
 
-    /// The handshake's outcome, the first time it is seen finished: the
-    /// TLS parameters, or `None` inside for plain Modbus/TCP, which is
-    /// "finished" from the start.
-    pub(crate) fn handshake_finished(&mut self) -> Option<Option<Handshake>> {
-        if self.authenticated || self.conn.is_handshaking() || self.is_over() {
-            return None;
-        }
-        self.authenticated = true;
-        Some(self.conn.handshake())
+    /// Whether the link holds plaintext that may make a frame: the side
+    /// must take frames before more input is read.
+    pub(crate) fn has_plaintext(&self) -> bool {
+        let in_rx = self.rx_len > 0
+            && (self.skip > 0
+                || !matches!(
+                    decode(&self.rx[..self.rx_len]),
+                    Ok(Decoded::Incomplete { .. })
+                ));
+        in_rx || self.conn.plaintext_waiting()
     }
 
-    /// The next frame of the plaintext stream, reading more plaintext from
-    /// rustls as needed; `None` when no whole frame is available.
-    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, SessionError> {
-        self.check()?;
-        if self.connection_dead {
-            return Ok(None);
-        }
+    /// Calls `f` with the next whole frame of the stream (borrowed from the
+    /// reassembly buffer) and the output buffer, then drops the frame;
+    /// `None` when no whole frame is there (or the session is over).
+    pub(crate) fn take_frame<R>(
+        &mut self,
+        f: impl FnOnce(Frame<'_>, &mut Vec<u8>) -> R,
+    ) -> Option<R> {
         loop {
+            if self.is_closed() {
+                return None;
+            }
             if self.skip > 0 {
                 let n = self.skip.min(self.rx_len);
                 self.drop_front(n);
                 self.skip -= n;
-                if self.skip > 0 {
-                    if self.fill()? {
-                        continue;
-                    }
-                    return Ok(None);
+                if self.skip > 0 && !self.fill() {
+                    return None;
                 }
+                continue;
             }
             match decode(&self.rx[..self.rx_len]) {
                 Ok(Decoded::Frame { adu, consumed }) => {
                     let frame = Frame::Adu {
                         header: adu.header,
-                        pdu: Pdu::copy_of(adu.pdu),
+                        pdu: adu.pdu,
                     };
+                    let result = f(frame, &mut self.pending);
                     self.drop_front(consumed);
-                    return Ok(Some(frame));
+                    return Some(result);
                 }
                 Ok(Decoded::Incomplete { .. }) => {
-                    if !self.fill()? {
-                        return Ok(None);
+                    if !self.fill() {
+                        return None;
                     }
                 }
                 Err(CodecError::ProtocolId { value, frame_len }) => {
                     self.skip = frame_len;
-                    return Ok(Some(Frame::Discarded { protocol_id: value }));
+                    return Some(f(
+                        Frame::Discarded { protocol_id: value },
+                        &mut self.pending,
+                    ));
                 }
-                Err(err) => return Err(self.fail(SessionError::Framing(err))),
+                Err(error) => {
+                    self.fail(SessionError::Framing(error));
+                    return None;
+                }
             }
         }
     }
 
-    /// Reads plaintext from rustls into the reassembly buffer; `false` when
-    /// nothing more is available now.
-    fn fill(&mut self) -> Result<bool, SessionError> {
+    /// Reads plaintext from the transport into the reassembly buffer;
+    /// `false` when nothing more is there now. Sees the peer's close.
+    fn fill(&mut self) -> bool {
         if self.rx_len == RX_CAPACITY {
             // Cannot happen: a frame is at most half the buffer and whole
             // frames are taken out before reading more.
-            return Ok(false);
+            return false;
         }
         match self.conn.read_plaintext(&mut self.rx[self.rx_len..]) {
             Ok(0) => {
-                self.ended.get_or_insert(CloseReason::PeerClosed);
-                Ok(false)
+                self.peer_closed(CloseReason::PeerClosed);
+                false
             }
             Ok(n) => {
                 self.rx_len += n;
-                Ok(true)
+                true
             }
-            Err(err) if err.kind() == ErrorKind::WouldBlock => Ok(false),
-            Err(err) if err.kind() == ErrorKind::UnexpectedEof => {
-                self.ended
-                    .get_or_insert(CloseReason::PeerEofWithoutCloseNotify);
-                Ok(false)
+            Err(error) if error.kind() == ErrorKind::WouldBlock => false,
+            Err(error) if error.kind() == ErrorKind::UnexpectedEof => {
+                self.peer_closed(CloseReason::PeerEofWithoutCloseNotify);
+                false
             }
-            Err(err) => Err(self.fail(SessionError::Tls(rustls::Error::General(format!(
-                "reading plaintext: {err}"
-            ))))),
+            Err(error) => {
+                self.fail(SessionError::ReceiveFailed(error.kind()));
+                false
+            }
+        }
+    }
+
+    /// The peer closed (close_notify, or for plain Modbus/TCP the end of
+    /// its stream): an open session answers with close_notify and ends; a
+    /// closing one has its answer.
+    fn peer_closed(&mut self, reason: CloseReason) {
+        match self.state {
+            State::Open => {
+                self.flush_pending();
+                self.conn.send_close();
+                self.finish(reason);
+            }
+            State::Closing { .. } => self.finish(CloseReason::LocalClose),
+            _ => self.finish(reason),
         }
     }
 
@@ -278,48 +346,38 @@ impl Link {
         self.rx_len -= n;
     }
 
-    /// How the session ended, the first time it is seen ended: the peer's
-    /// close (answered with our close_notify), or the end of a close we
-    /// started (the peer answered, or its stream ended). The idle timeout
-    /// reports its own end through `check_timers`.
-    pub(crate) fn take_end(&mut self) -> Option<CloseReason> {
-        if self.end_reported {
+    /// Bytes of ADUs written and not yet taken by `poll_transmit`.
+    pub(crate) fn queued_output(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Queues one ADU, encoded by `encode` straight into the output (the
+    /// caller has checked the session may send). `None` when the output
+    /// is full: the session failed ([`SessionError::SendBufferFull`]).
+    pub(crate) fn write_adu(
+        &mut self,
+        now: Instant,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, CodecError>,
+    ) -> Option<Result<(), CodecError>> {
+        if self.pending.len() + MAX_ADU_LEN > SEND_BUFFER_LIMIT {
+            self.fail(SessionError::SendBufferFull);
             return None;
         }
-        let reason = match self.ended {
-            Some(reason) if !self.sent_close => {
-                if !self.connection_dead {
-                    self.flush_pending();
-                    self.conn.send_close();
-                }
-                self.sent_close = true;
-                reason
-            }
-            _ if self.sent_close && (self.ended.is_some() || self.eof) => {
-                self.ended.get_or_insert(CloseReason::LocalClose);
-                CloseReason::LocalClose
-            }
-            _ => return None,
-        };
-        self.end_reported = true;
-        Some(reason)
-    }
-
-    /// Queues one ADU for sending.
-    pub(crate) fn write_adu(&mut self, now: Instant, adu: &[u8]) -> Result<(), SessionError> {
-        self.check()?;
-        if self.sent_close {
-            return Err(SessionError::Closed);
-        }
-        if self.pending.len() + adu.len() > SEND_BUFFER_LIMIT {
-            return Err(self.fail(SessionError::SendBufferFull));
-        }
-        self.pending.extend_from_slice(adu);
+        let start = self.pending.len();
+        self.pending.resize(start + MAX_ADU_LEN, 0);
+        let written = encode(&mut self.pending[start..]);
+        self.pending
+            .truncate(start + *written.as_ref().unwrap_or(&0));
         self.last_activity = now;
-        Ok(())
+        Some(written.map(|_| ()))
     }
 
-    /// Appends every byte waiting to go to the peer (a pending alert too).
+    /// Notes traffic at `now` (the idle timer restarts).
+    pub(crate) fn touch(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
+    /// Appends every byte waiting to go to the peer (an alert too).
     pub(crate) fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let before = out.len();
         self.flush_pending();
@@ -330,90 +388,82 @@ impl Link {
     /// Hands the ADUs written so far to the transport, in order, before
     /// anything that must follow them (a close_notify, the next records).
     fn flush_pending(&mut self) {
-        if self.pending.is_empty() || self.fatal.is_some() {
+        if self.pending.is_empty() {
             return;
         }
         let taken = self.conn.write_plaintext(&self.pending, SEND_BUFFER_LIMIT);
-        if taken < self.pending.len() {
+        let whole = taken == self.pending.len();
+        if self.pending.capacity() > KEPT_OUTPUT_CAPACITY {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
+        if !whole {
             // Cannot happen: the transport's buffer is drained on every
             // poll_transmit and holds at most what `pending` may.
             self.fail(SessionError::SendBufferFull);
         }
-        self.pending.clear();
     }
 
-    /// Sends close_notify, once. During the handshake this abandons it:
-    /// the session ends at once and reads nothing more.
+    /// Sends close_notify, once: an open session then waits for the
+    /// peer's (at most the close timeout); during the handshake this
+    /// abandons it; plain Modbus/TCP, which has no close handshake, is
+    /// over at once.
     pub(crate) fn close(&mut self, now: Instant) {
-        if !self.sent_close && self.fatal.is_none() && !self.connection_dead {
-            self.flush_pending();
-            self.conn.send_close();
-            self.sent_close = true;
-            self.closing_since = Some(now);
-            // Plain Modbus/TCP has no close handshake: closing is the end.
-            if self.conn.is_handshaking() || self.conn.is_plain() {
-                self.connection_dead = true;
-                self.ended.get_or_insert(CloseReason::LocalClose);
-            }
-        }
-    }
-
-    /// The handshake deadline while handshaking; the end of the wait for
-    /// the peer's close_notify while closing; otherwise the idle deadline,
-    /// when the caller says the session is idle.
-    pub(crate) fn deadline(&self, idle: bool) -> Option<Instant> {
-        if self.is_over() {
-            return None;
-        }
-        if self.conn.is_handshaking() {
-            return Some(self.started + self.timers.handshake_timeout);
-        }
-        if let Some(since) = self.closing_since {
-            return Some(since + self.timers.close_timeout);
-        }
-        if idle {
-            return self.timers.idle_timeout.map(|t| self.last_activity + t);
-        }
-        None
-    }
-
-    /// Checks the timers: the handshake timeout is a fatal error; the idle
-    /// timeout closes the session and the close timeout ends a close the
-    /// peer does not answer, each returned as the reason it ended.
-    pub(crate) fn check_timers(
-        &mut self,
-        now: Instant,
-        idle: bool,
-    ) -> Result<Option<CloseReason>, SessionError> {
-        self.check()?;
-        if self.is_over() {
-            return Ok(None);
-        }
-        if self.conn.is_handshaking() {
-            if now >= self.started + self.timers.handshake_timeout {
-                return Err(self.fail(SessionError::HandshakeTimeout(
-                    self.timers.handshake_timeout,
-                )));
-            }
-            return Ok(None);
-        }
-        let closing = self.closing_since.is_some();
-        match self.deadline(idle) {
-            Some(deadline) if now >= deadline => {
-                let reason = if closing {
-                    CloseReason::LocalClose
+        match self.state {
+            State::Open => {
+                self.flush_pending();
+                self.conn.send_close();
+                if self.conn.is_plain() {
+                    self.finish(CloseReason::LocalClose);
+                } else if self.eof {
+                    // The peer's stream is over already: no answer comes.
+                    self.finish(CloseReason::LocalClose);
                 } else {
-                    self.close(now);
-                    CloseReason::IdleTimeout
-                };
-                // Over now: a closing session does not wait for the answer
-                // any longer, an idle one does not wait for one at all.
-                self.connection_dead = true;
-                self.ended.get_or_insert(reason);
-                self.end_reported = true;
-                Ok(Some(reason))
+                    self.state = State::Closing { since: now };
+                }
             }
-            _ => Ok(None),
+            State::Handshaking => {
+                self.conn.send_close();
+                self.finish(CloseReason::LocalClose);
+            }
+            State::Closing { .. } | State::Closed(_) => {}
+        }
+    }
+
+    /// The next deadline: the handshake's while handshaking; the end of
+    /// the wait for the peer's close_notify while closing; otherwise the
+    /// idle deadline, when the caller says the session is idle.
+    pub(crate) fn deadline(&self, idle: bool) -> Option<Instant> {
+        match self.state {
+            State::Handshaking => Some(self.started + self.timers.handshake_timeout),
+            State::Closing { since } => Some(since + self.timers.close_timeout),
+            State::Open if idle => self.timers.idle_timeout.map(|t| self.last_activity + t),
+            State::Open | State::Closed(_) => None,
+        }
+    }
+
+    /// Checks the timers at `now`: the handshake timeout fails the session;
+    /// the idle timeout closes it (without waiting for the peer's answer);
+    /// the close timeout ends a close the peer does not answer.
+    pub(crate) fn check_timers(&mut self, now: Instant, idle: bool) {
+        let Some(deadline) = self.deadline(idle) else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        match self.state {
+            State::Handshaking => self.fail(SessionError::HandshakeTimeout(
+                self.timers.handshake_timeout,
+            )),
+            State::Closing { .. } => self.finish(CloseReason::LocalClose),
+            State::Open => {
+                self.flush_pending();
+                self.conn.send_close();
+                self.finish(CloseReason::IdleTimeout);
+            }
+            State::Closed(_) => {}
         }
     }
 }

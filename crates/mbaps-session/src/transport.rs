@@ -12,8 +12,33 @@ use crate::event::Handshake;
 const PLAIN_STEP: usize = 16 * 1024;
 
 pub(crate) enum Transport {
-    Tls(Box<rustls::Connection>),
+    Tls(Tls),
     Plain(Plain),
+}
+
+/// Why input could not be taken.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// TLS failed; rustls has queued the alert it owes.
+    Tls(rustls::Error),
+    /// rustls's receive buffers are full.
+    BufferFull,
+}
+
+/// A rustls connection and the plaintext it holds, as its last
+/// `process_new_packets` said.
+pub(crate) struct Tls {
+    conn: Box<rustls::Connection>,
+    plaintext: usize,
+}
+
+impl Tls {
+    pub(crate) fn new(conn: rustls::Connection) -> Tls {
+        Tls {
+            conn: Box::new(conn),
+            plaintext: 0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -26,27 +51,27 @@ pub(crate) struct Plain {
 
 impl Transport {
     pub(crate) fn set_send_limit(&mut self, limit: usize) {
-        if let Transport::Tls(conn) = self {
-            conn.set_buffer_limit(Some(limit));
+        if let Transport::Tls(tls) = self {
+            tls.conn.set_buffer_limit(Some(limit));
         }
     }
 
     /// Takes one step of input from the front of `input`.
-    pub(crate) fn read(&mut self, input: &mut &[u8]) -> Result<(), rustls::Error> {
+    pub(crate) fn read(&mut self, input: &mut &[u8]) -> Result<(), ReadError> {
         match self {
-            Transport::Tls(conn) => {
-                match conn.read_tls(input) {
+            Transport::Tls(tls) => {
+                match tls.conn.read_tls(input) {
                     // After the peer's close_notify rustls reads nothing
                     // more: what follows it is dropped, not offered again.
                     Ok(0) if !input.is_empty() => *input = &[],
                     Ok(_) => {}
-                    Err(err) => {
-                        return Err(rustls::Error::General(format!(
-                            "reading TLS records: {err}"
-                        )));
-                    }
+                    // Only when its own buffers are full, which the sides
+                    // prevent by taking frames between batches.
+                    Err(_) => return Err(ReadError::BufferFull),
                 }
-                conn.process_new_packets().map(|_| ())
+                let state = tls.conn.process_new_packets().map_err(ReadError::Tls)?;
+                tls.plaintext = state.plaintext_bytes_to_read();
+                Ok(())
             }
             Transport::Plain(plain) => {
                 plain.inbox.drain(..plain.read);
@@ -62,10 +87,12 @@ impl Transport {
     /// The peer's stream ended.
     pub(crate) fn read_eof(&mut self) -> Result<(), rustls::Error> {
         match self {
-            Transport::Tls(conn) => {
+            Transport::Tls(tls) => {
                 // A zero-byte read tells rustls the transport is at EOF.
-                let _ = conn.read_tls(&mut &[][..]);
-                conn.process_new_packets().map(|_| ())
+                let _ = tls.conn.read_tls(&mut &[][..]);
+                let state = tls.conn.process_new_packets()?;
+                tls.plaintext = state.plaintext_bytes_to_read();
+                Ok(())
             }
             Transport::Plain(plain) => {
                 plain.eof = true;
@@ -76,18 +103,26 @@ impl Transport {
 
     pub(crate) fn is_handshaking(&self) -> bool {
         match self {
-            Transport::Tls(conn) => conn.is_handshaking(),
+            Transport::Tls(tls) => tls.conn.is_handshaking(),
             Transport::Plain(_) => false,
+        }
+    }
+
+    /// Whether received plaintext waits to be read.
+    pub(crate) fn plaintext_waiting(&self) -> bool {
+        match self {
+            Transport::Tls(tls) => tls.plaintext > 0,
+            Transport::Plain(plain) => plain.read < plain.inbox.len(),
         }
     }
 
     /// The TLS parameters, once the handshake is done; `None` for plain.
     pub(crate) fn handshake(&self) -> Option<Handshake> {
         match self {
-            Transport::Tls(conn) => Some(Handshake {
-                version: conn.protocol_version()?,
-                cipher_suite: conn.negotiated_cipher_suite()?.suite(),
-                resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            Transport::Tls(tls) => Some(Handshake {
+                version: tls.conn.protocol_version()?,
+                cipher_suite: tls.conn.negotiated_cipher_suite()?.suite(),
+                resumed: tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
             }),
             Transport::Plain(_) => None,
         }
@@ -95,7 +130,7 @@ impl Transport {
 
     pub(crate) fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         match self {
-            Transport::Tls(conn) => conn.peer_certificates(),
+            Transport::Tls(tls) => tls.conn.peer_certificates(),
             Transport::Plain(_) => None,
         }
     }
@@ -105,7 +140,11 @@ impl Transport {
     /// a TLS stream cut without close_notify.
     pub(crate) fn read_plaintext(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Transport::Tls(conn) => conn.reader().read(buf),
+            Transport::Tls(tls) => {
+                let n = tls.conn.reader().read(buf)?;
+                tls.plaintext = tls.plaintext.saturating_sub(n);
+                Ok(n)
+            }
             Transport::Plain(plain) => {
                 let available = &plain.inbox[plain.read..];
                 if available.is_empty() {
@@ -127,7 +166,7 @@ impl Transport {
     /// when the send buffer is at `limit`).
     pub(crate) fn write_plaintext(&mut self, bytes: &[u8], limit: usize) -> usize {
         match self {
-            Transport::Tls(conn) => conn.writer().write(bytes).unwrap_or(0),
+            Transport::Tls(tls) => tls.conn.writer().write(bytes).unwrap_or(0),
             Transport::Plain(plain) => {
                 if plain.outbox.len() + bytes.len() > limit {
                     return 0;
@@ -141,9 +180,9 @@ impl Transport {
     /// Moves everything waiting to go out into `out`.
     pub(crate) fn write_out(&mut self, out: &mut Vec<u8>) {
         match self {
-            Transport::Tls(conn) => {
-                while conn.wants_write() {
-                    match conn.write_tls(out) {
+            Transport::Tls(tls) => {
+                while tls.conn.wants_write() {
+                    match tls.conn.write_tls(out) {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {}
                     }
@@ -158,8 +197,8 @@ impl Transport {
 
     /// Sends close_notify (TLS); plain Modbus/TCP closes by closing the socket.
     pub(crate) fn send_close(&mut self) {
-        if let Transport::Tls(conn) = self {
-            conn.send_close_notify();
+        if let Transport::Tls(tls) = self {
+            tls.conn.send_close_notify();
         }
     }
 

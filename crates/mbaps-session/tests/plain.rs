@@ -64,7 +64,7 @@ fn plain_requests_are_authorized_and_answered_like_tls_ones() {
         &wire[..12],
         &[0, read as u8, 0, 0, 0, 6, 1, 0x03, 0, 0, 0, 2]
     );
-    pair.server.handle_tls(pair.now, &wire).unwrap();
+    assert_eq!(pair.server.handle_tls(pair.now, &wire), wire.len());
     pair.collect();
     pair.drive().unwrap();
     assert!(pair.server_events.iter().any(|e| matches!(
@@ -125,7 +125,7 @@ fn a_plain_connection_without_a_configured_role_gets_the_null_role() {
 #[test]
 fn a_plain_session_ends_on_eof_and_on_close() {
     let mut pair = plain_pair(Some("operator"));
-    pair.server.handle_eof(pair.now).unwrap();
+    pair.server.handle_eof(pair.now);
     pair.collect();
     assert!(
         pair.server_events
@@ -149,7 +149,8 @@ fn a_plain_session_ends_on_eof_and_on_close() {
         &pair.client_events[1..],
         [
             ClientEvent::Aborted {
-                transaction_id: txn
+                transaction_id: txn,
+                reason: CloseReason::LocalClose,
             },
             ClientEvent::Closed(CloseReason::LocalClose)
         ]
@@ -180,7 +181,7 @@ fn a_client_reports_wrong_function_wrong_unit_and_discards_unknown_ids() {
     bytes.extend(adu(b, 9, &[0x03, 2, 0, 1])); // the wrong unit
     bytes.extend(adu(0x7777, 1, &[0x03, 2, 0, 1])); // nobody asked
     bytes.extend(adu(c, 1, &[0x03, 3, 0, 1])); // odd byte count
-    pair.client.handle_tls(pair.now, &bytes).unwrap();
+    pair.client.handle_tls(pair.now, &bytes);
     pair.collect();
     use mbaps_session::InvalidResponse::*;
     let invalid: Vec<_> = pair
@@ -230,11 +231,16 @@ fn a_server_discards_foreign_protocol_ids_and_answers_bad_pdus_with_their_except
     bytes.extend(adu(2, 1, &[0x03, 0, 0, 0, 0])); // quantity 0
     bytes.extend(adu(3, 1, &[0x08, 0, 0, 0, 0])); // diagnostics: serial only
     bytes.extend(adu(4, 1, &[0x03, 0, 0, 0, 1])); // fine
-    server.handle_tls(virtual_epoch(), &bytes[..20]).unwrap(); // split mid-frame
-    server.handle_tls(virtual_epoch(), &bytes[20..]).unwrap();
+    // Split mid-frame; each part fed as the session takes it.
     let mut events = Vec::new();
-    while let Some(event) = server.poll_event() {
-        events.push(event);
+    for mut part in [&bytes[..20], &bytes[20..]] {
+        while !part.is_empty() {
+            let taken = server.handle_tls(virtual_epoch(), part);
+            part = &part[taken..];
+            while let Some(event) = server.poll_event() {
+                events.push(event);
+            }
+        }
     }
     assert!(matches!(
         events[1],
@@ -261,9 +267,12 @@ fn a_server_discards_foreign_protocol_ids_and_answers_bad_pdus_with_their_except
     expected.extend(adu(3, 1, &[0x88, 0x01]));
     assert_eq!(out, expected);
     // A length outside 2..=254 ends the session: the stream is out of step.
-    let err = server
-        .handle_tls(virtual_epoch(), &[0, 5, 0, 0, 0, 255, 1])
-        .unwrap_err();
-    assert!(matches!(err, mbaps_session::SessionError::Framing(_)));
+    server.handle_tls(virtual_epoch(), &[0, 5, 0, 0, 0, 255, 1]);
+    assert!(matches!(
+        server.poll_event(),
+        Some(ServerEvent::Closed(CloseReason::Failed(
+            mbaps_session::SessionError::Framing(_)
+        )))
+    ));
     assert!(server.is_closed());
 }

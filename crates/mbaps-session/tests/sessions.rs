@@ -276,13 +276,18 @@ fn a_handshake_that_does_not_finish_times_out() {
     let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
     let deadline = session.poll_timeout().unwrap();
     assert_eq!(deadline, virtual_epoch() + Duration::from_secs(10));
-    session
-        .handle_timeout(deadline - Duration::from_millis(1))
-        .unwrap();
-    let err = session.handle_timeout(deadline).unwrap_err();
-    assert_eq!(err, SessionError::HandshakeTimeout(Duration::from_secs(10)));
-    // Sticky.
-    assert_eq!(session.handle_tls(deadline, &[0x16]), Err(err));
+    session.handle_timeout(deadline - Duration::from_millis(1));
+    assert_eq!(session.poll_event(), None);
+    session.handle_timeout(deadline);
+    let err = SessionError::HandshakeTimeout(Duration::from_secs(10));
+    assert_eq!(
+        session.poll_event(),
+        Some(ServerEvent::Closed(CloseReason::Failed(err.clone())))
+    );
+    // Over: nothing more is read or reported, and sending says why.
+    assert_eq!(session.handle_tls(deadline, &[0x16]), 0);
+    assert_eq!(session.poll_event(), None);
+    assert!(session.is_closed());
 }
 
 #[test]
@@ -330,7 +335,8 @@ fn a_server_close_aborts_the_clients_requests_in_flight() {
     pair.server.close(pair.now);
     pair.drive().unwrap();
     assert!(pair.client_events.contains(&ClientEvent::Aborted {
-        transaction_id: txn
+        transaction_id: txn,
+        reason: CloseReason::PeerClosed,
     }));
     assert!(
         pair.client_events
@@ -345,7 +351,7 @@ fn a_server_close_aborts_the_clients_requests_in_flight() {
 #[test]
 fn eof_without_close_notify_is_reported_as_such() {
     let mut pair = connected("operator", TlsVersions::Both);
-    pair.server.handle_eof(pair.now).unwrap();
+    pair.server.handle_eof(pair.now);
     pair.collect();
     assert!(
         pair.server_events
@@ -475,7 +481,15 @@ fn certificates_with_two_roles_or_a_role_of_the_wrong_type_fail_the_handshake() 
         let role_error = other.0.downcast_ref::<RoleError>().expect("a role error");
         assert_eq!(role_error, &expected);
         assert!(client_err.is_some(), "the client got the alert");
-        assert!(pair.server_events.is_empty());
+        // Nothing before the end: no authentication, no request.
+        assert!(
+            matches!(
+                &pair.server_events[..],
+                [ServerEvent::Closed(CloseReason::Failed(_))]
+            ),
+            "{:?}",
+            pair.server_events
+        );
     }
 }
 
@@ -519,14 +533,16 @@ fn a_client_that_sends_no_certificate_gets_a_fatal_alert_and_no_session() {
         let server = server_builder().build().unwrap();
         let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
         let mut client = rustls::ClientConnection::new(Arc::new(tls), localhost()).unwrap();
-        let (mut server_err, mut client_err) = (None, None);
+        let mut client_err = None;
+        let mut events = Vec::new();
         for _ in 0..10 {
             let mut bytes = Vec::new();
             while client.wants_write() {
                 client.write_tls(&mut bytes).unwrap();
             }
-            if let Err(err) = session.handle_tls(virtual_epoch(), &bytes) {
-                server_err = Some(err);
+            session.handle_tls(virtual_epoch(), &bytes);
+            while let Some(event) = session.poll_event() {
+                events.push(event);
             }
             let mut back = Vec::new();
             session.poll_transmit(&mut back);
@@ -540,7 +556,7 @@ fn a_client_that_sends_no_certificate_gets_a_fatal_alert_and_no_session() {
             }
         }
         assert_eq!(
-            server_err,
+            failed(&events),
             Some(SessionError::Tls(rustls::Error::NoCertificatesPresented)),
             "{version:?}"
         );
@@ -550,7 +566,7 @@ fn a_client_that_sends_no_certificate_gets_a_fatal_alert_and_no_session() {
             "{version:?}: the client learns why"
         );
         assert!(!session.is_authenticated());
-        assert!(session.poll_event().is_none());
+        assert_eq!(events.len(), 1, "only the end: {events:?}");
     }
 }
 
@@ -674,7 +690,8 @@ fn closing_during_the_handshake_abandons_it_cleanly_on_both_sides() {
         pair.client_events,
         [
             ClientEvent::Aborted {
-                transaction_id: txn
+                transaction_id: txn,
+                reason: CloseReason::LocalClose,
             },
             ClientEvent::Closed(CloseReason::LocalClose)
         ]
@@ -691,7 +708,7 @@ fn closing_during_the_handshake_abandons_it_cleanly_on_both_sides() {
 fn eof_during_the_handshake_ends_the_session_without_an_error() {
     let server = server_builder().build().unwrap();
     let mut session = mbaps_session::Server::new(&server, virtual_epoch()).unwrap();
-    session.handle_eof(virtual_epoch()).unwrap();
+    session.handle_eof(virtual_epoch());
     assert_eq!(
         session.poll_event(),
         Some(ServerEvent::Closed(CloseReason::PeerEofWithoutCloseNotify))
@@ -749,16 +766,15 @@ fn bytes_after_the_peers_close_notify_are_dropped_not_read_forever() {
         pair.server.close(pair.now);
         let mut close_notify = Vec::new();
         pair.server.poll_transmit(&mut close_notify);
-        pair.client.handle_tls(pair.now, &close_notify).unwrap();
+        pair.client.handle_tls(pair.now, &close_notify);
         // Then a peer sends more: a record rustls will not read.
         let after = [0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5];
-        let result = pair.client.handle_tls(pair.now, &after);
+        pair.client.handle_tls(pair.now, &after);
         pair.collect();
-        let _ = done.send((result, pair.client_events));
+        let _ = done.send(pair.client_events);
     });
-    let (result, events) = finished
+    let events = finished
         .recv_timeout(Duration::from_secs(10))
         .expect("handle_tls returned");
-    assert_eq!(result, Ok(()));
     assert!(events.contains(&ClientEvent::Closed(CloseReason::PeerClosed)));
 }

@@ -32,8 +32,8 @@ use std::time::Duration;
 use common::*;
 use mbaps_codec::{Registers, Request, Response};
 use mbaps_session::{
-    Client, ClientConfig, ClientEvent, RequestId, Server, ServerConfig, ServerEvent, SessionError,
-    TlsVersions,
+    Client, ClientConfig, ClientEvent, CloseReason, RequestId, Server, ServerConfig, ServerEvent,
+    SessionError, TlsVersions,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -277,16 +277,8 @@ impl World {
             || peer.garbled
             || matches!(error, SessionError::HandshakeTimeout(_));
         assert!(explained, "{side:?} failed for no reason: {error}");
-        if let Some(first) = &end.failed {
-            assert_eq!(first, &error, "{side:?}: fatal errors are sticky");
-        }
+        assert!(end.failed.is_none(), "{side:?}: the end reported twice");
         self.end(side).failed = Some(error);
-    }
-
-    fn result(&mut self, side: Side, result: Result<(), SessionError>) {
-        if let Err(error) = result {
-            self.failed(side, error);
-        }
     }
 
     fn transmit(&mut self) {
@@ -323,8 +315,13 @@ impl World {
                     self.outcome(transaction_id);
                     self.tally.timeouts += 1;
                 }
-                ClientEvent::Aborted { transaction_id } => self.outcome(transaction_id),
-                ClientEvent::Closed(_) => self.to_client.closed = true,
+                ClientEvent::Aborted { transaction_id, .. } => self.outcome(transaction_id),
+                ClientEvent::Closed(reason) => {
+                    self.to_client.closed = true;
+                    if let CloseReason::Failed(error) = reason {
+                        self.failed(Side::Client, error);
+                    }
+                }
                 ClientEvent::Connected(_) => {}
             }
         }
@@ -361,9 +358,12 @@ impl World {
                     self.sent.insert(txn, vec![function, 0x01]);
                     self.tally.denials += 1;
                 }
-                ServerEvent::Closed(_) => {
+                ServerEvent::Closed(reason) => {
                     self.to_server.closed = true;
                     self.waiting.clear();
+                    if let CloseReason::Failed(error) = reason {
+                        self.failed(Side::Server, error);
+                    }
                 }
                 ServerEvent::Authenticated { handshake, .. } => {
                     if handshake.is_some_and(|h| {
@@ -390,12 +390,20 @@ impl World {
         self.asked.get_mut(&txn).unwrap().outcomes += 1;
     }
 
+    fn is_closed(&self, side: Side) -> bool {
+        match side {
+            Side::Server => self.server.is_closed(),
+            Side::Client => self.client.is_closed(),
+        }
+    }
+
     /// Delivers up to `n` queued bytes to `to` (what it takes).
     fn deliver(&mut self, to: Side, n: usize) {
-        let end = self.end(to);
-        if end.eof || end.failed.is_some() {
+        if self.end(to).eof || self.is_closed(to) {
+            self.end(to).inbox.clear();
             return;
         }
+        let end = self.end(to);
         let n = n.min(end.inbox.len());
         if n == 0 {
             return;
@@ -404,19 +412,14 @@ impl World {
         let open = self.server.is_authenticated() && self.client.is_connected();
         let taken = match to {
             Side::Server => self.server.handle_tls(self.now, &bytes),
-            Side::Client => self.client.handle_tls(self.now, &bytes).map(|()| n),
+            Side::Client => {
+                self.client.handle_tls(self.now, &bytes);
+                n
+            }
         };
-        match taken {
-            Ok(taken) => {
-                self.end(to).inbox.drain(..taken);
-                if open && n < 400 {
-                    self.tally.split_deliveries_after_open += 1;
-                }
-            }
-            Err(error) => {
-                self.end(to).inbox.clear();
-                self.failed(to, error);
-            }
+        self.end(to).inbox.drain(..taken);
+        if open && n < 400 {
+            self.tally.split_deliveries_after_open += 1;
         }
     }
 
@@ -429,10 +432,8 @@ impl World {
             Op::Advance { millis } => {
                 self.now += Duration::from_millis(*millis);
                 // Each side runs its own timers, whatever the other does.
-                let server = self.server.handle_timeout(self.now);
-                self.result(Side::Server, server);
-                let client = self.client.handle_timeout(self.now);
-                self.result(Side::Client, client);
+                self.server.handle_timeout(self.now);
+                self.client.handle_timeout(self.now);
             }
             Op::Close { side: Side::Client } => {
                 self.close_called = true;
@@ -441,16 +442,16 @@ impl World {
             Op::Close { side: Side::Server } => self.server.close(self.now),
             Op::Eof { to } => self.eof(*to),
             Op::Garbage { to, bytes } => {
-                let end = self.end(*to);
-                if end.eof || end.failed.is_some() {
+                if self.end(*to).eof || self.is_closed(*to) {
                     return;
                 }
-                end.garbled = true;
-                let result = match to {
-                    Side::Server => self.server.handle_tls(self.now, bytes).map(|_| ()),
+                self.end(*to).garbled = true;
+                match to {
+                    Side::Server => {
+                        self.server.handle_tls(self.now, bytes);
+                    }
                     Side::Client => self.client.handle_tls(self.now, bytes),
-                };
-                self.result(*to, result);
+                }
             }
         }
         self.drain();
@@ -463,11 +464,10 @@ impl World {
         }
         end.eof = true;
         end.inbox.clear();
-        let result = match to {
+        match to {
             Side::Server => self.server.handle_eof(self.now),
             Side::Client => self.client.handle_eof(self.now),
-        };
-        self.result(to, result);
+        }
     }
 
     fn send(&mut self, read: bool, quantity: u16) {
@@ -538,8 +538,8 @@ impl World {
                     "answered twice"
                 );
             }
-            Err(SessionError::Closed) => {}
-            Err(error) => self.failed(Side::Server, error),
+            // Closed, or failed (its end is its last event).
+            Err(error) => assert!(error.is_fatal(), "{error}"),
         }
     }
 
@@ -571,10 +571,8 @@ impl World {
         self.drain();
         for _ in 0..3 {
             self.now += Duration::from_secs(11);
-            let server = self.server.handle_timeout(self.now);
-            self.result(Side::Server, server);
-            let client = self.client.handle_timeout(self.now);
-            self.result(Side::Client, client);
+            self.server.handle_timeout(self.now);
+            self.client.handle_timeout(self.now);
             self.drain();
         }
     }

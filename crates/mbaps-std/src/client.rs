@@ -4,15 +4,16 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use mbaps_codec::{FileRecordRead, FileRecordWrite, ReadDeviceIdCode, Request};
-use mbaps_session::call::{self, Call, DeviceIdentification};
+use mbaps_codec::Request;
+use mbaps_session::Calls;
+use mbaps_session::call::Call;
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{Client, ClientConfig, ClientError, Outcome, Pdu, SessionError};
 
 /// A Modbus/TCP Security client on a `TcpStream`.
 ///
-/// Each typed method sends one request and waits for its answer; a Modbus
-/// exception is [`ClientError::Exception`]. [`StdClient::pipeline`] puts
+/// Each typed method of [`Calls`] sends one request and waits for its
+/// answer; a Modbus exception is [`ClientError::Exception`]. [`StdClient::pipeline`] puts
 /// several requests in flight at once, told apart by transaction id.
 pub struct StdClient {
     stream: TcpStream,
@@ -20,6 +21,14 @@ pub struct StdClient {
     timeout: Duration,
     buf: Vec<u8>,
     out: Vec<u8>,
+}
+
+/// The typed calls ([`Calls`]: one method per function code) run on
+/// [`StdClient::request`].
+impl Calls for StdClient {
+    fn call<T>(&mut self, unit_id: u8, call: Call<'_, T>) -> Result<T, ClientError> {
+        call.output(self.request(unit_id, call.request())?)
+    }
 }
 
 impl StdClient {
@@ -59,18 +68,14 @@ impl StdClient {
         self.timeout = timeout;
     }
 
-    /// Sends `request` to `unit_id` and waits for its response (an
-    /// exception response is [`ClientError::Exception`]).
-    pub fn call(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
+    /// Sends any `request` to `unit_id` and waits for its response PDU (an
+    /// exception response is [`ClientError::Exception`]). The typed calls
+    /// are the methods of [`Calls`].
+    pub fn request(&mut self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
         let txn = self.send(unit_id, request, self.timeout)?;
         let mut result = None;
         self.wait(&[txn], |_, r| result = Some(r))?;
         result.unwrap_or(Err(ClientError::Timeout))
-    }
-
-    /// Runs a typed call (see [`mbaps_session::call`]).
-    pub fn execute<T>(&mut self, unit_id: u8, call: Call<'_, T>) -> Result<T, ClientError> {
-        call.output(self.call(unit_id, call.request())?)
     }
 
     /// Sends every request at once (as many as the session allows in
@@ -119,164 +124,11 @@ impl StdClient {
                     }
                 }
                 for slot in results.iter_mut().filter(|slot| slot.is_none()) {
-                    *slot = Some(Err(error.again()));
+                    *slot = Some(Err(error.clone()));
                 }
             }
         }
         results.into_iter().flatten().collect()
-    }
-
-    /// 0x01: `quantity` coils from `address`.
-    pub fn read_coils(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<bool>, ClientError> {
-        self.execute(unit_id, call::read_coils(address, quantity))
-    }
-
-    /// 0x02: `quantity` discrete inputs from `address`.
-    pub fn read_discrete_inputs(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<bool>, ClientError> {
-        self.execute(unit_id, call::read_discrete_inputs(address, quantity))
-    }
-
-    /// 0x03: `quantity` holding registers from `address`.
-    pub fn read_holding_registers(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<u16>, ClientError> {
-        self.execute(unit_id, call::read_holding_registers(address, quantity))
-    }
-
-    /// 0x04: `quantity` input registers from `address`.
-    pub fn read_input_registers(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<u16>, ClientError> {
-        self.execute(unit_id, call::read_input_registers(address, quantity))
-    }
-
-    /// 0x05: sets one coil.
-    pub fn write_single_coil(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        value: bool,
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_single_coil(address, value))
-    }
-
-    /// 0x06: writes one holding register.
-    pub fn write_single_register(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        value: u16,
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_single_register(address, value))
-    }
-
-    /// 0x0F: writes coils from `address`.
-    pub fn write_multiple_coils(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        values: &[bool],
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_multiple_coils(address, values))
-    }
-
-    /// 0x10: writes holding registers from `address`.
-    pub fn write_multiple_registers(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        values: &[u16],
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_multiple_registers(address, values))
-    }
-
-    /// 0x14: reads file records, one register list per sub-request.
-    pub fn read_file_records(
-        &mut self,
-        unit_id: u8,
-        records: &[FileRecordRead],
-    ) -> Result<Vec<Vec<u16>>, ClientError> {
-        self.execute(unit_id, call::read_file_records(records))
-    }
-
-    /// 0x15: writes file records.
-    pub fn write_file_records(
-        &mut self,
-        unit_id: u8,
-        records: &[FileRecordWrite<'_>],
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_file_records(records))
-    }
-
-    /// 0x16: masks one holding register.
-    pub fn mask_write_register(
-        &mut self,
-        unit_id: u8,
-        address: u16,
-        and_mask: u16,
-        or_mask: u16,
-    ) -> Result<(), ClientError> {
-        self.execute(
-            unit_id,
-            call::mask_write_register(address, and_mask, or_mask),
-        )
-    }
-
-    /// 0x17: writes `values` at `write_address`, then reads `read_quantity`
-    /// registers from `read_address`.
-    pub fn read_write_multiple_registers(
-        &mut self,
-        unit_id: u8,
-        read_address: u16,
-        read_quantity: u16,
-        write_address: u16,
-        values: &[u16],
-    ) -> Result<Vec<u16>, ClientError> {
-        let call =
-            call::read_write_multiple_registers(read_address, read_quantity, write_address, values);
-        self.execute(unit_id, call)
-    }
-
-    /// 0x18: the FIFO queue at `address`, oldest first.
-    pub fn read_fifo_queue(&mut self, unit_id: u8, address: u16) -> Result<Vec<u16>, ClientError> {
-        self.execute(unit_id, call::read_fifo_queue(address))
-    }
-
-    /// 0x2B / 0x0E: device identification objects from `object_id`.
-    pub fn read_device_identification(
-        &mut self,
-        unit_id: u8,
-        code: ReadDeviceIdCode,
-        object_id: u8,
-    ) -> Result<DeviceIdentification, ClientError> {
-        self.execute(unit_id, call::read_device_identification(code, object_id))
-    }
-
-    /// A user-defined function code: `data` after the function code out,
-    /// the response's data back.
-    pub fn user_defined(
-        &mut self,
-        unit_id: u8,
-        function: u8,
-        data: &[u8],
-    ) -> Result<Vec<u8>, ClientError> {
-        self.execute(unit_id, call::user_defined(function, data))
     }
 
     /// Closes the session with close_notify.
@@ -372,21 +224,19 @@ impl StdClient {
                 .max(Duration::from_millis(1))
         });
         self.stream.set_read_timeout(wait)?;
-        let result = match self.stream.read(&mut self.buf) {
+        match self.stream.read(&mut self.buf) {
             Ok(0) => self.session.handle_eof(Instant::now()),
             Ok(n) => self.session.handle_tls(Instant::now(), &self.buf[..n]),
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 self.session.handle_timeout(Instant::now())
             }
-            Err(err) if err.kind() == ErrorKind::Interrupted => Ok(()),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) => return Err(err.into()),
-        };
-        if let Err(error) = result {
-            // Deliver the alert we owe the server, then report.
-            self.out.clear();
-            self.session.poll_transmit(&mut self.out);
-            let _ = self.stream.write_all(&self.out);
-            return Err(error.into());
+        }
+        if self.session.is_closed() {
+            // The alert or close_notify we owe the server; the end itself
+            // comes as the session's last event.
+            self.flush()?;
         }
         Ok(())
     }

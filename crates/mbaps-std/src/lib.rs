@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The server follows the admission rules of
-//! [`mbaps_session::admission`] (see [`StdServer`]); its accept loop blocks
+//! [`mbaps_admission`] (see [`StdServer`]); its accept loop blocks
 //! in `accept` and [`ServerHandle::stop`] wakes it, closes every session
 //! with close_notify after answering what it received, and waits a bounded
 //! time.
@@ -24,7 +24,7 @@ mod client;
 mod server;
 
 pub use client::StdClient;
-pub use mbaps_session::ClientError;
-pub use mbaps_session::SessionLog;
+pub use mbaps_admission::SessionLog;
 pub use mbaps_session::call::DeviceIdentification;
+pub use mbaps_session::{Calls, ClientError};
 pub use server::{ServerHandle, StdServer};

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mbaps_codec::{FileRecordRead, FileRecordWrite, ReadDeviceIdCode, Request};
-use mbaps_session::call::{self, Call, DeviceIdentification};
+use mbaps_codec::Request;
+use mbaps_session::AsyncCalls;
+use mbaps_session::call::Call;
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{Client, ClientConfig, ClientError, CloseReason, Outcome, Pdu, SessionError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -130,20 +131,24 @@ impl TokioClient {
         self
     }
 
-    /// Sends `request` to `unit_id` and waits for its response, at most the
-    /// timeout (an exception response is [`ClientError::Exception`]).
-    pub async fn call(&self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
-        self.call_with_timeout(unit_id, request, self.timeout).await
+    /// Sends any `request` to `unit_id` and waits for its response PDU, at
+    /// most the timeout (an exception response is
+    /// [`ClientError::Exception`]). The typed calls are the methods of
+    /// [`AsyncCalls`].
+    pub async fn request(&self, unit_id: u8, request: &Request<'_>) -> Result<Pdu, ClientError> {
+        self.request_with_timeout(unit_id, request, self.timeout)
+            .await
     }
 
-    /// [`TokioClient::call`] with this call's own timeout.
-    pub async fn call_with_timeout(
+    /// [`TokioClient::request`] with this call's own timeout.
+    pub async fn request_with_timeout(
         &self,
         unit_id: u8,
         request: &Request<'_>,
         timeout: Duration,
     ) -> Result<Pdu, ClientError> {
-        let pdu = Pdu::encode_request(request).map_err(SessionError::Encode)?;
+        // Encoded once, here; the driver copies the bytes into the output.
+        let pdu = Pdu::encode_request(request).map_err(SessionError::InvalidRequest)?;
         let (reply, result) = oneshot::channel();
         let command = Command {
             unit_id,
@@ -162,178 +167,6 @@ impl TokioClient {
             .unwrap_or(Err(ClientError::Timeout))
     }
 
-    /// Runs a typed call (see [`mbaps_session::call`]).
-    pub async fn execute<T>(&self, unit_id: u8, call: Call<'_, T>) -> Result<T, ClientError> {
-        call.output(self.call(unit_id, call.request()).await?)
-    }
-
-    /// 0x01: `quantity` coils from `address`.
-    pub async fn read_coils(
-        &self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<bool>, ClientError> {
-        self.execute(unit_id, call::read_coils(address, quantity))
-            .await
-    }
-
-    /// 0x02: `quantity` discrete inputs from `address`.
-    pub async fn read_discrete_inputs(
-        &self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<bool>, ClientError> {
-        self.execute(unit_id, call::read_discrete_inputs(address, quantity))
-            .await
-    }
-
-    /// 0x03: `quantity` holding registers from `address`.
-    pub async fn read_holding_registers(
-        &self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<u16>, ClientError> {
-        self.execute(unit_id, call::read_holding_registers(address, quantity))
-            .await
-    }
-
-    /// 0x04: `quantity` input registers from `address`.
-    pub async fn read_input_registers(
-        &self,
-        unit_id: u8,
-        address: u16,
-        quantity: u16,
-    ) -> Result<Vec<u16>, ClientError> {
-        self.execute(unit_id, call::read_input_registers(address, quantity))
-            .await
-    }
-
-    /// 0x05: sets one coil.
-    pub async fn write_single_coil(
-        &self,
-        unit_id: u8,
-        address: u16,
-        value: bool,
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_single_coil(address, value))
-            .await
-    }
-
-    /// 0x06: writes one holding register.
-    pub async fn write_single_register(
-        &self,
-        unit_id: u8,
-        address: u16,
-        value: u16,
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_single_register(address, value))
-            .await
-    }
-
-    /// 0x0F: writes coils from `address`.
-    pub async fn write_multiple_coils(
-        &self,
-        unit_id: u8,
-        address: u16,
-        values: &[bool],
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_multiple_coils(address, values))
-            .await
-    }
-
-    /// 0x10: writes holding registers from `address`.
-    pub async fn write_multiple_registers(
-        &self,
-        unit_id: u8,
-        address: u16,
-        values: &[u16],
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_multiple_registers(address, values))
-            .await
-    }
-
-    /// 0x14: reads file records, one register list per sub-request.
-    pub async fn read_file_records(
-        &self,
-        unit_id: u8,
-        records: &[FileRecordRead],
-    ) -> Result<Vec<Vec<u16>>, ClientError> {
-        self.execute(unit_id, call::read_file_records(records))
-            .await
-    }
-
-    /// 0x15: writes file records.
-    pub async fn write_file_records(
-        &self,
-        unit_id: u8,
-        records: &[FileRecordWrite<'_>],
-    ) -> Result<(), ClientError> {
-        self.execute(unit_id, call::write_file_records(records))
-            .await
-    }
-
-    /// 0x16: masks one holding register.
-    pub async fn mask_write_register(
-        &self,
-        unit_id: u8,
-        address: u16,
-        and_mask: u16,
-        or_mask: u16,
-    ) -> Result<(), ClientError> {
-        let call = call::mask_write_register(address, and_mask, or_mask);
-        self.execute(unit_id, call).await
-    }
-
-    /// 0x17: writes `values` at `write_address`, then reads `read_quantity`
-    /// registers from `read_address`.
-    pub async fn read_write_multiple_registers(
-        &self,
-        unit_id: u8,
-        read_address: u16,
-        read_quantity: u16,
-        write_address: u16,
-        values: &[u16],
-    ) -> Result<Vec<u16>, ClientError> {
-        let call =
-            call::read_write_multiple_registers(read_address, read_quantity, write_address, values);
-        self.execute(unit_id, call).await
-    }
-
-    /// 0x18: the FIFO queue at `address`, oldest first.
-    pub async fn read_fifo_queue(
-        &self,
-        unit_id: u8,
-        address: u16,
-    ) -> Result<Vec<u16>, ClientError> {
-        self.execute(unit_id, call::read_fifo_queue(address)).await
-    }
-
-    /// 0x2B / 0x0E: device identification objects from `object_id`.
-    pub async fn read_device_identification(
-        &self,
-        unit_id: u8,
-        code: ReadDeviceIdCode,
-        object_id: u8,
-    ) -> Result<DeviceIdentification, ClientError> {
-        let call = call::read_device_identification(code, object_id);
-        self.execute(unit_id, call).await
-    }
-
-    /// A user-defined function code: `data` after the function code out,
-    /// the response's data back.
-    pub async fn user_defined(
-        &self,
-        unit_id: u8,
-        function: u8,
-        data: &[u8],
-    ) -> Result<Vec<u8>, ClientError> {
-        self.execute(unit_id, call::user_defined(function, data))
-            .await
-    }
-
     /// Whether the client has ended (connection lost without reconnection,
     /// or reconnection given up).
     pub fn is_closed(&self) -> bool {
@@ -343,15 +176,26 @@ impl TokioClient {
     /// Why the client ended.
     fn ended_error(&self) -> ClientError {
         let ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
-        ended.as_ref().map_or(
-            ClientError::Closed(CloseReason::LocalClose),
-            ClientError::again,
-        )
+        ended
+            .clone()
+            .unwrap_or(ClientError::Closed(CloseReason::LocalClose))
+    }
+}
+
+/// The typed calls ([`AsyncCalls`]: one method per function code) run on
+/// [`TokioClient::request`].
+impl AsyncCalls for TokioClient {
+    async fn call<'a, T: Send + 'a>(
+        &'a self,
+        unit_id: u8,
+        call: Call<'a, T>,
+    ) -> Result<T, ClientError> {
+        call.output(self.request(unit_id, call.request()).await?)
     }
 }
 
 /// A connection and its session.
-struct Link {
+struct Connection {
     stream: TcpStream,
     session: Client,
     timer: Timer,
@@ -362,14 +206,14 @@ async fn open(
     addresses: &[SocketAddr],
     config: &ClientConfig,
     server_name: &ServerName<'static>,
-) -> Result<Link, ClientError> {
+) -> Result<Connection, ClientError> {
     let mut last = None;
     for address in addresses {
         match TcpStream::connect(address).await {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
                 let session = Client::new(config, server_name.clone(), Instant::now())?;
-                let mut link = Link {
+                let mut link = Connection {
                     stream,
                     session,
                     timer: Timer::new(),
@@ -385,7 +229,7 @@ async fn open(
         .into())
 }
 
-impl Link {
+impl Connection {
     async fn handshake(&mut self) -> Result<(), ClientError> {
         let mut buf = vec![0u8; 16 * 1024];
         let mut out = Vec::new();
@@ -393,9 +237,24 @@ impl Link {
             self.turn(&mut buf, &mut out, None).await?;
             while let Some(event) = self.session.poll_event() {
                 if let Outcome::Closed(reason) = Outcome::from(event) {
-                    return Err(ClientError::Closed(reason));
+                    // The alert we owe the server, then why.
+                    let _ = self.flush(&mut out).await;
+                    return Err(ClientError::from(reason));
                 }
             }
+        }
+        // Our last flight (certificate, Finished) goes now: the server
+        // authenticates us now, not at our first request.
+        self.flush(&mut out).await?;
+        Ok(())
+    }
+
+    /// Writes what the session has to send.
+    async fn flush(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.clear();
+        self.session.poll_transmit(out);
+        if !out.is_empty() {
+            self.stream.write_all(out).await?;
         }
         Ok(())
     }
@@ -408,11 +267,7 @@ impl Link {
         out: &mut Vec<u8>,
         commands: Option<&mut mpsc::Receiver<Command>>,
     ) -> Result<Option<Command>, ClientError> {
-        out.clear();
-        self.session.poll_transmit(out);
-        if !out.is_empty() {
-            self.stream.write_all(out).await?;
-        }
+        self.flush(out).await?;
         self.timer.set(self.session.poll_timeout());
         let accepting = commands.is_some();
         let next_command = async {
@@ -421,7 +276,7 @@ impl Link {
                 None => std::future::pending().await,
             }
         };
-        let result = tokio::select! {
+        tokio::select! {
             read = self.stream.read(buf) => match read? {
                 0 => self.session.handle_eof(Instant::now()),
                 n => self.session.handle_tls(Instant::now(), &buf[..n]),
@@ -434,13 +289,6 @@ impl Link {
                     None => Err(ClientError::Closed(CloseReason::LocalClose)),
                 };
             }
-        };
-        if let Err(error) = result {
-            // Deliver the alert we owe the server, then report.
-            out.clear();
-            self.session.poll_transmit(out);
-            let _ = self.stream.write_all(out).await;
-            return Err(error.into());
         }
         Ok(None)
     }
@@ -458,21 +306,21 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut link: Link) {
+    async fn run(mut self, mut link: Connection) {
         loop {
             let error = self.serve(&mut link).await;
             let lost = error.is_some();
             // Every call in flight ends with the error that ended the link.
             let error = error.unwrap_or(ClientError::Closed(CloseReason::LocalClose));
             for (_, reply) in self.waiting.drain() {
-                let _ = reply.send(Err(error.again()));
+                let _ = reply.send(Err(error.clone()));
             }
             let reconnected = match self.reconnect {
                 Some(policy) if lost => self.reopen(policy).await,
                 _ => None,
             };
             match reconnected {
-                Some(new_link) => link = new_link,
+                Some(reopened) => link = reopened,
                 None => {
                     tracing::debug!(%error, "client ended");
                     *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
@@ -482,11 +330,11 @@ impl Driver {
         }
     }
 
-    /// Runs the link until it ends: `None` when every handle was dropped
-    /// (closed with close_notify), the error otherwise.
-    async fn serve(&mut self, link: &mut Link) -> Option<ClientError> {
+    /// Runs the connection until it ends: `None` when every handle was
+    /// dropped (closed with close_notify), the error otherwise.
+    async fn serve(&mut self, link: &mut Connection) -> Option<ClientError> {
         let mut buf = vec![0u8; 16 * 1024];
-        let mut out = Vec::with_capacity(16 * 1024);
+        let mut out = Vec::new();
         let max = self.config.max_outstanding();
         loop {
             let accepting = link.session.in_flight() < max;
@@ -508,41 +356,32 @@ impl Driver {
                 Ok(None) => {}
                 Err(ClientError::Closed(CloseReason::LocalClose)) => {
                     link.session.close(Instant::now());
-                    out.clear();
-                    link.session.poll_transmit(&mut out);
-                    let _ = link.stream.write_all(&out).await;
+                    let _ = link.flush(&mut out).await;
                     return None;
                 }
+                // The connection is gone: responses that came before are
+                // handed over; the calls still waiting get the error.
                 Err(error) => {
-                    // Responses that came before the failure are handed
-                    // over; the calls still waiting get the error.
                     self.settle(link);
                     return Some(error);
                 }
             }
             if let Some(reason) = self.settle(link) {
-                // The close_notify owed in answer to the server's.
-                out.clear();
-                link.session.poll_transmit(&mut out);
-                let _ = link.stream.write_all(&out).await;
-                return Some(ClientError::Closed(reason));
+                // What the session owes the server (close_notify in answer
+                // to its own, or an alert), then the end.
+                let _ = link.flush(&mut out).await;
+                return Some(ClientError::from(reason));
             }
         }
     }
 
-    fn send(&mut self, link: &mut Link, command: Command) {
-        let sent = command
-            .pdu
-            .request()
-            .map_err(SessionError::Encode)
-            .and_then(|request| {
-                link.session.send_request_with_timeout(
-                    Instant::now(),
-                    command.unit_id,
-                    &request,
-                    command.timeout,
-                )
-            });
+    fn send(&mut self, link: &mut Connection, command: Command) {
+        let sent = link.session.send_request_pdu(
+            Instant::now(),
+            command.unit_id,
+            &command.pdu,
+            command.timeout,
+        );
         match sent {
             Ok(txn) => {
                 self.waiting.insert(txn, command.reply);
@@ -554,17 +393,11 @@ impl Driver {
     }
 
     /// Hands every outcome to its caller (a caller that gave up is gone:
-    /// its outcome is dropped). Returns why the session closed, if it did.
-    fn settle(&mut self, link: &mut Link) -> Option<CloseReason> {
+    /// its outcome is dropped). Returns how the session ended, if it did.
+    fn settle(&mut self, link: &mut Connection) -> Option<CloseReason> {
         let mut closed = None;
         while let Some(event) = link.session.poll_event() {
             match Outcome::from(event) {
-                // A request the session aborted is left waiting: it gets
-                // the error that ended the session, which says more.
-                Outcome::Call {
-                    result: Err(ClientError::Closed(CloseReason::PeerClosed)),
-                    ..
-                } if link.session.is_closed() => {}
                 Outcome::Call {
                     transaction_id,
                     result,
@@ -582,7 +415,7 @@ impl Driver {
 
     /// Reconnects with backoff; `None` when attempts ran out or every handle
     /// was dropped meanwhile.
-    async fn reopen(&mut self, policy: Reconnect) -> Option<Link> {
+    async fn reopen(&mut self, policy: Reconnect) -> Option<Connection> {
         let mut delay = policy.initial_delay;
         let mut attempt = 0u32;
         loop {

@@ -7,20 +7,22 @@
 //!
 //! ```text
 //!  TcpListener ──accept──► admission (handshakes and sessions bounded apart)
-//!                          ──► task per connection ──► mbaps_session::Server ──► Handler
+//!                          ──► task per connection ──► mbaps_session::Server ──► Handler (at once)
+//!                                                                           └──► AsyncHandler (later, a task each)
 //!  TokioClient (Clone) ──► driver task ──► mbaps_session::Client: calls from
 //!                          many tasks in flight together, by transaction id
 //! ```
 //!
 //! The server follows the admission rules of
-//! [`mbaps_session::admission`]: no unauthenticated peer can close,
+//! [`mbaps_admission`]: no unauthenticated peer can close,
 //! starve or outlast an authenticated session (see [`TokioServer`]).
 //!
 //! ```no_run
 //! # async fn run(server: mbaps_session::ServerConfig, client: mbaps_session::ClientConfig)
 //! # -> Result<(), Box<dyn std::error::Error>> {
-//! use mbaps_session::{RegisterMap, Tables, rustls::pki_types::ServerName};
-//! use mbaps_tokio::{TokioClient, TokioServer};
+//! use mbaps_session::rustls::pki_types::ServerName;
+//! use mbaps_simulator::{RegisterMap, Tables};
+//! use mbaps_tokio::{AsyncCalls, TokioClient, TokioServer};
 //!
 //! let handle = TokioServer::bind("127.0.0.1:802", server, RegisterMap::new(Tables::preset()))
 //!     .await?
@@ -37,10 +39,13 @@
 #![allow(clippy::disallowed_methods)]
 
 mod client;
+mod handler;
 mod server;
 mod timer;
 
 pub use client::{ClientBuilder, Reconnect, TokioClient};
+pub use handler::{AsyncHandler, IncomingRequest, IntoAnswering, Later};
+pub use mbaps_admission::SessionLog;
 pub use mbaps_session::call::DeviceIdentification;
-pub use mbaps_session::{ClientError, SessionLog};
+pub use mbaps_session::{AsyncCalls, ClientError};
 pub use server::{ServerHandle, TokioServer};

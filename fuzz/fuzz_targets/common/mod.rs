@@ -19,7 +19,9 @@ struct FixedTime;
 
 impl TimeProvider for FixedTime {
     fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(Duration::from_secs(PKI_TIME_SECS)))
+        Some(UnixTime::since_unix_epoch(Duration::from_secs(
+            PKI_TIME_SECS,
+        )))
     }
 }
 
@@ -29,7 +31,10 @@ pub fn pki() -> &'static TestPki {
 }
 
 fn chain(c: &Credential) -> Vec<CertificateDer<'static>> {
-    c.chain_der.iter().map(|d| CertificateDer::from(d.clone())).collect()
+    c.chain_der
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect()
 }
 
 pub fn ca() -> Vec<CertificateDer<'static>> {
@@ -59,7 +64,13 @@ pub fn policy() -> &'static Policy {
 /// The roles the server targets draw from.
 pub fn roles() -> &'static [Option<Role>; 3] {
     static ROLES: OnceLock<[Option<Role>; 3]> = OnceLock::new();
-    ROLES.get_or_init(|| [Some(Role::new("operator").unwrap()), Some(Role::new("viewer").unwrap()), None])
+    ROLES.get_or_init(|| {
+        [
+            Some(Role::new("operator").unwrap()),
+            Some(Role::new("viewer").unwrap()),
+            None,
+        ]
+    })
 }
 
 /// Plain Modbus/TCP servers, one per role of [`roles`], with a window of 4.
@@ -68,7 +79,12 @@ pub fn plain_server_config(role: usize) -> &'static ServerConfig {
     &CONFIGS.get_or_init(|| {
         roles()
             .iter()
-            .map(|role| ServerConfig::plain(policy().clone(), role.clone()).max_outstanding(4).build().unwrap())
+            .map(|role| {
+                ServerConfig::plain(policy().clone(), role.clone())
+                    .max_outstanding(4)
+                    .build()
+                    .unwrap()
+            })
             .collect()
     })[role]
 }
@@ -78,11 +94,16 @@ pub fn server_config() -> &'static ServerConfig {
     CONFIG.get_or_init(|| {
         let server = &pki().server;
         let policy = policy().clone();
-        ServerConfig::builder(ca(), chain(server), parse_private_key(server.key_pem.as_bytes()).unwrap(), policy)
-            .time_provider(Arc::new(FixedTime))
-            .max_outstanding(4)
-            .build()
-            .unwrap()
+        ServerConfig::builder(
+            ca(),
+            chain(server),
+            parse_private_key(server.key_pem.as_bytes()).unwrap(),
+            policy,
+        )
+        .time_provider(Arc::new(FixedTime))
+        .max_outstanding(4)
+        .build()
+        .unwrap()
     })
 }
 
@@ -90,11 +111,15 @@ pub fn client_config() -> &'static ClientConfig {
     static CONFIG: OnceLock<ClientConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let client = pki().client("operator").unwrap();
-        ClientConfig::builder(ca(), chain(client), parse_private_key(client.key_pem.as_bytes()).unwrap())
-            .time_provider(Arc::new(FixedTime))
-            .resumption(false)
-            .build()
-            .unwrap()
+        ClientConfig::builder(
+            ca(),
+            chain(client),
+            parse_private_key(client.key_pem.as_bytes()).unwrap(),
+        )
+        .time_provider(Arc::new(FixedTime))
+        .resumption(false)
+        .build()
+        .unwrap()
     })
 }
 

@@ -4,7 +4,9 @@
 //! server targets compare the session's events and its output with this.
 
 use mbaps_authz::{Decision, Denial, Policy, Role};
-use mbaps_codec::{CodecError, Decoded, ExceptionCode, MbapHeader, Request, Response, decode, encode_response};
+use mbaps_codec::{
+    CodecError, Decoded, ExceptionCode, MbapHeader, Request, Response, decode, encode_response,
+};
 use mbaps_session::{Server, ServerEvent};
 
 /// What must happen to one frame of the stream.
@@ -42,22 +44,35 @@ pub fn frames(stream: &[u8], policy: &Policy, role: Option<&Role>) -> (Vec<Frame
                 }
                 let outcome = match Request::decode(adu.pdu) {
                     Err(error) => Outcome::Rejected(
-                        error.exception_code().unwrap_or(ExceptionCode::IllegalDataValue),
+                        error
+                            .exception_code()
+                            .unwrap_or(ExceptionCode::IllegalDataValue),
                     ),
                     Ok(request) => match policy.decide(role, adu.header.unit_id, &request) {
                         Decision::Allow => Outcome::Request,
                         Decision::Deny(denial) => Outcome::Denied(denial),
                     },
                 };
-                frames.push(Frame { header: adu.header, function, outcome });
+                frames.push(Frame {
+                    header: adu.header,
+                    function,
+                    outcome,
+                });
                 rest = &rest[consumed..];
             }
             Ok(Decoded::Incomplete { .. }) => return (frames, false),
             Err(CodecError::ProtocolId { frame_len, .. }) => {
                 // Reported from its header on; its bytes dropped as they come.
                 // Known from the protocol id on (only the outcome is compared).
-                let header = MbapHeader { transaction_id: 0, unit_id: 0 };
-                frames.push(Frame { header, function: 0, outcome: Outcome::Discarded });
+                let header = MbapHeader {
+                    transaction_id: 0,
+                    unit_id: 0,
+                };
+                frames.push(Frame {
+                    header,
+                    function: 0,
+                    outcome: Outcome::Discarded,
+                });
                 if frame_len > rest.len() {
                     return (frames, false);
                 }
@@ -81,20 +96,33 @@ pub fn check_events(
     answers: &mut Vec<Vec<u8>>,
 ) {
     while let Some(event) = server.poll_event() {
+        assert!(
+            !matches!(event, ServerEvent::Closed(_)) || server.poll_event().is_none(),
+            "events after the end"
+        );
         let (header, outcome) = match event {
             ServerEvent::Request { id, header, pdu } => {
-                assert!(pdu.request().is_ok(), "an undecodable request reached the application");
-                let answer = Response::exception(pdu.as_bytes()[0], ExceptionCode::ServerDeviceFailure);
+                assert!(
+                    pdu.request().is_ok(),
+                    "an undecodable request reached the application"
+                );
+                let answer =
+                    Response::exception(pdu.as_bytes()[0], ExceptionCode::ServerDeviceFailure);
                 // After a fatal error nothing is answered: the connection
                 // closes (what was queued may not go out either).
                 if !server.is_closed() {
                     server.send_response(now, id, &answer).unwrap();
-                    assert!(server.send_response(now, id, &answer).is_err(), "answered twice");
+                    assert!(
+                        server.send_response(now, id, &answer).is_err(),
+                        "answered twice"
+                    );
                 }
                 (header, Outcome::Request)
             }
             ServerEvent::Denied { header, denial, .. } => (header, Outcome::Denied(denial)),
-            ServerEvent::Rejected { header, exception, .. } => (header, Outcome::Rejected(exception)),
+            ServerEvent::Rejected {
+                header, exception, ..
+            } => (header, Outcome::Rejected(exception)),
             ServerEvent::Discarded { .. } => {
                 let frame = frames.get(*next).expect("a frame nobody sent");
                 assert_eq!(frame.outcome, Outcome::Discarded, "frame {}", *next);
@@ -107,7 +135,11 @@ pub fn check_events(
         assert_eq!(header, frame.header, "frame {}", *next);
         // A request the policy denies never reaches the application, and
         // one it allows is never denied.
-        assert_eq!(outcome, frame.outcome, "frame {}: {:?}", *next, frame.header);
+        assert_eq!(
+            outcome, frame.outcome,
+            "frame {}: {:?}",
+            *next, frame.header
+        );
         let exception = match outcome {
             Outcome::Request => ExceptionCode::ServerDeviceFailure,
             Outcome::Denied(_) => ExceptionCode::IllegalFunction,
@@ -115,7 +147,12 @@ pub fn check_events(
             Outcome::Discarded => unreachable!(),
         };
         let mut adu = [0u8; 9];
-        let n = encode_response(header, &Response::exception(frame.function, exception), &mut adu).unwrap();
+        let n = encode_response(
+            header,
+            &Response::exception(frame.function, exception),
+            &mut adu,
+        )
+        .unwrap();
         answers.push(adu[..n].to_vec());
         *next += 1;
     }
@@ -140,7 +177,10 @@ pub fn check_output(out: &[u8], answers: &[Vec<u8>], cut: bool) {
     expected.sort();
     if cut {
         for adu in &sent {
-            let at = expected.iter().position(|a| a == adu).expect("an answer to nothing");
+            let at = expected
+                .iter()
+                .position(|a| a == adu)
+                .expect("an answer to nothing");
             expected.remove(at);
         }
     } else {

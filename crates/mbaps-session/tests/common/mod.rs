@@ -12,7 +12,7 @@ use mbaps_authz::Policy;
 use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use mbaps_session::rustls::time_provider::TimeProvider;
 use mbaps_session::{
-    Client, ClientConfig, ClientConfigBuilder, ClientEvent, Server, ServerConfig,
+    Client, ClientConfig, ClientConfigBuilder, ClientEvent, CloseReason, Server, ServerConfig,
     ServerConfigBuilder, ServerEvent, SessionError, load_crls, parse_crls, parse_private_key,
 };
 use mbaps_test_pki::{Credential, TestPki};
@@ -125,32 +125,35 @@ impl Pair {
         }
     }
 
-    /// Moves bytes both ways until neither side sends anything.
+    /// Moves bytes both ways until neither side sends anything; a side
+    /// whose session failed (its last event `Closed(Failed(..))`) stops
+    /// the drive with its error.
     pub fn drive(&mut self) -> Result<(), Failure> {
         for _ in 0..1000 {
             let mut moved = false;
             let mut bytes = std::mem::take(&mut self.server_inbox);
             self.client.poll_transmit(&mut bytes);
             if !bytes.is_empty() {
-                let taken = self
-                    .server
-                    .handle_tls(self.now, &bytes)
-                    .map_err(Failure::Server)?;
+                let taken = self.server.handle_tls(self.now, &bytes);
                 moved |= taken > 0;
                 self.to_server += taken;
                 self.server_inbox = bytes.split_off(taken);
             }
             self.collect();
+            if let Some(error) = failed(&self.server_events) {
+                return Err(Failure::Server(error));
+            }
             let mut bytes = Vec::new();
             self.server.poll_transmit(&mut bytes);
             if !bytes.is_empty() {
                 moved = true;
                 self.to_client += bytes.len();
-                self.client
-                    .handle_tls(self.now, &bytes)
-                    .map_err(Failure::Client)?;
+                self.client.handle_tls(self.now, &bytes);
             }
             self.collect();
+            if let Some(error) = failed(&self.client_events) {
+                return Err(Failure::Client(error));
+            }
             if !moved {
                 return Ok(());
             }
@@ -159,21 +162,23 @@ impl Pair {
     }
 
     /// Drives, and on a failure still delivers what the failing side had to
-    /// send (its alert) to the other side; returns both sides' results.
+    /// send (its alert) to the other side; returns both sides' failures.
     pub fn drive_to_failure(&mut self) -> (Option<SessionError>, Option<SessionError>) {
         match self.drive() {
             Ok(()) => (None, None),
             Err(Failure::Server(err)) => {
                 let mut alert = Vec::new();
                 self.server.poll_transmit(&mut alert);
-                let client = self.client.handle_tls(self.now, &alert).err();
-                (Some(err), client)
+                self.client.handle_tls(self.now, &alert);
+                self.collect();
+                (Some(err), failed(&self.client_events))
             }
             Err(Failure::Client(err)) => {
                 let mut alert = Vec::new();
                 self.client.poll_transmit(&mut alert);
-                let server = self.server.handle_tls(self.now, &alert).err();
-                (server, Some(err))
+                self.server.handle_tls(self.now, &alert);
+                self.collect();
+                (failed(&self.server_events), Some(err))
             }
         }
     }
@@ -200,14 +205,39 @@ impl Pair {
 
     pub fn advance(&mut self, by: Duration) -> Result<(), Failure> {
         self.now += by;
-        self.server
-            .handle_timeout(self.now)
-            .map_err(Failure::Server)?;
-        self.client
-            .handle_timeout(self.now)
-            .map_err(Failure::Client)?;
+        self.server.handle_timeout(self.now);
+        self.client.handle_timeout(self.now);
         self.collect();
         self.drive()
+    }
+}
+
+/// The error a side's session failed with: its last event,
+/// `Closed(Failed(..))`.
+pub fn failed<E: Ended>(events: &[E]) -> Option<SessionError> {
+    events.iter().find_map(Ended::failure)
+}
+
+/// The events of either side, for [`failed`].
+pub trait Ended {
+    fn failure(&self) -> Option<SessionError>;
+}
+
+impl Ended for ServerEvent {
+    fn failure(&self) -> Option<SessionError> {
+        match self {
+            ServerEvent::Closed(CloseReason::Failed(error)) => Some(error.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Ended for ClientEvent {
+    fn failure(&self) -> Option<SessionError> {
+        match self {
+            ClientEvent::Closed(CloseReason::Failed(error)) => Some(error.clone()),
+            _ => None,
+        }
     }
 }
 

@@ -63,7 +63,8 @@ impl RoundTrips {
             }
             self.wire.clear();
             self.client.poll_transmit(&mut self.wire);
-            self.server.handle_tls(self.now, &self.wire).unwrap();
+            let taken = self.server.handle_tls(self.now, &self.wire);
+            assert_eq!(taken, self.wire.len());
             while let Some(event) = self.server.poll_event() {
                 if let ServerEvent::Request { id, .. } = event {
                     let response = Response::ReadHoldingRegisters {
@@ -74,7 +75,7 @@ impl RoundTrips {
             }
             self.wire.clear();
             self.server.poll_transmit(&mut self.wire);
-            self.client.handle_tls(self.now, &self.wire).unwrap();
+            self.client.handle_tls(self.now, &self.wire);
             while let Some(event) = self.client.poll_event() {
                 if let ClientEvent::Response { .. } = event {
                     received += 1;

@@ -1,5 +1,5 @@
 //! A blocking server: a thread per connection, under the admission rules
-//! of `mbaps_session::admission`.
+//! of `mbaps_admission`.
 
 mod connection;
 mod session;
@@ -10,11 +10,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mbaps_session::admission::{
+use mbaps_admission::SessionLog;
+use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG, Stage,
     holds_client_hello,
 };
-use mbaps_session::{Handler, ServerConfig, SessionLog};
+use mbaps_session::{Handler, ServerConfig};
 
 use connection::{Command, Conn};
 
@@ -25,7 +26,7 @@ type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
 ///
 /// # Admission
 /// The same rules as the tokio server (see
-/// [`mbaps_session::admission`]): handshakes in progress and authenticated
+/// [`mbaps_admission`]): handshakes in progress and authenticated
 /// sessions are bounded apart ([`StdServer::max_handshakes`],
 /// [`StdServer::max_handshakes_per_address`], [`StdServer::max_sessions`]);
 /// a full handshake table drops its oldest pending handshake for a

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mbaps_session::admission::{Activity, Admitted, ConnectionId, EvictionReason};
-use mbaps_session::{Handler, Server, ServerConfig, ServerEvent, SessionError, SessionLog};
+use mbaps_admission::{Activity, Admitted, ConnectionId, EvictionReason, SessionLog};
+use mbaps_codec::{ExceptionCode, Response};
+use mbaps_session::{Handler, Server, ServerConfig, ServerEvent};
 
 use super::Shared;
 use super::connection::{Command, Conn};
@@ -37,28 +38,25 @@ impl Session {
     pub(crate) fn run(self, mut stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let peer = self.conn.peer;
-        let mut failure: Option<SessionError> = None;
         match Server::new(&self.config, Instant::now()) {
-            Ok(mut session) => self.serve(&mut session, &mut stream, &mut failure),
-            Err(error) => failure = Some(error),
+            Ok(mut session) => self.serve(&mut session, &mut stream),
+            Err(error) => self.shared.log(&SessionLog::Failed { peer, error }),
         }
         self.shared.table().closed(self.id);
-        if let Some(error) = failure {
-            self.shared.log(&SessionLog::Failed { peer, error });
-        }
         let _ = stream.shutdown(Shutdown::Write);
     }
 
-    fn serve(
-        &self,
-        session: &mut Server,
-        stream: &mut TcpStream,
-        failure: &mut Option<SessionError>,
-    ) {
+    fn log(&self, event: ServerEvent) {
+        self.shared.log(&SessionLog::of(self.conn.peer, event));
+    }
+
+    fn serve(&self, session: &mut Server, stream: &mut TcpStream) {
         let peer = self.conn.peer;
         let mut input = vec![0u8; READ_CHUNK];
         let (mut start, mut end) = (0, 0);
         let mut out = Vec::new();
+        // Admission was asked for a place (once authenticated).
+        let mut admitted = false;
         // We closed (refused a place, told to close, stopping): close_notify
         // goes out, then the connection ends without waiting for the
         // peer's answer.
@@ -75,31 +73,25 @@ impl Session {
                 // session whose handler is at work is not idle.
                 last_traffic = now;
                 self.activity.set_busy();
-                match session.handle_tls(now, &input[start..end]) {
-                    Ok(taken) => start += taken,
-                    Err(error) => {
-                        failure.get_or_insert(error);
-                        start = end;
-                    }
-                }
+                start += session.handle_tls(now, &input[start..end]);
+            }
+            // A place is asked for before any request is answered.
+            if session.is_authenticated() && !admitted {
+                admitted = true;
+                leaving = !self.admit(session, now);
+            }
+            if !leaving {
+                session.answer_requests(now, self.handler.as_ref());
             }
             while let Some(event) = session.poll_event() {
                 match event {
-                    ServerEvent::Request { id, header, pdu } => {
-                        let answered =
-                            session.answer_with(now, id, header, &pdu, self.handler.as_ref());
-                        if let Err(error) = answered {
-                            failure.get_or_insert(error);
-                        }
+                    // Every request was answered above: none is handed out.
+                    ServerEvent::Request { id, pdu, .. } => {
+                        let failure =
+                            Response::exception(pdu.function(), ExceptionCode::ServerDeviceFailure);
+                        let _ = session.send_response(now, id, &failure);
                     }
-                    event => {
-                        // A place is asked for before any request is answered.
-                        let authenticated = matches!(event, ServerEvent::Authenticated { .. });
-                        self.shared.log(&SessionLog::Event { peer, event });
-                        if authenticated && !self.admit(session, now) {
-                            leaving = true;
-                        }
-                    }
+                    event => self.log(event),
                 }
             }
             // Requests held back in the session's buffer (its window or its
@@ -133,7 +125,10 @@ impl Session {
             } else {
                 self.activity.set_busy();
             }
-            if session.is_closed() || leaving {
+            if session.is_closed() {
+                return;
+            }
+            if leaving {
                 return self.leave(session, now);
             }
             match self.conn.command() {
@@ -156,9 +151,7 @@ impl Session {
                 match session.poll_timeout() {
                     Some(deadline) => {
                         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                        if let Err(error) = session.handle_timeout(Instant::now()) {
-                            failure.get_or_insert(error);
-                        }
+                        session.handle_timeout(Instant::now());
                         continue;
                     }
                     None => return,
@@ -170,25 +163,19 @@ impl Session {
                     .max(Duration::from_millis(1))
             });
             let _ = stream.set_read_timeout(wait);
-            let result = match stream.read(&mut input) {
+            match stream.read(&mut input) {
                 // An order woke the read: obey it first.
-                Ok(0) if self.conn.command() > obeyed => Ok(()),
+                Ok(0) if self.conn.command() > obeyed => {}
                 Ok(0) => {
                     eof = true;
-                    session.handle_eof(Instant::now())
+                    session.handle_eof(Instant::now());
                 }
-                Ok(n) => {
-                    (start, end) = (0, n);
-                    Ok(())
-                }
+                Ok(n) => (start, end) = (0, n),
                 Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    session.handle_timeout(Instant::now())
+                    session.handle_timeout(Instant::now());
                 }
-                Err(err) if err.kind() == ErrorKind::Interrupted => Ok(()),
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return,
-            };
-            if let Err(error) = result {
-                failure.get_or_insert(error);
             }
         }
     }
@@ -196,12 +183,9 @@ impl Session {
     /// The session's last bytes are out: a session we closed stops reading
     /// here (its close is over), and its last events are logged.
     fn leave(&self, session: &mut Server, now: Instant) {
-        if !session.is_closed() {
-            let _ = session.handle_eof(now);
-        }
-        let peer = self.conn.peer;
+        session.handle_eof(now);
         while let Some(event) = session.poll_event() {
-            self.shared.log(&SessionLog::Event { peer, event });
+            self.log(event);
         }
     }
 

@@ -1,6 +1,9 @@
 //! One connection's socket side: what admission control may order it to
-//! do, and its bounded input and output.
+//! do, and its bounded input and output. An idle connection holds no
+//! buffer: reads go through one scratch buffer per worker thread, and only
+//! what the session did not take yet (rare) is kept.
 
+use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -13,6 +16,15 @@ use crate::timer::Timer;
 
 /// Bytes read from the socket at a time: one TLS record's worth.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Output capacity kept between batches; more is released once written.
+const KEPT_OUTPUT_CAPACITY: usize = 2 * 1024;
+
+thread_local! {
+    /// The read buffer of every connection running on this thread: a read
+    /// is handed to its session before the task yields.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
 
 /// What admission control orders a connection to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,15 +78,24 @@ impl Conn {
     }
 }
 
-/// The socket with its input not yet taken by the session and its output
-/// not yet taken by the peer. Output is only refilled once it has all been
-/// written, so at most one `poll_transmit` (the session's output bound)
-/// waits per connection.
+/// What a read gave.
+pub(crate) enum Read {
+    /// Nothing was there after all.
+    Nothing,
+    /// The peer's stream ended.
+    End,
+    /// Bytes came (handed to the session already).
+    Bytes,
+}
+
+/// The socket with the input the session has not taken yet and the
+/// output the peer has not taken yet. Output is only refilled once it has
+/// all been written, so at most one `poll_transmit` (the session's output
+/// bound) waits per connection.
 pub(crate) struct Io {
     pub(crate) stream: TcpStream,
+    /// Input read and not taken yet by the session (usually empty).
     input: Vec<u8>,
-    start: usize,
-    end: usize,
     eof: bool,
     out: Vec<u8>,
     written: usize,
@@ -88,9 +109,7 @@ impl Io {
     pub(crate) fn new(stream: TcpStream, write_timeout: Duration) -> Io {
         Io {
             stream,
-            input: vec![0; READ_CHUNK],
-            start: 0,
-            end: 0,
+            input: Vec::new(),
             eof: false,
             out: Vec::new(),
             written: 0,
@@ -100,36 +119,49 @@ impl Io {
         }
     }
 
-    /// Input read and not yet taken by the session.
-    pub(crate) fn input(&self) -> &[u8] {
-        &self.input[self.start..self.end]
+    /// Offers the input kept from an earlier read to `take`, which returns
+    /// how much it took.
+    pub(crate) fn offer(&mut self, take: impl FnOnce(&[u8]) -> usize) {
+        if self.input.is_empty() {
+            return;
+        }
+        let taken = take(&self.input);
+        self.input.drain(..taken);
+        if self.input.is_empty() && self.input.capacity() > KEPT_OUTPUT_CAPACITY {
+            self.input = Vec::new();
+        }
     }
 
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            (self.start, self.end) = (0, 0);
-        }
+    /// Input kept from an earlier read, not taken yet.
+    pub(crate) fn has_input(&self) -> bool {
+        !self.input.is_empty()
     }
 
     /// Whether a read may be tried: the peer's stream has not ended and
     /// all input so far was taken.
     pub(crate) fn may_read(&self) -> bool {
-        !self.eof && self.start == self.end
+        !self.eof && self.input.is_empty()
     }
 
-    /// Reads what the socket has: `Ok(Some(0))` at its end, `Ok(None)`
-    /// when nothing was there after all.
-    pub(crate) fn try_read(&mut self) -> std::io::Result<Option<usize>> {
-        match self.stream.try_read(&mut self.input) {
-            Ok(n) => {
-                (self.start, self.end) = (0, n);
-                self.eof = n == 0;
-                Ok(Some(n))
+    /// Reads what the socket has into the thread's scratch buffer and
+    /// offers it to `take` at once; keeps what it did not take.
+    pub(crate) fn try_read(&mut self, take: impl FnOnce(&[u8]) -> usize) -> std::io::Result<Read> {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            match self.stream.try_read(&mut scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    Ok(Read::End)
+                }
+                Ok(n) => {
+                    let taken = take(&scratch[..n]);
+                    self.input.extend_from_slice(&scratch[taken..n]);
+                    Ok(Read::Bytes)
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => Ok(Read::Nothing),
+                Err(error) => Err(error),
             }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => Ok(None),
-            Err(error) => Err(error),
-        }
+        })
     }
 
     /// Whether all output was written.
@@ -141,7 +173,11 @@ impl Io {
     /// flushed).
     pub(crate) fn out(&mut self) -> &mut Vec<u8> {
         debug_assert!(self.is_flushed());
-        self.out.clear();
+        if self.out.capacity() > KEPT_OUTPUT_CAPACITY {
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
         self.written = 0;
         &mut self.out
     }

@@ -11,16 +11,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mbaps_session::admission::{
+use mbaps_admission::SessionLog;
+use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG,
     holds_client_hello,
 };
-use mbaps_session::{Handler, ServerConfig, SessionLog};
+use mbaps_session::ServerConfig;
 use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, field};
 
+use crate::handler::IntoAnswering;
+use crate::handler::sealed::Answering;
 use connection::{Command, Conn};
 use session::Session;
 
@@ -39,14 +42,16 @@ pub(crate) fn lock(table: &Table) -> std::sync::MutexGuard<'_, Admission<Arc<Con
 
 /// A Modbus/TCP Security server on a tokio `TcpListener`.
 ///
-/// Each connection runs in its own task. Requests are answered by the
-/// [`Handler`] as they arrive (it is called from the session's task, so it
-/// should not block for long). Every session runs in a `tracing` span
+/// Each connection runs in its own task. Requests are answered by a
+/// [`Handler`](mbaps_session::Handler) as they arrive (on the session's task, so it should not
+/// block for long), or by an [`AsyncHandler`](crate::AsyncHandler) given
+/// as [`Later`](crate::Later), whose answers run as tasks of their own, up to the
+/// session's window at once. Every session runs in a `tracing` span
 /// `session` with fields `peer` and `role`; authentication failures and
 /// refusals are `warn` events, denials `info` events.
 ///
 /// # Admission
-/// The rules of [`mbaps_session::admission`]: handshakes in progress and
+/// The rules of [`mbaps_admission`]: handshakes in progress and
 /// authenticated sessions have separate bounds
 /// ([`TokioServer::max_handshakes`], [`TokioServer::max_handshakes_per_address`],
 /// [`TokioServer::max_sessions`]); a full handshake table drops its oldest
@@ -60,7 +65,7 @@ pub(crate) fn lock(table: &Table) -> std::sync::MutexGuard<'_, Admission<Arc<Con
 pub struct TokioServer {
     listener: TcpListener,
     config: Arc<ServerConfig>,
-    handler: Arc<dyn Handler>,
+    answering: Answering,
     limits: AdmissionLimits,
     write_timeout: Duration,
     shutdown_grace: Duration,
@@ -96,11 +101,13 @@ impl ServerHandle {
 
 impl TokioServer {
     /// Binds `address` (port 802 for Modbus/TCP Security), with a listen
-    /// backlog of [`LISTEN_BACKLOG`].
+    /// backlog of [`LISTEN_BACKLOG`]. `handler` answers: a [`Handler`](mbaps_session::Handler) at
+    /// once, on the session's task; [`Later`](crate::Later) around an
+    /// [`AsyncHandler`](crate::AsyncHandler) later, on tasks of their own.
     pub async fn bind(
         address: impl ToSocketAddrs,
         config: ServerConfig,
-        handler: impl Handler,
+        handler: impl IntoAnswering,
     ) -> std::io::Result<TokioServer> {
         let mut last = None;
         for address in tokio::net::lookup_host(address).await? {
@@ -121,12 +128,12 @@ impl TokioServer {
     pub fn from_listener(
         listener: TcpListener,
         config: ServerConfig,
-        handler: impl Handler,
+        handler: impl IntoAnswering,
     ) -> TokioServer {
         TokioServer {
             listener,
             config: Arc::new(config),
-            handler: Arc::new(handler),
+            answering: handler.into_answering(),
             limits: AdmissionLimits::default(),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: Duration::from_secs(5),
@@ -243,7 +250,7 @@ impl TokioServer {
                     let span = tracing::info_span!("session", %peer, role = field::Empty);
                     let session = Session {
                         config: Arc::clone(&self.config),
-                        handler: Arc::clone(&self.handler),
+                        answering: self.answering.clone(),
                         observer: Arc::clone(&self.observer),
                         table: Arc::clone(&table),
                         id: connected.id,

@@ -3,15 +3,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mbaps_session::admission::{Activity, Admitted, ConnectionId, EvictionReason};
-use mbaps_session::{Handler, Server, ServerConfig, ServerEvent, SessionError, SessionLog};
+use mbaps_admission::{Activity, Admitted, ConnectionId, EvictionReason, SessionLog};
+use mbaps_codec::{ExceptionCode, Response};
+use mbaps_session::{Pdu, RequestId, Server, ServerConfig, ServerEvent};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::Span;
 
-use super::connection::{Command, Conn, Io};
+use super::connection::{Command, Conn, Io, Read};
 use super::{Observer, Table, lock, trace_log};
+use crate::handler::IncomingRequest;
+use crate::handler::sealed::Answering;
 use crate::timer::Timer;
 
 /// How long a closing connection may still try to deliver its last bytes
@@ -20,7 +24,7 @@ const LAST_WORDS: Duration = Duration::from_secs(1);
 
 pub(crate) struct Session {
     pub(crate) config: Arc<ServerConfig>,
-    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) answering: Answering,
     pub(crate) observer: Observer,
     pub(crate) table: Table,
     pub(crate) id: ConnectionId,
@@ -31,10 +35,21 @@ pub(crate) struct Session {
     pub(crate) span: Span,
 }
 
+/// An answer of an async handler: which request, for which function.
+type Answered = (RequestId, u8, Result<Pdu, ExceptionCode>);
+
 impl Session {
     fn log(&self, entry: &SessionLog) {
         trace_log(entry);
         (self.observer)(entry);
+    }
+
+    fn log_event(&self, event: ServerEvent) {
+        if let ServerEvent::Authenticated { role, .. } = &event {
+            let role = role.as_ref().map_or("<none>", |r| r.as_str());
+            self.span.record("role", role);
+        }
+        self.log(&SessionLog::of(self.conn.peer, event));
     }
 
     pub(crate) async fn run(self, stream: TcpStream, mut stopping: watch::Receiver<bool>) {
@@ -49,8 +64,12 @@ impl Session {
         };
         let mut io = Io::new(stream, self.write_timeout);
         let mut timer = Timer::new();
-        let mut failure: Option<SessionError> = None;
+        // Requests in an async handler, and which request each task answers.
+        let mut answers: JoinSet<Answered> = JoinSet::new();
+        let mut answering: Vec<(tokio::task::Id, RequestId, u8)> = Vec::new();
         let mut obeyed = Command::None;
+        // Admission was asked for a place (once authenticated).
+        let mut admitted = false;
         // We closed (refused a place, told to close, stopping): close_notify
         // goes out, and then the connection ends without waiting for the
         // peer's answer.
@@ -60,44 +79,40 @@ impl Session {
         let mut last_traffic = Instant::now();
         loop {
             let now = Instant::now();
-            if !io.input().is_empty() && session.wants_read() {
+            if io.has_input() && session.wants_read() {
                 // Busy from the moment a request may be in the input: a
                 // session whose handler is at work is not idle.
                 last_traffic = now;
                 self.activity.set_busy();
-                match session.handle_tls(now, io.input()) {
-                    Ok(taken) => io.consume(taken),
-                    Err(error) => {
-                        failure.get_or_insert(error);
-                        let rest = io.input().len();
-                        io.consume(rest);
-                    }
-                }
+                io.offer(|input| session.handle_tls(now, input));
+            }
+            // A place is asked for before any request is answered.
+            if session.is_authenticated() && !admitted {
+                admitted = true;
+                leaving = !self.admit(&mut session, now);
+            }
+            if let (Answering::Now(handler), false) = (&self.answering, leaving) {
+                session.answer_requests(now, handler.as_ref());
             }
             while let Some(event) = session.poll_event() {
                 match event {
-                    ServerEvent::Request { id, header, pdu } => {
-                        let answered =
-                            session.answer_with(now, id, header, &pdu, self.handler.as_ref());
-                        if let Err(error) = answered {
-                            failure.get_or_insert(error);
+                    ServerEvent::Request { id, header, pdu } => match &self.answering {
+                        Answering::Later(handler) => {
+                            let request = IncomingRequest {
+                                unit_id: header.unit_id,
+                                transaction_id: header.transaction_id,
+                                role: session.role().cloned(),
+                                pdu,
+                            };
+                            let answer = handler.answer(request);
+                            let function = pdu.function();
+                            let task = answers.spawn(async move { (id, function, answer.await) });
+                            answering.push((task.id(), id, function));
                         }
-                    }
-                    event => {
-                        // A place is asked for before any request is answered.
-                        let authenticated = match &event {
-                            ServerEvent::Authenticated { role, .. } => {
-                                let role = role.as_ref().map_or("<none>", |r| r.as_str());
-                                self.span.record("role", role);
-                                true
-                            }
-                            _ => false,
-                        };
-                        self.log(&SessionLog::Event { peer, event });
-                        if authenticated && !self.admit(&mut session, now) {
-                            leaving = true;
-                        }
-                    }
+                        // Every request was answered at once: none comes here.
+                        Answering::Now(_) => answer(&mut session, now, id, pdu.function(), None),
+                    },
+                    event => self.log_event(event),
                 }
             }
             // Requests held back in the session's buffer (its window or its
@@ -122,7 +137,7 @@ impl Session {
                 Some(since) => self.activity.set_stalled(since),
                 None if session.is_authenticated()
                     && session.outstanding() == 0
-                    && io.input().is_empty()
+                    && !io.has_input()
                     && !leaving =>
                 {
                     self.activity.set_idle(last_traffic)
@@ -131,7 +146,11 @@ impl Session {
             }
             if session.is_closed() || leaving {
                 if io.is_flushed() {
-                    self.leave(&mut session, now);
+                    if !session.is_closed() {
+                        // Our close is over: we read no further.
+                        session.handle_eof(now);
+                        continue;
+                    }
                     break;
                 }
                 // Only the last words (an alert, close_notify) are left:
@@ -143,7 +162,7 @@ impl Session {
             if held_back && produced > 0 && io.is_flushed() {
                 continue;
             }
-            if !io.input().is_empty() && session.wants_read() {
+            if io.has_input() && session.wants_read() {
                 continue;
             }
             timer.set(session.poll_timeout());
@@ -176,9 +195,17 @@ impl Session {
                     }
                     break;
                 }
-                () = timer.fired() => {
-                    if let Err(error) = session.handle_timeout(Instant::now()) {
-                        failure.get_or_insert(error);
+                () = timer.fired() => session.handle_timeout(Instant::now()),
+                done = answers.join_next_with_id(), if !answers.is_empty() => {
+                    let (task, result) = match done {
+                        Some(Ok((task, (_, _, result)))) => (task, Some(result)),
+                        // A handler that panicked is answered 0x04.
+                        Some(Err(error)) => (error.id(), None),
+                        None => continue,
+                    };
+                    if let Some(at) = answering.iter().position(|(t, ..)| *t == task) {
+                        let (_, id, function) = answering.swap_remove(at);
+                        answer(&mut session, Instant::now(), id, function, result);
                     }
                 }
                 writable = io.stream.writable(), if !io.is_flushed() => {
@@ -190,36 +217,28 @@ impl Session {
                     if readable.is_err() {
                         break;
                     }
-                    match io.try_read() {
-                        Ok(None) => {}
-                        Ok(Some(0)) => {
-                            if let Err(error) = session.handle_eof(Instant::now()) {
-                                failure.get_or_insert(error);
-                            }
-                        }
-                        Ok(Some(_)) => {}
+                    let now = Instant::now();
+                    match io.try_read(|input| {
+                        last_traffic = now;
+                        self.activity.set_busy();
+                        session.handle_tls(now, input)
+                    }) {
+                        Ok(Read::Nothing | Read::Bytes) => {}
+                        Ok(Read::End) => session.handle_eof(now),
                         Err(_) => break,
                     }
                 }
             }
         }
         lock(&self.table).closed(self.id);
-        if let Some(error) = failure {
-            self.log(&SessionLog::Failed { peer, error });
+        // What the session had still to say (its end, when the connection
+        // was dropped before it).
+        while let Some(event) = session.poll_event() {
+            if !matches!(event, ServerEvent::Request { .. }) {
+                self.log_event(event);
+            }
         }
         let _ = io.stream.shutdown().await;
-    }
-
-    /// The session's last bytes are out: a session we closed stops reading
-    /// here (its close is over), and its last events are logged.
-    fn leave(&self, session: &mut Server, now: Instant) {
-        if !session.is_closed() {
-            let _ = session.handle_eof(now);
-        }
-        let peer = self.conn.peer;
-        while let Some(event) = session.poll_event() {
-            self.log(&SessionLog::Event { peer, event });
-        }
     }
 
     /// Asks admission control for a place now that the session has
@@ -255,5 +274,26 @@ impl Session {
                 false
             }
         }
+    }
+}
+
+/// Sends an answer to request `id`: an async handler's response, its
+/// exception, or 0x04 when it panicked (`None`) or answered for another
+/// function. Every request gets exactly one answer.
+fn answer(
+    session: &mut Server,
+    now: Instant,
+    id: RequestId,
+    function: u8,
+    result: Option<Result<Pdu, ExceptionCode>>,
+) {
+    let failure = Response::exception(function, ExceptionCode::ServerDeviceFailure);
+    let sent = match result {
+        Some(Ok(pdu)) => session.send_response_pdu(now, id, &pdu),
+        Some(Err(code)) => session.send_response(now, id, &Response::exception(function, code)),
+        None => session.send_response(now, id, &failure),
+    };
+    if sent.is_err_and(|error| !error.is_fatal()) {
+        let _ = session.send_response(now, id, &failure);
     }
 }

@@ -4,9 +4,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::admission::{EvictionReason, HandshakeBound};
-use crate::error::SessionError;
-use crate::event::ServerEvent;
+use mbaps_session::{CloseReason, ServerEvent, SessionError};
+
+use crate::{EvictionReason, HandshakeBound};
 
 /// What happened to a server's session: each event with the peer it came
 /// from. Both the std and tokio adapters report these to their observer.
@@ -23,7 +23,8 @@ pub enum SessionLog {
         /// The event.
         event: ServerEvent,
     },
-    /// The session failed (a refused certificate, a TLS alert, a timeout).
+    /// The session failed (a refused certificate, a TLS alert, a timeout):
+    /// its last event, `Closed(Failed(..))`.
     Failed {
         /// The client's address.
         peer: SocketAddr,
@@ -50,7 +51,7 @@ pub enum SessionLog {
         newcomer: SocketAddr,
     },
     /// A connection still in its handshake was dropped to admit a newer
-    /// one: a handshake bound was full (see [`crate::admission`]).
+    /// one: a handshake bound was full (see the [crate docs](crate)).
     HandshakeDropped {
         /// The dropped connection's client.
         peer: SocketAddr,
@@ -67,6 +68,18 @@ pub enum SessionLog {
         /// The timeout.
         timeout: Duration,
     },
+}
+
+impl SessionLog {
+    /// The entry for `event` of the session with `peer`: its end by
+    /// failure is [`SessionLog::Failed`], everything else an
+    /// [`SessionLog::Event`].
+    pub fn of(peer: SocketAddr, event: ServerEvent) -> SessionLog {
+        match event {
+            ServerEvent::Closed(CloseReason::Failed(error)) => SessionLog::Failed { peer, error },
+            event => SessionLog::Event { peer, event },
+        }
+    }
 }
 
 /// One log line: what happened, to which peer, and why.

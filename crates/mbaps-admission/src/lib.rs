@@ -1,8 +1,11 @@
+//! # mbaps-admission
+//!
 //! Admission control for servers: who may hold a connection, and who
-//! gives way when the bounds are reached. Sans-IO like the sessions: the
-//! adapters call it at accept, when a session authenticates and when a
-//! connection ends, with the time as an argument, and act on what it
-//! returns (drop a connection, close a session with close_notify).
+//! gives way when the bounds are reached; and the log every server adapter
+//! keeps of its sessions ([`SessionLog`]). Sans-IO like the sessions: the
+//! std and tokio servers call it at accept, when a session authenticates
+//! and when a connection ends, with the time as an argument, and act on
+//! what it returns (drop a connection, close a session with close_notify).
 //!
 //! ```text
 //!  accept ──► connect() ──► handshake table (bounded, globally and per source)
@@ -47,7 +50,10 @@
 //! cannot fill the table. IPv6 sources are counted per /64 (one host
 //! holds a whole /64).
 
+#![forbid(unsafe_code)]
+
 mod activity;
+mod log;
 
 use core::net::IpAddr;
 use std::collections::VecDeque;
@@ -55,6 +61,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use activity::{Activity, SessionActivity};
+pub use log::SessionLog;
 
 /// How long a peer has to take the bytes a server sends it, by default:
 /// the adapters end a connection whose output has waited this long (a
@@ -71,7 +78,7 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// retransmission. The servers accept (and shed) faster than that.
 pub const LISTEN_BACKLOG: u32 = 1024;
 
-/// The bounds of admission control; see the [module docs](self) for the
+/// The bounds of admission control; see the [crate docs](crate) for the
 /// rules and the reasoning behind the defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdmissionLimits {
@@ -269,7 +276,7 @@ impl<H> Admission<H> {
 
     /// A connection from `address` was accepted at `now`: it enters the
     /// handshake table, dropping the oldest pending handshake when a bound
-    /// is full (see the [module docs](self)). `hello`: its ClientHello is
+    /// is full (see the [crate docs](crate)). `hello`: its ClientHello is
     /// there already ([`holds_client_hello`]).
     pub fn connect(
         &mut self,
