@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::attack::{self, Dribblers};
 use common::{
-    Adapter, Bounds, Running, localhost, log_sink, pki, role_config, server_config, start_bounded,
+    Adapter, Bounds, Running, SlowLaterAt999, localhost, log_sink, pki, role_config, server_config,
+    start_bounded, start_later,
 };
 use mbaps_admission::SessionLog;
 use mbaps_admission::{AdmissionLimits, EvictionReason, HandshakeBound};
@@ -381,6 +382,9 @@ fn a_hundred_reads_in_one_write_get_a_hundred_answers_none_busy() {
 }
 
 /// Answers register 999 slowly, everything else at once.
+/// How long the application takes over register 999.
+const SLOW: Duration = Duration::from_millis(400);
+
 struct SlowAt999(RegisterMap);
 
 impl Handler for SlowAt999 {
@@ -391,7 +395,7 @@ impl Handler for SlowAt999 {
         reply: &mut Reply<'_>,
     ) -> Result<(), ExceptionCode> {
         if let Request::ReadHoldingRegisters { address: 999, .. } = request {
-            std::thread::sleep(Duration::from_millis(400));
+            std::thread::sleep(SLOW);
         }
         self.0.handle(context, request, reply)
     }
@@ -450,15 +454,30 @@ fn at_the_bound_a_newly_authenticated_session_closes_the_one_idle_the_longest() 
 #[test]
 fn at_the_bound_with_every_session_busy_the_newcomer_is_refused() {
     let _alone = alone();
-    // A session is busy while its handler works. The tokio server calls a
-    // synchronous handler on the session's task, where a slow one holds
-    // the runtime's worker (and with it the accept loop), so that
-    // adapter's busy sessions are tested with an async handler.
-    {
-        let adapter = Adapter::Std;
-        let (running, log) = bounded(adapter, 1);
+    // A session is busy while its application works on a request: the std
+    // server's synchronous handler, the tokio server's async one (a slow
+    // synchronous handler there would hold a runtime worker instead).
+    for adapter in ADAPTERS {
+        let (log, sink) = log_sink();
+        let bounds = Bounds {
+            limits: AdmissionLimits {
+                max_sessions: 1,
+                ..AdmissionLimits::default()
+            },
+            ..Bounds::default()
+        };
+        let running = match adapter {
+            Adapter::Std => {
+                let handler = SlowAt999(RegisterMap::new(Tables::preset()));
+                start_bounded(adapter, server_config(pki()), handler, sink, bounds)
+            }
+            Adapter::Tokio => {
+                let handler = SlowLaterAt999 { slow: SLOW };
+                start_later(server_config(pki()), handler, sink, bounds)
+            }
+        };
         let address = running.address;
-        // A request in the handler: the only session is busy.
+        // A request in the application: the only session is busy.
         let slow = std::thread::spawn(move || {
             let mut busy = StdClient::connect(address, &role_config("viewer"), localhost())?;
             busy.read_holding_registers(1, 999, 1)

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    Adapter, Running, ca, chain, key, localhost, log_sink, pki, policy, role_config, start,
+    Adapter, Bounds, Running, SlowLaterAt999, ca, chain, key, localhost, log_sink, pki, policy,
+    role_config, start, start_later,
 };
 use mbaps_admission::SessionLog;
 use mbaps_codec::{ExceptionCode, Request};
@@ -39,18 +40,22 @@ impl Handler for SlowAt999 {
     }
 }
 
-fn server(adapter: Adapter) -> (Running, Arc<Mutex<Vec<SessionLog>>>) {
+/// The servers' configuration: the idle timeout is [`IDLE`].
+fn config() -> ServerConfig {
     let server = &pki().server;
-    let config = ServerConfig::builder(ca(pki()), chain(server), key(server), policy())
+    ServerConfig::builder(ca(pki()), chain(server), key(server), policy())
         .timers(Timers {
             idle_timeout: Some(IDLE),
             ..Timers::default()
         })
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+fn server(adapter: Adapter) -> (Running, Arc<Mutex<Vec<SessionLog>>>) {
     let (log, sink) = log_sink();
     let handler = SlowAt999(RegisterMap::new(Tables::preset()));
-    (start(adapter, config, handler, sink), log)
+    (start(adapter, config(), handler, sink), log)
 }
 
 fn idle_closes(log: &Mutex<Vec<SessionLog>>) -> usize {
@@ -69,6 +74,16 @@ fn idle_closes(log: &Mutex<Vec<SessionLog>>) -> usize {
         .count()
 }
 
+/// Waits (ten idle timeouts at most) until `count` sessions were closed
+/// for being idle.
+fn wait_until_idle_closes(log: &Mutex<Vec<SessionLog>>, count: usize) {
+    let deadline = Instant::now() + IDLE * 10;
+    while idle_closes(log) < count {
+        assert!(Instant::now() < deadline, "never closed for being idle");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn the_idle_timeout_closes_a_silent_session() {
     for adapter in [Adapter::Std, Adapter::Tokio] {
@@ -77,11 +92,7 @@ fn the_idle_timeout_closes_a_silent_session() {
             StdClient::connect(running.address, &role_config("viewer"), localhost()).unwrap();
         client.read_holding_registers(1, 1, 1).unwrap();
         let quiet = Instant::now();
-        let deadline = quiet + IDLE * 10;
-        while idle_closes(&log) == 0 {
-            assert!(Instant::now() < deadline, "{adapter:?}: never closed");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until_idle_closes(&log, 1);
         assert!(quiet.elapsed() >= IDLE, "{adapter:?}: closed early");
         assert!(
             client.read_holding_registers(1, 1, 1).is_err(),
@@ -113,16 +124,29 @@ fn traffic_restarts_the_idle_timer() {
 
 #[test]
 fn a_request_the_application_is_answering_holds_the_idle_timer_off() {
-    // The tokio server calls a synchronous handler on the session's task;
-    // one that sleeps would hold a runtime worker, so this is the std
-    // server's test.
-    let (running, log) = server(Adapter::Std);
-    let mut client =
-        StdClient::connect(running.address, &role_config("viewer"), localhost()).unwrap();
-    client.set_request_timeout(IDLE * 10);
-    assert_eq!(client.read_holding_registers(1, 999, 1).unwrap(), [999]);
-    assert_eq!(idle_closes(&log), 0);
-    // And it starts again after the answer.
-    assert_eq!(client.read_holding_registers(1, 3, 1).unwrap(), [3]);
-    running.stop();
+    // The std server's synchronous handler, and the tokio server's async
+    // one (a synchronous handler that sleeps would hold a runtime worker).
+    for adapter in [Adapter::Std, Adapter::Tokio] {
+        let (running, log) = match adapter {
+            Adapter::Std => server(Adapter::Std),
+            Adapter::Tokio => {
+                let (log, sink) = log_sink();
+                let handler = SlowLaterAt999 { slow: IDLE * 5 / 2 };
+                (start_later(config(), handler, sink, Bounds::default()), log)
+            }
+        };
+        let mut client =
+            StdClient::connect(running.address, &role_config("viewer"), localhost()).unwrap();
+        client.set_request_timeout(IDLE * 10);
+        assert_eq!(
+            client.read_holding_registers(1, 999, 1).unwrap(),
+            [999],
+            "{adapter:?}"
+        );
+        assert_eq!(idle_closes(&log), 0, "{adapter:?}");
+        // And it starts again after the answer.
+        assert_eq!(client.read_holding_registers(1, 3, 1).unwrap(), [3]);
+        wait_until_idle_closes(&log, 1);
+        running.stop();
+    }
 }

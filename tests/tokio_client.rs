@@ -1,18 +1,19 @@
 //! The tokio client: typed calls for every function code, calls in flight
 //! together from many tasks, per-call timeouts, cancellation, errors that
-//! say what happened, reconnection.
+//! say what happened, reconnection, closing.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{
-    Adapter, client_config, localhost, pki, plain_client, reverse_order_device, role_config,
-    runtime, server_config, start,
+    Adapter, Bounds, SlowLaterAt999, client_config, localhost, log_sink, pki, plain_client,
+    reverse_order_device, role_config, runtime, server_config, start, start_later, wait_for_log,
 };
+use mbaps_admission::SessionLog;
 use mbaps_codec::{ExceptionCode, FileRecordRead, FileRecordWrite, ReadDeviceIdCode, Registers};
 use mbaps_session::rustls;
-use mbaps_session::{ClientError, SessionError};
+use mbaps_session::{ClientError, CloseReason, ServerEvent, SessionError};
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_tokio::AsyncCalls;
 use mbaps_tokio::{Reconnect, TokioClient, TokioServer};
@@ -263,6 +264,80 @@ fn without_reconnection_a_lost_connection_ends_every_later_call() {
                 Err(ClientError::Closed(_) | ClientError::Session(_) | ClientError::Io(_))
             ));
         }
+        assert!(client.is_closed());
+    });
+}
+
+#[test]
+fn close_ends_the_calls_in_flight_and_closes_with_close_notify() {
+    let (log, sink) = log_sink();
+    // A read of register 999 is answered after a long while: in flight
+    // when the client closes.
+    let slow = SlowLaterAt999 {
+        slow: Duration::from_secs(30),
+    };
+    let running = start_later(server_config(pki()), slow, sink, Bounds::default());
+    runtime().block_on(async {
+        let client = TokioClient::connect(running.address, role_config("viewer"), localhost())
+            .await
+            .unwrap();
+        let in_flight = tokio::spawn({
+            let client = client.clone();
+            async move { client.read_holding_registers(1, 999, 1).await }
+        });
+        // Answered at once, so the slow one is surely sent by now.
+        assert_eq!(client.read_holding_registers(1, 5, 1).await.unwrap(), [5]);
+        client.close().await;
+        assert!(matches!(
+            in_flight.await.unwrap(),
+            Err(ClientError::Closed(CloseReason::LocalClose))
+        ));
+        assert!(client.is_closed());
+        assert!(matches!(
+            client.read_holding_registers(1, 5, 1).await,
+            Err(ClientError::Closed(CloseReason::LocalClose))
+        ));
+    });
+    // The server saw close_notify: a clean close, not a lost connection.
+    wait_for_log(&log, |entry| {
+        matches!(
+            entry,
+            SessionLog::Event {
+                event: ServerEvent::Closed(CloseReason::PeerClosed),
+                ..
+            }
+        )
+    });
+    running.stop();
+}
+
+#[test]
+fn close_stops_a_client_waiting_to_reconnect() {
+    runtime().block_on(async {
+        let server = TokioServer::bind(
+            "127.0.0.1:0",
+            server_config(pki()),
+            RegisterMap::new(Tables::preset()),
+        )
+        .await
+        .unwrap()
+        .spawn()
+        .unwrap();
+        let client = TokioClient::builder(role_config("viewer"), localhost())
+            .reconnect(Reconnect {
+                initial_delay: Duration::from_secs(3600),
+                max_delay: Duration::from_secs(3600),
+                max_attempts: None,
+            })
+            .connect(server.local_addr())
+            .await
+            .unwrap();
+        server.shutdown().await.unwrap();
+        // The connection is lost: the client waits an hour to reconnect.
+        assert!(client.read_holding_registers(1, 0, 1).await.is_err());
+        tokio::time::timeout(Duration::from_secs(10), client.close())
+            .await
+            .expect("close waited for the reconnection");
         assert!(client.is_closed());
     });
 }

@@ -13,12 +13,12 @@ use std::time::Duration;
 use mbaps_admission::AdmissionLimits;
 use mbaps_admission::SessionLog;
 use mbaps_authz::Policy;
-use mbaps_codec::Request;
+use mbaps_codec::{ExceptionCode, Registers, Request, Response};
 use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use mbaps_session::{ClientConfig, ClientError, Handler, Pdu, ServerConfig, parse_private_key};
 use mbaps_std::{StdClient, StdServer};
 use mbaps_test_pki::{Credential, TestPki};
-use mbaps_tokio::{TokioClient, TokioServer};
+use mbaps_tokio::{AsyncHandler, IncomingRequest, Later, TokioClient, TokioServer};
 
 /// One PKI for the whole test binary, valid now (the servers use the
 /// system clock): generating keys is the slow part of every test.
@@ -173,6 +173,60 @@ pub fn start_bounded(
                 address: handle.local_addr(),
                 stop: Box::new(move || runtime().block_on(handle.shutdown()).unwrap()),
             }
+        }
+    }
+}
+
+/// A tokio server answering with an async `handler` (on 127.0.0.1, with
+/// `bounds`), stopped by `stop`.
+pub fn start_later(
+    config: ServerConfig,
+    handler: impl AsyncHandler,
+    observer: impl Fn(&SessionLog) + Send + Sync + 'static,
+    bounds: Bounds,
+) -> Running {
+    let handle = runtime().block_on(async {
+        TokioServer::bind("127.0.0.1:0", config, Later(handler))
+            .await
+            .unwrap()
+            .admission(bounds.limits)
+            .write_timeout(bounds.write_timeout)
+            .on_log(observer)
+            .spawn()
+            .unwrap()
+    });
+    Running {
+        address: handle.local_addr(),
+        stop: Box::new(move || runtime().block_on(handle.shutdown()).unwrap()),
+    }
+}
+
+/// An async device that reads only holding registers, register n holding
+/// n: a read of register 999 is answered after `slow` (without holding a
+/// runtime worker), the others at once.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowLaterAt999 {
+    pub slow: Duration,
+}
+
+impl AsyncHandler for SlowLaterAt999 {
+    fn handle(
+        &self,
+        request: IncomingRequest,
+    ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
+        let slow = self.slow;
+        async move {
+            let Ok(Request::ReadHoldingRegisters { address, quantity }) = request.request() else {
+                return Err(ExceptionCode::IllegalFunction);
+            };
+            if address == 999 {
+                tokio::time::sleep(slow).await;
+            }
+            let values: Vec<u16> = (address..=u16::MAX).take(quantity.into()).collect();
+            Pdu::encode_response(&Response::ReadHoldingRegisters {
+                values: Registers::from_values(&values),
+            })
+            .map_err(|_| ExceptionCode::IllegalDataAddress)
         }
     }
 }

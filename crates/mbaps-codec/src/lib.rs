@@ -64,7 +64,3 @@ pub use items::{
 };
 pub use request::Request;
 pub use response::{DeviceIdentification, EXCEPTION_BIT, Response};
-
-/// The name the frame decoder's error goes by in the issue tracker: the
-/// codec has one error type for frames and PDUs alike.
-pub type FrameError = CodecError;

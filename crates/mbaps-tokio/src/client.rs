@@ -13,7 +13,7 @@ use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{Client, ClientConfig, ClientError, CloseReason, Outcome, Pdu, SessionError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::timer::Timer;
 
@@ -62,6 +62,7 @@ impl ClientBuilder {
         let link = open(&addresses, &config, &self.server_name).await?;
         let (commands, receiver) = mpsc::channel(config.max_outstanding().max(1));
         let ended = Arc::new(Mutex::new(None));
+        let (close, close_requested) = watch::channel(false);
         let timeout = config.request_timeout();
         let driver = Driver {
             addresses,
@@ -69,12 +70,14 @@ impl ClientBuilder {
             server_name: self.server_name,
             reconnect: self.reconnect,
             commands: receiver,
+            close: close_requested,
             waiting: HashMap::new(),
             ended: Arc::clone(&ended),
         };
         tokio::spawn(driver.run(link));
         Ok(TokioClient {
             commands,
+            close: Arc::new(close),
             timeout,
             ended,
         })
@@ -99,6 +102,8 @@ struct Command {
 #[derive(Clone)]
 pub struct TokioClient {
     commands: mpsc::Sender<Command>,
+    /// Set once, by [`TokioClient::close`]; dropped with the last handle.
+    close: Arc<watch::Sender<bool>>,
     timeout: Duration,
     ended: Arc<Mutex<Option<ClientError>>>,
 }
@@ -167,8 +172,22 @@ impl TokioClient {
             .unwrap_or(Err(ClientError::Timeout))
     }
 
-    /// Whether the client has ended (connection lost without reconnection,
-    /// or reconnection given up).
+    /// Closes the connection, for every clone: calls in flight end with
+    /// [`ClientError::Closed`] ([`CloseReason::LocalClose`]), close_notify
+    /// is sent, and the future ends once the server answered with its own
+    /// (or the session's close timeout passed, or the connection was gone
+    /// already). Later calls fail with the same error; a client set to
+    /// reconnect stops. Dropping every clone closes the same way, but in
+    /// the background: a program about to exit awaits this, so that the
+    /// server sees a clean close.
+    pub async fn close(&self) {
+        self.close.send_replace(true);
+        // The driver holds the receiving end until the session is over.
+        self.commands.closed().await;
+    }
+
+    /// Whether the client has ended (closed, connection lost without
+    /// reconnection, or reconnection given up).
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
@@ -234,7 +253,7 @@ impl Connection {
         let mut buf = vec![0u8; 16 * 1024];
         let mut out = Vec::new();
         while !self.session.is_connected() {
-            self.turn(&mut buf, &mut out, None).await?;
+            self.turn(&mut buf, &mut out, None, None).await?;
             while let Some(event) = self.session.poll_event() {
                 if let Outcome::Closed(reason) = Outcome::from(event) {
                     // The alert we owe the server, then why.
@@ -260,19 +279,26 @@ impl Connection {
     }
 
     /// Writes what is pending, then waits for bytes, the next deadline, or
-    /// (when given) a command.
+    /// (when given) a command or the request to close.
     async fn turn(
         &mut self,
         buf: &mut [u8],
         out: &mut Vec<u8>,
         commands: Option<&mut mpsc::Receiver<Command>>,
-    ) -> Result<Option<Command>, ClientError> {
+        close: Option<&mut watch::Receiver<bool>>,
+    ) -> Result<Turn, ClientError> {
         self.flush(out).await?;
         self.timer.set(self.session.poll_timeout());
-        let accepting = commands.is_some();
+        let (accepting, watching) = (commands.is_some(), close.is_some());
         let next_command = async {
             match commands {
                 Some(commands) => commands.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let close_requested = async {
+            match close {
+                Some(close) => requested(close).await,
                 None => std::future::pending().await,
             }
         };
@@ -282,16 +308,31 @@ impl Connection {
                 n => self.session.handle_tls(Instant::now(), &buf[..n]),
             },
             () = self.timer.fired() => self.session.handle_timeout(Instant::now()),
+            () = close_requested, if watching => return Ok(Turn::Close),
             command = next_command, if accepting => {
-                return match command {
-                    Some(command) => Ok(Some(command)),
-                    // Every handle is gone: close.
-                    None => Err(ClientError::Closed(CloseReason::LocalClose)),
-                };
+                return Ok(command.map_or(Turn::Close, Turn::Command));
             }
         }
-        Ok(None)
+        Ok(Turn::Progress)
     }
+}
+
+/// What one turn of a connection brought.
+// The call travels inline, moved once: boxing it would allocate per call.
+#[allow(clippy::large_enum_variant)]
+enum Turn {
+    /// Bytes, the end of the stream, or a deadline: handed to the session.
+    Progress,
+    /// A call to send.
+    Command(Command),
+    /// [`TokioClient::close`] was called, or every handle is gone.
+    Close,
+}
+
+/// Completes once [`TokioClient::close`] is called or every handle is
+/// gone (the sender with them).
+async fn requested(close: &mut watch::Receiver<bool>) {
+    let _ = close.wait_for(|&requested| requested).await;
 }
 
 /// The task that owns the connection.
@@ -301,6 +342,7 @@ struct Driver {
     server_name: ServerName<'static>,
     reconnect: Option<Reconnect>,
     commands: mpsc::Receiver<Command>,
+    close: watch::Receiver<bool>,
     waiting: HashMap<u16, oneshot::Sender<Result<Pdu, ClientError>>>,
     ended: Arc<Mutex<Option<ClientError>>>,
 }
@@ -330,19 +372,27 @@ impl Driver {
         }
     }
 
-    /// Runs the connection until it ends: `None` when every handle was
-    /// dropped (closed with close_notify), the error otherwise.
+    /// Runs the connection until it ends: `None` when it was closed on
+    /// our side ([`TokioClient::close`], or every handle dropped: calls in
+    /// flight aborted, close_notify sent, the server's awaited), the error
+    /// otherwise.
     async fn serve(&mut self, link: &mut Connection) -> Option<ClientError> {
         let mut buf = vec![0u8; 16 * 1024];
         let mut out = Vec::new();
         let max = self.config.max_outstanding();
+        let mut closing = false;
         loop {
-            let accepting = link.session.in_flight() < max;
+            let accepting = !closing && link.session.in_flight() < max;
             let turn = link
-                .turn(&mut buf, &mut out, accepting.then_some(&mut self.commands))
+                .turn(
+                    &mut buf,
+                    &mut out,
+                    accepting.then_some(&mut self.commands),
+                    (!closing).then_some(&mut self.close),
+                )
                 .await;
             match turn {
-                Ok(Some(command)) => {
+                Ok(Turn::Command(command)) => {
                     self.send(link, command);
                     // Calls queued meanwhile go out in the same write (and
                     // the same TLS record).
@@ -353,24 +403,23 @@ impl Driver {
                         self.send(link, command);
                     }
                 }
-                Ok(None) => {}
-                Err(ClientError::Closed(CloseReason::LocalClose)) => {
+                Ok(Turn::Progress) => {}
+                Ok(Turn::Close) => {
+                    closing = true;
                     link.session.close(Instant::now());
-                    let _ = link.flush(&mut out).await;
-                    return None;
                 }
                 // The connection is gone: responses that came before are
                 // handed over; the calls still waiting get the error.
                 Err(error) => {
                     self.settle(link);
-                    return Some(error);
+                    return (!closing).then_some(error);
                 }
             }
             if let Some(reason) = self.settle(link) {
                 // What the session owes the server (close_notify in answer
                 // to its own, or an alert), then the end.
                 let _ = link.flush(&mut out).await;
-                return Some(ClientError::from(reason));
+                return (!closing).then(|| ClientError::from(reason));
             }
         }
     }
@@ -419,12 +468,17 @@ impl Driver {
         let mut delay = policy.initial_delay;
         let mut attempt = 0u32;
         loop {
-            if self.commands.is_closed() {
-                return None;
+            // A close ends the waiting and the attempt alike.
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = requested(&mut self.close) => return None,
             }
-            tokio::time::sleep(delay).await;
             attempt += 1;
-            match open(&self.addresses, &self.config, &self.server_name).await {
+            let opened = tokio::select! {
+                opened = open(&self.addresses, &self.config, &self.server_name) => opened,
+                () = requested(&mut self.close) => return None,
+            };
+            match opened {
                 Ok(link) => {
                     tracing::info!(attempt, "reconnected");
                     return Some(link);

@@ -38,6 +38,20 @@ pub(crate) struct Session {
 /// An answer of an async handler: which request, for which function.
 type Answered = (RequestId, u8, Result<Pdu, ExceptionCode>);
 
+/// How far a session's task is from its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Reading and answering requests.
+    Serving,
+    /// Told to stop while an async handler is answering: nothing more is
+    /// read; the session closes once the answers under way are sent.
+    Draining,
+    /// We closed (refused a place, told to close, stopping): close_notify
+    /// goes out, and then the connection ends without waiting for the
+    /// peer's answer.
+    Leaving,
+}
+
 impl Session {
     fn log(&self, entry: &SessionLog) {
         trace_log(entry);
@@ -70,10 +84,7 @@ impl Session {
         let mut obeyed = Command::None;
         // Admission was asked for a place (once authenticated).
         let mut admitted = false;
-        // We closed (refused a place, told to close, stopping): close_notify
-        // goes out, and then the connection ends without waiting for the
-        // peer's answer.
-        let mut leaving = false;
+        let mut phase = Phase::Serving;
         let mut hello = false;
         // The last time anything came in or went out: "idle since".
         let mut last_traffic = Instant::now();
@@ -89,9 +100,11 @@ impl Session {
             // A place is asked for before any request is answered.
             if session.is_authenticated() && !admitted {
                 admitted = true;
-                leaving = !self.admit(&mut session, now);
+                if !self.admit(&mut session, now) {
+                    phase = Phase::Leaving;
+                }
             }
-            if let (Answering::Now(handler), false) = (&self.answering, leaving) {
+            if let (Answering::Now(handler), Phase::Serving) = (&self.answering, phase) {
                 session.answer_requests(now, handler.as_ref());
             }
             while let Some(event) = session.poll_event() {
@@ -138,13 +151,18 @@ impl Session {
                 None if session.is_authenticated()
                     && session.outstanding() == 0
                     && !io.has_input()
-                    && !leaving =>
+                    && phase == Phase::Serving =>
                 {
                     self.activity.set_idle(last_traffic)
                 }
                 None => self.activity.set_busy(),
             }
-            if session.is_closed() || leaving {
+            if phase == Phase::Draining && answers.is_empty() {
+                // The last answer is out: now the close.
+                phase = Phase::Leaving;
+                session.close(now);
+            }
+            if session.is_closed() || phase == Phase::Leaving {
                 if io.is_flushed() {
                     if !session.is_closed() {
                         // Our close is over: we read no further.
@@ -166,7 +184,8 @@ impl Session {
                 continue;
             }
             timer.set(session.poll_timeout());
-            let may_read = io.is_flushed() && io.may_read() && session.wants_read();
+            let may_read =
+                phase == Phase::Serving && io.is_flushed() && io.may_read() && session.wants_read();
             // Biased: orders and shutdown first, so that once told to stop
             // the session reads no further request; then the deadlines.
             tokio::select! {
@@ -175,21 +194,21 @@ impl Session {
                     obeyed = command;
                     match command {
                         Command::Drop => break,
-                        _ if leaving => {}
+                        _ if phase == Phase::Leaving => {}
                         _ => {
-                            leaving = true;
+                            phase = Phase::Leaving;
                             session.close(Instant::now());
                         }
                     }
                 }
-                _ = stopping.wait_for(|stop| *stop), if !leaving => {
-                    // Requests received so far were answered above; the
-                    // peer gets close_notify after them.
-                    leaving = true;
-                    session.close(Instant::now());
+                _ = stopping.wait_for(|stop| *stop), if phase == Phase::Serving => {
+                    // Requests handed to a synchronous handler were answered
+                    // above; an async handler's are awaited. The peer gets
+                    // close_notify after them.
+                    phase = Phase::Draining;
                 }
                 () = io.write_timer.fired() => {
-                    if !session.is_closed() && !leaving {
+                    if !session.is_closed() && phase != Phase::Leaving {
                         let timeout = io.write_timeout();
                         self.log(&SessionLog::WriteTimeout { peer, timeout });
                     }
