@@ -26,8 +26,8 @@ use crate::event::{CloseReason, Handshake};
 use crate::resumption::{Forget, noting_keys};
 use crate::transport::{ReadError, Transport};
 
-/// Plaintext reassembly: one ADU may span records and reads, so room for
-/// one whole ADU and the start of the next.
+/// Plaintext reassembly, for the rare ADU that spans TLS records (or
+/// reads): room for one whole ADU and the start of the next.
 const RX_CAPACITY: usize = 2 * MAX_ADU_LEN;
 
 /// Bound on TLS output waiting for `poll_transmit` (rustls buffer limit):
@@ -67,8 +67,10 @@ pub(crate) struct Link {
     /// ADUs written since the last `poll_transmit`: handed to the transport
     /// together, so a batch of responses travels in one TLS record.
     pending: Vec<u8>,
-    rx: [u8; RX_CAPACITY],
-    rx_len: usize,
+    /// The start of a frame that spans TLS records, and what followed it
+    /// (at most [`RX_CAPACITY`]); empty, and unallocated, otherwise: whole
+    /// frames are taken straight from the transport's plaintext.
+    rx: Vec<u8>,
     /// Bytes of a discarded frame still to drop.
     skip: usize,
     /// The peer's stream ended: the session ends once its plaintext has
@@ -94,8 +96,7 @@ impl Link {
             state,
             end: None,
             pending: Vec::new(),
-            rx: [0; RX_CAPACITY],
-            rx_len: 0,
+            rx: Vec::new(),
             skip: 0,
             eof: false,
             started: now,
@@ -229,8 +230,11 @@ impl Link {
                     self.fail(SessionError::Tls(error));
                 }
                 // The end is seen once the plaintext before it is read
-                // (`next_frame`), so that no frame received is lost.
-                self.fill();
+                // (`take_frame`), so that no frame received is lost: now,
+                // if none is left.
+                if self.rx.is_empty() && self.skip == 0 {
+                    self.peek();
+                }
             }
         }
     }
@@ -238,18 +242,16 @@ impl Link {
     /// Whether the link holds plaintext that may make a frame: the side
     /// must take frames before more input is read.
     pub(crate) fn has_plaintext(&self) -> bool {
-        let in_rx = self.rx_len > 0
-            && (self.skip > 0
-                || !matches!(
-                    decode(&self.rx[..self.rx_len]),
-                    Ok(Decoded::Incomplete { .. })
-                ));
+        let in_rx = !self.rx.is_empty()
+            && (self.skip > 0 || !matches!(decode(&self.rx), Ok(Decoded::Incomplete { .. })));
         in_rx || self.conn.plaintext_waiting()
     }
 
-    /// Calls `f` with the next whole frame of the stream (borrowed from the
-    /// reassembly buffer) and the output buffer, then drops the frame;
-    /// `None` when no whole frame is there (or the session is over).
+    /// Calls `f` with the next whole frame of the stream and the output
+    /// buffer, then drops the frame; `None` when no whole frame is there
+    /// (or the session is over). The frame is borrowed from the
+    /// transport's plaintext (the record it came in), or, when it spans
+    /// records, from the reassembly buffer.
     pub(crate) fn take_frame<R>(
         &mut self,
         f: impl FnOnce(Frame<'_>, &mut Vec<u8>) -> R,
@@ -259,35 +261,72 @@ impl Link {
                 return None;
             }
             if self.skip > 0 {
-                let n = self.skip.min(self.rx_len);
-                self.drop_front(n);
+                // A discarded frame's bytes: dropped where they are.
+                let n = if self.rx.is_empty() {
+                    let available = self.peek()?;
+                    let n = self.skip.min(available);
+                    self.conn.consume_plaintext(n);
+                    n
+                } else {
+                    let n = self.skip.min(self.rx.len());
+                    self.drop_front(n);
+                    n
+                };
                 self.skip -= n;
-                if self.skip > 0 && !self.fill() {
-                    return None;
-                }
                 continue;
             }
-            match decode(&self.rx[..self.rx_len]) {
+            if !self.rx.is_empty() {
+                match decode(&self.rx) {
+                    Ok(Decoded::Frame { adu, consumed }) => {
+                        let frame = Frame::Adu {
+                            header: adu.header,
+                            pdu: adu.pdu,
+                        };
+                        let result = f(frame, &mut self.pending);
+                        self.drop_front(consumed);
+                        return Some(result);
+                    }
+                    Ok(Decoded::Incomplete { .. }) => {
+                        self.fill()?;
+                        continue;
+                    }
+                    Err(CodecError::ProtocolId { value, frame_len }) => {
+                        self.skip = frame_len;
+                        let frame = Frame::Discarded { protocol_id: value };
+                        return Some(f(frame, &mut self.pending));
+                    }
+                    Err(error) => {
+                        self.fail(SessionError::Framing(error));
+                        return None;
+                    }
+                }
+            }
+            // Nothing held back: the frame comes straight from the plaintext.
+            self.peek()?;
+            let Ok(chunk) = self.conn.peek_plaintext() else {
+                return None;
+            };
+            match decode(chunk) {
                 Ok(Decoded::Frame { adu, consumed }) => {
                     let frame = Frame::Adu {
                         header: adu.header,
                         pdu: adu.pdu,
                     };
                     let result = f(frame, &mut self.pending);
-                    self.drop_front(consumed);
+                    self.conn.consume_plaintext(consumed);
                     return Some(result);
                 }
                 Ok(Decoded::Incomplete { .. }) => {
-                    if !self.fill() {
-                        return None;
-                    }
+                    // A frame that spans records: reassembled.
+                    let n = chunk.len().min(RX_CAPACITY);
+                    self.rx.reserve_exact(RX_CAPACITY);
+                    self.rx.extend_from_slice(&chunk[..n]);
+                    self.conn.consume_plaintext(n);
                 }
                 Err(CodecError::ProtocolId { value, frame_len }) => {
                     self.skip = frame_len;
-                    return Some(f(
-                        Frame::Discarded { protocol_id: value },
-                        &mut self.pending,
-                    ));
+                    let frame = Frame::Discarded { protocol_id: value };
+                    return Some(f(frame, &mut self.pending));
                 }
                 Err(error) => {
                     self.fail(SessionError::Framing(error));
@@ -297,33 +336,41 @@ impl Link {
         }
     }
 
-    /// Reads plaintext from the transport into the reassembly buffer;
-    /// `false` when nothing more is there now. Sees the peer's close.
-    fn fill(&mut self) -> bool {
-        if self.rx_len == RX_CAPACITY {
-            // Cannot happen: a frame is at most half the buffer and whole
-            // frames are taken out before reading more.
-            return false;
-        }
-        match self.conn.read_plaintext(&mut self.rx[self.rx_len..]) {
-            Ok(0) => {
-                self.peer_closed(CloseReason::PeerClosed);
-                false
-            }
-            Ok(n) => {
-                self.rx_len += n;
-                true
-            }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => false,
+    /// How many bytes of plaintext the transport has now (in its next
+    /// chunk); `None` when it has none, having seen the peer's end (its
+    /// close_notify, or EOF) when that is why.
+    fn peek(&mut self) -> Option<usize> {
+        let end = match self.conn.peek_plaintext() {
+            Ok(chunk) if !chunk.is_empty() => return Some(chunk.len()),
+            Ok(_) => CloseReason::PeerClosed,
+            Err(error) if error.kind() == ErrorKind::WouldBlock => return None,
             Err(error) if error.kind() == ErrorKind::UnexpectedEof => {
-                self.peer_closed(CloseReason::PeerEofWithoutCloseNotify);
-                false
+                CloseReason::PeerEofWithoutCloseNotify
             }
             Err(error) => {
                 self.fail(SessionError::ReceiveFailed(error.kind()));
-                false
+                return None;
             }
+        };
+        self.peer_closed(end);
+        None
+    }
+
+    /// Moves the transport's next plaintext into the reassembly buffer, as
+    /// much as it has room for; `None` when there is none now.
+    fn fill(&mut self) -> Option<()> {
+        self.peek()?;
+        let room = RX_CAPACITY.saturating_sub(self.rx.len());
+        if room == 0 {
+            // Cannot happen: a frame is at most half the buffer and whole
+            // frames are taken out before more is moved in.
+            return None;
         }
+        let chunk = self.conn.peek_plaintext().ok()?;
+        let n = chunk.len().min(room);
+        self.rx.extend_from_slice(&chunk[..n]);
+        self.conn.consume_plaintext(n);
+        Some(())
     }
 
     /// The peer closed (close_notify, or for plain Modbus/TCP the end of
@@ -342,8 +389,11 @@ impl Link {
     }
 
     fn drop_front(&mut self, n: usize) {
-        self.rx.copy_within(n..self.rx_len, 0);
-        self.rx_len -= n;
+        self.rx.drain(..n);
+        if self.rx.is_empty() {
+            // Spanning frames are rare: an idle session holds no buffer.
+            self.rx = Vec::new();
+        }
     }
 
     /// Bytes of ADUs written and not yet taken by `poll_transmit`.

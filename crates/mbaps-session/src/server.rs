@@ -147,7 +147,15 @@ impl Server {
             self.take_requests(None);
             self.settle();
         }
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 && self.next_id == 0 {
+            // Where requests are answered at once, events are rare (the
+            // authentication, a denial): an idle session keeps no room for
+            // them (four take a kilobyte). Once requests come as events
+            // (`next_id` counts them) the room is kept for the next batch.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// Takes the requests waiting in the session's buffer (while the window

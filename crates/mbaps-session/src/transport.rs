@@ -1,7 +1,7 @@
 //! What carries the Modbus bytes: TLS (rustls), or plain Modbus/TCP for
 //! migration and as the baseline in benchmarks.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, BufRead, ErrorKind, Write};
 
 use rustls::pki_types::CertificateDer;
 
@@ -135,30 +135,32 @@ impl Transport {
         }
     }
 
-    /// Plaintext received: `Ok(0)` at an orderly end (close_notify; EOF for
+    /// The next chunk of plaintext received (for TLS, what one record
+    /// carried), borrowed: empty at an orderly end (close_notify; EOF for
     /// plain), `WouldBlock` when nothing is there yet, `UnexpectedEof` for
-    /// a TLS stream cut without close_notify.
-    pub(crate) fn read_plaintext(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// a TLS stream cut without close_notify. Take bytes of it with
+    /// [`Transport::consume_plaintext`].
+    pub(crate) fn peek_plaintext(&mut self) -> io::Result<&[u8]> {
         match self {
-            Transport::Tls(tls) => {
-                let n = tls.conn.reader().read(buf)?;
-                tls.plaintext = tls.plaintext.saturating_sub(n);
-                Ok(n)
-            }
+            Transport::Tls(tls) => tls.conn.reader().into_first_chunk(),
             Transport::Plain(plain) => {
                 let available = &plain.inbox[plain.read..];
-                if available.is_empty() {
-                    return if plain.eof {
-                        Ok(0)
-                    } else {
-                        Err(ErrorKind::WouldBlock.into())
-                    };
+                if available.is_empty() && !plain.eof {
+                    return Err(ErrorKind::WouldBlock.into());
                 }
-                let n = available.len().min(buf.len());
-                buf[..n].copy_from_slice(&available[..n]);
-                plain.read += n;
-                Ok(n)
+                Ok(available)
             }
+        }
+    }
+
+    /// Drops the first `n` bytes of [`Transport::peek_plaintext`]'s chunk.
+    pub(crate) fn consume_plaintext(&mut self, n: usize) {
+        match self {
+            Transport::Tls(tls) => {
+                tls.conn.reader().consume(n);
+                tls.plaintext = tls.plaintext.saturating_sub(n);
+            }
+            Transport::Plain(plain) => plain.read += n,
         }
     }
 

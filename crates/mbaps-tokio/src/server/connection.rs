@@ -17,8 +17,10 @@ use crate::timer::Timer;
 /// Bytes read from the socket at a time: one TLS record's worth.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Output capacity kept between batches; more is released once written.
-const KEPT_OUTPUT_CAPACITY: usize = 2 * 1024;
+/// Buffer capacity kept between batches: a batch of small responses'
+/// records. More (a handshake flight, a batch of long reads) is released
+/// once used, so that an idle connection holds little.
+const KEPT_CAPACITY: usize = 1024;
 
 thread_local! {
     /// The read buffer of every connection running on this thread: a read
@@ -127,7 +129,7 @@ impl Io {
         }
         let taken = take(&self.input);
         self.input.drain(..taken);
-        if self.input.is_empty() && self.input.capacity() > KEPT_OUTPUT_CAPACITY {
+        if self.input.is_empty() && self.input.capacity() > KEPT_CAPACITY {
             self.input = Vec::new();
         }
     }
@@ -173,11 +175,7 @@ impl Io {
     /// flushed).
     pub(crate) fn out(&mut self) -> &mut Vec<u8> {
         debug_assert!(self.is_flushed());
-        if self.out.capacity() > KEPT_OUTPUT_CAPACITY {
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
-        }
+        self.out.clear();
         self.written = 0;
         &mut self.out
     }
@@ -201,6 +199,10 @@ impl Io {
         }
         self.blocked_since = None;
         self.write_timer.set(None);
+        if self.out.capacity() > KEPT_CAPACITY {
+            self.out = Vec::new();
+            self.written = 0;
+        }
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use tracing::Span;
 use super::connection::{Command, Conn, Io, Read};
 use super::{Observer, Table, lock, trace_log};
 use crate::handler::IncomingRequest;
-use crate::handler::sealed::Answering;
+use crate::handler::sealed::{Answer, Answering};
 use crate::timer::Timer;
 
 /// How long a closing connection may still try to deliver its last bytes
@@ -35,8 +35,44 @@ pub(crate) struct Session {
     pub(crate) span: Span,
 }
 
-/// An answer of an async handler: which request, for which function.
-type Answered = (RequestId, u8, Result<Pdu, ExceptionCode>);
+/// An async handler's answers under way: a task each, and the request
+/// each task answers. Nothing is allocated before the first.
+#[derive(Default)]
+struct Answers {
+    tasks: Option<JoinSet<Result<Pdu, ExceptionCode>>>,
+    requests: Vec<(tokio::task::Id, RequestId, u8)>,
+}
+
+impl Answers {
+    fn is_empty(&self) -> bool {
+        self.tasks.as_ref().is_none_or(JoinSet::is_empty)
+    }
+
+    /// Runs `answer`, for request `id` (of `function`), as a task.
+    fn spawn(&mut self, id: RequestId, function: u8, answer: Answer) {
+        let task = self.tasks.get_or_insert_with(JoinSet::new).spawn(answer);
+        self.requests.push((task.id(), id, function));
+    }
+
+    /// The next answer to come: the request, its function, and the result
+    /// (`None`: the handler panicked). Pending while there is none.
+    async fn next(&mut self) -> (RequestId, u8, Option<Result<Pdu, ExceptionCode>>) {
+        loop {
+            let Some(done) = self.tasks.as_mut() else {
+                return std::future::pending().await;
+            };
+            let (task, result) = match done.join_next_with_id().await {
+                Some(Ok((task, result))) => (task, Some(result)),
+                Some(Err(error)) => (error.id(), None),
+                None => return std::future::pending().await,
+            };
+            if let Some(at) = self.requests.iter().position(|(t, ..)| *t == task) {
+                let (_, id, function) = self.requests.swap_remove(at);
+                return (id, function, result);
+            }
+        }
+    }
+}
 
 /// How far a session's task is from its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,9 +114,7 @@ impl Session {
         };
         let mut io = Io::new(stream, self.write_timeout);
         let mut timer = Timer::new();
-        // Requests in an async handler, and which request each task answers.
-        let mut answers: JoinSet<Answered> = JoinSet::new();
-        let mut answering: Vec<(tokio::task::Id, RequestId, u8)> = Vec::new();
+        let mut answers = Answers::default();
         let mut obeyed = Command::None;
         // Admission was asked for a place (once authenticated).
         let mut admitted = false;
@@ -117,10 +151,7 @@ impl Session {
                                 role: session.role().cloned(),
                                 pdu,
                             };
-                            let answer = handler.answer(request);
-                            let function = pdu.function();
-                            let task = answers.spawn(async move { (id, function, answer.await) });
-                            answering.push((task.id(), id, function));
+                            answers.spawn(id, pdu.function(), handler.answer(request));
                         }
                         // Every request was answered at once: none comes here.
                         Answering::Now(_) => answer(&mut session, now, id, pdu.function(), None),
@@ -215,17 +246,9 @@ impl Session {
                     break;
                 }
                 () = timer.fired() => session.handle_timeout(Instant::now()),
-                done = answers.join_next_with_id(), if !answers.is_empty() => {
-                    let (task, result) = match done {
-                        Some(Ok((task, (_, _, result)))) => (task, Some(result)),
-                        // A handler that panicked is answered 0x04.
-                        Some(Err(error)) => (error.id(), None),
-                        None => continue,
-                    };
-                    if let Some(at) = answering.iter().position(|(t, ..)| *t == task) {
-                        let (_, id, function) = answering.swap_remove(at);
-                        answer(&mut session, Instant::now(), id, function, result);
-                    }
+                (id, function, result) = answers.next(), if !answers.is_empty() => {
+                    // A handler that panicked (`None`) is answered 0x04.
+                    answer(&mut session, Instant::now(), id, function, result);
                 }
                 writable = io.stream.writable(), if !io.is_flushed() => {
                     if writable.is_err() {
