@@ -3,7 +3,9 @@
 //! with its own handler, the tokio server with an async handler) serves the
 //! tokio client example, once as an operator (its write goes through and
 //! the eight reads in flight see it) and once as a viewer (the policy
-//! refuses the write with exception 0x01; the reads go on).
+//! refuses the write with exception 0x01; the reads go on). And the
+//! README's "Examples" section, its commands as written (with a fresh
+//! folder and a free port).
 #![allow(clippy::disallowed_methods)] // real processes, real clocks
 
 use std::collections::HashMap;
@@ -19,8 +21,9 @@ use mbaps_test_pki::TestPki;
 /// How long an example may take to start, or to run its calls.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The examples' executables by name, built once (with the workspace's
-/// features, so that after `cargo test --workspace` nothing is rebuilt).
+/// The examples' executables and the workspace's binaries by name, built
+/// once (with the workspace's features, so that after `cargo test
+/// --workspace` little is rebuilt).
 fn examples() -> &'static HashMap<String, PathBuf> {
     static EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     EXAMPLES.get_or_init(|| {
@@ -29,6 +32,7 @@ fn examples() -> &'static HashMap<String, PathBuf> {
             .args([
                 "build",
                 "--workspace",
+                "--bins",
                 "--examples",
                 "--message-format",
                 "json",
@@ -46,7 +50,7 @@ fn examples() -> &'static HashMap<String, PathBuf> {
             let target = &message["target"];
             let is_example = target["kind"]
                 .as_array()
-                .is_some_and(|kinds| kinds.iter().any(|k| k == "example"));
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "example" || k == "bin"));
             if let (true, Some(name), Some(executable)) = (
                 is_example,
                 target["name"].as_str(),
@@ -100,13 +104,20 @@ struct Server {
     lines: mpsc::Receiver<String>,
 }
 
+/// The example policy.
+fn policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.toml")
+}
+
 impl Server {
     fn start(name: &str, certs: &Path) -> Server {
-        let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policy.toml");
+        let args = [certs.into(), policy(), "127.0.0.1:0".into()];
+        Server::start_with(name, &args)
+    }
+
+    fn start_with(name: &str, args: &[PathBuf]) -> Server {
         let mut child = example(name)
-            .arg(certs)
-            .arg(policy)
-            .arg("127.0.0.1:0")
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -158,10 +169,14 @@ impl Drop for Server {
 
 /// Runs the client example as `role` against `server`; its output.
 fn run_client(certs: &Path, server: &Server, role: &str) -> String {
-    let mut child = example("client")
-        .arg(certs)
-        .arg(&server.address)
-        .arg(role)
+    let args = [certs.into(), server.address.clone().into(), role.into()];
+    run_to_end("client", &args)
+}
+
+/// Runs executable `name` with `args` to its end; what it printed.
+fn run_to_end(name: &str, args: &[PathBuf]) -> String {
+    let mut child = example(name)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -170,14 +185,14 @@ fn run_client(certs: &Path, server: &Server, role: &str) -> String {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the client example did not finish");
+            panic!("{name} did not finish");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "client: {stdout}{stderr}");
+    assert!(output.status.success(), "{name}: {stdout}{stderr}");
     stdout
 }
 
@@ -232,4 +247,89 @@ fn the_tokio_server_with_its_own_handler_serves_the_tokio_client() {
 #[test]
 fn the_async_handler_serves_the_tokio_client() {
     serve_the_client("async_handler");
+}
+
+/// The commands of the README's "Examples" section: (program, its
+/// arguments, whether it runs in the background).
+fn readme_commands() -> Vec<(String, Vec<String>, bool)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let section = readme
+        .split("\n## Examples\n")
+        .nth(1)
+        .expect("the README has an Examples section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the Examples section has a sh block");
+    block
+        .lines()
+        .map(|line| line.split(" #").next().unwrap_or_default().trim())
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let background = line.ends_with('&');
+            let words: Vec<&str> = line.trim_end_matches('&').split_whitespace().collect();
+            assert_eq!(&words[..2], ["cargo", "run"], "{line}");
+            // `--example NAME`, or the package's binary (mbaps for mbaps-cli).
+            let program = match words.iter().position(|w| *w == "--example") {
+                Some(at) => words[at + 1].to_owned(),
+                None => {
+                    assert!(line.contains("-p mbaps-cli"), "{line}");
+                    "mbaps".to_owned()
+                }
+            };
+            let at = words
+                .iter()
+                .position(|w| *w == "--")
+                .expect("arguments after --");
+            let args = words[at + 1..].iter().map(|w| w.to_string()).collect();
+            (program, args, background)
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_examples_run_as_written() {
+    let commands = readme_commands();
+    assert!(commands.len() >= 4, "{commands:?}");
+    let folder = Certificates::new("readme");
+    let certs = folder.0.join("certs");
+    let mut server: Option<Server> = None;
+    let mut outputs = Vec::new();
+    for (program, args, background) in commands {
+        // The same commands, in a fresh folder, on a free port.
+        let args: Vec<PathBuf> = args
+            .iter()
+            .enumerate()
+            .map(|(at, arg)| match arg.as_str() {
+                // The folder, not `mbaps certs`, the command.
+                "certs" if at > 0 || program != "mbaps" => certs.clone(),
+                "examples/policy.toml" => policy(),
+                "127.0.0.1:8802" if background => "127.0.0.1:0".into(),
+                "127.0.0.1:8802" => server
+                    .as_ref()
+                    .expect("a server runs")
+                    .address
+                    .clone()
+                    .into(),
+                other => other.into(),
+            })
+            .collect();
+        if background {
+            server = Some(Server::start_with(&program, &args));
+        } else {
+            outputs.push(run_to_end(&program, &args));
+        }
+    }
+    let [_certs, operator, viewer] = &outputs[..] else {
+        panic!("{outputs:#?}");
+    };
+    assert!(operator.contains("wrote 1234 to register 10"), "{operator}");
+    assert!(operator.ends_with(&reads(1234)), "{operator}");
+    assert!(
+        viewer.contains("write refused: ") && viewer.contains("0x01"),
+        "{viewer}"
+    );
+    assert!(viewer.ends_with(&reads(1234)), "{viewer}");
 }

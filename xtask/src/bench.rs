@@ -2,7 +2,8 @@
 //! and prints every figure beside its physical reference, as a ratio; then
 //! the loopback benchmark of the adapters (`mbaps-netbench`: requests/s,
 //! handshakes/s, memory per idle session), written to
-//! `target/bench-network.json`.
+//! `target/bench-network.json`; and the ratios of both as a chart,
+//! `docs/benchmarks.svg` (`--chart` redraws it from the last reports).
 //!
 //! Absolute times on a shared 2-core machine are noisy; the ratio of two
 //! benches measured side by side in one run is the figure that counts.
@@ -27,6 +28,10 @@ const COMPARISONS: &[(&str, &str, &str)] = &[
     ("session", "tls12_1", "plain_1"),
     ("session", "tls13_16", "plain_16"),
     ("session", "tls12_16", "plain_16"),
+    ("session", "tls13_16_handler", "plain_16_handler"),
+    // A handler answering at once against requests taken as events.
+    ("session", "plain_1_handler", "plain_1"),
+    ("session", "plain_16_handler", "plain_16"),
 ];
 
 /// Benches reported as a rate of elements (decisions) per second.
@@ -38,11 +43,38 @@ const RATES: &[(&str, &str)] = &[
     ("session", "plain_16"),
     ("session", "tls13_16"),
     ("session", "tls12_16"),
+    ("session", "plain_16_handler"),
+    ("session", "tls13_16_handler"),
 ];
+
+/// Where the chart goes.
+const CHART: &str = "docs/benchmarks.svg";
+
+/// `cargo xtask bench [--chart]`.
+pub(crate) fn command(args: &[String]) -> Result<()> {
+    match args {
+        [] => run(),
+        [flag] if flag == "--chart" => chart(),
+        _ => anyhow::bail!("usage: cargo xtask bench [--chart]"),
+    }
+}
+
+/// Draws the chart from the reports of the last run.
+fn chart() -> Result<()> {
+    let target = root().join("target");
+    let out = root().join(CHART);
+    crate::chart::draw_reports(
+        &target.join("bench-report.json"),
+        &target.join("bench-network.json"),
+        &out,
+    )?;
+    println!("drawn: {}", out.display());
+    Ok(())
+}
 
 /// Runs the benches and prints the ratio table; writes it as JSON to
 /// `target/bench-report.json`.
-pub(crate) fn run() -> Result<()> {
+fn run() -> Result<()> {
     cargo(&["bench", "--locked", "-p", "mbaps-codec", "--bench", "codec"])?;
     cargo(&[
         "bench",
@@ -124,7 +156,7 @@ pub(crate) fn run() -> Result<()> {
             .to_str()
             .context("the target folder's path is not UTF-8")?,
     ])?;
-    Ok(())
+    chart()
 }
 
 fn read_json(path: &Path) -> Result<Value> {

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask ci                 fmt, clippy -D warnings, tests, cargo-deny, fuzz smoke run
 //! cargo xtask fuzz [TARGET..]    longer fuzz campaigns (default 300 s per target)
-//! cargo xtask bench              criterion benches, then the ratios side by side
+//! cargo xtask bench [--chart]    criterion benches, loopback benchmark, the ratios side by side (and a chart)
 //! cargo xtask certs OUT_DIR      a fresh test PKI (CAs, server, clients with roles, CRL)
 //! cargo xtask conformance        the requirement matrix, from tests, the probe, OpenSSL and pymodbus
 //! ```
@@ -15,6 +15,7 @@
 
 mod bench;
 mod certs;
+mod chart;
 mod conformance;
 mod fuzz;
 mod tools;
@@ -34,7 +35,9 @@ commands:
                               (conformance --check), fuzz smoke run
   fuzz [TARGET..] [--seconds N]
                               fuzz each target (all by default) for N seconds (300)
-  bench                       run the criterion benches and print the ratios
+  bench [--chart]             run the criterion benches and the loopback benchmark, print the
+                              ratios and draw them into docs/benchmarks.svg; --chart: only
+                              redraw the chart from the last run's reports in target/
   certs OUT_DIR               write a fresh test PKI to OUT_DIR: root and intermediate
                               CA, server, clients with role extensions (good and
                               bad ones), an untrusted client, a CRL, README.txt
@@ -51,7 +54,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz::campaign(&args[1..]),
-        Some("bench") => bench::run(),
+        Some("bench") => bench::command(&args[1..]),
         Some("certs") => certs::run(&args[1..]),
         Some("conformance") => conformance::run(&args[1..]),
         Some("-h" | "--help" | "help") => {

@@ -63,7 +63,14 @@ pub(crate) fn measure(pki: &Pki, sessions: usize) -> Result<Memory> {
     let mut clients = Vec::with_capacity(sessions + 10);
     let open = |n: usize, clients: &mut Vec<StdClient>| -> Result<()> {
         for _ in 0..n {
-            let mut client = StdClient::connect(address, &config, name.clone())?;
+            let mut client =
+                StdClient::connect(address, &config, name.clone()).with_context(|| {
+                    format!(
+                        "session {} of {sessions} (each takes a descriptor here and one in the \
+                     server: `ulimit -n` must allow twice as many)",
+                        clients.len() + 1
+                    )
+                })?;
             // A request proves the server has the session up and its role.
             client.read_holding_registers(1, 0, 1)?;
             clients.push(client);

@@ -34,7 +34,9 @@ use anyhow::{Context, Result, bail};
 struct Options {
     seconds: f64,
     rounds: usize,
-    idle_sessions: usize,
+    /// How many idle sessions the memory figure is taken at, each in a
+    /// server of its own.
+    idle_sessions: Vec<usize>,
     json: Option<PathBuf>,
     /// The scenarios to run (all by default).
     only: Option<Vec<String>>,
@@ -52,14 +54,14 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N] [--json PATH] [--only throughput,handshakes,memory,client,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
     let mut options = Options {
         seconds: 1.0,
         rounds: 3,
-        idle_sessions: 1000,
+        idle_sessions: vec![1000, 5000],
         json: None,
         only: None,
     };
@@ -73,8 +75,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
             "--rounds" => options.rounds = value("--rounds")?.parse().context("--rounds")?,
             "--idle-sessions" => {
                 options.idle_sessions = value("--idle-sessions")?
-                    .parse()
-                    .context("--idle-sessions")?
+                    .split(',')
+                    .map(|n| n.parse().with_context(|| format!("--idle-sessions {n:?}")))
+                    .collect::<Result<_>>()?
             }
             "--json" => options.json = Some(value("--json")?.into()),
             "--only" => {
@@ -93,11 +96,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
     if !(1..=100).contains(&options.rounds) {
         bail!("--rounds {} is outside 1..=100", options.rounds);
     }
-    if !(10..=10_000).contains(&options.idle_sessions) {
-        bail!(
-            "--idle-sessions {} is outside 10..=10000",
-            options.idle_sessions
-        );
+    if let Some(n) = options
+        .idle_sessions
+        .iter()
+        .find(|n| !(10..=10_000).contains(*n))
+    {
+        bail!("--idle-sessions {n} is outside 10..=10000");
     }
     Ok(options)
 }
@@ -138,13 +142,14 @@ fn main() -> Result<()> {
         );
     }
     if options.runs("memory") {
-        eprintln!(
-            "memory per idle session ({} sessions) ...",
-            options.idle_sessions
-        );
-        let memory = idle_memory::measure(&pki, options.idle_sessions)?;
-        text.push_str(&memory_table(&memory));
-        report.insert("idle_tls_session".into(), memory_report(&memory));
+        let mut figures = Vec::new();
+        for &sessions in &options.idle_sessions {
+            eprintln!("memory per idle session ({sessions} sessions) ...");
+            let memory = idle_memory::measure(&pki, sessions)?;
+            text.push_str(&memory_table(&memory));
+            figures.push(memory_report(&memory));
+        }
+        report.insert("idle_tls_session".into(), figures.into());
     }
     if options.runs("client") {
         eprintln!("client side against a bare rustls load generator ...");

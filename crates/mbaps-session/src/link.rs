@@ -302,9 +302,13 @@ impl Link {
                 }
             }
             // Nothing held back: the frame comes straight from the plaintext.
-            self.peek()?;
-            let Ok(chunk) = self.conn.peek_plaintext() else {
-                return None;
+            let chunk = match self.conn.peek_plaintext() {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                other => {
+                    let outcome = other.map(|_| ()).map_err(|error| error.kind());
+                    self.no_plaintext(outcome);
+                    return None;
+                }
             };
             match decode(chunk) {
                 Ok(Decoded::Frame { adu, consumed }) => {
@@ -340,20 +344,27 @@ impl Link {
     /// chunk); `None` when it has none, having seen the peer's end (its
     /// close_notify, or EOF) when that is why.
     fn peek(&mut self) -> Option<usize> {
-        let end = match self.conn.peek_plaintext() {
+        let outcome = match self.conn.peek_plaintext() {
             Ok(chunk) if !chunk.is_empty() => return Some(chunk.len()),
-            Ok(_) => CloseReason::PeerClosed,
-            Err(error) if error.kind() == ErrorKind::WouldBlock => return None,
-            Err(error) if error.kind() == ErrorKind::UnexpectedEof => {
-                CloseReason::PeerEofWithoutCloseNotify
-            }
-            Err(error) => {
-                self.fail(SessionError::ReceiveFailed(error.kind()));
-                return None;
-            }
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.kind()),
         };
-        self.peer_closed(end);
+        self.no_plaintext(outcome);
         None
+    }
+
+    /// The transport had no plaintext: `Ok` at the peer's orderly end
+    /// (close_notify; EOF for plain), otherwise why (`WouldBlock`: none
+    /// yet; `UnexpectedEof`: EOF without close_notify).
+    fn no_plaintext(&mut self, outcome: Result<(), ErrorKind>) {
+        match outcome {
+            Ok(()) => self.peer_closed(CloseReason::PeerClosed),
+            Err(ErrorKind::WouldBlock) => {}
+            Err(ErrorKind::UnexpectedEof) => {
+                self.peer_closed(CloseReason::PeerEofWithoutCloseNotify)
+            }
+            Err(kind) => self.fail(SessionError::ReceiveFailed(kind)),
+        }
     }
 
     /// Moves the transport's next plaintext into the reassembly buffer, as

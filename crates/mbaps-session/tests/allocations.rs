@@ -4,18 +4,28 @@
 
 mod common;
 
-use common::round_trip::RoundTrips;
+use common::round_trip::{Answering, RoundTrips};
 use mbaps_session::TlsVersions;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
-fn allocations_per_round_trip(mut loop_: RoundTrips, in_flight: usize) -> f64 {
+fn allocations_per_round_trip(
+    mut loop_: RoundTrips,
+    in_flight: usize,
+    answering: Answering,
+) -> f64 {
     // Warm up: buffers reach their steady-state capacity.
-    assert_eq!(loop_.run(50, in_flight), 50 * in_flight);
+    assert_eq!(
+        loop_.run_answering(50, in_flight, answering),
+        50 * in_flight
+    );
     let before = dhat::HeapStats::get().total_blocks;
     let batches = 200;
-    assert_eq!(loop_.run(batches, in_flight), batches * in_flight);
+    assert_eq!(
+        loop_.run_answering(batches, in_flight, answering),
+        batches * in_flight
+    );
     let after = dhat::HeapStats::get().total_blocks;
     (after - before) as f64 / (batches * in_flight) as f64
 }
@@ -23,13 +33,19 @@ fn allocations_per_round_trip(mut loop_: RoundTrips, in_flight: usize) -> f64 {
 #[test]
 fn plain_round_trips_allocate_nothing_and_tls_figures_are_reported() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    for in_flight in [1, 16] {
-        let plain = allocations_per_round_trip(RoundTrips::plain(), in_flight);
-        let tls13 = allocations_per_round_trip(RoundTrips::tls(TlsVersions::Tls13Only), in_flight);
-        let tls12 = allocations_per_round_trip(RoundTrips::tls(TlsVersions::Tls12Only), in_flight);
-        eprintln!(
-            "allocations per round trip, {in_flight} in flight: plain {plain:.2}, TLS 1.3 {tls13:.2}, TLS 1.2 {tls12:.2}"
-        );
-        assert_eq!(plain, 0.0, "the codec and session path allocated");
+    for answering in [Answering::Events, Answering::Handler] {
+        for in_flight in [1, 16] {
+            let count = |pair| allocations_per_round_trip(pair, in_flight, answering);
+            let plain = count(RoundTrips::plain());
+            let tls13 = count(RoundTrips::tls(TlsVersions::Tls13Only));
+            let tls12 = count(RoundTrips::tls(TlsVersions::Tls12Only));
+            eprintln!(
+                "allocations per round trip, {answering:?}, {in_flight} in flight: plain {plain:.2}, TLS 1.3 {tls13:.2}, TLS 1.2 {tls12:.2}"
+            );
+            assert_eq!(
+                plain, 0.0,
+                "the codec and session path allocated ({answering:?})"
+            );
+        }
     }
 }

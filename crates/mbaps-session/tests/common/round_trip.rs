@@ -2,12 +2,40 @@
 //! the allocation test and the round-trip bench: every buffer is reused.
 #![allow(dead_code, unreachable_pub)]
 
-use mbaps_codec::{Registers, Request, Response};
+use mbaps_codec::{ExceptionCode, Registers, Request, Response};
 use mbaps_session::{
-    Client, ClientConfig, ClientEvent, Server, ServerConfig, ServerEvent, TlsVersions,
+    Client, ClientConfig, ClientEvent, Handler, Reply, RequestContext, Server, ServerConfig,
+    ServerEvent, TlsVersions,
 };
 
 use super::*;
+
+/// How the server's application answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answering {
+    /// Takes each request as an event (an owned PDU) and answers it with
+    /// `send_response`: what an application that answers later does.
+    Events,
+    /// A `Handler` called by `answer_requests`: the request borrowed from
+    /// the receive buffer, the response encoded straight into the output.
+    Handler,
+}
+
+/// Answers every read with [`VALUES`].
+struct TenRegisters;
+
+impl Handler for TenRegisters {
+    fn handle(
+        &self,
+        _: &RequestContext<'_>,
+        _: &Request<'_>,
+        reply: &mut Reply<'_>,
+    ) -> Result<(), ExceptionCode> {
+        reply.send(&Response::ReadHoldingRegisters {
+            values: Registers::from_values(&VALUES),
+        })
+    }
+}
 
 pub struct RoundTrips {
     server: Server,
@@ -54,8 +82,18 @@ impl RoundTrips {
     }
 
     /// `batches` rounds of `in_flight` reads of 10 holding registers, each
-    /// answered; returns the responses received.
+    /// answered from events; returns the responses received.
     pub fn run(&mut self, batches: usize, in_flight: usize) -> usize {
+        self.run_answering(batches, in_flight, Answering::Events)
+    }
+
+    /// [`RoundTrips::run`], the server answering as `answering` says.
+    pub fn run_answering(
+        &mut self,
+        batches: usize,
+        in_flight: usize,
+        answering: Answering,
+    ) -> usize {
         let mut received = 0;
         for _ in 0..batches {
             for _ in 0..in_flight {
@@ -65,6 +103,9 @@ impl RoundTrips {
             self.client.poll_transmit(&mut self.wire);
             let taken = self.server.handle_tls(self.now, &self.wire);
             assert_eq!(taken, self.wire.len());
+            if answering == Answering::Handler {
+                self.server.answer_requests(self.now, &TenRegisters);
+            }
             while let Some(event) = self.server.poll_event() {
                 if let ServerEvent::Request { id, .. } = event {
                     let response = Response::ReadHoldingRegisters {
