@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::attack::{self, Dribblers};
 use common::{
-    Adapter, Bounds, Running, SlowLaterAt999, localhost, log_sink, pki, role_config, server_config,
-    start_bounded, start_later,
+    Adapter, Bounds, Running, SlowAt999, SlowLaterAt999, localhost, log_sink, pki, role_config,
+    server_config, start_bounded, start_later,
 };
 use mbaps_admission::SessionLog;
 use mbaps_admission::{AdmissionLimits, EvictionReason, HandshakeBound};
-use mbaps_codec::{ExceptionCode, Request};
-use mbaps_session::{ClientEvent, Handler, Reply, RequestContext};
+use mbaps_codec::Request;
+use mbaps_session::ClientEvent;
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_std::Calls;
 use mbaps_std::StdClient;
@@ -385,22 +385,6 @@ fn a_hundred_reads_in_one_write_get_a_hundred_answers_none_busy() {
 /// How long the application takes over register 999.
 const SLOW: Duration = Duration::from_millis(400);
 
-struct SlowAt999(RegisterMap);
-
-impl Handler for SlowAt999 {
-    fn handle(
-        &self,
-        context: &RequestContext<'_>,
-        request: &Request<'_>,
-        reply: &mut Reply<'_>,
-    ) -> Result<(), ExceptionCode> {
-        if let Request::ReadHoldingRegisters { address: 999, .. } = request {
-            std::thread::sleep(SLOW);
-        }
-        self.0.handle(context, request, reply)
-    }
-}
-
 fn bounded(adapter: Adapter, max_sessions: usize) -> (Running, Arc<Mutex<Vec<SessionLog>>>) {
     let (log, sink) = log_sink();
     let bounds = Bounds {
@@ -410,7 +394,7 @@ fn bounded(adapter: Adapter, max_sessions: usize) -> (Running, Arc<Mutex<Vec<Ses
         },
         ..Bounds::default()
     };
-    let handler = SlowAt999(RegisterMap::new(Tables::preset()));
+    let handler = SlowAt999::new(SLOW);
     let running = start_bounded(adapter, server_config(pki()), handler, sink, bounds);
     (running, log)
 }
@@ -468,7 +452,7 @@ fn at_the_bound_with_every_session_busy_the_newcomer_is_refused() {
         };
         let running = match adapter {
             Adapter::Std => {
-                let handler = SlowAt999(RegisterMap::new(Tables::preset()));
+                let handler = SlowAt999::new(SLOW);
                 start_bounded(adapter, server_config(pki()), handler, sink, bounds)
             }
             Adapter::Tokio => {

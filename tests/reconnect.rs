@@ -13,10 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{localhost, pki, role_config, runtime, server_config};
-use mbaps_simulator::{RegisterMap, Tables};
+use common::{localhost, preset_server, role_config, runtime};
 use mbaps_tokio::AsyncCalls;
-use mbaps_tokio::{Reconnect, TokioClient, TokioServer};
+use mbaps_tokio::{Reconnect, TokioClient};
 
 /// A forwarding proxy: connections go through to `backend` while it is
 /// up; when it is down it closes every connection it accepts at once.
@@ -102,15 +101,7 @@ fn reconnect_waits_double_up_to_the_ceiling_and_stop_at_the_attempt_limit() {
         max_attempts: Some(5),
     };
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap();
+        let server = preset_server().await;
         let device = Device::start(server.local_addr());
         let client = TokioClient::builder(role_config("viewer"), localhost())
             .reconnect(policy)
@@ -151,15 +142,7 @@ fn reconnect_waits_double_up_to_the_ceiling_and_stop_at_the_attempt_limit() {
 #[test]
 fn a_call_made_while_the_client_reconnects_waits_and_is_answered() {
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap();
+        let server = preset_server().await;
         let device = Device::start(server.local_addr());
         let client = TokioClient::builder(role_config("viewer"), localhost())
             .reconnect(Reconnect {

@@ -9,36 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    Adapter, Bounds, Running, SlowLaterAt999, ca, chain, key, localhost, log_sink, pki, policy,
-    role_config, start, start_later,
+    Adapter, Bounds, Running, SlowAt999, SlowLaterAt999, ca, chain, key, localhost, log_sink, pki,
+    policy, role_config, start, start_later,
 };
 use mbaps_admission::SessionLog;
-use mbaps_codec::{ExceptionCode, Request};
-use mbaps_session::{
-    CloseReason, Handler, Reply, RequestContext, ServerConfig, ServerEvent, Timers,
-};
-use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_session::{CloseReason, ServerConfig, ServerEvent, Timers};
 use mbaps_std::Calls;
 use mbaps_std::StdClient;
 
 const IDLE: Duration = Duration::from_millis(300);
-
-/// Answers register 999 after 2.5 idle timeouts, everything else at once.
-struct SlowAt999(RegisterMap);
-
-impl Handler for SlowAt999 {
-    fn handle(
-        &self,
-        context: &RequestContext<'_>,
-        request: &Request<'_>,
-        reply: &mut Reply<'_>,
-    ) -> Result<(), ExceptionCode> {
-        if let Request::ReadHoldingRegisters { address: 999, .. } = request {
-            std::thread::sleep(IDLE * 5 / 2);
-        }
-        self.0.handle(context, request, reply)
-    }
-}
 
 /// The servers' configuration: the idle timeout is [`IDLE`].
 fn config() -> ServerConfig {
@@ -54,7 +33,7 @@ fn config() -> ServerConfig {
 
 fn server(adapter: Adapter) -> (Running, Arc<Mutex<Vec<SessionLog>>>) {
     let (log, sink) = log_sink();
-    let handler = SlowAt999(RegisterMap::new(Tables::preset()));
+    let handler = SlowAt999::new(IDLE * 5 / 2);
     (start(adapter, config(), handler, sink), log)
 }
 

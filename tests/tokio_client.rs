@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{
     Adapter, Bounds, SlowLaterAt999, client_config, localhost, log_sink, pki, plain_client,
-    reverse_order_device, role_config, runtime, server_config, start, start_later, wait_for_log,
+    preset_server, reverse_order_device, role_config, runtime, server_config, start, start_later,
+    wait_for_log,
 };
 use mbaps_admission::SessionLog;
 use mbaps_codec::{ExceptionCode, FileRecordRead, FileRecordWrite, ReadDeviceIdCode, Registers};
@@ -245,15 +246,7 @@ fn a_reconnecting_client_comes_back_after_the_server_restarts() {
 #[test]
 fn without_reconnection_a_lost_connection_ends_every_later_call() {
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap();
+        let server = preset_server().await;
         let client = TokioClient::connect(server.local_addr(), role_config("viewer"), localhost())
             .await
             .unwrap();
@@ -314,15 +307,7 @@ fn close_ends_the_calls_in_flight_and_closes_with_close_notify() {
 #[test]
 fn close_stops_a_client_waiting_to_reconnect() {
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap();
+        let server = preset_server().await;
         let client = TokioClient::builder(role_config("viewer"), localhost())
             .reconnect(Reconnect {
                 initial_delay: Duration::from_secs(3600),

@@ -7,45 +7,22 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{localhost, pki, role_config, runtime, server_config};
-use mbaps_codec::{ExceptionCode, Registers, Request, Response};
-use mbaps_session::{ClientError, Handler, Pdu, Reply, RequestContext};
-use mbaps_simulator::{RegisterMap, Tables};
+use common::{SlowAt999, localhost, pki, registers_from, role_config, runtime, server_config};
+use mbaps_codec::{ExceptionCode, Request, Response};
+use mbaps_session::{ClientError, Pdu};
 use mbaps_tokio::AsyncCalls;
 use mbaps_tokio::{AsyncHandler, IncomingRequest, Later, ServerHandle, TokioClient, TokioServer};
 
-/// Answers register 999 slowly (and says when it starts), everything
-/// else at once.
-struct SlowAt999(RegisterMap, Arc<tokio::sync::Notify>);
-
-impl Handler for SlowAt999 {
-    fn handle(
-        &self,
-        context: &RequestContext<'_>,
-        request: &Request<'_>,
-        reply: &mut Reply<'_>,
-    ) -> Result<(), ExceptionCode> {
-        if let Request::ReadHoldingRegisters { address: 999, .. } = request {
-            self.1.notify_one();
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.0.handle(context, request, reply)
-    }
-}
-
 #[test]
 fn shutdown_answers_the_requests_already_received_then_closes() {
-    let started = Arc::new(tokio::sync::Notify::new());
+    let slow = SlowAt999::new(Duration::from_millis(300));
+    let started = slow.started();
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            SlowAt999(RegisterMap::new(Tables::preset()), Arc::clone(&started)),
-        )
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap();
+        let server = TokioServer::bind("127.0.0.1:0", server_config(pki()), slow)
+            .await
+            .unwrap()
+            .spawn()
+            .unwrap();
         let address = server.local_addr();
         let client = TokioClient::connect(address, role_config("viewer"), localhost())
             .await
@@ -85,18 +62,6 @@ where
     ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
         (self.0)(request)
     }
-}
-
-/// The response to a read of holding registers where register n holds n.
-fn registers_from(request: &IncomingRequest) -> Result<Pdu, ExceptionCode> {
-    let Ok(Request::ReadHoldingRegisters { address, quantity }) = request.request() else {
-        return Err(ExceptionCode::IllegalFunction);
-    };
-    let values: Vec<u16> = (address..=u16::MAX).take(quantity.into()).collect();
-    Pdu::encode_response(&Response::ReadHoldingRegisters {
-        values: Registers::from_values(&values),
-    })
-    .map_err(|_| ExceptionCode::IllegalDataAddress)
 }
 
 async fn serve_later(handler: impl AsyncHandler) -> (ServerHandle, TokioClient) {

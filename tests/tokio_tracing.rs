@@ -9,11 +9,9 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{client_config, localhost, pki, role_config, server_config};
-use mbaps_simulator::RegisterMap;
-use mbaps_simulator::Tables;
+use common::{client_config, localhost, pki, preset_server, role_config};
 use mbaps_tokio::AsyncCalls;
-use mbaps_tokio::{TokioClient, TokioServer};
+use mbaps_tokio::TokioClient;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -109,15 +107,7 @@ fn sessions_are_spans_with_peer_and_role_and_denials_and_failures_are_events() {
         .unwrap();
     tracing::subscriber::with_default(recorder.clone(), || {
         runtime.block_on(async {
-            let server = TokioServer::bind(
-                "127.0.0.1:0",
-                server_config(pki()),
-                RegisterMap::new(Tables::preset()),
-            )
-            .await
-            .unwrap()
-            .spawn()
-            .unwrap();
+            let server = preset_server().await;
             let viewer =
                 TokioClient::connect(server.local_addr(), role_config("viewer"), localhost())
                     .await

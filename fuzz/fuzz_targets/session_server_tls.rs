@@ -68,12 +68,5 @@ fuzz_target!(|data: &[u8]| {
     });
     let mut out = Vec::new();
     let _ = client.reader().read_to_end(&mut out);
-    assert_eq!(
-        server.is_closed(),
-        fatal,
-        "the session ended, or not, against the stream"
-    );
-    assert_eq!(next, frames.len(), "frames the session never reported");
-    // After a fatal error the connection closes: answers may be cut.
-    common::oracle::check_output(&out, &answers, fatal);
+    common::oracle::check_end(&server, &frames, fatal, next, &out, &answers);
 });

@@ -18,7 +18,7 @@ use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName
 use mbaps_session::{ClientConfig, ClientError, Handler, Pdu, ServerConfig, parse_private_key};
 use mbaps_std::{StdClient, StdServer};
 use mbaps_test_pki::{Credential, TestPki};
-use mbaps_tokio::{AsyncHandler, IncomingRequest, Later, TokioClient, TokioServer};
+use mbaps_tokio::{AsyncHandler, IncomingRequest, IntoAnswering, Later, TokioClient, TokioServer};
 
 /// One PKI for the whole test binary, valid now (the servers use the
 /// system clock): generating keys is the slow part of every test.
@@ -158,23 +158,22 @@ pub fn start_bounded(
                 stop: Box::new(move || handle.stop()),
             }
         }
-        Adapter::Tokio => {
-            let handle = runtime().block_on(async {
-                TokioServer::bind("127.0.0.1:0", config, handler)
-                    .await
-                    .unwrap()
-                    .admission(bounds.limits)
-                    .write_timeout(bounds.write_timeout)
-                    .on_log(observer)
-                    .spawn()
-                    .unwrap()
-            });
-            Running {
-                address: handle.local_addr(),
-                stop: Box::new(move || runtime().block_on(handle.shutdown()).unwrap()),
-            }
-        }
+        Adapter::Tokio => start_tokio(config, handler, observer, bounds),
     }
+}
+
+/// A tokio server on 127.0.0.1 with the preset register map, the example
+/// policy and the PKI's server certificate; stopped by `shutdown`.
+pub async fn preset_server() -> mbaps_tokio::ServerHandle {
+    TokioServer::bind(
+        "127.0.0.1:0",
+        server_config(pki()),
+        mbaps_simulator::RegisterMap::new(mbaps_simulator::Tables::preset()),
+    )
+    .await
+    .unwrap()
+    .spawn()
+    .unwrap()
 }
 
 /// A tokio server answering with an async `handler` (on 127.0.0.1, with
@@ -185,8 +184,18 @@ pub fn start_later(
     observer: impl Fn(&SessionLog) + Send + Sync + 'static,
     bounds: Bounds,
 ) -> Running {
+    start_tokio(config, Later(handler), observer, bounds)
+}
+
+/// A tokio server answering as `answering` says.
+fn start_tokio(
+    config: ServerConfig,
+    answering: impl IntoAnswering,
+    observer: impl Fn(&SessionLog) + Send + Sync + 'static,
+    bounds: Bounds,
+) -> Running {
     let handle = runtime().block_on(async {
-        TokioServer::bind("127.0.0.1:0", config, Later(handler))
+        TokioServer::bind("127.0.0.1:0", config, answering)
             .await
             .unwrap()
             .admission(bounds.limits)
@@ -198,6 +207,45 @@ pub fn start_later(
     Running {
         address: handle.local_addr(),
         stop: Box::new(move || runtime().block_on(handle.shutdown()).unwrap()),
+    }
+}
+
+/// The preset register map, answering a read of register 999 after
+/// `slow` (and saying when it starts), everything else at once: a session
+/// with that read in its handler is busy.
+pub struct SlowAt999 {
+    map: mbaps_simulator::RegisterMap,
+    slow: Duration,
+    started: Arc<tokio::sync::Notify>,
+}
+
+impl SlowAt999 {
+    pub fn new(slow: Duration) -> SlowAt999 {
+        SlowAt999 {
+            map: mbaps_simulator::RegisterMap::new(mbaps_simulator::Tables::preset()),
+            slow,
+            started: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Notified when the slow read starts.
+    pub fn started(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.started)
+    }
+}
+
+impl Handler for SlowAt999 {
+    fn handle(
+        &self,
+        context: &mbaps_session::RequestContext<'_>,
+        request: &Request<'_>,
+        reply: &mut mbaps_session::Reply<'_>,
+    ) -> Result<(), ExceptionCode> {
+        if let Request::ReadHoldingRegisters { address: 999, .. } = request {
+            self.started.notify_one();
+            std::thread::sleep(self.slow);
+        }
+        self.map.handle(context, request, reply)
     }
 }
 
@@ -216,19 +264,25 @@ impl AsyncHandler for SlowLaterAt999 {
     ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
         let slow = self.slow;
         async move {
-            let Ok(Request::ReadHoldingRegisters { address, quantity }) = request.request() else {
-                return Err(ExceptionCode::IllegalFunction);
-            };
-            if address == 999 {
+            if let Ok(Request::ReadHoldingRegisters { address: 999, .. }) = request.request() {
                 tokio::time::sleep(slow).await;
             }
-            let values: Vec<u16> = (address..=u16::MAX).take(quantity.into()).collect();
-            Pdu::encode_response(&Response::ReadHoldingRegisters {
-                values: Registers::from_values(&values),
-            })
-            .map_err(|_| ExceptionCode::IllegalDataAddress)
+            registers_from(&request)
         }
     }
+}
+
+/// The answer to a read of holding registers where register n holds n;
+/// 0x01 to anything else.
+pub fn registers_from(request: &IncomingRequest) -> Result<Pdu, ExceptionCode> {
+    let Ok(Request::ReadHoldingRegisters { address, quantity }) = request.request() else {
+        return Err(ExceptionCode::IllegalFunction);
+    };
+    let values: Vec<u16> = (address..=u16::MAX).take(quantity.into()).collect();
+    Pdu::encode_response(&Response::ReadHoldingRegisters {
+        values: Registers::from_values(&values),
+    })
+    .map_err(|_| ExceptionCode::IllegalDataAddress)
 }
 
 /// A connected client of either adapter, called the blocking way.

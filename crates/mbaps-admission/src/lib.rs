@@ -54,6 +54,7 @@
 
 mod activity;
 mod log;
+mod order;
 
 use core::net::IpAddr;
 use std::collections::VecDeque;
@@ -62,6 +63,7 @@ use std::time::{Duration, Instant};
 
 pub use activity::{Activity, SessionActivity};
 pub use log::SessionLog;
+pub use order::{Handle, Order, Orders};
 
 /// How long a peer has to take the bytes a server sends it, by default:
 /// the adapters end a connection whose output has waited this long (a

@@ -53,8 +53,11 @@ fn request(txn: u16) -> [u8; 12] {
 }
 
 /// The answer to `request`: registers 0..10, transaction echoed.
-fn response(txn: [u8; 2]) -> [u8; 29] {
-    let mut adu = [0u8; 29];
+/// Bytes of an answer (`response`).
+const RESPONSE_LEN: usize = 29;
+
+fn response(txn: [u8; 2]) -> [u8; RESPONSE_LEN] {
+    let mut adu = [0u8; RESPONSE_LEN];
     adu[..2].copy_from_slice(&txn);
     adu[2..9].copy_from_slice(&[0, 0, 0, 23, 1, 0x03, 20]);
     for i in 0..10u8 {
@@ -158,7 +161,6 @@ async fn bare_rate_one_task(
     stream.set_nodelay(true)?;
     let mut conn = ClientConnection::new(tls, ServerName::try_from("localhost")?)?;
     let (mut buf, mut out, mut plain) = (vec![0u8; 16 * 1024], Vec::new(), Vec::new());
-    let mut chunk = [0u8; 16 * 1024];
     let mut txn = 0u16;
     let mut answered = 0u64;
     let mut batch = Vec::with_capacity(IN_FLIGHT * 12);
@@ -190,26 +192,40 @@ async fn bare_rate_one_task(
         if n == 0 {
             bail!("the echo server closed the connection");
         }
-        conn.read_tls(&mut &buf[..n])?;
-        conn.process_new_packets()?;
-        while let Ok(n) = std::io::Read::read(&mut conn.reader(), &mut chunk) {
-            if n == 0 {
-                break;
-            }
-            plain.extend_from_slice(&chunk[..n]);
-        }
-        let whole = plain.len() / 29;
-        plain.drain(..whole * 29);
-        batch.clear();
-        for _ in 0..whole {
-            answered += 1;
-            txn = txn.wrapping_add(1);
-            batch.extend_from_slice(&request(txn));
-        }
-        if !batch.is_empty() {
-            std::io::Write::write_all(&mut conn.writer(), &batch)?;
-        }
+        answered += answer_each(&mut conn, &buf[..n], &mut plain, &mut batch, &mut txn)? as u64;
     }
+}
+
+/// Feeds `bytes` read from the echo server to `conn` and, for each whole
+/// answer now in `plain`, queues a new request (together, in `batch`);
+/// returns how many answers came.
+fn answer_each(
+    conn: &mut ClientConnection,
+    bytes: &[u8],
+    plain: &mut Vec<u8>,
+    batch: &mut Vec<u8>,
+    txn: &mut u16,
+) -> Result<usize> {
+    conn.read_tls(&mut &bytes[..])?;
+    conn.process_new_packets()?;
+    let mut chunk = [0u8; 16 * 1024];
+    while let Ok(n) = std::io::Read::read(&mut conn.reader(), &mut chunk) {
+        if n == 0 {
+            break;
+        }
+        plain.extend_from_slice(&chunk[..n]);
+    }
+    let whole = plain.len() / RESPONSE_LEN;
+    plain.drain(..whole * RESPONSE_LEN);
+    batch.clear();
+    for _ in 0..whole {
+        *txn = txn.wrapping_add(1);
+        batch.extend_from_slice(&request(*txn));
+    }
+    if !batch.is_empty() {
+        std::io::Write::write_all(&mut conn.writer(), batch)?;
+    }
+    Ok(whole)
 }
 
 /// The faster bare load generator: one connection, `IN_FLIGHT` canned requests
@@ -267,31 +283,13 @@ async fn bare_rate_two_tasks(
             wake.notify_one();
             let mut buf = vec![0u8; 16 * 1024];
             let mut plain = Vec::new();
-            let mut chunk = [0u8; 16 * 1024];
             loop {
                 let n = reading.read(&mut buf).await?;
                 if n == 0 {
                     bail!("the echo server closed the connection");
                 }
                 let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                conn.read_tls(&mut &buf[..n])?;
-                conn.process_new_packets()?;
-                while let Ok(n) = std::io::Read::read(&mut conn.reader(), &mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    plain.extend_from_slice(&chunk[..n]);
-                }
-                let whole = plain.len() / 29;
-                plain.drain(..whole * 29);
-                batch.clear();
-                for _ in 0..whole {
-                    txn = txn.wrapping_add(1);
-                    batch.extend_from_slice(&request(txn));
-                }
-                if !batch.is_empty() {
-                    std::io::Write::write_all(&mut conn.writer(), &batch)?;
-                }
+                let whole = answer_each(&mut conn, &buf[..n], &mut plain, &mut batch, &mut txn)?;
                 drop(conn);
                 answered.fetch_add(whole as u64, Ordering::Relaxed);
                 wake.notify_one();

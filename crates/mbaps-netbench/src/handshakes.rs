@@ -8,8 +8,7 @@ use anyhow::Result;
 use mbaps_admission::SessionLog;
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{ServerEvent, TlsVersions};
-use mbaps_simulator::{RegisterMap, Tables};
-use mbaps_tokio::{TokioClient, TokioServer};
+use mbaps_tokio::TokioClient;
 
 use crate::pki::Pki;
 use crate::throughput::median;
@@ -62,30 +61,27 @@ async fn round(
     let resumed = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
     let (seen_resumed, seen_total) = (Arc::clone(&resumed), Arc::clone(&total));
-    let server = TokioServer::bind(
-        "127.0.0.1:0",
-        pki.server(Some(versions))?,
-        RegisterMap::new(Tables::preset()),
-    )
-    .await?
-    .max_sessions(4096)
-    .on_log(move |entry| {
-        if let SessionLog::Event {
-            event:
-                ServerEvent::Authenticated {
-                    handshake: Some(handshake),
-                    ..
-                },
-            ..
-        } = entry
-        {
-            seen_total.fetch_add(1, Ordering::Relaxed);
-            if handshake.resumed {
-                seen_resumed.fetch_add(1, Ordering::Relaxed);
+    let server = pki
+        .bind_server(Some(versions))
+        .await?
+        .max_sessions(4096)
+        .on_log(move |entry| {
+            if let SessionLog::Event {
+                event:
+                    ServerEvent::Authenticated {
+                        handshake: Some(handshake),
+                        ..
+                    },
+                ..
+            } = entry
+            {
+                seen_total.fetch_add(1, Ordering::Relaxed);
+                if handshake.resumed {
+                    seen_resumed.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
-    })
-    .spawn()?;
+        })
+        .spawn()?;
     // One configuration for the round: its session store is what resumes.
     let config = pki.client(Some(versions), resumption)?;
     let name = ServerName::try_from("localhost")?;

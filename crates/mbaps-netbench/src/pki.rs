@@ -4,7 +4,9 @@ use anyhow::Result;
 use mbaps_authz::{Policy, Role};
 use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use mbaps_session::{ClientConfig, ServerConfig, TlsVersions, parse_private_key};
+use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_test_pki::{Credential, TestPki};
+use mbaps_tokio::TokioServer;
 
 /// Everyone may read: the benchmark measures transport, not policy.
 const POLICY: &str = r#"
@@ -59,6 +61,13 @@ impl Pki {
             .build()?,
             None => ServerConfig::plain(Pki::policy()?, Some(Role::new("operator")?)).build()?,
         })
+    }
+
+    /// A `TokioServer` on a free port of 127.0.0.1 with [`Pki::server`]'s
+    /// configuration, answering from the preset register map; not started.
+    pub(crate) async fn bind_server(&self, versions: Option<TlsVersions>) -> Result<TokioServer> {
+        let map = RegisterMap::new(Tables::preset());
+        Ok(TokioServer::bind("127.0.0.1:0", self.server(versions)?, map).await?)
     }
 
     /// The operator client (`None`: plain Modbus/TCP).

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use mbaps_session::TlsVersions;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_simulator::{RegisterMap, Tables};
-use mbaps_tokio::{TokioClient, TokioServer};
+use mbaps_tokio::TokioClient;
 use tokio_modbus::client::Reader;
 
 use crate::pki::Pki;
@@ -116,13 +115,7 @@ async fn mbaps_rate(
     window: Duration,
 ) -> Result<f64> {
     let versions = transport.versions();
-    let server = TokioServer::bind(
-        "127.0.0.1:0",
-        pki.server(versions)?,
-        RegisterMap::new(Tables::preset()),
-    )
-    .await?
-    .spawn()?;
+    let server = pki.bind_server(versions).await?.spawn()?;
     let client = TokioClient::connect(
         server.local_addr(),
         pki.client(versions, true)?,

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use mbaps_session::TlsVersions;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_simulator::{RegisterMap, Tables};
-use mbaps_tokio::{TokioClient, TokioServer};
+use mbaps_tokio::TokioClient;
 use tokio::sync::oneshot;
 
 use crate::pki::Pki;
@@ -68,13 +67,7 @@ struct Round {
 
 async fn round(pki: &Pki, window: Duration) -> Result<Round> {
     let versions = Some(TlsVersions::Both);
-    let server = TokioServer::bind(
-        "127.0.0.1:0",
-        pki.server(versions)?,
-        RegisterMap::new(Tables::preset()),
-    )
-    .await?
-    .spawn()?;
+    let server = pki.bind_server(versions).await?.spawn()?;
     let address = server.local_addr();
     let name = ServerName::try_from("localhost")?;
     let operator =

@@ -59,6 +59,46 @@ pub(crate) enum Frame<'a> {
     Discarded { protocol_id: u16 },
 }
 
+/// What the front of some plaintext held, for [`Link::take_frame`].
+enum Step<R, F> {
+    /// A whole frame, handed to the caller: drop `consumed` bytes.
+    Taken { result: R, consumed: usize },
+    /// A frame with another protocol id, reported: drop `frame_len` bytes
+    /// as they come.
+    Discarded { result: R, frame_len: usize },
+    /// The start of a frame: the caller's function, unused.
+    Incomplete(F),
+    /// Bytes that cannot be a frame: the stream cannot be followed.
+    Broken(CodecError),
+}
+
+/// Decodes the frame at the front of `bytes` and, if there is one, calls
+/// `f` with it and the output buffer.
+fn next_frame<R, F: FnOnce(Frame<'_>, &mut Vec<u8>) -> R>(
+    bytes: &[u8],
+    pending: &mut Vec<u8>,
+    f: F,
+) -> Step<R, F> {
+    match decode(bytes) {
+        Ok(Decoded::Frame { adu, consumed }) => {
+            let frame = Frame::Adu {
+                header: adu.header,
+                pdu: adu.pdu,
+            };
+            Step::Taken {
+                result: f(frame, pending),
+                consumed,
+            }
+        }
+        Ok(Decoded::Incomplete { .. }) => Step::Incomplete(f),
+        Err(CodecError::ProtocolId { value, frame_len }) => Step::Discarded {
+            result: f(Frame::Discarded { protocol_id: value }, pending),
+            frame_len,
+        },
+        Err(error) => Step::Broken(error),
+    }
+}
+
 pub(crate) struct Link {
     conn: Transport,
     state: State,
@@ -252,9 +292,9 @@ impl Link {
     /// (or the session is over). The frame is borrowed from the
     /// transport's plaintext (the record it came in), or, when it spans
     /// records, from the reassembly buffer.
-    pub(crate) fn take_frame<R>(
+    pub(crate) fn take_frame<R, F: FnOnce(Frame<'_>, &mut Vec<u8>) -> R>(
         &mut self,
-        f: impl FnOnce(Frame<'_>, &mut Vec<u8>) -> R,
+        mut f: F,
     ) -> Option<R> {
         loop {
             if self.is_closed() {
@@ -275,64 +315,39 @@ impl Link {
                 self.skip -= n;
                 continue;
             }
-            if !self.rx.is_empty() {
-                match decode(&self.rx) {
-                    Ok(Decoded::Frame { adu, consumed }) => {
-                        let frame = Frame::Adu {
-                            header: adu.header,
-                            pdu: adu.pdu,
-                        };
-                        let result = f(frame, &mut self.pending);
-                        self.drop_front(consumed);
-                        return Some(result);
-                    }
-                    Ok(Decoded::Incomplete { .. }) => {
-                        self.fill()?;
-                        continue;
-                    }
-                    Err(CodecError::ProtocolId { value, frame_len }) => {
-                        self.skip = frame_len;
-                        let frame = Frame::Discarded { protocol_id: value };
-                        return Some(f(frame, &mut self.pending));
-                    }
-                    Err(error) => {
-                        self.fail(SessionError::Framing(error));
+            // A frame that spans records is in the reassembly buffer; any
+            // other comes straight from the plaintext, where it was decrypted.
+            let in_rx = !self.rx.is_empty();
+            let step = if in_rx {
+                next_frame(&self.rx, &mut self.pending, f)
+            } else {
+                match self.conn.peek_plaintext() {
+                    Ok(chunk) if !chunk.is_empty() => next_frame(chunk, &mut self.pending, f),
+                    other => {
+                        let outcome = other.map(|_| ()).map_err(|error| error.kind());
+                        self.no_plaintext(outcome);
                         return None;
                     }
                 }
-            }
-            // Nothing held back: the frame comes straight from the plaintext.
-            let chunk = match self.conn.peek_plaintext() {
-                Ok(chunk) if !chunk.is_empty() => chunk,
-                other => {
-                    let outcome = other.map(|_| ()).map_err(|error| error.kind());
-                    self.no_plaintext(outcome);
-                    return None;
-                }
             };
-            match decode(chunk) {
-                Ok(Decoded::Frame { adu, consumed }) => {
-                    let frame = Frame::Adu {
-                        header: adu.header,
-                        pdu: adu.pdu,
-                    };
-                    let result = f(frame, &mut self.pending);
+            match step {
+                Step::Taken { result, consumed } if in_rx => {
+                    self.drop_front(consumed);
+                    return Some(result);
+                }
+                Step::Taken { result, consumed } => {
                     self.conn.consume_plaintext(consumed);
                     return Some(result);
                 }
-                Ok(Decoded::Incomplete { .. }) => {
-                    // A frame that spans records: reassembled.
-                    let n = chunk.len().min(RX_CAPACITY);
-                    self.rx.reserve_exact(RX_CAPACITY);
-                    self.rx.extend_from_slice(&chunk[..n]);
-                    self.conn.consume_plaintext(n);
-                }
-                Err(CodecError::ProtocolId { value, frame_len }) => {
+                Step::Discarded { result, frame_len } => {
                     self.skip = frame_len;
-                    let frame = Frame::Discarded { protocol_id: value };
-                    return Some(f(frame, &mut self.pending));
+                    return Some(result);
                 }
-                Err(error) => {
+                Step::Incomplete(unused) => {
+                    f = unused;
+                    self.fill()?;
+                }
+                Step::Broken(error) => {
                     self.fail(SessionError::Framing(error));
                     return None;
                 }

@@ -8,7 +8,7 @@ use mbaps_codec::Request;
 use mbaps_session::Calls;
 use mbaps_session::call::Call;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{Client, ClientConfig, ClientError, Outcome, Pdu, SessionError};
+use mbaps_session::{Client, ClientConfig, ClientError, CloseReason, Outcome, Pdu, SessionError};
 
 /// A Modbus/TCP Security client on a `TcpStream`.
 ///
@@ -21,6 +21,9 @@ pub struct StdClient {
     timeout: Duration,
     buf: Vec<u8>,
     out: Vec<u8>,
+    /// How the session ended, once its last event was seen: every later
+    /// wait ends with it at once.
+    ended: Option<CloseReason>,
 }
 
 /// The typed calls ([`Calls`]: one method per function code) run on
@@ -48,6 +51,7 @@ impl StdClient {
             timeout: config.request_timeout(),
             buf: vec![0u8; 16 * 1024],
             out: Vec::with_capacity(16 * 1024),
+            ended: None,
         };
         while !client.session.is_connected() {
             client.step()?;
@@ -109,20 +113,10 @@ impl StdClient {
                 }
             });
             if let Err(error) = waited {
-                // The session is over: responses that came before the end
-                // are kept, everything else fails with the error that
-                // ended it.
-                while let Some(event) = self.session.poll_event() {
-                    if let Outcome::Call {
-                        transaction_id,
-                        result: Ok(pdu),
-                    } = Outcome::from(event)
-                        && let Some(&(_, index)) =
-                            in_flight.iter().find(|(t, _)| *t == transaction_id)
-                    {
-                        results[index] = Some(Ok(pdu));
-                    }
-                }
+                // The session is over. The requests in flight had their
+                // outcomes handed over before its end (a response that came
+                // first, else the abort); those never sent fail with the
+                // error that ended it.
                 for slot in results.iter_mut().filter(|slot| slot.is_none()) {
                     *slot = Some(Err(error.clone()));
                 }
@@ -176,7 +170,6 @@ impl StdClient {
     ) -> Result<(), ClientError> {
         loop {
             let mut settled = false;
-            let mut closed = None;
             while let Some(event) = self.session.poll_event() {
                 match Outcome::from(event) {
                     Outcome::Call {
@@ -188,7 +181,7 @@ impl StdClient {
                     }
                     // Responses that came with the close are still handed
                     // over (every outcome comes before `Closed`).
-                    Outcome::Closed(reason) => closed = Some(reason),
+                    Outcome::Closed(reason) => self.ended = Some(reason),
                     // Late outcomes of calls that gave up already.
                     _ => {}
                 }
@@ -196,8 +189,8 @@ impl StdClient {
             if settled {
                 return Ok(());
             }
-            if let Some(reason) = closed {
-                return Err(ClientError::Closed(reason));
+            if let Some(reason) = &self.ended {
+                return Err(ClientError::Closed(reason.clone()));
             }
             self.step()?;
         }

@@ -158,6 +158,23 @@ pub fn check_events(
     }
 }
 
+/// Checks how a run ended: the session ended exactly when the stream had
+/// a fatal frame, it reported every frame, and its output (`out`,
+/// plaintext) is the `answers` (some of them, after a fatal error: the
+/// connection closes and answers may be cut).
+pub fn check_end(
+    server: &Server,
+    frames: &[Frame],
+    fatal: bool,
+    next: usize,
+    out: &[u8],
+    answers: &[Vec<u8>],
+) {
+    assert_eq!(server.is_closed(), fatal, "the session ended, or not, against the stream");
+    assert_eq!(next, frames.len(), "frames the session never reported");
+    check_output(out, answers, fatal);
+}
+
 /// Checks that `out`, a server's output, is the `answers`, each once, in
 /// any order; after the session failed (`cut`), some of them.
 pub fn check_output(out: &[u8], answers: &[Vec<u8>], cut: bool) {

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use mbaps_admission::SessionLog;
 use mbaps_admission::{
-    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG, Stage,
-    holds_client_hello,
+    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, Handle, LISTEN_BACKLOG,
+    Order, Stage, holds_client_hello,
 };
 use mbaps_session::{Handler, ServerConfig};
 
-use connection::{Command, Conn};
+use connection::Conn;
 
 type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
 
@@ -252,12 +252,7 @@ impl StdServer {
                     .table()
                     .connect(Instant::now(), peer.ip(), hello, Arc::clone(&conn));
             if let Some(dropped) = connected.dropped {
-                dropped.handle.order(Command::Drop);
-                shared.log(&SessionLog::HandshakeDropped {
-                    peer: dropped.handle.peer,
-                    bound: dropped.bound,
-                    pending_for: dropped.pending_for,
-                });
+                dropped.carry_out(|entry| shared.log(entry));
             }
             let session = session::Session {
                 config: Arc::clone(&self.config),
@@ -347,19 +342,19 @@ impl ServerHandle {
             let _ = thread.join();
         }
         self.order_all(|stage| match stage {
-            Stage::Handshake => Command::Drop,
-            Stage::Session => Command::Close,
+            Stage::Handshake => Order::Drop,
+            Stage::Session => Order::Close,
         });
         if !self.shared.wait_for_threads(self.shutdown_grace) {
-            self.order_all(|_| Command::Drop);
+            self.order_all(|_| Order::Drop);
             self.shared.wait_for_threads(Duration::from_secs(1));
         }
     }
 
-    fn order_all(&self, command: impl Fn(Stage) -> Command) {
+    fn order_all(&self, order: impl Fn(Stage) -> Order) {
         let table = self.shared.table();
         for (conn, stage) in table.connections() {
-            conn.order(command(stage));
+            conn.order(order(stage));
         }
     }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mbaps_admission::{Activity, Admitted, ConnectionId, EvictionReason, SessionLog};
+use mbaps_admission::{Activity, ConnectionId, Order, SessionLog};
 use mbaps_codec::{ExceptionCode, Response};
 use mbaps_session::{Handler, Server, ServerConfig, ServerEvent};
 
 use super::Shared;
-use super::connection::{Command, Conn};
+use super::connection::Conn;
 
 /// Bytes read from the socket at a time: one TLS record's worth.
 const READ_CHUNK: usize = 16 * 1024;
@@ -63,7 +63,7 @@ impl Session {
         let mut leaving = false;
         let mut hello = false;
         let mut eof = false;
-        let mut obeyed = Command::None;
+        let mut obeyed = Order::None;
         // The last time anything came in or went out: "idle since".
         let mut last_traffic = Instant::now();
         loop {
@@ -109,7 +109,9 @@ impl Session {
                 match self.write(stream, &out, now) {
                     Ok(()) => {}
                     Err(WriteError::TimedOut) => {
-                        if !session.is_closed() && !leaving && self.conn.command() != Command::Drop
+                        if !session.is_closed()
+                            && !leaving
+                            && self.conn.orders.strongest() != Order::Drop
                         {
                             let timeout = self.write_timeout;
                             self.shared.log(&SessionLog::WriteTimeout { peer, timeout });
@@ -131,12 +133,12 @@ impl Session {
             if leaving {
                 return self.leave(session, now);
             }
-            match self.conn.command() {
-                Command::Drop => return,
-                Command::Close => obeyed = Command::Close,
-                Command::None => {}
+            match self.conn.orders.strongest() {
+                Order::Drop => return,
+                Order::Close => obeyed = Order::Close,
+                Order::None => {}
             }
-            if obeyed == Command::Close || self.shared.stopping.load(Ordering::Acquire) {
+            if obeyed == Order::Close || self.shared.stopping.load(Ordering::Acquire) {
                 // Requests received so far were answered above; the peer
                 // gets close_notify after them.
                 leaving = true;
@@ -165,7 +167,7 @@ impl Session {
             let _ = stream.set_read_timeout(wait);
             match stream.read(&mut input) {
                 // An order woke the read: obey it first.
-                Ok(0) if self.conn.command() > obeyed => {}
+                Ok(0) if self.conn.orders.strongest() > obeyed => {}
                 Ok(0) => {
                     eof = true;
                     session.handle_eof(Instant::now());
@@ -235,34 +237,14 @@ impl Session {
     }
 
     /// Asks admission control for a place now that the session has
-    /// authenticated; `false` when it must close instead.
+    /// authenticated; `false` when it must close instead (it has been told
+    /// to, and a refusal is logged).
     fn admit(&self, session: &mut Server, now: Instant) -> bool {
-        let peer = self.conn.peer;
         let decision = self.shared.table().authenticated(self.id, now);
-        match decision {
-            Admitted::Admitted => true,
-            Admitted::Evicting(evicted) => {
-                let command = match evicted.reason {
-                    EvictionReason::Stalled { .. } => Command::Drop,
-                    EvictionReason::Idle { .. } => Command::Close,
-                };
-                evicted.handle.order(command);
-                self.shared.log(&SessionLog::Evicted {
-                    peer: evicted.handle.peer,
-                    reason: evicted.reason,
-                    newcomer: peer,
-                });
-                true
-            }
-            Admitted::Refused { max_sessions } => {
-                self.shared.log(&SessionLog::Refused { peer, max_sessions });
-                session.close(now);
-                false
-            }
-            Admitted::Unknown => {
-                session.close(now);
-                false
-            }
+        let stays = decision.carry_out(self.conn.peer, |entry| self.shared.log(entry));
+        if !stays {
+            session.close(now);
         }
+        stays
     }
 }

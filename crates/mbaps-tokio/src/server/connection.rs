@@ -6,9 +6,9 @@
 use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use mbaps_admission::{Handle, Order, Orders};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -28,24 +28,11 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-/// What admission control orders a connection to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Command {
-    /// Nothing yet.
-    None = 0,
-    /// Close with close_notify: an idle session closed to make room.
-    Close = 1,
-    /// End at once: a pending handshake that gave way, or a session whose
-    /// peer stopped reading (it would not take a close_notify).
-    Drop = 2,
-}
-
 /// The admission table's handle on a connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) peer: SocketAddr,
-    command: AtomicU8,
+    orders: Orders,
     wake: Notify,
 }
 
@@ -53,30 +40,32 @@ impl Conn {
     pub(crate) fn new(peer: SocketAddr) -> Conn {
         Conn {
             peer,
-            command: AtomicU8::new(Command::None as u8),
+            orders: Orders::default(),
             wake: Notify::new(),
         }
     }
 
-    /// Orders the connection's task to end (`Drop` outranks `Close`).
-    pub(crate) fn order(&self, command: Command) {
-        self.command.fetch_max(command as u8, Ordering::AcqRel);
-        self.wake.notify_one();
-    }
-
     /// Waits for an order stronger than `after` (the last one obeyed).
-    pub(crate) async fn ordered(&self, after: Command) -> Command {
+    pub(crate) async fn ordered(&self, after: Order) -> Order {
         loop {
-            let command = self.command.load(Ordering::Acquire);
-            if command > after as u8 {
-                return if command == Command::Drop as u8 {
-                    Command::Drop
-                } else {
-                    Command::Close
-                };
+            let order = self.orders.strongest();
+            if order > after {
+                return order;
             }
             self.wake.notified().await;
         }
+    }
+}
+
+impl Handle for Conn {
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Orders the connection's task and wakes it.
+    fn order(&self, order: Order) {
+        self.orders.give(order);
+        self.wake.notify_one();
     }
 }
 

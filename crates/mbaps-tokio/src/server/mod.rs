@@ -24,7 +24,7 @@ use tracing::{Instrument, field};
 
 use crate::handler::IntoAnswering;
 use crate::handler::sealed::Answering;
-use connection::{Command, Conn};
+use connection::Conn;
 use session::Session;
 
 type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
@@ -240,12 +240,7 @@ impl TokioServer {
                     let connected =
                         lock(&table).connect(Instant::now(), peer.ip(), hello, Arc::clone(&conn));
                     if let Some(dropped) = connected.dropped {
-                        dropped.handle.order(Command::Drop);
-                        self.log(&SessionLog::HandshakeDropped {
-                            peer: dropped.handle.peer,
-                            bound: dropped.bound,
-                            pending_for: dropped.pending_for,
-                        });
+                        dropped.carry_out(|entry| self.log(entry));
                     }
                     let span = tracing::info_span!("session", %peer, role = field::Empty);
                     let session = Session {

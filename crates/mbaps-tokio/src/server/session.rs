@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mbaps_admission::{Activity, Admitted, ConnectionId, EvictionReason, SessionLog};
+use mbaps_admission::{Activity, ConnectionId, Order, SessionLog};
 use mbaps_codec::{ExceptionCode, Response};
 use mbaps_session::{Pdu, RequestId, Server, ServerConfig, ServerEvent};
 use tokio::io::AsyncWriteExt;
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Span;
 
-use super::connection::{Command, Conn, Io, Read};
+use super::connection::{Conn, Io, Read};
 use super::{Observer, Table, lock, trace_log};
 use crate::handler::IncomingRequest;
 use crate::handler::sealed::{Answer, Answering};
@@ -115,7 +115,7 @@ impl Session {
         let mut io = Io::new(stream, self.write_timeout);
         let mut timer = Timer::new();
         let mut answers = Answers::default();
-        let mut obeyed = Command::None;
+        let mut obeyed = Order::None;
         // Admission was asked for a place (once authenticated).
         let mut admitted = false;
         let mut phase = Phase::Serving;
@@ -221,10 +221,10 @@ impl Session {
             // the session reads no further request; then the deadlines.
             tokio::select! {
                 biased;
-                command = self.conn.ordered(obeyed) => {
-                    obeyed = command;
-                    match command {
-                        Command::Drop => break,
+                order = self.conn.ordered(obeyed) => {
+                    obeyed = order;
+                    match order {
+                        Order::Drop => break,
                         _ if phase == Phase::Leaving => {}
                         _ => {
                             phase = Phase::Leaving;
@@ -285,37 +285,14 @@ impl Session {
 
     /// Asks admission control for a place now that the session has
     /// authenticated; `false` when it must close instead (it has been told
-    /// to, and the refusal is logged).
+    /// to, and a refusal is logged).
     fn admit(&self, session: &mut Server, now: Instant) -> bool {
-        let peer = self.conn.peer;
         let decision = lock(&self.table).authenticated(self.id, now);
-        match decision {
-            Admitted::Admitted => true,
-            Admitted::Evicting(evicted) => {
-                let command = match evicted.reason {
-                    EvictionReason::Stalled { .. } => Command::Drop,
-                    EvictionReason::Idle { .. } => Command::Close,
-                };
-                evicted.handle.order(command);
-                self.log(&SessionLog::Evicted {
-                    peer: evicted.handle.peer,
-                    reason: evicted.reason,
-                    newcomer: peer,
-                });
-                true
-            }
-            Admitted::Refused { max_sessions } => {
-                self.log(&SessionLog::Refused { peer, max_sessions });
-                session.close(now);
-                false
-            }
-            // Dropped while it finished its handshake: the order to end
-            // is on its way.
-            Admitted::Unknown => {
-                session.close(now);
-                false
-            }
+        let stays = decision.carry_out(self.conn.peer, |entry| self.log(entry));
+        if !stays {
+            session.close(now);
         }
+        stays
     }
 }
 
