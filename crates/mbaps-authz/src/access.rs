@@ -141,6 +141,27 @@ pub fn accesses<'a>(request: &Request<'a>) -> Accesses<'a> {
     }
 }
 
+/// What a request touches, for a log line: its function, unit and every
+/// table range, e.g. `read holding registers (0x03) unit 1, holding
+/// registers 100..=109`.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'r, 'a> {
+    /// The unit id the request is addressed to.
+    pub unit: u8,
+    /// The request.
+    pub request: &'r Request<'a>,
+}
+
+impl fmt::Display for Target<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} unit {}", self.request.function(), self.unit)?;
+        for access in accesses(self.request) {
+            write!(f, ", {} {}..={}", access.table, access.first, access.last)?;
+        }
+        Ok(())
+    }
+}
+
 /// Iterator over the [`Access`]es of a request.
 #[derive(Clone, Debug)]
 pub struct Accesses<'a>(Repr<'a>);

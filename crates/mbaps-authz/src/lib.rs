@@ -81,7 +81,7 @@ mod access;
 mod policy;
 mod role;
 
-pub use access::{Access, Accesses, Table, accesses};
+pub use access::{Access, Accesses, Table, Target, accesses};
 pub use policy::{
     Addresses, Decision, Denial, Explanation, FUNCTION_GROUPS, FunctionSet, MAX_GRANTS_PER_ROLE,
     MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, Permissions, Policy, PolicyError, Problem, Rule, Subject,

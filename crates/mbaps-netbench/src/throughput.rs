@@ -183,7 +183,7 @@ async fn connect_tokio_modbus(address: SocketAddr) -> Result<tokio_modbus::clien
 }
 
 /// tokio-modbus's service: registers hold their address, as in
-/// [`Tables::preset`].
+/// [`mbaps_simulator::Tables::preset`].
 struct Counting;
 
 impl tokio_modbus::server::Service for Counting {

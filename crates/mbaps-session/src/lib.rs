@@ -147,6 +147,7 @@ mod load;
 mod resumption;
 mod server;
 mod transport;
+pub mod upstream;
 
 pub use call::{AsyncCalls, Calls, ClientError, Outcome};
 pub use client::Client;

@@ -39,13 +39,16 @@
 #![allow(clippy::disallowed_methods)]
 
 mod client;
+mod gateway;
 mod handler;
 mod server;
 mod timer;
 
 pub use client::{ClientBuilder, Reconnect, TokioClient};
+pub use gateway::{Device, Gateway, GatewayError, Route};
 pub use handler::{AsyncHandler, IncomingRequest, IntoAnswering, Later};
 pub use mbaps_admission::SessionLog;
 pub use mbaps_session::call::DeviceIdentification;
+pub use mbaps_session::upstream::UpstreamLimits;
 pub use mbaps_session::{AsyncCalls, ClientError};
 pub use server::{ServerHandle, TokioServer};

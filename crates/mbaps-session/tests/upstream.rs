@@ -1,0 +1,377 @@
+//! The gateway's per-device queue ([`Upstream`]) under any interleaving of
+//! requests from many clients, device answers (right and wrong), timeouts,
+//! failed connects and lost connections: every request is answered exactly
+//! once, a response reaches only the request it answers, no request goes to
+//! the device twice, and the queue and the wire stay within their limits.
+
+#![allow(clippy::disallowed_methods)] // the simulated clock starts at the real now
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use mbaps_codec::{Request, Response};
+use mbaps_session::upstream::{Failure, Ticket, Upstream, UpstreamLimits};
+use mbaps_session::{Client, ClientConfig, Pdu, rustls::pki_types::ServerName};
+use proptest::prelude::*;
+
+/// What the simulated world does next.
+#[derive(Clone, Debug)]
+enum Step {
+    /// A front session submits a request.
+    Submit { unit: u8 },
+    /// The device answers the `pick`-th request it holds, in a way.
+    Answer { pick: usize, how: How },
+    /// The device closes the connection.
+    Drop,
+    /// Time passes.
+    Advance { millis: u64 },
+    /// The adapter's pending TCP connect ends.
+    Dial { ok: bool },
+}
+
+/// How the device answers.
+#[derive(Clone, Copy, Debug)]
+enum How {
+    Right,
+    WrongTransaction,
+    WrongFunction,
+    WrongUnit,
+    Exception,
+    /// A frame with a length field of zero: the stream cannot be followed.
+    Garbage,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let how = prop_oneof![
+        6 => Just(How::Right),
+        1 => Just(How::WrongTransaction),
+        1 => Just(How::WrongFunction),
+        1 => Just(How::WrongUnit),
+        1 => Just(How::Exception),
+        1 => Just(How::Garbage),
+    ];
+    prop_oneof![
+        6 => (1u8..4).prop_map(|unit| Step::Submit { unit }),
+        6 => (0usize..4, how).prop_map(|(pick, how)| Step::Answer { pick, how }),
+        1 => Just(Step::Drop),
+        3 => (0u64..2_000).prop_map(|millis| Step::Advance { millis }),
+        2 => any::<bool>().prop_map(|ok| Step::Dial { ok }),
+    ]
+}
+
+fn limits() -> impl Strategy<Value = UpstreamLimits> {
+    (1usize..=4, 1usize..=6).prop_map(|(in_flight, queue)| UpstreamLimits {
+        in_flight,
+        queue,
+        timeout: Duration::from_millis(1_500),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(800),
+    })
+}
+
+/// A request as the device received it.
+struct Held {
+    transaction_id: u16,
+    unit: u8,
+    address: u16,
+}
+
+/// The world: the upstream under test, the device's side of the current
+/// connection, and what each ticket is owed.
+struct World {
+    upstream: Upstream,
+    config: ClientConfig,
+    now: Instant,
+    /// Requests the device holds on the current connection.
+    held: Vec<Held>,
+    /// Bytes the device received and has not parsed yet.
+    received: Vec<u8>,
+    /// Every address (= ticket) the device ever received.
+    seen: BTreeSet<u16>,
+    /// Tickets answered rightly by the device: their register value.
+    answered_rightly: BTreeSet<u16>,
+    /// Each ticket's answer.
+    answers: BTreeMap<u64, Result<Pdu, Failure>>,
+    next_ticket: u64,
+}
+
+impl World {
+    fn new(limits: UpstreamLimits) -> World {
+        let now = Instant::now();
+        let config = ClientConfig::plain()
+            .max_outstanding(limits.in_flight)
+            .build()
+            .unwrap();
+        World {
+            upstream: Upstream::new(limits, now).unwrap(),
+            config,
+            now,
+            held: Vec::new(),
+            received: Vec::new(),
+            seen: BTreeSet::new(),
+            answered_rightly: BTreeSet::new(),
+            answers: BTreeMap::new(),
+            next_ticket: 0,
+        }
+    }
+
+    fn run(&mut self, step: Step) -> Result<(), TestCaseError> {
+        match step {
+            Step::Submit { unit } => {
+                let ticket = self.next_ticket;
+                self.next_ticket += 1;
+                let request = Request::ReadHoldingRegisters {
+                    address: ticket as u16,
+                    quantity: 1,
+                };
+                let full = self.upstream.queued() == self.upstream.limits().queue;
+                self.upstream.submit(
+                    self.now,
+                    Ticket(ticket),
+                    unit,
+                    Pdu::encode_request(&request).unwrap(),
+                );
+                self.collect()?;
+                if let Some(Err(Failure::QueueFull)) = self.answers.get(&ticket) {
+                    prop_assert!(full, "0x06 with room in the queue");
+                }
+            }
+            Step::Answer { pick, how } => {
+                if self.upstream.has_connection() && !self.held.is_empty() {
+                    let held = self.held.remove(pick % self.held.len());
+                    let frame = answer(&held, how);
+                    if matches!(how, How::Right) {
+                        self.answered_rightly.insert(held.address);
+                    }
+                    self.upstream.handle_bytes(self.now, &frame);
+                }
+            }
+            Step::Drop => {
+                if self.upstream.has_connection() {
+                    self.upstream.handle_eof(self.now);
+                }
+            }
+            Step::Advance { millis } => {
+                self.now += Duration::from_millis(millis);
+                if self
+                    .upstream
+                    .poll_timeout()
+                    .is_some_and(|at| at <= self.now)
+                {
+                    self.upstream.handle_timeout(self.now);
+                }
+            }
+            Step::Dial { ok } => {
+                if self.upstream.poll_connect(self.now) {
+                    if ok {
+                        let name = ServerName::try_from("device").unwrap();
+                        let session = Client::new(&self.config, name, self.now).unwrap();
+                        self.upstream.connected(self.now, session);
+                    } else {
+                        self.upstream.connect_failed(self.now);
+                    }
+                }
+            }
+        }
+        self.collect()
+    }
+
+    /// Moves the bytes to the device, takes the answers, checks the bounds.
+    fn collect(&mut self) -> Result<(), TestCaseError> {
+        let connected = self.upstream.has_connection();
+        let mut out = Vec::new();
+        self.upstream.poll_transmit(&mut out);
+        self.received.extend_from_slice(&out);
+        while self.received.len() >= 7 {
+            let len = usize::from(u16::from_be_bytes([self.received[4], self.received[5]]));
+            if self.received.len() < 6 + len {
+                break;
+            }
+            let frame: Vec<u8> = self.received.drain(..6 + len).collect();
+            let address = u16::from_be_bytes([frame[8], frame[9]]);
+            prop_assert!(
+                self.seen.insert(address),
+                "request {address} sent to the device twice"
+            );
+            self.held.push(Held {
+                transaction_id: u16::from_be_bytes([frame[0], frame[1]]),
+                unit: frame[6],
+                address,
+            });
+        }
+        if !connected {
+            // The device's side of a closed connection is gone.
+            self.held.clear();
+            self.received.clear();
+        }
+        while let Some(answer) = self.upstream.poll_answer() {
+            let ticket = answer.ticket.0;
+            if let Ok(pdu) = &answer.result {
+                match pdu.response() {
+                    Ok(Response::ReadHoldingRegisters { values }) => {
+                        prop_assert_eq!(values.get(0), Some(ticket as u16), "another's answer");
+                        prop_assert!(self.answered_rightly.contains(&(ticket as u16)));
+                    }
+                    // An exception from the device is passed on as it is.
+                    Ok(Response::Exception { .. }) => {}
+                    other => prop_assert!(false, "unexpected response {other:?}"),
+                }
+            }
+            prop_assert!(
+                self.answers.insert(ticket, answer.result).is_none(),
+                "ticket {ticket} answered twice"
+            );
+        }
+        prop_assert!(self.upstream.in_flight() <= self.upstream.limits().in_flight);
+        prop_assert!(self.upstream.queued() <= self.upstream.limits().queue);
+        Ok(())
+    }
+}
+
+/// The device's answer to `held`, right or wrong in the way asked.
+fn answer(held: &Held, how: How) -> Vec<u8> {
+    let (mut transaction_id, mut unit) = (held.transaction_id, held.unit);
+    let [hi, lo] = held.address.to_be_bytes();
+    let pdu = match how {
+        How::Right => vec![0x03, 2, hi, lo],
+        How::WrongTransaction => {
+            transaction_id = transaction_id.wrapping_add(0x1000);
+            vec![0x03, 2, hi, lo]
+        }
+        How::WrongFunction => vec![0x04, 2, hi, lo],
+        How::WrongUnit => {
+            unit = unit.wrapping_add(1);
+            vec![0x03, 2, hi, lo]
+        }
+        How::Exception => vec![0x83, 0x02],
+        How::Garbage => Vec::new(),
+    };
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&transaction_id.to_be_bytes());
+    frame.extend_from_slice(&[0, 0]);
+    // A length of zero (no unit id, no PDU) for the garbage frame.
+    let len = if pdu.is_empty() { 0 } else { pdu.len() + 1 };
+    frame.extend_from_slice(&(len as u16).to_be_bytes());
+    if !pdu.is_empty() {
+        frame.push(unit);
+        frame.extend_from_slice(&pdu);
+    }
+    frame
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_request_is_answered_exactly_once(
+        limits in limits(),
+        steps in prop::collection::vec(step(), 1..120),
+    ) {
+        let mut world = World::new(limits);
+        for step in steps {
+            world.run(step)?;
+        }
+        // Whatever is left ends in one of two ways: a close answers the
+        // queue and the wire alike.
+        world.upstream.close(world.now);
+        world.collect()?;
+        for ticket in 0..world.next_ticket {
+            prop_assert!(world.answers.contains_key(&ticket), "ticket {ticket} never answered");
+        }
+        prop_assert_eq!(world.upstream.in_flight(), 0);
+        prop_assert_eq!(world.upstream.queued(), 0);
+    }
+
+    /// Without a close: time alone answers everything (the timeout and
+    /// the failed attempts bound every wait).
+    #[test]
+    fn time_alone_answers_every_request(
+        limits in limits(),
+        steps in prop::collection::vec(step(), 1..120),
+    ) {
+        let mut world = World::new(limits);
+        for step in steps {
+            world.run(step)?;
+        }
+        // No more answers or connects: the device went silent.
+        for _ in 0..8 {
+            world.run(Step::Advance { millis: 1_600 })?;
+        }
+        for ticket in 0..world.next_ticket {
+            prop_assert!(world.answers.contains_key(&ticket), "ticket {ticket} never answered");
+        }
+    }
+}
+
+#[test]
+fn a_device_never_reached_answers_0x0a_and_a_silent_one_0x0b() {
+    let limits = UpstreamLimits::default();
+    let mut world = World::new(limits);
+    // The first attempt fails: a request during the backoff is 0x0A at once.
+    world.run(Step::Dial { ok: false }).unwrap();
+    world.run(Step::Submit { unit: 1 }).unwrap();
+    assert_eq!(world.answers[&0], Err(Failure::Unreachable));
+    // After the backoff, connected, the device stays silent: 0x0B.
+    world.run(Step::Advance { millis: 100 }).unwrap();
+    world.run(Step::Dial { ok: true }).unwrap();
+    world.run(Step::Submit { unit: 1 }).unwrap();
+    assert!(world.upstream.is_up());
+    assert_eq!(world.upstream.in_flight(), 1);
+    world.run(Step::Advance { millis: 3_000 }).unwrap();
+    assert_eq!(world.answers[&1], Err(Failure::Timeout));
+    assert_eq!(
+        Failure::Unreachable.exception(),
+        mbaps_codec::ExceptionCode::GatewayPathUnavailable
+    );
+    assert_eq!(
+        Failure::Timeout.exception(),
+        mbaps_codec::ExceptionCode::GatewayTargetFailedToRespond
+    );
+}
+
+#[test]
+fn with_one_in_flight_requests_reach_the_device_one_at_a_time_in_order() {
+    let mut world = World::new(UpstreamLimits::default());
+    world.run(Step::Dial { ok: true }).unwrap();
+    for unit in [1, 2, 3] {
+        world.run(Step::Submit { unit }).unwrap();
+    }
+    assert_eq!(
+        (world.upstream.in_flight(), world.upstream.queued()),
+        (1, 2)
+    );
+    let mut order = Vec::new();
+    while let Some(held) = world.held.first() {
+        order.push(held.address);
+        assert_eq!(world.held.len(), 1, "two requests on the wire");
+        world
+            .run(Step::Answer {
+                pick: 0,
+                how: How::Right,
+            })
+            .unwrap();
+    }
+    assert_eq!(order, [0, 1, 2]);
+    assert!(world.answers.values().all(Result::is_ok));
+}
+
+#[test]
+fn a_lost_connection_answers_the_wire_0x0b_and_sends_the_queue_on_the_next() {
+    let mut world = World::new(UpstreamLimits::default());
+    world.run(Step::Dial { ok: true }).unwrap();
+    world.run(Step::Submit { unit: 1 }).unwrap();
+    world.run(Step::Submit { unit: 1 }).unwrap();
+    world.run(Step::Drop).unwrap();
+    assert!(matches!(world.answers[&0], Err(Failure::Lost(_))));
+    assert!(!world.answers.contains_key(&1), "the queued request waits");
+    world.run(Step::Dial { ok: true }).unwrap();
+    assert_eq!(world.held.len(), 1);
+    assert_eq!(world.held[0].address, 1);
+    world
+        .run(Step::Answer {
+            pick: 0,
+            how: How::Right,
+        })
+        .unwrap();
+    assert!(world.answers[&1].is_ok());
+}

@@ -1,0 +1,237 @@
+//! One device behind the gateway on tokio: a task that owns the
+//! connection and runs [`Upstream`] (the sans-IO queue, transaction ids and
+//! answers) on it. Front sessions hand it requests through a bounded
+//! channel and get each answer back through a oneshot.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mbaps_session::rustls::pki_types::ServerName;
+use mbaps_session::upstream::{Failure, LinkEvent, Ticket, Upstream};
+use mbaps_session::{Client, ClientConfig, Pdu};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::timer::Timer;
+
+/// A request on its way to the device's task.
+pub(crate) struct Submission {
+    pub(crate) unit_id: u8,
+    pub(crate) pdu: Pdu,
+    pub(crate) reply: oneshot::Sender<Result<Pdu, Failure>>,
+}
+
+/// The front's end of a device: where requests go.
+#[derive(Clone)]
+pub(crate) struct DeviceHandle {
+    submissions: mpsc::Sender<Submission>,
+    /// The device's address, for the log.
+    pub(crate) address: Arc<str>,
+}
+
+impl DeviceHandle {
+    /// Forwards one request and waits for its answer. A full channel is a
+    /// full queue (0x06); a task that is gone, an unreachable path (0x0A).
+    pub(crate) async fn forward(&self, unit_id: u8, pdu: Pdu) -> Result<Pdu, Failure> {
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            unit_id,
+            pdu,
+            reply,
+        };
+        match self.submissions.try_send(submission) {
+            Ok(()) => answer.await.unwrap_or(Err(Failure::Unreachable)),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Failure::QueueFull),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Failure::Unreachable),
+        }
+    }
+}
+
+/// How the task reaches the device.
+pub(crate) struct Dialer {
+    /// `host:port`, resolved at each attempt (a device's name may move).
+    pub(crate) address: String,
+    pub(crate) config: Arc<ClientConfig>,
+    pub(crate) server_name: ServerName<'static>,
+}
+
+/// Starts the device's task; it ends when every [`DeviceHandle`] is gone
+/// (the gateway dropped), after answering what it holds.
+pub(crate) fn start(dialer: Dialer, upstream: Upstream) -> DeviceHandle {
+    // The channel holds what the task has not taken yet; the task takes
+    // eagerly, so the upstream's own queue is the bound that answers 0x06.
+    let (submissions, receiver) = mpsc::channel(upstream.limits().queue);
+    let address: Arc<str> = Arc::from(dialer.address.as_str());
+    let task = DeviceTask {
+        upstream,
+        dialer,
+        submissions: receiver,
+        waiting: HashMap::new(),
+        next_ticket: 0,
+    };
+    tokio::spawn(task.run());
+    DeviceHandle {
+        submissions,
+        address,
+    }
+}
+
+struct DeviceTask {
+    upstream: Upstream,
+    dialer: Dialer,
+    submissions: mpsc::Receiver<Submission>,
+    waiting: HashMap<Ticket, oneshot::Sender<Result<Pdu, Failure>>>,
+    next_ticket: u64,
+}
+
+impl DeviceTask {
+    async fn run(mut self) {
+        let mut stream: Option<TcpStream> = None;
+        let mut dialing: Option<JoinHandle<std::io::Result<TcpStream>>> = None;
+        let mut buf = vec![0u8; 4096];
+        let mut out = Vec::new();
+        let mut timer = Timer::new();
+        let address = Arc::<str>::from(self.dialer.address.as_str());
+        loop {
+            if self.upstream.poll_connect(Instant::now()) {
+                dialing = Some(tokio::spawn(dial(
+                    self.dialer.address.clone(),
+                    self.upstream.limits().timeout,
+                )));
+            }
+            out.clear();
+            self.upstream.poll_transmit(&mut out);
+            if !out.is_empty()
+                && let Some(tcp) = stream.as_mut()
+            {
+                // A device that takes none of our bytes for the timeout is lost.
+                let written =
+                    tokio::time::timeout(self.upstream.limits().timeout, tcp.write_all(&out)).await;
+                if !matches!(written, Ok(Ok(()))) {
+                    self.upstream.handle_eof(Instant::now());
+                }
+            }
+            if !self.upstream.has_connection() {
+                stream = None;
+            }
+            self.settle(&address);
+            timer.set(self.upstream.poll_timeout());
+            let read = async {
+                match stream.as_mut() {
+                    Some(tcp) => tcp.read(&mut buf).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let dialed = async {
+                match dialing.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                submission = self.submissions.recv() => match submission {
+                    Some(submission) => {
+                        self.submit(submission);
+                        while let Ok(more) = self.submissions.try_recv() {
+                            self.submit(more);
+                        }
+                    }
+                    None => {
+                        // The gateway is gone: close, answer, end.
+                        self.upstream.close(Instant::now());
+                        out.clear();
+                        self.upstream.poll_transmit(&mut out);
+                        if let Some(tcp) = stream.as_mut() {
+                            let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&out)).await;
+                        }
+                        self.settle(&address);
+                        return;
+                    }
+                },
+                read = read => match read {
+                    Ok(0) | Err(_) => self.upstream.handle_eof(Instant::now()),
+                    Ok(n) => self.upstream.handle_bytes(Instant::now(), &buf[..n]),
+                },
+                dialed = dialed => {
+                    dialing = None;
+                    let now = Instant::now();
+                    match dialed {
+                        Ok(Ok(tcp)) => match Client::new(&self.dialer.config, self.dialer.server_name.clone(), now) {
+                            Ok(session) => {
+                                stream = Some(tcp);
+                                self.upstream.connected(now, session);
+                            }
+                            Err(error) => {
+                                tracing::warn!(device = %address, %error, "cannot start a session to the device");
+                                self.upstream.connect_failed(now);
+                            }
+                        },
+                        Ok(Err(error)) => {
+                            tracing::debug!(device = %address, %error, "connect failed");
+                            self.upstream.connect_failed(now);
+                        }
+                        Err(_) => self.upstream.connect_failed(now),
+                    }
+                }
+                () = timer.fired() => self.upstream.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn submit(&mut self, submission: Submission) {
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        self.waiting.insert(ticket, submission.reply);
+        self.upstream
+            .submit(Instant::now(), ticket, submission.unit_id, submission.pdu);
+    }
+
+    /// Hands every answer to its front session (one that gave up is gone:
+    /// its answer is dropped) and logs the connection's changes.
+    fn settle(&mut self, address: &str) {
+        while let Some(answer) = self.upstream.poll_answer() {
+            if let Some(reply) = self.waiting.remove(&answer.ticket) {
+                let _ = reply.send(answer.result);
+            }
+        }
+        while let Some(event) = self.upstream.poll_link_event() {
+            match event {
+                LinkEvent::Up => tracing::info!(device = %address, "connected to the device"),
+                LinkEvent::Unreachable => {
+                    tracing::warn!(device = %address, "the device cannot be reached")
+                }
+                LinkEvent::Failed(reason) => {
+                    tracing::warn!(device = %address, ?reason, "the session to the device failed")
+                }
+                LinkEvent::Lost(reason) => {
+                    tracing::warn!(device = %address, ?reason, "the connection to the device was lost")
+                }
+            }
+        }
+    }
+}
+
+/// Opens a TCP connection to the first address of `address` that answers,
+/// within `timeout`.
+async fn dial(address: String, timeout: Duration) -> std::io::Result<TcpStream> {
+    let attempt = async {
+        let mut last = None;
+        for resolved in tokio::net::lookup_host(address.as_str()).await? {
+            match TcpStream::connect::<SocketAddr>(resolved).await {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(stream);
+                }
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}

@@ -1,0 +1,358 @@
+//! A Modbus/TCP Security gateway: an [`AsyncHandler`] that forwards each
+//! request the front authorized to the device its unit id routes to, and
+//! returns the device's answer.
+//!
+//! ```text
+//!  front sessions (TokioServer: TLS + roles, or plain + one role)
+//!     │ authorized request (R-16: per request, with the client's role)
+//!     ▼
+//!  Gateway ── unit id ──► route ──► device task ── one connection ──► device
+//!                                   (Upstream: bounded queue, in-flight limit,
+//!                                    transaction ids remapped, reconnect)
+//! ```
+//!
+//! Front sessions share one connection per device. Every request gets
+//! exactly one answer: the device's; 0x06 when the device's queue is full;
+//! 0x0A when no route or no connection reaches the device; 0x0B when it
+//! does not answer in time, the connection is lost with the request on
+//! the wire, or its answer is not for the request (another function, unit
+//! or transaction id: never passed on). Each failure is logged with the
+//! role, unit, function and address range.
+//!
+//! ```no_run
+//! # async fn run(front: mbaps_session::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! use mbaps_tokio::{Device, Gateway, Later, TokioServer};
+//!
+//! let gateway = Gateway::to(Device::plain("10.0.0.5:502"))?;
+//! let server = TokioServer::bind("0.0.0.0:802", front, Later(gateway)).await?.spawn()?;
+//! # Ok(()) }
+//! ```
+
+mod device;
+
+use std::fmt;
+use std::future::Future;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use mbaps_authz::Target;
+use mbaps_codec::ExceptionCode;
+use mbaps_session::rustls::pki_types::ServerName;
+use mbaps_session::upstream::{LimitError, Upstream, UpstreamLimits};
+use mbaps_session::{ClientConfig, ConfigError, Pdu, Timers};
+
+use crate::handler::{AsyncHandler, IncomingRequest};
+use device::{DeviceHandle, Dialer};
+
+/// A device behind the gateway: where it is, how it is reached (plain
+/// Modbus/TCP, or Modbus/TCP Security with the gateway's own certificate
+/// and so its role), and how much it is asked at once.
+#[derive(Clone)]
+pub struct Device {
+    address: String,
+    tls: Option<(ClientConfig, ServerName<'static>)>,
+    limits: UpstreamLimits,
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Device")
+            .field("address", &self.address)
+            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Device {
+    /// A plain Modbus/TCP device at `address` (`host:port`, resolved at
+    /// each connection attempt).
+    pub fn plain(address: impl Into<String>) -> Device {
+        Device {
+            address: address.into(),
+            tls: None,
+            limits: UpstreamLimits::default(),
+        }
+    }
+
+    /// A Modbus/TCP Security device at `address`, whose certificate must
+    /// name `server_name`; `config` holds the gateway's client certificate
+    /// (the role the device authorizes). Its `max_outstanding` must be at
+    /// least the device's in-flight limit.
+    pub fn tls(
+        address: impl Into<String>,
+        config: ClientConfig,
+        server_name: ServerName<'static>,
+    ) -> Device {
+        Device {
+            address: address.into(),
+            tls: Some((config, server_name)),
+            limits: UpstreamLimits::default(),
+        }
+    }
+
+    /// The queue, in-flight limit, timeout and reconnect backoff.
+    pub fn limits(mut self, limits: UpstreamLimits) -> Device {
+        self.limits = limits;
+        self
+    }
+
+    /// The address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+/// Why a gateway could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// A device's limits are out of range.
+    #[error("device {address}: {source}")]
+    Limits {
+        /// The device.
+        address: String,
+        /// Which limit.
+        #[source]
+        source: LimitError,
+    },
+    /// A TLS device's configuration allows fewer requests in flight than
+    /// its in-flight limit.
+    #[error(
+        "device {address}: in_flight is {in_flight} but its client configuration allows {max_outstanding}"
+    )]
+    InFlightAboveClient {
+        /// The device.
+        address: String,
+        /// The in-flight limit.
+        in_flight: usize,
+        /// The client configuration's bound.
+        max_outstanding: usize,
+    },
+    /// Two routes claim the same unit id.
+    #[error("unit {unit} is routed twice: to {first} and to {second}")]
+    Overlap {
+        /// The unit id.
+        unit: u8,
+        /// The first route's device.
+        first: String,
+        /// The second's.
+        second: String,
+    },
+    /// A plain device's configuration could not be built.
+    #[error("device {address}: {source}")]
+    Config {
+        /// The device.
+        address: String,
+        /// Why.
+        #[source]
+        source: ConfigError,
+    },
+    /// No route at all: every request would be answered 0x0A.
+    #[error("the gateway has no route")]
+    NoRoutes,
+    /// Not called within a tokio runtime: the device tasks need one.
+    #[error("a gateway starts within a tokio runtime")]
+    NoRuntime,
+}
+
+/// A route: the unit ids it takes, the device, and the unit id the device
+/// is addressed with (`None`: the same).
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The unit ids this route takes.
+    pub units: RangeInclusive<u8>,
+    /// The device they go to.
+    pub device: Device,
+    /// The unit id sent to the device instead of the request's (a device
+    /// that answers only its own id, behind a gateway that numbers units).
+    pub rewrite_unit: Option<u8>,
+}
+
+/// Where one unit id goes.
+#[derive(Clone)]
+struct Destination {
+    device: DeviceHandle,
+    rewrite_unit: Option<u8>,
+}
+
+/// The gateway: see the module documentation. Cheap to clone; the device
+/// tasks end when the last clone is dropped (with the server that holds
+/// it), after answering what they hold.
+#[derive(Clone)]
+pub struct Gateway {
+    /// Indexed by unit id.
+    routes: Arc<[Option<Destination>; 256]>,
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let routed = self.routes.iter().filter(|r| r.is_some()).count();
+        f.debug_struct("Gateway")
+            .field("routed_units", &routed)
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Every unit id to one device, unchanged. Must be called within a
+    /// tokio runtime: it starts the device's task, which connects at once.
+    pub fn to(device: Device) -> Result<Gateway, GatewayError> {
+        Gateway::routes(vec![Route {
+            units: 0..=255,
+            device,
+            rewrite_unit: None,
+        }])
+    }
+
+    /// Routes by unit id: each route's units go to its device. Routes that
+    /// name the same device (same address and the same TLS or not) share
+    /// its connection and queue, with the limits of the first of them.
+    /// Unit ids no route takes are answered 0x0A.
+    pub fn routes(routes: Vec<Route>) -> Result<Gateway, GatewayError> {
+        if routes.is_empty() {
+            return Err(GatewayError::NoRoutes);
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(GatewayError::NoRuntime);
+        }
+        // Check everything before starting any task.
+        let mut table: [Option<usize>; 256] = [None; 256];
+        for (index, route) in routes.iter().enumerate() {
+            for unit in route.units.clone() {
+                let slot = &mut table[usize::from(unit)];
+                if let Some(first) = *slot {
+                    return Err(GatewayError::Overlap {
+                        unit,
+                        first: routes[first].device.address.clone(),
+                        second: route.device.address.clone(),
+                    });
+                }
+                *slot = Some(index);
+            }
+        }
+        let mut devices: Vec<(String, bool, DeviceHandle)> = Vec::new();
+        let mut handles = Vec::with_capacity(routes.len());
+        for route in &routes {
+            let key = (&route.device.address, route.device.tls.is_some());
+            let existing = devices
+                .iter()
+                .find(|(address, tls, _)| (address, *tls) == key)
+                .map(|(_, _, handle)| handle.clone());
+            let handle = match existing {
+                Some(handle) => handle,
+                None => {
+                    let handle = start_device(&route.device)?;
+                    devices.push((
+                        route.device.address.clone(),
+                        route.device.tls.is_some(),
+                        handle.clone(),
+                    ));
+                    handle
+                }
+            };
+            handles.push(handle);
+        }
+        let routes: [Option<Destination>; 256] = std::array::from_fn(|unit| {
+            table[unit].map(|index| Destination {
+                device: handles[index].clone(),
+                rewrite_unit: routes[index].rewrite_unit,
+            })
+        });
+        Ok(Gateway {
+            routes: Arc::new(routes),
+        })
+    }
+}
+
+/// Validates a device and starts its task.
+fn start_device(device: &Device) -> Result<DeviceHandle, GatewayError> {
+    let address = device.address.clone();
+    let limits = device.limits;
+    let upstream = Upstream::new(limits, std::time::Instant::now()).map_err(|source| {
+        GatewayError::Limits {
+            address: address.clone(),
+            source,
+        }
+    })?;
+    let (config, server_name) = match &device.tls {
+        Some((config, name)) => {
+            if config.max_outstanding() < limits.in_flight {
+                return Err(GatewayError::InFlightAboveClient {
+                    address,
+                    in_flight: limits.in_flight,
+                    max_outstanding: config.max_outstanding(),
+                });
+            }
+            (config.clone(), name.clone())
+        }
+        None => {
+            // The device's connection is kept while the gateway runs: no
+            // idle timeout of ours (a device that closes idle connections
+            // is reconnected at once).
+            let config = ClientConfig::plain()
+                .max_outstanding(limits.in_flight)
+                .timers(Timers {
+                    idle_timeout: None,
+                    ..Timers::default()
+                })
+                .build()
+                .map_err(|source| GatewayError::Config {
+                    address: address.clone(),
+                    source,
+                })?;
+            // A plain session ignores the name.
+            (
+                config,
+                ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+            )
+        }
+    };
+    let dialer = Dialer {
+        address,
+        config: Arc::new(config),
+        server_name,
+    };
+    Ok(device::start(dialer, upstream))
+}
+
+impl AsyncHandler for Gateway {
+    fn handle(
+        &self,
+        request: IncomingRequest,
+    ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
+        let destination = self.routes[usize::from(request.unit_id)].clone();
+        async move {
+            let Some(destination) = destination else {
+                log_failure(&request, "-", &"no route takes this unit id");
+                return Err(ExceptionCode::GatewayPathUnavailable);
+            };
+            let unit = destination.rewrite_unit.unwrap_or(request.unit_id);
+            match destination.device.forward(unit, request.pdu).await {
+                Ok(pdu) => Ok(pdu),
+                Err(failure) => {
+                    log_failure(&request, &destination.device.address, &failure);
+                    Err(failure.exception())
+                }
+            }
+        }
+    }
+}
+
+/// One log line per request the gateway answered itself.
+fn log_failure(request: &IncomingRequest, device: &str, why: &dyn fmt::Display) {
+    let role = request
+        .role
+        .as_ref()
+        .map_or("[no_role]", |role| role.as_str());
+    match request.request() {
+        Ok(decoded) => {
+            let target = Target {
+                unit: request.unit_id,
+                request: &decoded,
+            };
+            tracing::warn!(%role, %device, "gateway: {target}: {why}");
+        }
+        Err(_) => tracing::warn!(%role, %device, unit = request.unit_id, "gateway: {why}"),
+    }
+}
