@@ -135,11 +135,21 @@ impl Server {
             address: String::new(),
             lines,
         };
-        let first = server.next_line().expect("the server printed nothing");
-        server.address = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{name} began with {first:?}"))
-            .to_owned();
+        // `listening on ADDRESS` (and, from mbaps, what it serves).
+        let mut before = Vec::new();
+        server.address = loop {
+            let line = server
+                .next_line()
+                .unwrap_or_else(|| panic!("{name} never said where it listens: {before:#?}"));
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+            before.push(line);
+        };
         server
     }
 
@@ -175,6 +185,14 @@ fn run_client(certs: &Path, server: &Server, role: &str) -> String {
 
 /// Runs executable `name` with `args` to its end; what it printed.
 fn run_to_end(name: &str, args: &[PathBuf]) -> String {
+    let (success, stdout) = run_to_exit(name, args);
+    assert!(success, "{name}: {stdout}");
+    stdout
+}
+
+/// Runs executable `name` with `args` to its end: whether it succeeded, and
+/// what it printed (standard output, then standard error).
+fn run_to_exit(name: &str, args: &[PathBuf]) -> (bool, String) {
     let mut child = example(name)
         .args(args)
         .stdout(Stdio::piped())
@@ -190,10 +208,9 @@ fn run_to_end(name: &str, args: &[PathBuf]) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
     let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{name}: {stdout}{stderr}");
-    stdout
+    let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), printed)
 }
 
 /// The eight reads of the client: registers 0..32, register n holding n,
@@ -249,20 +266,20 @@ fn the_async_handler_serves_the_tokio_client() {
     serve_the_client("async_handler");
 }
 
-/// The commands of the README's "Examples" section: (program, its
+/// The commands of the README's section `heading`: (program, its
 /// arguments, whether it runs in the background).
-fn readme_commands() -> Vec<(String, Vec<String>, bool)> {
+fn readme_commands(heading: &str) -> Vec<(String, Vec<String>, bool)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
     let section = readme
-        .split("\n## Examples\n")
+        .split(&format!("\n## {heading}\n"))
         .nth(1)
-        .expect("the README has an Examples section");
+        .unwrap_or_else(|| panic!("the README has no section {heading:?}"));
     let block = section
         .split("```sh\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("the Examples section has a sh block");
+        .unwrap_or_else(|| panic!("the section {heading:?} has no sh block"));
     block
         .lines()
         .map(|line| line.split(" #").next().unwrap_or_default().trim())
@@ -289,16 +306,19 @@ fn readme_commands() -> Vec<(String, Vec<String>, bool)> {
         .collect()
 }
 
-#[test]
-fn the_readme_examples_run_as_written() {
-    let commands = readme_commands();
-    assert!(commands.len() >= 4, "{commands:?}");
-    let folder = Certificates::new("readme");
+/// Runs the commands of the README's section `heading` as written, in a
+/// fresh folder: `certs` is that folder, and each address a background
+/// command listens on is a free port, given to the commands after it.
+/// Returns the background servers and what each other command printed
+/// (and whether it succeeded).
+fn run_readme_section(heading: &str, folder: &Certificates) -> (Vec<Server>, Vec<(bool, String)>) {
+    let commands = readme_commands(heading);
     let certs = folder.0.join("certs");
-    let mut server: Option<Server> = None;
+    let mut servers: Vec<Server> = Vec::new();
+    let mut addresses: HashMap<String, String> = HashMap::new();
     let mut outputs = Vec::new();
     for (program, args, background) in commands {
-        // The same commands, in a fresh folder, on a free port.
+        let mut listens_on = None;
         let args: Vec<PathBuf> = args
             .iter()
             .enumerate()
@@ -306,22 +326,42 @@ fn the_readme_examples_run_as_written() {
                 // The folder, not `mbaps certs`, the command.
                 "certs" if at > 0 || program != "mbaps" => certs.clone(),
                 "examples/policy.toml" => policy(),
-                "127.0.0.1:8802" if background => "127.0.0.1:0".into(),
-                "127.0.0.1:8802" => server
-                    .as_ref()
-                    .expect("a server runs")
-                    .address
-                    .clone()
-                    .into(),
+                path if path.starts_with("certs/") => certs.join(&path["certs/".len()..]),
+                address if address.starts_with("127.0.0.1:") => match addresses.get(address) {
+                    Some(actual) => actual.into(),
+                    None if background && listens_on.is_none() => {
+                        listens_on = Some(address.to_owned());
+                        "127.0.0.1:0".into()
+                    }
+                    None => panic!("nothing listens on {address} yet"),
+                },
                 other => other.into(),
             })
             .collect();
         if background {
-            server = Some(Server::start_with(&program, &args));
+            let server = Server::start_with(&program, &args);
+            if let Some(written) = listens_on {
+                addresses.insert(written, server.address.clone());
+            }
+            servers.push(server);
         } else {
-            outputs.push(run_to_end(&program, &args));
+            outputs.push(run_to_exit(&program, &args));
         }
     }
+    (servers, outputs)
+}
+
+#[test]
+fn the_readme_examples_run_as_written() {
+    let folder = Certificates::new("readme");
+    let (_servers, outputs) = run_readme_section("Examples", &folder);
+    let outputs: Vec<String> = outputs
+        .into_iter()
+        .map(|(success, printed)| {
+            assert!(success, "{printed}");
+            printed
+        })
+        .collect();
     let [_certs, operator, viewer] = &outputs[..] else {
         panic!("{outputs:#?}");
     };
@@ -332,4 +372,31 @@ fn the_readme_examples_run_as_written() {
         "{viewer}"
     );
     assert!(viewer.ends_with(&reads(1234)), "{viewer}");
+}
+
+#[test]
+fn the_readme_gateway_section_runs_as_written() {
+    let folder = Certificates::new("gateway");
+    let (servers, outputs) = run_readme_section("Secure a plain Modbus/TCP device", &folder);
+    let [_certs, (read_ok, read), (write_ok, write)] = &outputs[..] else {
+        panic!("{outputs:#?}");
+    };
+    assert!(*read_ok, "{read}");
+    // The preset device: register n holds n.
+    for register in 100..=102u16 {
+        let row = format!("{register:>7}  {register:>7}  0x{register:04X}");
+        assert!(read.contains(&row), "{read}");
+    }
+    assert!(!*write_ok, "the viewer's write went through: {write}");
+    assert!(write.contains("0x01"), "{write}");
+    // The device saw the read, never the write.
+    let [device, _gateway] = &servers[..] else {
+        panic!("two servers expected");
+    };
+    let log = device.wait_for("read holding registers", 1);
+    assert!(
+        !log.iter()
+            .any(|line| line.starts_with("request") && line.contains("write")),
+        "{log:#?}"
+    );
 }

@@ -9,6 +9,10 @@ n, coil and input n are on when n % 3 == 0). Each check prints one JSON line
 server MODE: pymodbus's TLS server, requiring a client certificate from the
 given CA, with the same preset data, until killed. `cargo xtask conformance`
 runs `mbaps read` and `mbaps write` against it.
+
+With --plain, both modes speak plain Modbus/TCP (no TLS, no certificates):
+the client reaches `mbaps server` through `mbaps gateway --plain`, and the
+server is the plain device behind `mbaps gateway`.
 """
 
 import argparse
@@ -19,7 +23,7 @@ import ssl
 import sys
 
 import pymodbus
-from pymodbus.client import AsyncModbusTlsClient, ModbusTlsClient
+from pymodbus.client import AsyncModbusTcpClient, AsyncModbusTlsClient, ModbusTlsClient
 from pymodbus.pdu.file_message import FileRecord
 
 COUNT = 200
@@ -39,6 +43,10 @@ def client_context(args, cert, key):
 
 
 async def connect(args, cert, key):
+    if args.plain:
+        client = AsyncModbusTcpClient(
+            args.host, port=args.port, timeout=5, retries=0, reconnect_delay=0)
+        return client, await client.connect()
     client = AsyncModbusTlsClient(
         args.host,
         port=args.port,
@@ -91,7 +99,8 @@ def sync_client_checks_names(args):
 
 async def run_client(args):
     """Every function code against mbaps server, then a denied write."""
-    sync_client_checks_names(args)
+    if not args.plain:
+        sync_client_checks_names(args)
     client, connected = await connect(args, args.cert, args.key)
     report("client_connects_with_its_certificate", connected, f"pymodbus {pymodbus.__version__}")
     if not connected:
@@ -153,6 +162,8 @@ async def run_client(args):
                           else f"objects {r.information}"))
     client.close()
     report("client_every_function", all(results), f"{sum(results)} of {len(results)}")
+    if args.plain:
+        return 0
 
     # A viewer's write is denied with exception 01 and the session stays up.
     if args.denied_cert:
@@ -188,13 +199,9 @@ async def run_server(args):
     from pymodbus.datastore import (  # pylint: disable=import-outside-toplevel
         ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext)
     from pymodbus import ModbusDeviceIdentification  # pylint: disable=import-outside-toplevel
-    from pymodbus.server import ModbusTlsServer  # pylint: disable=import-outside-toplevel
+    from pymodbus.server import (  # pylint: disable=import-outside-toplevel
+        ModbusTcpServer, ModbusTlsServer)
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(args.ca)
-    context.load_cert_chain(args.cert, args.key)
     bits = [preset_bit(n) for n in range(COUNT)]
     registers = list(range(COUNT))
     device = ModbusDeviceContext(
@@ -208,12 +215,24 @@ async def run_server(args):
         "ProductCode": "interop",
         "MajorMinorRevision": pymodbus.__version__,
     })
-    server = ModbusTlsServer(
-        ModbusServerContext(devices={1: device}),
-        identity=identity,
-        address=("127.0.0.1", args.port),
-        sslctx=context,
-    )
+    if args.plain:
+        server = ModbusTcpServer(
+            ModbusServerContext(devices={1: device}),
+            identity=identity,
+            address=("127.0.0.1", args.port),
+        )
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.ca)
+        context.load_cert_chain(args.cert, args.key)
+        server = ModbusTlsServer(
+            ModbusServerContext(devices={1: device}),
+            identity=identity,
+            address=("127.0.0.1", args.port),
+            sslctx=context,
+        )
     await server.serve_forever()
 
 
@@ -222,12 +241,15 @@ def main():
     parser.add_argument("mode", choices=["client", "server"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ca", required=True)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--key", required=True)
+    parser.add_argument("--plain", action="store_true")
+    parser.add_argument("--ca")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
     parser.add_argument("--denied-cert")
     parser.add_argument("--denied-key")
     args = parser.parse_args()
+    if not args.plain and not (args.ca and args.cert and args.key):
+        parser.error("--ca, --cert and --key are required without --plain")
     logging.basicConfig(level=logging.ERROR)
     if args.mode == "client":
         return asyncio.run(run_client(args))

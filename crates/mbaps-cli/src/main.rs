@@ -5,6 +5,7 @@
 //! ```text
 //! mbaps demo           ──► test PKI ──► mbaps-std server + clients on 127.0.0.1
 //! mbaps server         ──► mbaps-tokio server on a register map, a log line per request
+//! mbaps gateway        ──► the same front, each authorized request forwarded to a device
 //! mbaps read / write   ──► mbaps-std client, a table or JSON
 //! mbaps certs          ──► a CA, a server and clients with roles
 //! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
@@ -22,6 +23,8 @@ mod connect;
 mod decode;
 mod demo;
 mod describe;
+mod front;
+mod gateway_command;
 mod probe;
 mod server_commands;
 
@@ -44,6 +47,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a server simulator on a register map.
     Server(server_commands::ServerArgs),
+    /// Put Modbus/TCP Security with per-request role authorization in
+    /// front of plain Modbus/TCP devices, or let plain clients reach a
+    /// secure device as one role.
+    Gateway(gateway_command::GatewayArgs),
     /// Read coils, discrete inputs, holding or input registers from a server.
     Read(client_commands::ReadArgs),
     /// Write coils or holding registers of a server.
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Server(args) => server_commands::server(args),
+        Command::Gateway(args) => gateway_command::gateway(args),
         Command::Read(args) => client_commands::read(args),
         Command::Write(args) => client_commands::write(args),
         Command::Request(args) => client_commands::request(args),

@@ -8,6 +8,9 @@
 //! - resident memory per idle TLS session, in a server child process;
 //! - the client side: `TokioClient` with 16 calls in flight against a bare
 //!   rustls load generator, both against a minimal rustls echo server;
+//! - the gateway: read 10 holding registers through `mbaps_tokio::Gateway`
+//!   (TLS front, plain upstream) against the same requests sent directly
+//!   to the plain server behind it, 1 and 16 in flight and 10 clients;
 //! - admission under attack: an authenticated client's p99 latency and a
 //!   new client's first answer while 1,000 anonymous connections are
 //!   opened and held, beside the same client on a quiet server.
@@ -19,6 +22,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod client_ratio;
+mod gateway;
 mod handshakes;
 mod idle_memory;
 mod pki;
@@ -43,7 +47,14 @@ struct Options {
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: [&str; 5] = ["throughput", "handshakes", "memory", "client", "attack"];
+const SCENARIOS: [&str; 6] = [
+    "throughput",
+    "handshakes",
+    "memory",
+    "client",
+    "gateway",
+    "attack",
+];
 
 impl Options {
     fn runs(&self, scenario: &str) -> bool {
@@ -54,7 +65,7 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -156,6 +167,12 @@ fn main() -> Result<()> {
         let client = runtime.block_on(client_ratio::measure(&pki, window, options.rounds))?;
         text.push_str(&client_table(&client));
         report.insert("client_ratio".into(), client_report(&client));
+    }
+    if options.runs("gateway") {
+        eprintln!("through the gateway and directly ...");
+        let rates = runtime.block_on(gateway::measure(&pki, window, options.rounds))?;
+        text.push_str(&gateway_table(&rates));
+        report.insert("gateway".into(), gateway_report(&rates));
     }
     if options.runs("attack") {
         eprintln!(
@@ -289,6 +306,58 @@ fn client_table(client: &client_ratio::ClientRatio) -> String {
         verdict(client.ratio() >= CLIENT_RATIO_TARGET),
         client.ratio_to_two_tasks()
     )
+}
+
+/// Targets of the gateway over direct: 1 in flight has two hops where
+/// direct has one; at 16 in flight the hops overlap.
+const GATEWAY_TARGETS: [(usize, f64); 2] = [(0, 0.45), (3, 0.8)];
+
+fn gateway_table(rates: &gateway::GatewayRates) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "
+gateway (TLS 1.3 front, plain upstream to a plain mbaps server, 16 on its wire) vs the same server directly (plain), requests/s:"
+    );
+    for ((name, ..), per_second) in gateway::SCENARIOS.iter().zip(&rates.per_second) {
+        let _ = writeln!(out, "  {name:<30} {per_second:>10.0}");
+    }
+    for (direct, target) in GATEWAY_TARGETS {
+        let measured = rates.ratio(direct);
+        let _ = writeln!(
+            out,
+            "  {} / {}: {measured:.2} (target >= {target}) {}; bare TCP proxy / direct: {:.2}",
+            gateway::SCENARIOS[direct + 1].0,
+            gateway::SCENARIOS[direct].0,
+            verdict(measured >= target),
+            rates.proxy_ratio(direct),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  gateway, 10 clients / direct, 10 clients: {:.2}; bare TCP proxy / direct: {:.2}",
+        rates.ratio(6),
+        rates.proxy_ratio(6),
+    );
+    out
+}
+
+fn gateway_report(rates: &gateway::GatewayRates) -> serde_json::Value {
+    let scenarios: Vec<_> = gateway::SCENARIOS
+        .iter()
+        .zip(&rates.per_second)
+        .map(|((name, ..), per_second)| serde_json::json!({ "scenario": name, "per_second": per_second }))
+        .collect();
+    serde_json::json!({
+        "scenarios": scenarios,
+        "ratio_1_in_flight": rates.ratio(0),
+        "ratio_16_in_flight": rates.ratio(3),
+        "ratio_10_clients": rates.ratio(6),
+        "bare_proxy_ratio_1_in_flight": rates.proxy_ratio(0),
+        "bare_proxy_ratio_16_in_flight": rates.proxy_ratio(3),
+        "bare_proxy_ratio_10_clients": rates.proxy_ratio(6),
+    })
 }
 
 fn attack_table(attack: &under_attack::UnderAttack) -> String {

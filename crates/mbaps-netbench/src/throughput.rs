@@ -213,13 +213,13 @@ tokio::task_local! {
 }
 
 /// Counts one finished call of the current worker.
-async fn yield_count() {
+pub(crate) async fn yield_count() {
     COUNT.with(|count| count.fetch_add(1, Ordering::Relaxed));
 }
 
 /// Runs `workers` call loops, lets them warm up, then counts the calls
 /// finished within `window`.
-async fn load<F, W>(workers: usize, window: Duration, worker: W) -> Result<f64>
+pub(crate) async fn load<F, W>(workers: usize, window: Duration, worker: W) -> Result<f64>
 where
     W: Fn(usize) -> F,
     F: Future<Output = ()> + Send + 'static,

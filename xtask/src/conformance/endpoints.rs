@@ -43,6 +43,17 @@ impl Pki {
         self.dir.parent().unwrap_or(&self.dir).join(name)
     }
 
+    /// `command` with this PKI's server certificate and key, trusting its CA.
+    pub(crate) fn server<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .arg("--cert")
+            .arg(self.file("server-chain.pem"))
+            .arg("--key")
+            .arg(self.file("server.key"))
+            .arg("--ca")
+            .arg(self.file("ca.pem"))
+    }
+
     /// `mbaps server` on this PKI's server certificate, trusting its CA,
     /// logging to `log` beside the PKI.
     pub(crate) fn start_server(&self, log: &str) -> Result<(Background, SocketAddr)> {
@@ -147,15 +158,24 @@ pub(crate) fn start_server(
         .arg(files.ca)
         .arg("--policy")
         .arg(root().join("examples/policy.toml"));
-    let server = Background::start_when(&mut command, log, &Ready::Logged("listening on "))
-        .context("starting mbaps server")?;
+    start_listening(&mut command, log)
+}
+
+/// Starts an `mbaps` server or gateway on `127.0.0.1:0` and reads the
+/// address it bound from its `listening on ADDRESS` line.
+pub(crate) fn start_listening(
+    command: &mut Command,
+    log: &Path,
+) -> Result<(Background, SocketAddr)> {
+    let server = Background::start_when(command, log, &Ready::Logged("listening on "))
+        .with_context(|| format!("starting {command:?}"))?;
     let address = server
         .log()
         .lines()
         .find_map(|line| line.strip_prefix("listening on "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|address| address.parse().ok())
-        .with_context(|| format!("mbaps server logged no address: {}", server.log()))?;
+        .with_context(|| format!("mbaps logged no address: {}", server.log()))?;
     Ok((server, address))
 }
 

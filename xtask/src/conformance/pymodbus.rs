@@ -1,6 +1,8 @@
 //! pymodbus as an independent Modbus/TCP Security peer, both ways: its TLS
 //! client against `mbaps server`, and `mbaps read`/`write` (and the device
-//! probe) against its TLS server. pymodbus is installed from PyPI, at a
+//! probe) against its TLS server; and on both sides of `mbaps gateway`: its
+//! plain server as the device behind a TLS front, its plain client through
+//! a plain front to `mbaps server`. pymodbus is installed from PyPI, at a
 //! pinned version, into a virtual environment under `target/`; the script
 //! that drives it is `xtask/conformance/pymodbus_interop.py`.
 
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::endpoints::{Pki, credentials, mbaps, run_probe};
+use super::endpoints::{Pki, credentials, mbaps, run_probe, start_listening};
 use super::process::{Background, free_port, run_bounded};
 use super::{Evidence, target_dir};
 use crate::root;
@@ -22,7 +24,9 @@ pub(crate) const VERSION: &str = "3.16.1";
 pub(crate) fn run(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
     let python = install()?;
     client_against_mbaps(&python, pki, evidence)?;
-    mbaps_against_server(&python, pki, evidence)
+    mbaps_against_server(&python, pki, evidence)?;
+    gateway_to_plain_pymodbus(&python, pki, evidence)?;
+    plain_pymodbus_through_gateway(&python, pki, evidence)
 }
 
 /// The virtual environment's python, with pymodbus `VERSION` installed
@@ -183,30 +187,7 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
         command.args(args).args(["--host", &host, "--timeout", "5"]);
         run_bounded(pki.client(&mut command, cert), Duration::from_secs(30))
     };
-    // (id, arguments, what the output must hold): the pymodbus server's
-    // data is the preset of `mbaps server` (register n holds n, bit n is on
-    // when n % 3 == 0); reads print JSON.
-    let exchanges: [(&str, &[&str], String); 14] = [
-        ("fc01_read_coils", &["read", "coils", "0", "4", "--json"], values(0, &[1, 0, 0, 1])),
-        ("fc02_read_discrete_inputs", &["read", "discrete-inputs", "6", "2", "--json"], values(6, &[1, 0])),
-        ("fc03_read_holding_registers", &["read", "holding", "10", "3", "--json"], values(10, &[10, 11, 12])),
-        ("fc04_read_input_registers", &["read", "input", "5", "2", "--json"], values(5, &[5, 6])),
-        ("fc05_write_single_coil", &["write", "coils", "7", "1"], "written: 1 value".into()),
-        ("fc06_write_single_register", &["write", "holding", "50", "9"], "written: 1 value".into()),
-        ("fc0f_write_multiple_coils", &["write", "coils", "8", "0", "1", "1"], "written: 3 value".into()),
-        ("fc10_write_multiple_registers", &["write", "holding", "60", "1", "2", "3"], "written: 3 value".into()),
-        ("writes_read_back", &["read", "holding", "60", "3", "--json"], values(60, &[1, 2, 3])),
-        // The function codes `read` and `write` do not offer, as raw PDUs.
-        ("fc15_write_file_record", &["request", "15 0B 06 0004 0007 0002 1234 5678", "--json"],
-            r#""records":[{"file_number":4,"record_number":7,"record_length":2,"values":[4660,22136]}]"#.into()),
-        ("fc16_mask_write_register", &["request", "16 0004 00F2 0025", "--json"],
-            r#""address":4,"and_mask":242,"or_mask":37"#.into()),
-        ("fc16_result_read_back", &["read", "holding", "4", "1", "--json"], values(4, &[5])),
-        ("fc17_read_write_multiple_registers", &["request", "17 0000 0002 0010 0001 02 0007", "--json"],
-            r#""function_name":"read/write multiple registers","byte_count":4,"values":[0,1]"#.into()),
-        ("fc2b_read_device_identification", &["request", "2B 0E 01 00", "--json"],
-            r#"{"id":0,"name":"vendor name","value":"pymodbus"}"#.into()),
-    ];
+    let exchanges = device_exchanges();
     let mut all = true;
     for (id, args, expected) in &exchanges {
         let done = call("operator", args)?;
@@ -299,6 +280,191 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
             );
         }
     }
+    drop(server);
+    Ok(())
+}
+
+/// The exchanges with pymodbus's server as a device: (id, `mbaps`
+/// arguments, what the output must hold). The server's data is the preset
+/// of `mbaps server` (register n holds n, bit n is on when n % 3 == 0);
+/// reads print JSON.
+fn device_exchanges() -> [(&'static str, &'static [&'static str], String); 14] {
+    [
+        ("fc01_read_coils", &["read", "coils", "0", "4", "--json"], values(0, &[1, 0, 0, 1])),
+        ("fc02_read_discrete_inputs", &["read", "discrete-inputs", "6", "2", "--json"], values(6, &[1, 0])),
+        ("fc03_read_holding_registers", &["read", "holding", "10", "3", "--json"], values(10, &[10, 11, 12])),
+        ("fc04_read_input_registers", &["read", "input", "5", "2", "--json"], values(5, &[5, 6])),
+        ("fc05_write_single_coil", &["write", "coils", "7", "1"], "written: 1 value".into()),
+        ("fc06_write_single_register", &["write", "holding", "50", "9"], "written: 1 value".into()),
+        ("fc0f_write_multiple_coils", &["write", "coils", "8", "0", "1", "1"], "written: 3 value".into()),
+        ("fc10_write_multiple_registers", &["write", "holding", "60", "1", "2", "3"], "written: 3 value".into()),
+        ("writes_read_back", &["read", "holding", "60", "3", "--json"], values(60, &[1, 2, 3])),
+        // The function codes `read` and `write` do not offer, as raw PDUs.
+        ("fc15_write_file_record", &["request", "15 0B 06 0004 0007 0002 1234 5678", "--json"],
+            r#""records":[{"file_number":4,"record_number":7,"record_length":2,"values":[4660,22136]}]"#.into()),
+        ("fc16_mask_write_register", &["request", "16 0004 00F2 0025", "--json"],
+            r#""address":4,"and_mask":242,"or_mask":37"#.into()),
+        ("fc16_result_read_back", &["read", "holding", "4", "1", "--json"], values(4, &[5])),
+        ("fc17_read_write_multiple_registers", &["request", "17 0000 0002 0010 0001 02 0007", "--json"],
+            r#""function_name":"read/write multiple registers","byte_count":4,"values":[0,1]"#.into()),
+        ("fc2b_read_device_identification", &["request", "2B 0E 01 00", "--json"],
+            r#"{"id":0,"name":"vendor name","value":"pymodbus"}"#.into()),
+    ]
+}
+
+/// `mbaps gateway` (TLS front, the example policy) in front of pymodbus's
+/// plain Modbus/TCP server: every exchange of the TLS runs goes through
+/// the gateway with the operator's certificate, and the viewer's write is
+/// answered 0x01 by the gateway and never reaches the device.
+fn gateway_to_plain_pymodbus(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Result<()> {
+    let device = free_port()?;
+    let mut command = Command::new(python);
+    command
+        .arg(script())
+        .args(["server", "--plain", "--port", &device.port().to_string()]);
+    let server = Background::start(
+        &mut command,
+        &pki.beside("pymodbus-plain-server.log"),
+        device,
+    )
+    .context("starting pymodbus's plain server")?;
+    let mut command = mbaps();
+    command
+        .args(["gateway", "--listen", "127.0.0.1:0", "--exit-after", "600"])
+        .args(["--upstream", &device.to_string()])
+        .arg("--policy")
+        .arg(root().join("examples/policy.toml"));
+    let (gateway, address) = start_listening(
+        pki.server(&mut command),
+        &pki.beside("gateway-to-pymodbus.log"),
+    )?;
+    let host = address.to_string();
+    let call = |cert: &str, args: &[&str]| {
+        let mut command = mbaps();
+        command.args(args).args(["--host", &host, "--timeout", "5"]);
+        run_bounded(pki.client(&mut command, cert), Duration::from_secs(30))
+    };
+    let mut all = true;
+    for (id, args, expected) in &device_exchanges() {
+        let done = call("operator", args)?;
+        let outcome = if done.success && done.output.contains(expected.as_str()) {
+            Ok(format!("saw {expected}"))
+        } else {
+            Err(format!("no {expected:?} in: {}", done.output))
+        };
+        all &= outcome.is_ok();
+        let what = format!(
+            "mbaps {} through mbaps gateway to pymodbus's plain server",
+            args.join(" ")
+        );
+        evidence.record(&format!("pymodbus:gateway_{id}"), &what, outcome);
+    }
+    evidence.record(
+        "pymodbus:gateway_every_function",
+        "every exchange above through mbaps gateway (TLS front, operator role) to pymodbus's plain Modbus/TCP server, answered as pymodbus answers directly (0x01-0x06, 0x0F, 0x10, 0x15-0x17, 0x2B)",
+        if all { Ok("all answered".into()) } else { Err("see the exchanges above".into()) },
+    );
+    // The viewer's write: 0x01 from the gateway; the device's register
+    // keeps the operator's value (9, written above), read without the
+    // gateway.
+    let denied = call("viewer", &["write", "holding", "50", "777"])?;
+    let mut direct = mbaps();
+    direct.args([
+        "read",
+        "holding",
+        "50",
+        "1",
+        "--json",
+        "--plain",
+        "--timeout",
+        "5",
+    ]);
+    direct.args(["--host", &device.to_string()]);
+    let after = run_bounded(&mut direct, Duration::from_secs(30))?;
+    let kept = values(50, &[9]);
+    evidence.record(
+        "pymodbus:gateway_denied_write_never_reaches_the_device",
+        "a viewer's write through mbaps gateway is answered 0x01 at the gateway, and pymodbus's register, read directly, is unchanged",
+        if !denied.success
+            && denied.output.contains("(0x01)")
+            && after.success
+            && after.output.contains(&kept)
+        {
+            Ok(format!("write: {}; device: {}", denied.output.trim(), after.output.trim()))
+        } else {
+            Err(format!("write: {}; device: {}", denied.output, after.output))
+        },
+    );
+    drop(gateway);
+    drop(server);
+    Ok(())
+}
+
+/// pymodbus's plain client through `mbaps gateway --plain` (plain clients
+/// authorized as the operator role) to `mbaps server` on TLS, which
+/// authorizes the gateway's own operator certificate: every function code
+/// the client script runs.
+fn plain_pymodbus_through_gateway(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Result<()> {
+    let (server, device) = pki.start_server("gateway-device-server.log")?;
+    let mut command = mbaps();
+    command
+        .args([
+            "gateway",
+            "--plain",
+            "--listen",
+            "127.0.0.1:0",
+            "--exit-after",
+            "600",
+        ])
+        .args(["--plain-role", "operator"])
+        .arg("--policy")
+        .arg(root().join("examples/policy.toml"))
+        .args(["--upstream", &device.to_string(), "--upstream-tls"])
+        .args(["--upstream-server-name", "localhost"])
+        .arg("--upstream-cert")
+        .arg(pki.file("client-operator-chain.pem"))
+        .arg("--upstream-key")
+        .arg(pki.file("client-operator.key"))
+        .arg("--upstream-ca")
+        .arg(pki.file("ca.pem"));
+    let (gateway, address) = start_listening(&mut command, &pki.beside("plain-gateway.log"))?;
+    let mut command = Command::new(python);
+    command
+        .arg(script())
+        .args(["client", "--plain", "--port", &address.port().to_string()]);
+    let done = run_bounded(&mut command, Duration::from_secs(120))?;
+    let mut every = None;
+    for line in done.stdout.lines() {
+        let Ok(check) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let id = check["id"].as_str().unwrap_or_default();
+        if id.is_empty() || check["finding"].is_boolean() {
+            continue;
+        }
+        let detail = check["detail"].as_str().unwrap_or_default().to_owned();
+        let outcome = if check["ok"].as_bool() == Some(true) {
+            Ok(detail)
+        } else {
+            Err(detail)
+        };
+        if id == "client_every_function" {
+            every = Some(outcome.is_ok());
+        }
+        let what = format!(
+            "through mbaps gateway --plain to mbaps server (TLS): {}",
+            client_check_description(id)
+        );
+        evidence.record(&format!("pymodbus:gateway_plain_{id}"), &what, outcome);
+    }
+    if every.is_none() || !done.success {
+        evidence.record(
+            "pymodbus:gateway_plain_client_run",
+            "the pymodbus plain client script ran through mbaps gateway --plain to its end",
+            Err(done.output),
+        );
+    }
+    drop(gateway);
     drop(server);
     Ok(())
 }

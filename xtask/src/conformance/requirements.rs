@@ -203,7 +203,12 @@ pub(crate) const REQUIREMENTS: &[Requirement] = &[
     r(
         16,
         "the server provides role-based authorization",
-        Tested(&[DENIED_STAYS_UP, LOOPBACK_ROLES, "probe:role_denied"]),
+        Tested(&[
+            DENIED_STAYS_UP,
+            LOOPBACK_ROLES,
+            "probe:role_denied",
+            "pymodbus:gateway_denied_write_never_reaches_the_device",
+        ]),
     ),
     r(
         17,

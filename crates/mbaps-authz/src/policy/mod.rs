@@ -15,7 +15,7 @@ use mbaps_codec::Request;
 pub use compiled::{Decision, Denial, MAX_GRANTS_PER_ROLE, Permissions, Subject};
 pub use error::{PolicyError, Problem};
 pub use explain::Explanation;
-pub use file::{MAX_POLICY_BYTES, MAX_RULES_PER_ROLE};
+pub use file::{MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, line_column};
 pub use rules::{
     Addresses, FUNCTION_GROUPS, FunctionSet, Rule, function_key, resolve_function_name,
 };

@@ -56,23 +56,48 @@ impl Answers {
 
     /// The next answer to come: the request, its function, and the result
     /// (`None`: the handler panicked). Pending while there is none.
-    async fn next(&mut self) -> (RequestId, u8, Option<Result<Pdu, ExceptionCode>>) {
+    async fn next(&mut self) -> Done {
         loop {
             let Some(done) = self.tasks.as_mut() else {
                 return std::future::pending().await;
             };
-            let (task, result) = match done.join_next_with_id().await {
-                Some(Ok((task, result))) => (task, Some(result)),
-                Some(Err(error)) => (error.id(), None),
-                None => return std::future::pending().await,
+            let Some(joined) = done.join_next_with_id().await else {
+                return std::future::pending().await;
             };
-            if let Some(at) = self.requests.iter().position(|(t, ..)| *t == task) {
-                let (_, id, function) = self.requests.swap_remove(at);
-                return (id, function, result);
+            if let Some(done) = self.settle(joined) {
+                return done;
             }
         }
     }
+
+    /// An answer that is ready now, if any: answers that end together go
+    /// out together (one write, one TLS record), not one by one.
+    fn ready(&mut self) -> Option<Done> {
+        loop {
+            let joined = self.tasks.as_mut()?.try_join_next_with_id()?;
+            if let Some(done) = self.settle(joined) {
+                return Some(done);
+            }
+        }
+    }
+
+    fn settle(
+        &mut self,
+        joined: Result<(tokio::task::Id, Result<Pdu, ExceptionCode>), tokio::task::JoinError>,
+    ) -> Option<Done> {
+        let (task, result) = match joined {
+            Ok((task, result)) => (task, Some(result)),
+            Err(error) => (error.id(), None),
+        };
+        let at = self.requests.iter().position(|(t, ..)| *t == task)?;
+        let (_, id, function) = self.requests.swap_remove(at);
+        Some((id, function, result))
+    }
 }
+
+/// An answered request: its id, its function, and the handler's result
+/// (`None`: the handler panicked).
+type Done = (RequestId, u8, Option<Result<Pdu, ExceptionCode>>);
 
 /// How far a session's task is from its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,7 +273,11 @@ impl Session {
                 () = timer.fired() => session.handle_timeout(Instant::now()),
                 (id, function, result) = answers.next(), if !answers.is_empty() => {
                     // A handler that panicked (`None`) is answered 0x04.
-                    answer(&mut session, Instant::now(), id, function, result);
+                    let now = Instant::now();
+                    answer(&mut session, now, id, function, result);
+                    while let Some((id, function, result)) = answers.ready() {
+                        answer(&mut session, now, id, function, result);
+                    }
                 }
                 writable = io.stream.writable(), if !io.is_flushed() => {
                     if writable.is_err() {

@@ -1,0 +1,219 @@
+//! What `mbaps server` and `mbaps gateway` share: the front a client
+//! meets (TLS with client certificates and the policy, or plain Modbus/TCP
+//! as one role), its admission bounds and timers, and the run until Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mbaps_admission::{AdmissionLimits, SessionLog};
+use mbaps_authz::{Policy, Role};
+use mbaps_session::{
+    CrlScope, ServerConfig, Timers, load_certificates, load_crls, load_private_key,
+};
+use mbaps_tokio::{IntoAnswering, TokioServer};
+
+/// The front: where clients connect and how they are admitted.
+#[derive(Args, Debug)]
+pub(crate) struct FrontArgs {
+    /// Address to listen on (default 127.0.0.1:802; 127.0.0.1:502 with --plain).
+    #[arg(long)]
+    listen: Option<String>,
+    /// The server's certificate chain (PEM or DER).
+    #[arg(long, required_unless_present = "plain")]
+    cert: Option<PathBuf>,
+    /// The server's private key.
+    #[arg(long, required_unless_present = "plain")]
+    key: Option<PathBuf>,
+    /// The CA client certificates must chain to.
+    #[arg(long, required_unless_present = "plain")]
+    ca: Option<PathBuf>,
+    /// Certificate revocation lists (repeatable).
+    #[arg(long)]
+    crl: Vec<PathBuf>,
+    /// Which certificates of a client's chain the CRLs must vouch for:
+    /// `chain` (every one: each CA, the root included, needs its CRL) or
+    /// `end-entity` (the client's own certificate only).
+    #[arg(long, value_enum, default_value = "chain", requires = "crl")]
+    crl_scope: CrlScopeArg,
+    /// The authorization policy (TOML, see docs/policy.md).
+    #[arg(long)]
+    policy: PathBuf,
+    /// Authenticated sessions open at once. A newly authenticated client
+    /// beyond closes the session whose peer stopped reading, else the one
+    /// idle the longest; if every session is busy, the newcomer is closed.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_sessions: u32,
+    /// Connections in their TLS handshake at once; beyond, the oldest
+    /// pending handshake is dropped (silent or slow ones first).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_handshakes: u32,
+    /// Connections in their TLS handshake at once from one address (an
+    /// IPv6 /64); beyond, that address's oldest pending handshake is dropped.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_handshakes_per_address: u32,
+    /// Seconds a client has to finish its TLS handshake.
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    handshake_timeout: Duration,
+    /// Seconds a peer has to take what the server sends it; a peer that
+    /// stops reading is dropped after them.
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    write_timeout: Duration,
+    /// Seconds without a request before a session is closed (0: never).
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = seconds_or_never)]
+    idle_timeout: IdleTimeout,
+    /// Plain Modbus/TCP, without TLS: no encryption, no authentication.
+    #[arg(long)]
+    plain: bool,
+    /// With --plain: the role every connection is authorized as (default:
+    /// the NULL role, i.e. the policy's `[no_role]` rules).
+    #[arg(long, requires = "plain")]
+    plain_role: Option<String>,
+    /// Stop after SECONDS (for scripts and tests); default: run until killed.
+    #[arg(long, value_name = "SECONDS")]
+    exit_after: Option<u64>,
+}
+
+/// The longest timeout a flag takes: a day.
+pub(crate) const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+
+/// A timeout in seconds (fractions allowed), above 0 and at most a day.
+pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(value > 0.0 && value <= MAX_TIMEOUT_SECONDS) {
+        return Err(format!(
+            "{text} s is out of range: give more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// `--crl-scope`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CrlScopeArg {
+    /// Every certificate of the chain.
+    Chain,
+    /// The client's own certificate only.
+    EndEntity,
+}
+
+/// An idle timeout: seconds, or never.
+#[derive(Clone, Copy, Debug)]
+struct IdleTimeout(Option<Duration>);
+
+/// [`seconds`], or 0 for "never".
+fn seconds_or_never(text: &str) -> Result<IdleTimeout, String> {
+    if text.parse::<f64>() == Ok(0.0) {
+        return Ok(IdleTimeout(None));
+    }
+    seconds(text).map(|timeout| IdleTimeout(Some(timeout)))
+}
+
+fn log(entry: &SessionLog) {
+    println!("{entry}");
+}
+
+impl FrontArgs {
+    /// The front's configuration: the policy, and TLS or the plain role.
+    fn config(&self) -> Result<ServerConfig> {
+        let policy = Policy::load(&self.policy)?;
+        let timers = Timers {
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout.0,
+            ..Timers::default()
+        };
+        if self.plain {
+            let role = self
+                .plain_role
+                .as_deref()
+                .map(Role::new)
+                .transpose()
+                .context("--plain-role")?;
+            return Ok(ServerConfig::plain(policy, role).timers(timers).build()?);
+        }
+        let (Some(cert), Some(key), Some(ca)) = (&self.cert, &self.key, &self.ca) else {
+            anyhow::bail!("--cert, --key and --ca are required (or give --plain)");
+        };
+        let mut crls = Vec::new();
+        for path in &self.crl {
+            crls.extend(load_crls(path)?);
+        }
+        Ok(ServerConfig::builder(
+            load_certificates(ca)?,
+            load_certificates(cert)?,
+            load_private_key(key)?,
+            policy,
+        )
+        .crls(crls)
+        .crl_scope(match self.crl_scope {
+            CrlScopeArg::Chain => CrlScope::WholeChain,
+            CrlScopeArg::EndEntity => CrlScope::EndEntityOnly,
+        })
+        .timers(timers)
+        .build()?)
+    }
+
+    /// Serves with what `answering` makes (within the runtime, so that it
+    /// may start tasks) until Ctrl-C or `--exit-after`; `what` follows the
+    /// kind of front in the first line (`listening on ADDRESS (KIND...)`,
+    /// which scripts wait for).
+    pub(crate) fn run<A: IntoAnswering>(
+        &self,
+        what: &str,
+        answering: impl FnOnce() -> Result<A>,
+    ) -> Result<bool> {
+        let config = self.config()?;
+        let limits = AdmissionLimits {
+            max_sessions: self.max_sessions as usize,
+            max_handshakes: self.max_handshakes as usize,
+            max_handshakes_per_address: self.max_handshakes_per_address as usize,
+        };
+        let listen = self.listen.clone().unwrap_or_else(|| {
+            if self.plain {
+                "127.0.0.1:502"
+            } else {
+                "127.0.0.1:802"
+            }
+            .into()
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        runtime.block_on(async {
+            let server = TokioServer::bind(&listen, config, answering()?)
+                .await
+                .with_context(|| format!("listening on {listen}"))?
+                .admission(limits)
+                .write_timeout(self.write_timeout)
+                .on_log(log);
+            let kind = if self.plain {
+                "plain Modbus/TCP (no TLS)"
+            } else {
+                "Modbus/TCP Security (TLS)"
+            };
+            println!(
+                "listening on {} ({kind}{what}); policy {}",
+                server.local_addr()?,
+                self.policy.display()
+            );
+            let exit_after = self.exit_after;
+            server
+                .serve(async move {
+                    match exit_after {
+                        Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+                        None => {
+                            // Ctrl-C: answer what was received, close sessions.
+                            let _ = tokio::signal::ctrl_c().await;
+                            println!("shutting down");
+                        }
+                    }
+                })
+                .await?;
+            Ok(true)
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! `mbaps gateway`: the front of `mbaps server` (TLS with roles, or plain
+//! as one role), forwarding each authorized request to a device
+//! ([`mbaps_tokio::Gateway`]). A thin shell: the flags or the route file
+//! become [`Route`]s, the rest is the library's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mbaps_gateway_config::{RouteSpec, TlsSpec};
+use mbaps_session::rustls::pki_types::ServerName;
+use mbaps_session::upstream::{MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
+use mbaps_session::{ClientConfig, load_certificates, load_private_key};
+use mbaps_tokio::{Device, Gateway, Later, Route};
+
+use crate::front::{FrontArgs, seconds};
+
+/// Put Modbus/TCP Security (TLS, client certificates, a role check on
+/// every request) in front of plain Modbus/TCP devices, or let plain
+/// clients reach a Modbus/TCP Security device as one role.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Exceptions the gateway answers itself: 0x01 when the policy denies the request \
+(it never reaches the device), 0x06 when the device's queue is full, 0x0A when no \
+route or no connection reaches the device, 0x0B when the device does not answer in \
+time, the connection is lost with the request on the wire, or the answer is not for \
+the request.")]
+pub(crate) struct GatewayArgs {
+    #[command(flatten)]
+    front: FrontArgs,
+    /// The device, host:port: every unit id goes to it.
+    #[arg(long, required_unless_present = "config")]
+    upstream: Option<String>,
+    /// Routes by unit id from a file (see examples/gateway.toml), instead
+    /// of --upstream and the flags that shape it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "upstream", "upstream_tls", "in_flight", "queue", "upstream_timeout", "unit_id"
+    ])]
+    config: Option<PathBuf>,
+    /// Speak Modbus/TCP Security to the device, with --upstream-cert,
+    /// --upstream-key and --upstream-ca.
+    #[arg(long, requires_all = ["upstream_cert", "upstream_key", "upstream_ca"])]
+    upstream_tls: bool,
+    /// The gateway's certificate chain for the device (its role is what
+    /// the device authorizes).
+    #[arg(long, requires = "upstream_tls")]
+    upstream_cert: Option<PathBuf>,
+    /// The gateway's private key for the device.
+    #[arg(long, requires = "upstream_tls")]
+    upstream_key: Option<PathBuf>,
+    /// The CA the device's certificate must chain to.
+    #[arg(long, requires = "upstream_tls")]
+    upstream_ca: Option<PathBuf>,
+    /// The name the device's certificate must carry (default: the host of
+    /// --upstream).
+    #[arg(long, requires = "upstream_tls")]
+    upstream_server_name: Option<String>,
+    /// Requests on the wire to the device at once (most plain devices
+    /// answer one at a time).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_UPSTREAM_IN_FLIGHT as i64))]
+    in_flight: u8,
+    /// Requests waiting for the device; one more is answered 0x06.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
+    queue: u32,
+    /// Seconds from a request's arrival to its answer; past them, 0x0B.
+    #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = seconds)]
+    upstream_timeout: Duration,
+    /// The unit id the device is addressed with, whatever the request's.
+    #[arg(long)]
+    unit_id: Option<u8>,
+}
+
+pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
+    let routes = match &args.config {
+        Some(path) => mbaps_gateway_config::load(path)?.routes,
+        None => vec![single_route(args)?],
+    };
+    // Certificates are read (and refused) before anything listens.
+    let routes = routes.into_iter().map(route).collect::<Result<Vec<_>>>()?;
+    for route in &routes {
+        println!(
+            "units {}-{} -> {:?}",
+            route.units.start(),
+            route.units.end(),
+            route.device
+        );
+    }
+    args.front.run(", gateway", move || {
+        Ok(Later(
+            Gateway::routes(routes).context("starting the gateway")?,
+        ))
+    })
+}
+
+/// The route `--upstream` and its flags describe: every unit id.
+fn single_route(args: &GatewayArgs) -> Result<RouteSpec> {
+    let Some(upstream) = args.upstream.clone() else {
+        anyhow::bail!("give --upstream HOST:PORT or --config FILE");
+    };
+    let tls = match (&args.upstream_cert, &args.upstream_key, &args.upstream_ca) {
+        (Some(cert), Some(key), Some(ca)) if args.upstream_tls => Some(TlsSpec {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: ca.clone(),
+            server_name: args
+                .upstream_server_name
+                .clone()
+                .unwrap_or_else(|| mbaps_gateway_config::host_of(&upstream).to_owned()),
+        }),
+        _ => None,
+    };
+    Ok(RouteSpec {
+        units: 0..=255,
+        upstream,
+        rewrite_unit: args.unit_id,
+        limits: UpstreamLimits {
+            in_flight: usize::from(args.in_flight),
+            queue: args.queue as usize,
+            timeout: args.upstream_timeout,
+            ..UpstreamLimits::default()
+        },
+        tls,
+    })
+}
+
+/// A checked route, its certificates loaded.
+fn route(spec: RouteSpec) -> Result<Route> {
+    let device = match &spec.tls {
+        None => Device::plain(spec.upstream.clone()),
+        Some(tls) => {
+            let config = ClientConfig::builder(
+                load_certificates(&tls.ca)?,
+                load_certificates(&tls.cert)?,
+                load_private_key(&tls.key)?,
+            )
+            .max_outstanding(spec.limits.in_flight)
+            .build()
+            .with_context(|| format!("the TLS settings of {}", spec.upstream))?;
+            let name = ServerName::try_from(tls.server_name.clone()).with_context(|| {
+                format!(
+                    "the server name {:?} of {} is not a DNS name or an IP address",
+                    tls.server_name, spec.upstream
+                )
+            })?;
+            Device::tls(spec.upstream.clone(), config, name)
+        }
+    };
+    Ok(Route {
+        units: spec.units,
+        device: device.limits(spec.limits),
+        rewrite_unit: spec.rewrite_unit,
+    })
+}

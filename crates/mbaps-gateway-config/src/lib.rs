@@ -1,0 +1,542 @@
+//! # mbaps-gateway-config
+//!
+//! The route file of `mbaps gateway --config`: which unit ids go to which
+//! device, how each device is reached (plain Modbus/TCP or Modbus/TCP
+//! Security with the gateway's certificate), and its limits. The keys mean
+//! what the command's flags mean. Every mistake is reported with its line
+//! and column, as the policy file's are.
+//!
+//! ```toml
+//! # Applies to every route that does not say otherwise (optional).
+//! [defaults]
+//! in_flight = 1      # requests on the wire to a device at once, 1..=16
+//! queue = 64         # requests waiting per device; one more is answered 0x06
+//! timeout = 3        # seconds from a request's arrival to its answer (0x0B after)
+//!
+//! [[route]]
+//! units = "1-10"               # a unit id, or a range "first-last"
+//! upstream = "10.0.0.5:502"    # host:port of a plain Modbus/TCP device
+//!
+//! [[route]]
+//! units = 20
+//! upstream = "10.0.0.6:502"
+//! unit_id = 1                  # the unit id the device is addressed with
+//! timeout = 1.5
+//!
+//! [[route]]
+//! units = "30-31"
+//! upstream = "10.0.0.9:802"    # a Modbus/TCP Security device
+//! tls = { cert = "gateway-chain.pem", key = "gateway.key", ca = "ca.pem", server_name = "meter-9" }
+//! ```
+//!
+//! Routes that name the same `upstream` share its connection and queue;
+//! their limits and TLS settings must then agree. Relative paths are
+//! relative to the file's folder.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mbaps_authz::{Problem, line_column};
+use mbaps_session::upstream::{MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+/// Largest route file accepted, in bytes.
+pub const MAX_GATEWAY_FILE_BYTES: usize = 256 * 1024;
+/// The longest timeout accepted, in seconds: a day.
+pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+
+/// A route file, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayFile {
+    /// The routes, in file order; no two take the same unit id.
+    pub routes: Vec<RouteSpec>,
+}
+
+/// One route of the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteSpec {
+    /// The unit ids it takes.
+    pub units: RangeInclusive<u8>,
+    /// The device's `host:port`.
+    pub upstream: String,
+    /// The unit id the device is addressed with, if not the request's.
+    pub rewrite_unit: Option<u8>,
+    /// The device's limits (the timeout and queue among them).
+    pub limits: UpstreamLimits,
+    /// Modbus/TCP Security to the device, or plain Modbus/TCP (`None`).
+    pub tls: Option<TlsSpec>,
+}
+
+/// How the gateway authenticates to a Modbus/TCP Security device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// The gateway's certificate chain (its role is what the device
+    /// authorizes).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The CA the device's certificate must chain to.
+    pub ca: PathBuf,
+    /// The name the device's certificate must carry (default: the host of
+    /// `upstream`).
+    pub server_name: String,
+}
+
+/// Why a route file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayFileError {
+    /// The file could not be read.
+    #[error("cannot read the gateway file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has mistakes: every one is listed.
+    #[error("{}", Listing { origin, problems })]
+    Invalid {
+        /// The file's path.
+        origin: String,
+        /// Every mistake, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+impl GatewayFileError {
+    /// The mistakes, if the file was read but is wrong.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            GatewayFileError::Invalid { problems, .. } => problems,
+            GatewayFileError::Io { .. } => &[],
+        }
+    }
+}
+
+struct Listing<'a> {
+    origin: &'a str,
+    problems: &'a [Problem],
+}
+
+impl fmt::Display for Listing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.origin, problem.line, problem.column, problem.message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks a route file; relative TLS paths are taken from the
+/// file's folder.
+pub fn load(path: &Path) -> Result<GatewayFile, GatewayFileError> {
+    let io = |source| GatewayFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    let origin = path.display().to_string();
+    if size > MAX_GATEWAY_FILE_BYTES as u64 {
+        return Err(GatewayFileError::Invalid {
+            origin,
+            problems: vec![too_long(size)],
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let mut file =
+        parse(&text).map_err(|problems| GatewayFileError::Invalid { origin, problems })?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    for tls in file.routes.iter_mut().filter_map(|r| r.tls.as_mut()) {
+        for path in [&mut tls.cert, &mut tls.key, &mut tls.ca] {
+            if path.is_relative() {
+                *path = folder.join(&*path);
+            }
+        }
+    }
+    Ok(file)
+}
+
+fn too_long(size: u64) -> Problem {
+    Problem {
+        line: 1,
+        column: 1,
+        message: format!(
+            "the file is {size} bytes long; at most {MAX_GATEWAY_FILE_BYTES} are accepted"
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDoc {
+    defaults: Option<Spanned<SettingsDoc>>,
+    #[serde(default)]
+    route: Vec<Spanned<RouteDoc>>,
+}
+
+/// The keys a route and `[defaults]` share.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SettingsDoc {
+    in_flight: Option<Spanned<i64>>,
+    queue: Option<Spanned<i64>>,
+    timeout: Option<Spanned<Value>>,
+    tls: Option<Spanned<TlsDoc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteDoc {
+    units: Spanned<Value>,
+    upstream: Spanned<String>,
+    unit_id: Option<Spanned<i64>>,
+    in_flight: Option<Spanned<i64>>,
+    queue: Option<Spanned<i64>>,
+    timeout: Option<Spanned<Value>>,
+    tls: Option<Spanned<TlsDoc>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct TlsDoc {
+    cert: Spanned<String>,
+    key: Spanned<String>,
+    ca: Spanned<String>,
+    server_name: Option<Spanned<String>>,
+}
+
+/// The limit keys of a route or of `[defaults]`.
+#[derive(Clone, Copy)]
+struct Settings<'a> {
+    in_flight: Option<&'a Spanned<i64>>,
+    queue: Option<&'a Spanned<i64>>,
+    timeout: Option<&'a Spanned<Value>>,
+}
+
+impl RouteDoc {
+    fn settings(&self) -> Settings<'_> {
+        Settings {
+            in_flight: self.in_flight.as_ref(),
+            queue: self.queue.as_ref(),
+            timeout: self.timeout.as_ref(),
+        }
+    }
+}
+
+/// Collects the mistakes with their positions.
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, span: Range<usize>, message: String) {
+        let (line, column) = line_column(self.text, span.start);
+        self.problems.push(Problem {
+            line,
+            column,
+            message,
+        });
+    }
+
+    /// A whole number within `range`, or a report naming `key`.
+    fn number(
+        &mut self,
+        key: &str,
+        value: &Spanned<i64>,
+        range: RangeInclusive<i64>,
+    ) -> Option<i64> {
+        let number = *value.get_ref();
+        if range.contains(&number) {
+            Some(number)
+        } else {
+            self.report(
+                value.span(),
+                format!(
+                    "{key} is {number}: it must be {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+    }
+
+    /// `base` with the keys given set; whether all of them were right.
+    fn limits(&mut self, keys: Settings<'_>, base: UpstreamLimits) -> (UpstreamLimits, bool) {
+        let mut limits = base;
+        let mut ok = true;
+        if let Some(value) = keys.in_flight {
+            match self.number("in_flight", value, 1..=MAX_UPSTREAM_IN_FLIGHT as i64) {
+                Some(n) => limits.in_flight = n as usize,
+                None => ok = false,
+            }
+        }
+        if let Some(value) = keys.queue {
+            match self.number("queue", value, 1..=MAX_UPSTREAM_QUEUE as i64) {
+                Some(n) => limits.queue = n as usize,
+                None => ok = false,
+            }
+        }
+        if let Some(value) = keys.timeout {
+            match self.timeout(value) {
+                Some(timeout) => limits.timeout = timeout,
+                None => ok = false,
+            }
+        }
+        (limits, ok)
+    }
+
+    fn timeout(&mut self, value: &Spanned<Value>) -> Option<Duration> {
+        let seconds = match value.get_ref() {
+            Value::Integer(n) => *n as f64,
+            Value::Float(x) => *x,
+            other => {
+                self.report(
+                    value.span(),
+                    format!(
+                        "timeout is {}: give a number of seconds, such as 3 or 1.5",
+                        Shown(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        if seconds > 0.0 && seconds <= MAX_TIMEOUT_SECONDS {
+            Some(Duration::from_secs_f64(seconds))
+        } else {
+            self.report(
+                value.span(),
+                format!(
+                    "timeout is {seconds} s: it must be more than 0 and at most {MAX_TIMEOUT_SECONDS}"
+                ),
+            );
+            None
+        }
+    }
+
+    fn units(&mut self, value: &Spanned<Value>) -> Option<RangeInclusive<u8>> {
+        let unit = |n: i64| u8::try_from(n).ok();
+        let range = match value.get_ref() {
+            Value::Integer(n) => unit(*n).map(|u| u..=u),
+            Value::String(text) => match text.split_once('-') {
+                Some((first, last)) => {
+                    let first = first.trim().parse().ok().and_then(unit);
+                    let last = last.trim().parse().ok().and_then(unit);
+                    match (first, last) {
+                        (Some(first), Some(last)) if first <= last => Some(first..=last),
+                        _ => None,
+                    }
+                }
+                None => text.trim().parse().ok().and_then(unit).map(|u| u..=u),
+            },
+            _ => None,
+        };
+        if range.is_none() {
+            self.report(
+                value.span(),
+                format!(
+                    "units is {}: give a unit id 0 to 255, or a range such as \"1-10\" (first <= last)",
+                    Shown(value.get_ref())
+                ),
+            );
+        }
+        range
+    }
+
+    fn upstream(&mut self, value: &Spanned<String>) -> Option<String> {
+        let text = value.get_ref().trim();
+        let port_ok = text.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if port_ok {
+            Some(text.to_owned())
+        } else {
+            self.report(
+                value.span(),
+                format!("upstream is {text:?}: give host:port, such as \"10.0.0.5:502\""),
+            );
+            None
+        }
+    }
+
+    fn tls(&mut self, doc: &TlsDoc, upstream: &str) -> Option<TlsSpec> {
+        let mut path = |key: &str, value: &Spanned<String>| {
+            if value.get_ref().is_empty() {
+                self.report(
+                    value.span(),
+                    format!("tls.{key} is empty: give a file path"),
+                );
+                None
+            } else {
+                Some(PathBuf::from(value.get_ref()))
+            }
+        };
+        let cert = path("cert", &doc.cert);
+        let key = path("key", &doc.key);
+        let ca = path("ca", &doc.ca);
+        let server_name = match &doc.server_name {
+            Some(name) if name.get_ref().is_empty() => {
+                self.report(name.span(), "tls.server_name is empty".into());
+                None
+            }
+            Some(name) => Some(name.get_ref().clone()),
+            None => Some(host_of(upstream).to_owned()),
+        };
+        Some(TlsSpec {
+            cert: cert?,
+            key: key?,
+            ca: ca?,
+            server_name: server_name?,
+        })
+    }
+}
+
+/// A value of the file as the engineer wrote it, for messages.
+struct Shown<'a>(&'a Value);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::String(text) => write!(f, "{text:?}"),
+            Value::Integer(n) => write!(f, "{n}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Boolean(b) => write!(f, "{b}"),
+            Value::Datetime(d) => write!(f, "{d}"),
+            Value::Array(_) => f.write_str("a list"),
+            Value::Table(_) => f.write_str("a table"),
+        }
+    }
+}
+
+/// The host of `host:port` (without the brackets of an IPv6 address): the
+/// server name a TLS device's certificate must carry unless one is given.
+pub fn host_of(upstream: &str) -> &str {
+    let host = upstream.rsplit_once(':').map_or(upstream, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Parses and checks a route file's text, reporting every mistake.
+pub fn parse(text: &str) -> Result<GatewayFile, Vec<Problem>> {
+    if text.len() > MAX_GATEWAY_FILE_BYTES {
+        return Err(vec![too_long(text.len() as u64)]);
+    }
+    let doc: FileDoc = toml::from_str(text).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        let (line, column) = line_column(text, span.start);
+        vec![Problem {
+            line,
+            column,
+            message: error.message().trim_end().to_owned(),
+        }]
+    })?;
+    let mut checker = Checker {
+        text,
+        problems: Vec::new(),
+    };
+    if doc.route.is_empty() {
+        checker.report(
+            0..0,
+            "no [[route]]: give at least one, with units and upstream".into(),
+        );
+    }
+    let empty = SettingsDoc::default();
+    let defaults = doc.defaults.as_ref().map_or(&empty, |d| d.get_ref());
+    // The defaults are checked once; a mistake there is one mistake.
+    let (base, _) = checker.limits(
+        Settings {
+            in_flight: defaults.in_flight.as_ref(),
+            queue: defaults.queue.as_ref(),
+            timeout: defaults.timeout.as_ref(),
+        },
+        UpstreamLimits::default(),
+    );
+    let mut routes = Vec::with_capacity(doc.route.len());
+    // Unit id to the span of the route that took it first.
+    let mut taken: BTreeMap<u8, (usize, usize)> = BTreeMap::new();
+    // Upstream to the index of its first route, to check that routes
+    // sharing a device agree.
+    let mut devices: BTreeMap<String, usize> = BTreeMap::new();
+    for spanned in &doc.route {
+        let route = spanned.get_ref();
+        let units = checker.units(&route.units);
+        let upstream = checker.upstream(&route.upstream);
+        let rewrite_unit = route
+            .unit_id
+            .as_ref()
+            .and_then(|v| checker.number("unit_id", v, 0..=255))
+            .map(|n| n as u8);
+        let (limits, ok) = checker.limits(route.settings(), base);
+        let tls_doc = route.tls.as_ref().or(defaults.tls.as_ref());
+        let tls = match (tls_doc, &upstream) {
+            (Some(doc), Some(upstream)) => checker.tls(doc.get_ref(), upstream).map(Some),
+            (None, _) => Some(None),
+            (Some(_), None) => None,
+        };
+        if let Some(units) = &units {
+            let span = route.units.span();
+            if let Some(unit) = units.clone().find(|u| taken.contains_key(u)) {
+                let (line, column) = taken[&unit];
+                checker.report(
+                    span.clone(),
+                    format!("unit {unit} is routed already, by the route at {line}:{column}"),
+                );
+            } else {
+                let at = line_column(text, span.start);
+                taken.extend(units.clone().map(|u| (u, at)));
+            }
+        }
+        let (Some(units), Some(upstream), Some(tls), true) = (units, upstream, tls, ok) else {
+            continue;
+        };
+        let spec = RouteSpec {
+            units,
+            upstream,
+            rewrite_unit,
+            limits,
+            tls,
+        };
+        match devices.get(&spec.upstream) {
+            Some(&first) => {
+                let first: &RouteSpec = &routes[first];
+                if (first.limits, &first.tls) != (spec.limits, &spec.tls) {
+                    checker.report(
+                        spanned.span(),
+                        format!(
+                            "upstream {} is shared with an earlier route whose limits or tls differ: routes to one device share its connection, so they must agree",
+                            spec.upstream
+                        ),
+                    );
+                    continue;
+                }
+            }
+            None => {
+                devices.insert(spec.upstream.clone(), routes.len());
+            }
+        }
+        routes.push(spec);
+    }
+    if checker.problems.is_empty() {
+        Ok(GatewayFile { routes })
+    } else {
+        checker.problems.sort_by_key(|p| (p.line, p.column));
+        Err(checker.problems)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+use super::*;
+
+fn problems(text: &str) -> Vec<(usize, usize, String)> {
+    parse(text)
+        .unwrap_err()
+        .into_iter()
+        .map(|p| (p.line, p.column, p.message))
+        .collect()
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let text = include_str!("../../../examples/gateway.toml");
+    let file = parse(text).unwrap();
+    assert_eq!(file.routes.len(), 3);
+    assert_eq!(file.routes[0].units, 1..=10);
+    assert_eq!(file.routes[0].limits.in_flight, 1);
+    assert_eq!(file.routes[1].rewrite_unit, Some(1));
+    assert_eq!(file.routes[1].limits.timeout, Duration::from_millis(1500));
+    let tls = file.routes[2].tls.as_ref().unwrap();
+    assert_eq!(tls.server_name, "meter-9");
+}
+
+#[test]
+fn every_mistake_is_reported_at_its_line_and_column() {
+    let text = "\
+[defaults]
+in_flight = 17
+
+[[route]]
+units = \"10-5\"
+upstream = \"10.0.0.5\"
+
+[[route]]
+units = 3
+upstream = \"10.0.0.6:502\"
+timeout = 0
+unit_id = 300
+";
+    let found = problems(text);
+    assert_eq!(
+        found.iter().map(|(l, c, _)| (*l, *c)).collect::<Vec<_>>(),
+        [(2, 13), (5, 9), (6, 12), (11, 11), (12, 11)]
+    );
+    assert!(
+        found[0].2.contains("in_flight is 17: it must be 1 to 16"),
+        "{found:?}"
+    );
+    assert!(found[1].2.contains("units is \"10-5\""), "{found:?}");
+    assert!(found[2].2.contains("host:port"), "{found:?}");
+    assert!(found[3].2.contains("timeout is 0 s"), "{found:?}");
+    assert!(found[4].2.contains("unit_id is 300"), "{found:?}");
+}
+
+#[test]
+fn a_unit_routed_twice_names_the_first_route() {
+    let text = "\
+[[route]]
+units = \"1-10\"
+upstream = \"a:502\"
+
+[[route]]
+units = \"10-20\"
+upstream = \"b:502\"
+";
+    let found = problems(text);
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].0, found[0].1), (6, 9));
+    assert!(
+        found[0]
+            .2
+            .contains("unit 10 is routed already, by the route at 2:9")
+    );
+}
+
+#[test]
+fn routes_to_one_device_must_agree_on_its_limits() {
+    let text = "\
+[[route]]
+units = 1
+upstream = \"a:502\"
+
+[[route]]
+units = 2
+upstream = \"a:502\"
+in_flight = 4
+";
+    let found = problems(text);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].2.contains("shared with an earlier route"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn unknown_keys_and_syntax_errors_are_placed() {
+    let found = problems("[[route]]\nunits = 1\nupstream = \"a:1\"\nqueu = 3\n");
+    assert_eq!((found[0].0, found[0].1), (4, 1));
+    assert!(found[0].2.contains("unknown field `queu`"), "{found:?}");
+    let found = problems("[[route]\n");
+    assert_eq!(found[0].0, 1);
+    let found = problems("");
+    assert!(found[0].2.contains("no [[route]]"));
+}
+
+#[test]
+fn tls_takes_the_server_name_from_the_upstream_by_default() {
+    let text = "[[route]]\nunits = 1\nupstream = \"[::1]:802\"\ntls = { cert = \"c\", key = \"k\", ca = \"a\" }\n";
+    let file = parse(text).unwrap();
+    assert_eq!(file.routes[0].tls.as_ref().unwrap().server_name, "::1");
+    let found = problems(
+        "[[route]]\nunits = 1\nupstream = \"a:802\"\ntls = { cert = \"c\", ca = \"a\" }\n",
+    );
+    assert!(found[0].2.contains("missing field `key`"), "{found:?}");
+}
+
+proptest::proptest! {
+    /// Whatever the text, parsing ends with a file or placed problems.
+    #[test]
+    fn any_text_is_parsed_or_refused_with_positions(text in "(\\[\\[route\\]\\]\n|units = |upstream = |\"[0-9a-z:.-]{0,12}\"|[0-9]{1,4}|\n|tls = \\{ cert = \"c\", key = \"k\", ca = \"a\" \\}\n| ){0,40}") {
+        match parse(&text) {
+            Ok(file) => {
+                for route in &file.routes {
+                    proptest::prop_assert!(route.limits.validate().is_ok());
+                }
+            }
+            Err(problems) => {
+                proptest::prop_assert!(!problems.is_empty());
+                for problem in problems {
+                    proptest::prop_assert!(problem.line >= 1 && problem.column >= 1);
+                }
+            }
+        }
+    }
+}

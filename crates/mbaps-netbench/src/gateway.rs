@@ -1,0 +1,152 @@
+//! The gateway's cost: read 10 holding registers through `Gateway` (a TLS
+//! 1.3 front with roles, a plain upstream) against the same requests sent
+//! directly (plain) to the plain server behind it; 1 and 16 in flight on
+//! one client, and 10 clients (one call each in flight) sharing the
+//! gateway's one upstream connection. The physical reference of one more
+//! hop on the same cores: the same plain requests through a bare TCP
+//! proxy (tokio's `copy_bidirectional`, no parsing at all).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Result;
+use mbaps_session::TlsVersions;
+use mbaps_session::rustls::pki_types::ServerName;
+use mbaps_tokio::{AsyncCalls, Device, Gateway, Later, TokioClient, TokioServer, UpstreamLimits};
+
+use crate::pki::Pki;
+use crate::throughput::{load, median, yield_count};
+
+/// Which way the requests go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Plain, to the server.
+    Direct,
+    /// TLS 1.3, through the gateway.
+    Gateway,
+    /// Plain, through a bare TCP proxy.
+    Proxy,
+}
+
+/// The scenarios: (name, clients, calls in flight per client, path).
+pub(crate) const SCENARIOS: [(&str, usize, usize, Path); 9] = [
+    ("direct, 1 in flight", 1, 1, Path::Direct),
+    ("gateway, 1 in flight", 1, 1, Path::Gateway),
+    ("bare TCP proxy, 1 in flight", 1, 1, Path::Proxy),
+    ("direct, 16 in flight", 1, 16, Path::Direct),
+    ("gateway, 16 in flight", 1, 16, Path::Gateway),
+    ("bare TCP proxy, 16 in flight", 1, 16, Path::Proxy),
+    ("direct, 10 clients", 10, 1, Path::Direct),
+    ("gateway, 10 clients", 10, 1, Path::Gateway),
+    ("bare TCP proxy, 10 clients", 10, 1, Path::Proxy),
+];
+
+/// Requests/s of each scenario, medians over the rounds, in
+/// [`SCENARIOS`]' order.
+pub(crate) struct GatewayRates {
+    pub(crate) per_second: Vec<f64>,
+}
+
+impl GatewayRates {
+    /// The gateway over direct for the scenario group starting at `direct`.
+    pub(crate) fn ratio(&self, direct: usize) -> f64 {
+        self.per_second[direct + 1] / self.per_second[direct]
+    }
+
+    /// The bare proxy over direct, the same group.
+    pub(crate) fn proxy_ratio(&self, direct: usize) -> f64 {
+        self.per_second[direct + 2] / self.per_second[direct]
+    }
+}
+
+pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Result<GatewayRates> {
+    let device = pki.bind_server(None).await?.spawn()?;
+    // The gateway keeps up to 16 requests on the wire to the device.
+    let limits = UpstreamLimits {
+        in_flight: 16,
+        queue: 256,
+        ..UpstreamLimits::default()
+    };
+    let gateway = Gateway::to(Device::plain(device.local_addr().to_string()).limits(limits))?;
+    let front = TokioServer::bind(
+        "127.0.0.1:0",
+        pki.server(Some(TlsVersions::Tls13Only))?,
+        Later(gateway),
+    )
+    .await?
+    .spawn()?;
+    let proxy = bare_proxy(device.local_addr()).await?;
+    let mut measured = vec![Vec::new(); SCENARIOS.len()];
+    for _ in 0..rounds {
+        for (index, &(_, clients, in_flight, path)) in SCENARIOS.iter().enumerate() {
+            let (target, versions) = match path {
+                Path::Direct => (device.local_addr(), None),
+                Path::Gateway => (front.local_addr(), Some(TlsVersions::Tls13Only)),
+                Path::Proxy => (proxy, None),
+            };
+            measured[index].push(rate(pki, target, versions, clients, in_flight, window).await?);
+        }
+    }
+    front.shutdown().await?;
+    device.shutdown().await?;
+    Ok(GatewayRates {
+        per_second: measured.iter().map(|rounds| median(rounds)).collect(),
+    })
+}
+
+/// A TCP proxy to `server` that copies bytes both ways and nothing else.
+async fn bare_proxy(server: SocketAddr) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(server).await else {
+                    return;
+                };
+                let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+/// `clients` connections to `server`, `in_flight` call loops on each.
+async fn rate(
+    pki: &Pki,
+    server: SocketAddr,
+    versions: Option<TlsVersions>,
+    clients: usize,
+    in_flight: usize,
+    window: Duration,
+) -> Result<f64> {
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connected.push(
+            TokioClient::connect(
+                server,
+                pki.client(versions, true)?,
+                ServerName::try_from("localhost")?,
+            )
+            .await?,
+        );
+    }
+    let rate = load(clients * in_flight, window, |worker| {
+        let client = connected[worker % clients].clone();
+        async move {
+            loop {
+                let values = client.read_holding_registers(1, 0, 10).await;
+                if !values.is_ok_and(|v| v.len() == 10) {
+                    return;
+                }
+                yield_count().await;
+            }
+        }
+    })
+    .await;
+    for client in &connected {
+        client.close().await;
+    }
+    rate
+}
