@@ -229,15 +229,19 @@ fn reads(register_10: u16) -> String {
 fn serve_the_client(server_example: &str) {
     let certs = Certificates::new(server_example);
     let server = Server::start(server_example, &certs.0);
+    the_client_is_served(&certs, &server);
+}
 
-    let viewer = run_client(&certs.0, &server, "viewer");
+/// The client example, as a viewer and as an operator, against `server`.
+fn the_client_is_served(certs: &Certificates, server: &Server) {
+    let viewer = run_client(&certs.0, server, "viewer");
     assert!(
         viewer.contains("write refused: ") && viewer.contains("0x01"),
         "{viewer}"
     );
     assert!(viewer.ends_with(&reads(10)), "{viewer}");
 
-    let operator = run_client(&certs.0, &server, "operator");
+    let operator = run_client(&certs.0, server, "operator");
     assert!(operator.contains("wrote 1234 to register 10"), "{operator}");
     assert!(operator.ends_with(&reads(1234)), "{operator}");
     // The server logged the denial, and saw both sessions to their end:
@@ -249,6 +253,39 @@ fn serve_the_client(server_example: &str) {
         denials[0].contains("write single register (0x06)"),
         "{log:#?}"
     );
+}
+
+#[test]
+fn the_gateway_example_serves_the_tokio_client_from_a_plain_device() {
+    let certs = Certificates::new("gateway-example");
+    let device_args: Vec<PathBuf> = [
+        "server",
+        "--plain",
+        "--plain-role",
+        "operator",
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .chain([policy()])
+    .collect();
+    let device = Server::start_with("mbaps", &device_args);
+    let args = [
+        certs.0.clone(),
+        policy(),
+        "127.0.0.1:0".into(),
+        device.address.clone().into(),
+    ];
+    let gateway = Server::start_with("gateway", &args);
+    the_client_is_served(&certs, &gateway);
+    // The device saw the operator's write, and never the viewer's.
+    let log = device.wait_for("write single register", 1);
+    let writes = log
+        .iter()
+        .filter(|line| line.contains("write single register"));
+    assert_eq!(writes.count(), 1, "{log:#?}");
 }
 
 #[test]
@@ -390,9 +427,18 @@ fn the_readme_gateway_section_runs_as_written() {
     assert!(!*write_ok, "the viewer's write went through: {write}");
     assert!(write.contains("0x01"), "{write}");
     // The device saw the read, never the write.
-    let [device, _gateway] = &servers[..] else {
+    let [device, gateway] = &servers[..] else {
         panic!("two servers expected");
     };
+    // The gateway logged the denial: who, what, where, why.
+    let denied = gateway.wait_for("denied", 1);
+    let line = denied.last().unwrap();
+    assert!(
+        line.contains("role=viewer")
+            && line.contains("write single register (0x06)")
+            && line.contains("holding registers 100..=100"),
+        "{denied:#?}"
+    );
     let log = device.wait_for("read holding registers", 1);
     assert!(
         !log.iter()

@@ -135,19 +135,24 @@ fn a_device_that_does_not_answer_is_0x0b_and_one_that_is_down_is_0x0a() {
             .unwrap()
             .local_addr()
             .unwrap();
-        let gateway = Gateway::routes(vec![
-            Route {
-                units: 1..=1,
-                device: Device::plain(silent_address.to_string()).limits(limits(300)),
-                rewrite_unit: None,
-            },
-            Route {
-                units: 2..=2,
-                device: Device::plain(down.to_string()).limits(limits(300)),
-                rewrite_unit: None,
-            },
-        ])
-        .unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let gateway = Gateway::builder()
+            .routes(vec![
+                Route {
+                    units: 1..=1,
+                    device: Device::plain(silent_address.to_string()).limits(limits(300)),
+                    rewrite_unit: None,
+                },
+                Route {
+                    units: 2..=2,
+                    device: Device::plain(down.to_string()).limits(limits(300)),
+                    rewrite_unit: None,
+                },
+            ])
+            .on_log(move |entry| sink.lock().unwrap().push(entry.to_string()))
+            .start()
+            .unwrap();
         let front = tls_front(gateway).await;
         let viewer = client(&front, "viewer").await;
         let started = Instant::now();
@@ -165,6 +170,23 @@ fn a_device_that_does_not_answer_is_0x0b_and_one_that_is_down_is_0x0a() {
         assert_eq!(
             exception(viewer.read_holding_registers(3, 0, 1).await),
             ExceptionCode::GatewayPathUnavailable
+        );
+        // A line each, with the role, unit, function and address range.
+        let log = log.lock().unwrap().clone();
+        let answered: Vec<_> = log.iter().filter(|l| l.contains("answered")).collect();
+        assert_eq!(answered.len(), 3, "{log:#?}");
+        assert!(
+            answered[0].contains(
+                "role=viewer read holding registers (0x03) unit 1, holding registers 0..=0"
+            ) && answered[0].contains("did not answer in time"),
+            "{log:#?}"
+        );
+        assert!(answered[1].contains("unit 2") && answered[1].contains("cannot be reached"));
+        assert!(answered[2].contains("no route takes unit 3"), "{log:#?}");
+        assert!(
+            log.iter()
+                .any(|l| l.contains(&format!("device {down} cannot be reached"))),
+            "{log:#?}"
         );
         front.shutdown().await.unwrap();
     });

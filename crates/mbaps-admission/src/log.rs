@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mbaps_codec::FunctionName;
 use mbaps_session::{CloseReason, ServerEvent, SessionError};
 
 use crate::{EvictionReason, HandshakeBound};
@@ -156,11 +157,26 @@ fn write_event(f: &mut fmt::Formatter<'_>, peer: SocketAddr, event: &ServerEvent
                 None => write!(f, "plain Modbus/TCP)"),
             }
         }
-        ServerEvent::Denied { header, denial, .. } => write!(
-            f,
-            "denied {peer} unit={} txn={}: {denial}",
-            header.unit_id, header.transaction_id
-        ),
+        ServerEvent::Denied {
+            header,
+            function,
+            denial,
+            role,
+            touches,
+        } => {
+            let role = role.as_ref().map_or("[no_role]", |role| role.as_str());
+            write!(
+                f,
+                "denied {peer} role={role} unit={} txn={} {}",
+                header.unit_id,
+                header.transaction_id,
+                FunctionName(*function)
+            )?;
+            for access in touches.iter().flatten() {
+                write!(f, " {} {}..={}", access.table, access.first, access.last)?;
+            }
+            write!(f, ": {denial}")
+        }
         ServerEvent::Rejected {
             header,
             exception,

@@ -87,9 +87,12 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
         );
     }
     args.front.run(", gateway", move || {
-        Ok(Later(
-            Gateway::routes(routes).context("starting the gateway")?,
-        ))
+        let gateway = Gateway::builder()
+            .routes(routes)
+            .on_log(|entry| println!("{entry}"))
+            .start()
+            .context("starting the gateway")?;
+        Ok(Later(gateway))
     })
 }
 

@@ -193,6 +193,20 @@ pub const fn function_name(code: u8) -> Option<&'static str> {
     }
 }
 
+/// Any function code byte, for messages: `write single register (0x06)`,
+/// or `function 0x42` for a byte the specification does not name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FunctionName(pub u8);
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match function_name(self.0) {
+            Some(name) => write!(f, "{name} (0x{:02X})", self.0),
+            None => write!(f, "function 0x{:02X}", self.0),
+        }
+    }
+}
+
 /// A Modbus exception code (Application Protocol V1.1b3, section 7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

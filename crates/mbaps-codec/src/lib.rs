@@ -57,7 +57,7 @@ mod wire;
 pub use data::{Bits, BitsIter, List, ListIter, Registers, RegistersIter, WireItem};
 pub use error::{CodecError, Field};
 pub use frame::{Adu, Decoded, MbapHeader, decode, encode_request, encode_response};
-pub use function::{ExceptionCode, FunctionCode, function_name, limits};
+pub use function::{ExceptionCode, FunctionCode, FunctionName, function_name, limits};
 pub use items::{
     ConformityLevel, DeviceIdObject, FileRecordData, FileRecordRead, FileRecordWrite,
     MAX_READ_FILE_RECORD_LENGTH, MAX_WRITE_FILE_RECORD_LENGTH, ReadDeviceIdCode,

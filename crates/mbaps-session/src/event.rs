@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use mbaps_authz::{Denial, Role};
+use mbaps_authz::{Access, Denial, Role};
 use mbaps_codec::{CodecError, ExceptionCode, MbapHeader, Request, Response};
 
 use crate::error::SessionError;
@@ -167,6 +167,11 @@ pub enum ServerEvent {
         function: u8,
         /// Which permission was missing.
         denial: Denial,
+        /// The client's role (`None`: the NULL role).
+        role: Option<Role>,
+        /// What the request touches: its first two table ranges (a file
+        /// record request may name more).
+        touches: [Option<Access>; 2],
     },
     /// A request answered with an exception for another reason.
     Rejected {

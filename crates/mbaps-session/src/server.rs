@@ -388,10 +388,13 @@ impl Server {
                     };
                     if let Decision::Deny(denial) = permissions.decide(header.unit_id, &request) {
                         write_exception(out, header, function, ExceptionCode::IllegalFunction);
+                        let mut accesses = mbaps_authz::accesses(&request);
                         events.push_back(ServerEvent::Denied {
                             header,
                             function,
                             denial,
+                            role: role.clone(),
+                            touches: [accesses.next(), accesses.next()],
                         });
                         return Ok(());
                     }

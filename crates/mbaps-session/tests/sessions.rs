@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use mbaps_authz::{Denial, Role, RoleError};
+use mbaps_authz::{Access, Denial, Role, RoleError, Table};
 use mbaps_codec::{ExceptionCode, Registers, Request, Response};
 use mbaps_session::rustls::{self, CertificateError, ProtocolVersion};
 use mbaps_session::{
@@ -132,9 +132,23 @@ fn an_allowed_read_is_answered_and_a_denied_write_gets_exception_01_and_the_sess
     let write = pair.client.send_request(pair.now, 0x11, &WRITE).unwrap();
     pair.drive().unwrap();
     // The write never reaches the application: the session answered it.
+    // For the audit log: who, what function, which addresses, and why.
+    let written = Access {
+        table: Table::HoldingRegisters,
+        first: 7,
+        last: 7,
+    };
     assert!(pair.server_events.iter().any(|e| matches!(e,
-        ServerEvent::Denied { header, function: 0x06, denial: Denial::FunctionNotAllowed { function: 0x06 } }
-            if header.transaction_id == write && header.unit_id == 0x11)));
+        ServerEvent::Denied {
+            header,
+            function: 0x06,
+            denial: Denial::FunctionNotAllowed { function: 0x06 },
+            role: Some(role),
+            touches: [Some(touched), None],
+        } if header.transaction_id == write
+            && header.unit_id == 0x11
+            && role.as_str() == "viewer"
+            && *touched == written)));
     answer_requests(&mut pair);
     let got = responses(&pair);
     assert_eq!(got.len(), 2);

@@ -45,7 +45,7 @@ mod server;
 mod timer;
 
 pub use client::{ClientBuilder, Reconnect, TokioClient};
-pub use gateway::{Device, Gateway, GatewayError, Route};
+pub use gateway::{Device, Gateway, GatewayBuilder, GatewayError, GatewayLog, Route};
 pub use handler::{AsyncHandler, IncomingRequest, IntoAnswering, Later};
 pub use mbaps_admission::SessionLog;
 pub use mbaps_session::call::DeviceIdentification;

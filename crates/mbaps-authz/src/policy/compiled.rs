@@ -15,7 +15,7 @@
 use core::fmt;
 use std::collections::HashMap;
 
-use mbaps_codec::{Request, function_name};
+use mbaps_codec::{FunctionName, Request};
 
 use crate::access::{Access, Table, accesses};
 use crate::policy::rules::Rule;
@@ -90,26 +90,19 @@ pub enum Denial {
     },
 }
 
-struct Function(u8);
-
-impl fmt::Display for Function {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match function_name(self.0) {
-            Some(name) => write!(f, "{name} (0x{:02X})", self.0),
-            None => write!(f, "function 0x{:02X}", self.0),
-        }
-    }
-}
-
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Denial::RoleNotInPolicy => f.write_str("the role is not defined in the policy"),
             Denial::FunctionNotAllowed { function } => {
-                write!(f, "no rule allows {}", Function(function))
+                write!(f, "no rule allows {}", FunctionName(function))
             }
             Denial::UnitNotAllowed { function, unit } => {
-                write!(f, "no rule allows {} on unit {unit}", Function(function))
+                write!(
+                    f,
+                    "no rule allows {} on unit {unit}",
+                    FunctionName(function)
+                )
             }
             Denial::AddressNotAllowed {
                 function,
@@ -118,7 +111,7 @@ impl fmt::Display for Denial {
             } => write!(
                 f,
                 "no rule allows {} on unit {unit} for {} {}..={}",
-                Function(function),
+                FunctionName(function),
                 access.table,
                 access.first,
                 access.last

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::{Failure, LinkEvent, Ticket, Upstream};
+use mbaps_session::upstream::{Failure, Ticket, Upstream};
 use mbaps_session::{Client, ClientConfig, Pdu};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::{GatewayLog, Observer};
 use crate::timer::Timer;
 
 /// A request on its way to the device's task.
@@ -61,7 +62,7 @@ pub(crate) struct Dialer {
 
 /// Starts the device's task; it ends when every [`DeviceHandle`] is gone
 /// (the gateway dropped), after answering what it holds.
-pub(crate) fn start(dialer: Dialer, upstream: Upstream) -> DeviceHandle {
+pub(crate) fn start(dialer: Dialer, upstream: Upstream, observer: Observer) -> DeviceHandle {
     // The channel holds what the task has not taken yet; the task takes
     // eagerly, so the upstream's own queue is the bound that answers 0x06.
     let (submissions, receiver) = mpsc::channel(upstream.limits().queue);
@@ -72,6 +73,7 @@ pub(crate) fn start(dialer: Dialer, upstream: Upstream) -> DeviceHandle {
         submissions: receiver,
         waiting: HashMap::new(),
         next_ticket: 0,
+        observer,
     };
     tokio::spawn(task.run());
     DeviceHandle {
@@ -86,6 +88,7 @@ struct DeviceTask {
     submissions: mpsc::Receiver<Submission>,
     waiting: HashMap<Ticket, oneshot::Sender<Result<Pdu, Failure>>>,
     next_ticket: u64,
+    observer: Observer,
 }
 
 impl DeviceTask {
@@ -209,18 +212,8 @@ impl DeviceTask {
             }
         }
         while let Some(event) = self.upstream.poll_link_event() {
-            match event {
-                LinkEvent::Up => tracing::info!(device = %address, "connected to the device"),
-                LinkEvent::Unreachable => {
-                    tracing::warn!(device = %address, "the device cannot be reached")
-                }
-                LinkEvent::Failed(reason) => {
-                    tracing::warn!(device = %address, ?reason, "the session to the device failed")
-                }
-                LinkEvent::Lost(reason) => {
-                    tracing::warn!(device = %address, ?reason, "the connection to the device was lost")
-                }
-            }
+            let device = Arc::from(address);
+            super::log(&self.observer, &GatewayLog::Link { device, event });
         }
     }
 }

@@ -23,7 +23,10 @@
 //! # async fn run(front: mbaps_session::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
 //! use mbaps_tokio::{Device, Gateway, Later, TokioServer};
 //!
-//! let gateway = Gateway::to(Device::plain("10.0.0.5:502"))?;
+//! let gateway = Gateway::builder()
+//!     .route(0..=255, Device::plain("10.0.0.5:502"), None)
+//!     .on_log(|entry| println!("{entry}"))
+//!     .start()?;
 //! let server = TokioServer::bind("0.0.0.0:802", front, Later(gateway)).await?.spawn()?;
 //! # Ok(()) }
 //! ```
@@ -35,10 +38,11 @@ use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use mbaps_authz::Role;
 use mbaps_authz::Target;
 use mbaps_codec::ExceptionCode;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::{LimitError, Upstream, UpstreamLimits};
+use mbaps_session::upstream::{Failure, LimitError, LinkEvent, Upstream, UpstreamLimits};
 use mbaps_session::{ClientConfig, ConfigError, Pdu, Timers};
 
 use crate::handler::{AsyncHandler, IncomingRequest};
@@ -183,6 +187,147 @@ struct Destination {
 pub struct Gateway {
     /// Indexed by unit id.
     routes: Arc<[Option<Destination>; 256]>,
+    observer: Observer,
+}
+
+/// Where log entries go (besides `tracing`).
+pub(crate) type Observer = Arc<dyn Fn(&GatewayLog) + Send + Sync>;
+
+/// What the gateway reports: each request it answered itself (never one
+/// the device answered), and each change of a device's connection.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum GatewayLog {
+    /// A request the gateway answered with an exception of its own.
+    Answered {
+        /// The client's role (`None`: the NULL role).
+        role: Option<Role>,
+        /// The unit id the request was addressed to.
+        unit: u8,
+        /// The request.
+        request: Pdu,
+        /// The device it was for (`None`: no route takes the unit id).
+        device: Option<Arc<str>>,
+        /// Why the device did not answer (`None`: no route).
+        failure: Option<Failure>,
+    },
+    /// A device's connection changed.
+    Link {
+        /// The device.
+        device: Arc<str>,
+        /// How.
+        event: LinkEvent,
+    },
+}
+
+impl fmt::Display for GatewayLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayLog::Answered {
+                role,
+                unit,
+                request,
+                device,
+                failure,
+            } => {
+                let role = role.as_ref().map_or("[no_role]", |role| role.as_str());
+                let exception = failure
+                    .as_ref()
+                    .map_or(ExceptionCode::GatewayPathUnavailable, Failure::exception);
+                write!(f, "gateway answered exception {exception} role={role} ")?;
+                match request.request() {
+                    Ok(decoded) => write!(
+                        f,
+                        "{}",
+                        Target {
+                            unit: *unit,
+                            request: &decoded,
+                        }
+                    )?,
+                    Err(_) => write!(f, "unit {unit}")?,
+                }
+                match (device, failure) {
+                    (Some(device), Some(failure)) => write!(f, ": device {device}: {failure}"),
+                    _ => write!(f, ": no route takes unit {unit}"),
+                }
+            }
+            GatewayLog::Link { device, event } => match event {
+                LinkEvent::Up => write!(f, "gateway: device {device} connected"),
+                LinkEvent::Unreachable => write!(f, "gateway: device {device} cannot be reached"),
+                LinkEvent::Failed(reason) => {
+                    write!(
+                        f,
+                        "gateway: the session to device {device} failed: {reason:?}"
+                    )
+                }
+                LinkEvent::Lost(reason) => {
+                    write!(
+                        f,
+                        "gateway: the connection to device {device} was lost: {reason:?}"
+                    )
+                }
+            },
+        }
+    }
+}
+
+/// Logs to `tracing` (warnings: an operator watches for these) and to
+/// the observer.
+pub(crate) fn log(observer: &Observer, entry: &GatewayLog) {
+    match entry {
+        GatewayLog::Link {
+            event: LinkEvent::Up,
+            ..
+        } => tracing::info!("{entry}"),
+        _ => tracing::warn!("{entry}"),
+    }
+    observer(entry);
+}
+
+/// How a gateway is put together: [`Gateway::builder`], routes, then
+/// [`GatewayBuilder::start`].
+pub struct GatewayBuilder {
+    routes: Vec<Route>,
+    observer: Observer,
+}
+
+impl GatewayBuilder {
+    /// Sends `units` to `device`, addressed as `rewrite_unit` if given.
+    pub fn route(
+        mut self,
+        units: RangeInclusive<u8>,
+        device: Device,
+        rewrite_unit: Option<u8>,
+    ) -> Self {
+        self.routes.push(Route {
+            units,
+            device,
+            rewrite_unit,
+        });
+        self
+    }
+
+    /// Adds `routes`.
+    pub fn routes(mut self, routes: impl IntoIterator<Item = Route>) -> Self {
+        self.routes.extend(routes);
+        self
+    }
+
+    /// Calls `observer` with each [`GatewayLog`] entry (they also go to
+    /// `tracing`).
+    pub fn on_log(mut self, observer: impl Fn(&GatewayLog) + Send + Sync + 'static) -> Self {
+        self.observer = Arc::new(observer);
+        self
+    }
+
+    /// Checks the routes and starts a task per device. Must be called
+    /// within a tokio runtime. Routes that name the same device (same
+    /// address, and TLS or not) share its connection and queue, with the
+    /// limits of the first of them. Unit ids no route takes are answered
+    /// 0x0A.
+    pub fn start(self) -> Result<Gateway, GatewayError> {
+        start(self.routes, self.observer)
+    }
 }
 
 impl fmt::Debug for Gateway {
@@ -195,78 +340,80 @@ impl fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// Every unit id to one device, unchanged. Must be called within a
-    /// tokio runtime: it starts the device's task, which connects at once.
-    pub fn to(device: Device) -> Result<Gateway, GatewayError> {
-        Gateway::routes(vec![Route {
-            units: 0..=255,
-            device,
-            rewrite_unit: None,
-        }])
+    /// A gateway to put together: routes, a log observer.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            routes: Vec::new(),
+            observer: Arc::new(|_| {}),
+        }
     }
 
-    /// Routes by unit id: each route's units go to its device. Routes that
-    /// name the same device (same address and the same TLS or not) share
-    /// its connection and queue, with the limits of the first of them.
-    /// Unit ids no route takes are answered 0x0A.
-    pub fn routes(routes: Vec<Route>) -> Result<Gateway, GatewayError> {
-        if routes.is_empty() {
-            return Err(GatewayError::NoRoutes);
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(GatewayError::NoRuntime);
-        }
-        // Check everything before starting any task.
-        let mut table: [Option<usize>; 256] = [None; 256];
-        for (index, route) in routes.iter().enumerate() {
-            for unit in route.units.clone() {
-                let slot = &mut table[usize::from(unit)];
-                if let Some(first) = *slot {
-                    return Err(GatewayError::Overlap {
-                        unit,
-                        first: routes[first].device.address.clone(),
-                        second: route.device.address.clone(),
-                    });
-                }
-                *slot = Some(index);
-            }
-        }
-        let mut devices: Vec<(String, bool, DeviceHandle)> = Vec::new();
-        let mut handles = Vec::with_capacity(routes.len());
-        for route in &routes {
-            let key = (&route.device.address, route.device.tls.is_some());
-            let existing = devices
-                .iter()
-                .find(|(address, tls, _)| (address, *tls) == key)
-                .map(|(_, _, handle)| handle.clone());
-            let handle = match existing {
-                Some(handle) => handle,
-                None => {
-                    let handle = start_device(&route.device)?;
-                    devices.push((
-                        route.device.address.clone(),
-                        route.device.tls.is_some(),
-                        handle.clone(),
-                    ));
-                    handle
-                }
-            };
-            handles.push(handle);
-        }
-        let routes: [Option<Destination>; 256] = std::array::from_fn(|unit| {
-            table[unit].map(|index| Destination {
-                device: handles[index].clone(),
-                rewrite_unit: routes[index].rewrite_unit,
-            })
-        });
-        Ok(Gateway {
-            routes: Arc::new(routes),
-        })
+    /// Every unit id to one device, unchanged: [`Gateway::builder`] with
+    /// one route. Must be called within a tokio runtime: it starts the
+    /// device's task, which connects at once.
+    pub fn to(device: Device) -> Result<Gateway, GatewayError> {
+        Gateway::builder().route(0..=255, device, None).start()
     }
 }
 
+fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError> {
+    if routes.is_empty() {
+        return Err(GatewayError::NoRoutes);
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(GatewayError::NoRuntime);
+    }
+    // Check everything before starting any task.
+    let mut table: [Option<usize>; 256] = [None; 256];
+    for (index, route) in routes.iter().enumerate() {
+        for unit in route.units.clone() {
+            let slot = &mut table[usize::from(unit)];
+            if let Some(first) = *slot {
+                return Err(GatewayError::Overlap {
+                    unit,
+                    first: routes[first].device.address.clone(),
+                    second: route.device.address.clone(),
+                });
+            }
+            *slot = Some(index);
+        }
+    }
+    let mut devices: Vec<(String, bool, DeviceHandle)> = Vec::new();
+    let mut handles = Vec::with_capacity(routes.len());
+    for route in &routes {
+        let key = (&route.device.address, route.device.tls.is_some());
+        let existing = devices
+            .iter()
+            .find(|(address, tls, _)| (address, *tls) == key)
+            .map(|(_, _, handle)| handle.clone());
+        let handle = match existing {
+            Some(handle) => handle,
+            None => {
+                let handle = start_device(&route.device, &observer)?;
+                devices.push((
+                    route.device.address.clone(),
+                    route.device.tls.is_some(),
+                    handle.clone(),
+                ));
+                handle
+            }
+        };
+        handles.push(handle);
+    }
+    let routes: [Option<Destination>; 256] = std::array::from_fn(|unit| {
+        table[unit].map(|index| Destination {
+            device: handles[index].clone(),
+            rewrite_unit: routes[index].rewrite_unit,
+        })
+    });
+    Ok(Gateway {
+        routes: Arc::new(routes),
+        observer,
+    })
+}
+
 /// Validates a device and starts its task.
-fn start_device(device: &Device) -> Result<DeviceHandle, GatewayError> {
+fn start_device(device: &Device, observer: &Observer) -> Result<DeviceHandle, GatewayError> {
     let address = device.address.clone();
     let limits = device.limits;
     let upstream = Upstream::new(limits, std::time::Instant::now()).map_err(|source| {
@@ -313,7 +460,7 @@ fn start_device(device: &Device) -> Result<DeviceHandle, GatewayError> {
         config: Arc::new(config),
         server_name,
     };
-    Ok(device::start(dialer, upstream))
+    Ok(device::start(dialer, upstream, Arc::clone(observer)))
 }
 
 impl AsyncHandler for Gateway {
@@ -322,37 +469,30 @@ impl AsyncHandler for Gateway {
         request: IncomingRequest,
     ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
         let destination = self.routes[usize::from(request.unit_id)].clone();
+        let observer = Arc::clone(&self.observer);
         async move {
+            let answered =
+                |device: Option<Arc<str>>, failure: Option<Failure>| GatewayLog::Answered {
+                    role: request.role.clone(),
+                    unit: request.unit_id,
+                    request: request.pdu,
+                    device,
+                    failure,
+                };
             let Some(destination) = destination else {
-                log_failure(&request, "-", &"no route takes this unit id");
+                log(&observer, &answered(None, None));
                 return Err(ExceptionCode::GatewayPathUnavailable);
             };
             let unit = destination.rewrite_unit.unwrap_or(request.unit_id);
             match destination.device.forward(unit, request.pdu).await {
                 Ok(pdu) => Ok(pdu),
                 Err(failure) => {
-                    log_failure(&request, &destination.device.address, &failure);
-                    Err(failure.exception())
+                    let exception = failure.exception();
+                    let device = Arc::clone(&destination.device.address);
+                    log(&observer, &answered(Some(device), Some(failure)));
+                    Err(exception)
                 }
             }
         }
-    }
-}
-
-/// One log line per request the gateway answered itself.
-fn log_failure(request: &IncomingRequest, device: &str, why: &dyn fmt::Display) {
-    let role = request
-        .role
-        .as_ref()
-        .map_or("[no_role]", |role| role.as_str());
-    match request.request() {
-        Ok(decoded) => {
-            let target = Target {
-                unit: request.unit_id,
-                request: &decoded,
-            };
-            tracing::warn!(%role, %device, "gateway: {target}: {why}");
-        }
-        Err(_) => tracing::warn!(%role, %device, unit = request.unit_id, "gateway: {why}"),
     }
 }
