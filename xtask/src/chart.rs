@@ -42,7 +42,12 @@ pub(crate) fn bars(criterion: &Value, network: Option<&Value>) -> Vec<Bar> {
     let Some(network) = network else {
         return bars;
     };
-    for row in network["ratios"].as_array().into_iter().flatten() {
+    let loopback = network["ratios"].as_array().into_iter().flatten();
+    let gateway = network["gateway"]["ratios"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    for row in loopback.chain(gateway) {
         if let (Some(name), Some(measured)) = (row["name"].as_str(), row["measured"].as_f64()) {
             bars.push(Bar {
                 label: format!("loopback: {name}"),
@@ -216,6 +221,9 @@ mod tests {
                 {"name": "mbaps plain / tokio-modbus, 1 in flight", "measured": 0.7, "target": 1.2},
             ],
             "client_ratio": {"ratio": 1.19, "ratio_to_two_tasks": 0.28, "target": 0.9},
+            "gateway": {"ratios": [
+                {"name": "gateway / direct, 16 in flight", "measured": 0.43, "target": 0.8},
+            ]},
         });
         (criterion, network)
     }
@@ -231,12 +239,14 @@ mod tests {
                 "session: tls13_16 / plain_16",
                 "loopback: TLS 1.3 / plain, 1 in flight",
                 "loopback: mbaps plain / tokio-modbus, 1 in flight",
+                "loopback: gateway / direct, 16 in flight",
                 "TokioClient / rustls generator, one task",
                 "TokioClient / rustls generator, two tasks",
             ]
         );
         assert_eq!(bars[2].target, Some(1.2));
-        assert_eq!(bars[4].target, None);
+        assert_eq!(bars[3].target, Some(0.8));
+        assert_eq!(bars[5].target, None);
         // Without the loopback report, the criterion bars alone.
         assert_eq!(super::bars(&criterion, None).len(), 1);
     }

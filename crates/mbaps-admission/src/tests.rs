@@ -65,6 +65,29 @@ fn a_full_handshake_table_drops_the_oldest_silent_handshake_before_one_that_sent
 }
 
 #[test]
+fn a_flood_gives_way_before_a_client_whose_hello_is_not_read_yet() {
+    let t0 = epoch();
+    let mut admission = Admission::new(limits(4, 4, 4), t0);
+    // The client connected first; its ClientHello is on its way, so it
+    // looks as silent as the flood around it.
+    connect(&mut admission, t0, 0, v4(1), "client");
+    for (at, name) in [(1, "flood a"), (2, "flood b"), (3, "flood c")] {
+        connect(&mut admission, t0, at, v4(66), name);
+    }
+    // The flood's oldest goes, not the client: its source holds three.
+    for (at, gone) in [(4, "flood a"), (5, "flood b"), (6, "flood c")] {
+        let (_, _, dropped) = connect(&mut admission, t0, at, v4(66), "flood");
+        assert_eq!(dropped.map(|(name, _)| name), Some(gone));
+    }
+    // Sources of one handshake each: the oldest of them gives way.
+    let mut admission = Admission::new(limits(4, 2, 2), t0);
+    connect(&mut admission, t0, 0, v4(1), "one");
+    connect(&mut admission, t0, 1, v4(2), "two");
+    let (_, _, dropped) = connect(&mut admission, t0, 2, v4(3), "three");
+    assert_eq!(dropped.map(|(name, _)| name), Some("one"));
+}
+
+#[test]
 fn when_every_pending_handshake_sent_its_hello_the_oldest_gives_way() {
     let t0 = epoch();
     let mut admission = Admission::new(limits(4, 2, 2), t0);

@@ -349,15 +349,26 @@ fn gateway_report(rates: &gateway::GatewayRates) -> serde_json::Value {
         .zip(&rates.per_second)
         .map(|((name, ..), per_second)| serde_json::json!({ "scenario": name, "per_second": per_second }))
         .collect();
-    serde_json::json!({
-        "scenarios": scenarios,
-        "ratio_1_in_flight": rates.ratio(0),
-        "ratio_16_in_flight": rates.ratio(3),
-        "ratio_10_clients": rates.ratio(6),
-        "bare_proxy_ratio_1_in_flight": rates.proxy_ratio(0),
-        "bare_proxy_ratio_16_in_flight": rates.proxy_ratio(3),
-        "bare_proxy_ratio_10_clients": rates.proxy_ratio(6),
-    })
+    // (group, the scenario index of its direct figure, target)
+    let groups = [
+        ("1 in flight", 0, Some(GATEWAY_TARGETS[0].1)),
+        ("16 in flight", 3, Some(GATEWAY_TARGETS[1].1)),
+        ("10 clients", 6, None),
+    ];
+    let mut ratios = Vec::new();
+    for (group, direct, target) in groups {
+        ratios.push(serde_json::json!({
+            "name": format!("gateway / direct, {group}"),
+            "measured": rates.ratio(direct),
+            "target": target,
+        }));
+        ratios.push(serde_json::json!({
+            "name": format!("bare TCP proxy / direct, {group}"),
+            "measured": rates.proxy_ratio(direct),
+            "target": null,
+        }));
+    }
+    serde_json::json!({ "scenarios": scenarios, "ratios": ratios })
 }
 
 fn attack_table(attack: &under_attack::UnderAttack) -> String {
