@@ -345,19 +345,22 @@ impl<H> Admission<H> {
     /// heaviest source first keeps one client's connection out of the way.
     fn oldest_pending(&self, filter: impl Fn(&Pending<H>) -> bool) -> Option<usize> {
         let silent = |p: &Pending<H>| filter(p) && !p.hello;
-        self.from_heaviest_source(&silent)
-            .or_else(|| self.from_heaviest_source(&filter))
+        self.oldest_of_heaviest_source(&silent)
+            .or_else(|| self.oldest_of_heaviest_source(&filter))
     }
 
     /// The oldest handshake matching `filter` from the source that has the
     /// most handshakes matching it (the oldest such source on a tie).
-    fn from_heaviest_source(&self, filter: &dyn Fn(&Pending<H>) -> bool) -> Option<usize> {
+    fn oldest_of_heaviest_source(&self, filter: &dyn Fn(&Pending<H>) -> bool) -> Option<usize> {
         let mut counts: Vec<(Source, usize, usize)> = Vec::new();
         for (index, pending) in self.handshakes.iter().enumerate() {
             if !filter(pending) {
                 continue;
             }
-            match counts.iter_mut().find(|(source, ..)| *source == pending.source) {
+            match counts
+                .iter_mut()
+                .find(|(source, ..)| *source == pending.source)
+            {
                 Some((_, count, _)) => *count += 1,
                 None => counts.push((pending.source, 1, index)),
             }

@@ -36,22 +36,35 @@ pub fn start_server(dir: &Path) -> (Server, String) {
 /// [`start_server`] with more flags. The server binds a free port itself
 /// (`--listen 127.0.0.1:0`) and the address is read from its first log
 /// line, so no other process can take the port in between.
-#[allow(clippy::disallowed_methods)] // the test waits for a real server
 pub fn start_server_with(dir: &Path, flags: &[&str]) -> (Server, String) {
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
-    let log = dir.join("server.log");
+    let mut args: Vec<String> = ["server", "--listen", "127.0.0.1:0"]
+        .iter()
+        .chain(flags)
+        .map(|s| s.to_string())
+        .collect();
+    for (flag, file) in [
+        ("--cert", "server-chain.pem"),
+        ("--key", "server.key"),
+        ("--ca", "ca.pem"),
+    ] {
+        args.push(flag.into());
+        args.push(dir.join(file).display().to_string());
+    }
+    args.push("--policy".into());
+    args.push(policy.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start_listening(dir, "server.log", &args)
+}
+
+/// `mbaps ARGS --exit-after 60`, logging to `dir/LOG`, once it logged
+/// `listening on ADDRESS`; returns it with that address.
+#[allow(clippy::disallowed_methods)] // the test waits for a real server
+pub fn start_listening(dir: &Path, log: &str, args: &[&str]) -> (Server, String) {
+    let log = dir.join(log);
     let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
-        .args(["server", "--listen", "127.0.0.1:0"])
+        .args(args)
         .args(["--exit-after", "60"])
-        .args(flags)
-        .arg("--cert")
-        .arg(dir.join("server-chain.pem"))
-        .arg("--key")
-        .arg(dir.join("server.key"))
-        .arg("--ca")
-        .arg(dir.join("ca.pem"))
-        .arg("--policy")
-        .arg(policy)
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
@@ -66,10 +79,7 @@ pub fn start_server_with(dir: &Path, flags: &[&str]) -> (Server, String) {
         if let Some(address) = address {
             return (server, address.to_owned());
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not start: {text}"
-        );
+        assert!(Instant::now() < deadline, "{args:?} did not start: {text}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
