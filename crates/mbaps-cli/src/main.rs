@@ -8,6 +8,7 @@
 //! mbaps gateway        ──► the same front, each authorized request forwarded to a device
 //! mbaps read / write   ──► mbaps-std client, a table or JSON
 //! mbaps certs          ──► a CA, a server and clients with roles
+//! mbaps policy         ──► check a policy file, explain a decision
 //! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
 //! mbaps conformance    ──► raw TLS and Modbus checks against a server under test
 //! ```
@@ -25,6 +26,7 @@ mod demo;
 mod describe;
 mod front;
 mod gateway_command;
+mod policy_command;
 mod probe;
 mod server_commands;
 
@@ -58,6 +60,8 @@ enum Command {
     /// Send any request PDU (given in hex) to a server and print the
     /// response decoded.
     Request(client_commands::RequestArgs),
+    /// Check a policy file, or explain why a request is allowed or denied.
+    Policy(policy_command::PolicyArgs),
     /// Make a CA, a server certificate and client certificates with roles.
     Certs(server_commands::CertsArgs),
     /// Decode Modbus/TCP ADUs (MBAP header + PDU) from hex or raw bytes.
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Read(args) => client_commands::read(args),
         Command::Write(args) => client_commands::write(args),
         Command::Request(args) => client_commands::request(args),
+        Command::Policy(args) => policy_command::run(args),
         Command::Certs(args) => server_commands::certs(args),
         Command::Decode(args) => decode::run(args),
         Command::Conformance(args) => probe::run(args),
