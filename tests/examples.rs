@@ -265,6 +265,7 @@ fn the_gateway_example_serves_the_tokio_client_from_a_plain_device() {
         "operator",
         "--listen",
         "127.0.0.1:0",
+        "-v",
         "--policy",
     ]
     .iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mbaps_admission::{AdmissionLimits, SessionLog};
+use mbaps_admission::AdmissionLimits;
 use mbaps_authz::{Policy, Role};
 use mbaps_session::{
     CrlScope, ServerConfig, Timers, load_certificates, load_crls, load_private_key,
@@ -70,6 +70,19 @@ pub(crate) struct FrontArgs {
     /// the NULL role, i.e. the policy's `[no_role]` rules).
     #[arg(long, requires = "plain")]
     plain_role: Option<String>,
+    /// Log failures and refusals only (no session starts and ends, no
+    /// denials).
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log every request too (by default: session starts and ends,
+    /// denials, refusals and failures; never one line per allowed
+    /// request). `RUST_LOG` (e.g. `RUST_LOG=mbaps_tokio=debug`) overrides
+    /// both.
+    #[arg(short, long)]
+    verbose: bool,
+    /// How log lines are written: `text`, or `json` (one object per line).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Stop after SECONDS (for scripts and tests); default: run until killed.
     #[arg(long, value_name = "SECONDS")]
     exit_after: Option<u64>,
@@ -89,6 +102,15 @@ pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(value))
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// One line of text per entry.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `--crl-scope`.
@@ -112,11 +134,33 @@ fn seconds_or_never(text: &str) -> Result<IdleTimeout, String> {
     seconds(text).map(|timeout| IdleTimeout(Some(timeout)))
 }
 
-fn log(entry: &SessionLog) {
-    println!("{entry}");
-}
-
 impl FrontArgs {
+    /// Logs to standard output through `tracing`: the adapters' and the
+    /// gateway's entries at their levels (failures and refusals warn;
+    /// session starts and ends and denials are info; requests are debug).
+    fn start_logging(&self) {
+        let level = if self.quiet {
+            "warn"
+        } else if self.verbose {
+            "info,mbaps=debug,mbaps_tokio=debug"
+        } else {
+            "info"
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        let format = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .with_ansi(false)
+            .with_target(false);
+        // A second call (a test running two commands in one process) keeps
+        // the first subscriber.
+        let _ = match self.log_format {
+            LogFormat::Text => format.try_init(),
+            LogFormat::Json => format.json().try_init(),
+        };
+    }
+
     /// The front's configuration: the policy, and TLS or the plain role.
     fn config(&self) -> Result<ServerConfig> {
         let policy = Policy::load(&self.policy)?;
@@ -165,6 +209,7 @@ impl FrontArgs {
         what: &str,
         answering: impl FnOnce() -> Result<A>,
     ) -> Result<bool> {
+        self.start_logging();
         let config = self.config()?;
         let limits = AdmissionLimits {
             max_sessions: self.max_sessions as usize,
@@ -188,8 +233,7 @@ impl FrontArgs {
                 .await
                 .with_context(|| format!("listening on {listen}"))?
                 .admission(limits)
-                .write_timeout(self.write_timeout)
-                .on_log(log);
+                .write_timeout(self.write_timeout);
             let kind = if self.plain {
                 "plain Modbus/TCP (no TLS)"
             } else {

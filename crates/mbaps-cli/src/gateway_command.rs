@@ -87,9 +87,9 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
         );
     }
     args.front.run(", gateway", move || {
+        // Its log goes through `tracing`, with the front's.
         let gateway = Gateway::builder()
             .routes(routes)
-            .on_log(|entry| println!("{entry}"))
             .start()
             .context("starting the gateway")?;
         Ok(Later(gateway))

@@ -2,7 +2,7 @@
 //! before it is deployed, and one request decided the way a server would,
 //! with the rules that allow it or the permission that is missing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -56,7 +56,7 @@ pub(crate) fn run(args: &PolicyArgs) -> Result<bool> {
     }
 }
 
-fn check(file: &PathBuf) -> Result<bool> {
+fn check(file: &Path) -> Result<bool> {
     match Policy::load(file) {
         Ok(policy) => {
             let mut roles: Vec<&str> = policy.roles().map(Role::as_str).collect();

@@ -320,14 +320,17 @@ async fn accept_failed(error: &std::io::Error) {
     }
 }
 
-/// The `tracing` side of the log: refusals, failures before
-/// authentication and denials are what an operator watches for.
+/// The `tracing` side of the log: refusals and failures warn; session
+/// starts and ends, denials and rejected requests are info (what an
+/// operator reads by default); the rest is debug.
 pub(crate) fn trace_log(entry: &SessionLog) {
     match entry {
         SessionLog::Event {
             event:
                 mbaps_session::ServerEvent::Denied { .. }
-                | mbaps_session::ServerEvent::Authenticated { .. },
+                | mbaps_session::ServerEvent::Authenticated { .. }
+                | mbaps_session::ServerEvent::Rejected { .. }
+                | mbaps_session::ServerEvent::Closed(_),
             ..
         }
         | SessionLog::Evicted { .. } => tracing::info!("{entry}"),
