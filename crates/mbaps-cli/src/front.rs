@@ -15,7 +15,7 @@ use mbaps_session::{
 use mbaps_tokio::{IntoAnswering, TokioServer};
 
 /// The front: where clients connect and how they are admitted.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub(crate) struct FrontArgs {
     /// Address to listen on (default 127.0.0.1:802; 127.0.0.1:502 with --plain).
     #[arg(long)]
@@ -200,6 +200,73 @@ impl FrontArgs {
         .build()?)
     }
 
+    /// On SIGHUP: the policy, certificate, key, CA and CRLs read again and
+    /// put in force ([`mbaps_tokio::Reloader`]); a file with a mistake is
+    /// logged and the running configuration stays. Logged with what
+    /// changed.
+    #[cfg(unix)]
+    fn reload_on_hangup(&self, reloader: mbaps_tokio::Reloader) -> Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        let front = self.clone();
+        tokio::spawn(async move {
+            let mut files = front.fingerprints();
+            while hangups.recv().await.is_some() {
+                match front.config() {
+                    Ok(config) => {
+                        let now = front.fingerprints();
+                        let changed: Vec<&str> = now
+                            .iter()
+                            .zip(&files)
+                            .filter(|(new, old)| new != old)
+                            .map(|((name, _), _)| *name)
+                            .collect();
+                        reloader.reload(config);
+                        files = now;
+                        if changed.is_empty() {
+                            tracing::info!("reloaded on SIGHUP: no file changed");
+                        } else {
+                            tracing::info!("reloaded on SIGHUP: {} changed", changed.join(", "));
+                        }
+                    }
+                    Err(error) => tracing::error!(
+                        "reload on SIGHUP failed, the running configuration stays: {error:#}"
+                    ),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Each file the configuration is read from, with a digest of what it
+    /// holds now (a file that cannot be read: `None`).
+    fn fingerprints(&self) -> Vec<(&'static str, Option<u64>)> {
+        use std::hash::{Hash, Hasher};
+        let digest = |path: &PathBuf| {
+            std::fs::read(path).ok().map(|bytes| {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                bytes.hash(&mut hasher);
+                hasher.finish()
+            })
+        };
+        let optional = |path: &Option<PathBuf>| path.as_ref().and_then(digest);
+        let crls = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            self.crl
+                .iter()
+                .map(digest)
+                .for_each(|d| d.hash(&mut hasher));
+            Some(hasher.finish())
+        };
+        vec![
+            ("policy", digest(&self.policy)),
+            ("certificate", optional(&self.cert)),
+            ("key", optional(&self.key)),
+            ("CA", optional(&self.ca)),
+            ("CRLs", crls),
+        ]
+    }
+
     /// Serves with what `answering` makes (within the runtime, so that it
     /// may start tasks) until Ctrl-C or `--exit-after`; `what` follows the
     /// kind of front in the first line (`listening on ADDRESS (KIND...)`,
@@ -244,6 +311,8 @@ impl FrontArgs {
                 server.local_addr()?,
                 self.policy.display()
             );
+            #[cfg(unix)]
+            self.reload_on_hangup(server.reloader())?;
             let exit_after = self.exit_after;
             server
                 .serve(async move {

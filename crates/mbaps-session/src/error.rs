@@ -21,6 +21,11 @@ pub enum SessionError {
     /// peer is pending in [`poll_transmit`](crate::Server::poll_transmit).
     #[error("TLS: {}", TlsText(.0))]
     Tls(rustls::Error),
+    /// A reloaded configuration no longer accepts the client's
+    /// certificate (a new CRL revokes it, its CA is no longer trusted, it
+    /// has expired): the open session was closed with close_notify.
+    #[error("the client certificate is no longer accepted: {}", TlsText(.0))]
+    NoLongerAccepted(rustls::Error),
     /// The handshake did not finish within the handshake timeout.
     #[error("the TLS handshake did not finish within {0:?}")]
     HandshakeTimeout(std::time::Duration),

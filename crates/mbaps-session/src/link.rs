@@ -178,6 +178,17 @@ impl Link {
         self.finish(CloseReason::Failed(error));
     }
 
+    /// Ends an open session at once for `error`, with close_notify (not an
+    /// alert: nothing the peer sent was wrong); the session's end is
+    /// `Failed(error)`.
+    pub(crate) fn close_failed(&mut self, error: SessionError) {
+        if matches!(self.state, State::Closed(_)) {
+            return;
+        }
+        self.conn.send_close();
+        self.finish(CloseReason::Failed(error));
+    }
+
     /// How the session ended, once, when it has.
     pub(crate) fn take_end(&mut self) -> Option<CloseReason> {
         self.end.take()

@@ -305,6 +305,39 @@ impl Server {
         }
     }
 
+    /// Applies a reloaded configuration to this session: from its next
+    /// request on, requests are authorized against `config`'s policy, for
+    /// the same role (the one its certificate carries, R-04; a plain
+    /// session keeps the role it started with). A TLS session whose client
+    /// certificate `config` no longer accepts (a new CRL revokes it, its CA
+    /// is no longer trusted) is closed with close_notify; its end is
+    /// `Failed(SessionError::NoLongerAccepted(..))`. The TLS settings of
+    /// an open session do not change: a new certificate of the server's is
+    /// for new handshakes.
+    pub fn reconfigure(&mut self, now: Instant, config: &ServerConfig) {
+        self.now = now;
+        self.config.policy = Arc::clone(&config.policy);
+        self.config.verifier = config.verifier.clone();
+        if self.permissions.is_some() {
+            self.permissions = Some(config.policy.permissions(self.role.as_ref()));
+        }
+        if self.link.is_open()
+            && let (Some((verifier, clock)), Some(chain)) =
+                (&config.verifier, self.link.transport().peer_certificates())
+            && let Some((leaf, intermediates)) = chain.split_first()
+        {
+            let checked = clock
+                .current_time()
+                .ok_or(rustls::Error::FailedToGetCurrentTime)
+                .and_then(|time| verifier.verify_client_cert(leaf, intermediates, time));
+            if let Err(error) = checked {
+                self.link
+                    .close_failed(SessionError::NoLongerAccepted(error));
+            }
+        }
+        self.settle();
+    }
+
     /// The session is open: the client's role (from its certificate, or
     /// the configured one for plain Modbus/TCP), resolved against the
     /// policy once.

@@ -51,4 +51,4 @@ pub use mbaps_admission::SessionLog;
 pub use mbaps_session::call::DeviceIdentification;
 pub use mbaps_session::upstream::UpstreamLimits;
 pub use mbaps_session::{AsyncCalls, ClientError};
-pub use server::{ServerHandle, TokioServer};
+pub use server::{Reloader, ServerHandle, TokioServer};

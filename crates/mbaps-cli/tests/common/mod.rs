@@ -19,6 +19,13 @@ pub fn text(bytes: &[u8]) -> String {
 
 pub struct Server(Child);
 
+impl Server {
+    /// The process id, to send it signals.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();

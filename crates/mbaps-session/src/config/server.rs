@@ -6,6 +6,7 @@ use mbaps_authz::{Policy, Role};
 use rustls::KeyLog;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 
 use crate::resumption::ServerSessions;
 use rustls::time_provider::TimeProvider;
@@ -30,6 +31,9 @@ pub struct ServerConfig {
     pub(crate) plain_role: Option<Role>,
     /// The TLS session store, to forget sessions fatal alerts end.
     pub(crate) sessions: Option<Arc<ServerSessions>>,
+    /// The client certificate verifier and its clock, to check open
+    /// sessions again when a configuration is reloaded.
+    pub(crate) verifier: Option<(Arc<dyn ClientCertVerifier>, Arc<dyn TimeProvider>)>,
 }
 
 impl ServerConfig {
@@ -82,6 +86,7 @@ impl ServerConfig {
                 timers: Timers::default(),
                 plain_role: role,
                 sessions: None,
+                verifier: None,
             },
         }
     }
@@ -186,13 +191,17 @@ impl ServerConfigBuilder {
             crls: crl_issuers,
             crl_scope: self.crl_scope,
         });
+        let clock: Arc<dyn TimeProvider> = match &self.time_provider {
+            Some(time) => Arc::clone(time),
+            None => Arc::new(rustls::time_provider::DefaultTimeProvider),
+        };
         let builder = match self.time_provider {
             Some(time) => rustls::ServerConfig::builder_with_details(provider, time),
             None => rustls::ServerConfig::builder_with_provider(provider),
         };
         let mut tls = builder
             .with_protocol_versions(self.versions.versions())?
-            .with_client_cert_verifier(verifier)
+            .with_client_cert_verifier(Arc::clone(&verifier) as Arc<dyn ClientCertVerifier>)
             .with_single_cert(self.chain, self.key)
             .map_err(ConfigError::Key)?;
         let sessions =
@@ -214,6 +223,7 @@ impl ServerConfigBuilder {
             timers: self.timers,
             plain_role: None,
             sessions,
+            verifier: Some((verifier, clock)),
         })
     }
 }

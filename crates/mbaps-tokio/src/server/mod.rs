@@ -64,7 +64,7 @@ pub(crate) fn lock(table: &Table) -> std::sync::MutexGuard<'_, Admission<Arc<Con
 /// refusal is reported to [`TokioServer::on_log`] with its reason.
 pub struct TokioServer {
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    config: Reloader,
     answering: Answering,
     limits: AdmissionLimits,
     write_timeout: Duration,
@@ -78,12 +78,46 @@ pub struct ServerHandle {
     address: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    config: Reloader,
+}
+
+/// Replaces a running server's configuration without a restart
+/// ([`TokioServer::reloader`], [`ServerHandle::reloader`]): a policy, a
+/// certificate, a CA or CRLs changed on disk, loaded into a new
+/// [`ServerConfig`] by the application (which reports a file with a
+/// mistake and keeps the old configuration).
+#[derive(Clone)]
+pub struct Reloader(Arc<watch::Sender<Arc<ServerConfig>>>);
+
+impl Reloader {
+    fn new(config: ServerConfig) -> Reloader {
+        Reloader(Arc::new(watch::Sender::new(Arc::new(config))))
+    }
+
+    /// Puts `config` in force: new handshakes use its certificate, CA and
+    /// CRLs; open sessions authorize their next request against its
+    /// policy, for the role their certificate carries, and a session whose
+    /// client certificate it no longer accepts (a new CRL revokes it) is
+    /// closed ([`mbaps_session::Server::reconfigure`]).
+    pub fn reload(&self, config: ServerConfig) {
+        self.0.send_replace(Arc::new(config));
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.0.borrow())
+    }
 }
 
 impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where a new configuration is put in force.
+    pub fn reloader(&self) -> Reloader {
+        self.config.clone()
     }
 
     /// Stops accepting, lets every session answer the requests it has
@@ -132,7 +166,7 @@ impl TokioServer {
     ) -> TokioServer {
         TokioServer {
             listener,
-            config: Arc::new(config),
+            config: Reloader::new(config),
             answering: handler.into_answering(),
             limits: AdmissionLimits::default(),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -199,9 +233,15 @@ impl TokioServer {
         self.listener.local_addr()
     }
 
+    /// Where a new configuration is put in force while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        self.config.clone()
+    }
+
     /// Serves on a background task until [`ServerHandle::shutdown`].
     pub fn spawn(self) -> std::io::Result<ServerHandle> {
         let address = self.listener.local_addr()?;
+        let config = self.config.clone();
         let (shutdown, mut stop) = watch::channel(false);
         let task = tokio::spawn(async move {
             self.serve(async move {
@@ -213,6 +253,7 @@ impl TokioServer {
             address,
             shutdown,
             task,
+            config,
         })
     }
 
@@ -244,7 +285,8 @@ impl TokioServer {
                     }
                     let span = tracing::info_span!("session", %peer, role = field::Empty);
                     let session = Session {
-                        config: Arc::clone(&self.config),
+                        config: self.config.current(),
+                        reloads: self.config.0.subscribe(),
                         answering: self.answering.clone(),
                         observer: Arc::clone(&self.observer),
                         table: Arc::clone(&table),

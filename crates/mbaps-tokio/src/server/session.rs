@@ -24,6 +24,8 @@ const LAST_WORDS: Duration = Duration::from_secs(1);
 
 pub(crate) struct Session {
     pub(crate) config: Arc<ServerConfig>,
+    /// Configurations reloaded while the session runs.
+    pub(crate) reloads: watch::Receiver<Arc<ServerConfig>>,
     pub(crate) answering: Answering,
     pub(crate) observer: Observer,
     pub(crate) table: Table,
@@ -95,6 +97,14 @@ impl Answers {
     }
 }
 
+/// Completes when a new configuration was put in force; never once the
+/// server is gone.
+async fn reloaded(reloads: &mut watch::Receiver<Arc<ServerConfig>>) {
+    if reloads.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// An answered request: its id, its function, and the handler's result
 /// (`None`: the handler panicked).
 type Done = (RequestId, u8, Option<Result<Pdu, ExceptionCode>>);
@@ -127,7 +137,7 @@ impl Session {
         self.log(&SessionLog::of(self.conn.peer, event));
     }
 
-    pub(crate) async fn run(self, stream: TcpStream, mut stopping: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self, stream: TcpStream, mut stopping: watch::Receiver<bool>) {
         let _ = stream.set_nodelay(true);
         let peer = self.conn.peer;
         let mut session = match Server::new(&self.config, Instant::now()) {
@@ -271,6 +281,10 @@ impl Session {
                     break;
                 }
                 () = timer.fired() => session.handle_timeout(Instant::now()),
+                () = reloaded(&mut self.reloads) => {
+                    let config = Arc::clone(&self.reloads.borrow_and_update());
+                    session.reconfigure(Instant::now(), &config);
+                }
                 (id, function, result) = answers.next(), if !answers.is_empty() => {
                     // A handler that panicked (`None`) is answered 0x04.
                     let now = Instant::now();
