@@ -70,6 +70,29 @@ pub(crate) struct FrontArgs {
     /// the NULL role, i.e. the policy's `[no_role]` rules).
     #[arg(long, requires = "plain")]
     plain_role: Option<String>,
+    /// Write the audit trail, one JSON object per line, to FILE (`-`:
+    /// standard output): every session start and end and every request
+    /// decision, with the certificate's subject and SHA-256, the role, the
+    /// unit, function, addresses, decision, answer and latency.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it would grow past BYTES (0: never; or
+    /// leave rotation to logrotate with copytruncate).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 0,
+        requires = "audit_log"
+    )]
+    audit_max_bytes: u64,
+    /// Rotated audit logs kept (FILE.1 the newest).
+    #[arg(
+        long,
+        value_name = "COUNT",
+        default_value_t = 5,
+        requires = "audit_log"
+    )]
+    audit_keep: u32,
     /// Log failures and refusals only (no session starts and ends, no
     /// denials).
     #[arg(short, long, conflicts_with = "verbose")]
@@ -291,16 +314,30 @@ impl FrontArgs {
             }
             .into()
         });
+        let (audit, audit_writer) = match self.audit_log.clone() {
+            Some(path) => {
+                let (sink, writer) = crate::audit_log::start(crate::audit_log::AuditTarget {
+                    path,
+                    max_bytes: self.audit_max_bytes,
+                    keep: self.audit_keep,
+                })?;
+                (Some(sink), Some(writer))
+            }
+            None => (None, None),
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        runtime.block_on(async {
-            let server = TokioServer::bind(&listen, config, answering()?)
+        let served: Result<()> = runtime.block_on(async {
+            let mut server = TokioServer::bind(&listen, config, answering()?)
                 .await
                 .with_context(|| format!("listening on {listen}"))?
                 .admission(limits)
                 .write_timeout(self.write_timeout);
+            if let Some(sink) = audit {
+                server = server.on_audit(move |entry| sink.record(entry));
+            }
             let kind = if self.plain {
                 "plain Modbus/TCP (no TLS)"
             } else {
@@ -316,17 +353,45 @@ impl FrontArgs {
             let exit_after = self.exit_after;
             server
                 .serve(async move {
-                    match exit_after {
-                        Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
-                        None => {
-                            // Ctrl-C: answer what was received, close sessions.
-                            let _ = tokio::signal::ctrl_c().await;
-                            println!("shutting down");
+                    // Ctrl-C or SIGTERM (a service manager's stop), or the
+                    // time given: answer what was received, close sessions.
+                    let after = async {
+                        match exit_after {
+                            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+                            None => std::future::pending().await,
                         }
+                    };
+                    tokio::select! {
+                        () = stop_requested() => println!("shutting down"),
+                        () = after => {}
                     }
                 })
                 .await?;
-            Ok(true)
-        })
+            Ok(())
+        });
+        // The sessions and their audit sinks are gone with the runtime:
+        // the writer empties its queue, then ends.
+        drop(runtime);
+        if let Some(writer) = audit_writer {
+            writer.finish();
+        }
+        served?;
+        Ok(true)
     }
+}
+
+/// Completes on Ctrl-C, or (on Unix) on SIGTERM.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

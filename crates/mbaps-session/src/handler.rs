@@ -64,6 +64,11 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// Whether a response is set (by [`Reply::send`]).
+    pub fn has_response(&self) -> bool {
+        self.written
+    }
+
     /// Turns the handler's result into exactly one answer: its response,
     /// its exception, or 0x04 if it returned `Ok` without a response.
     pub(crate) fn finish(mut self, result: Result<(), ExceptionCode>) {

@@ -257,6 +257,15 @@ impl Server {
         self.settle();
     }
 
+    /// The client's certificate, once verified (`None` on plain Modbus/TCP
+    /// and before the handshake has finished): for an audit trail.
+    pub fn peer_certificate(&self) -> Option<&rustls::pki_types::CertificateDer<'static>> {
+        self.link
+            .transport()
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+    }
+
     /// The client's role, once authenticated (`None`: the NULL role).
     pub fn role(&self) -> Option<&Role> {
         self.role.as_ref()

@@ -51,4 +51,6 @@ pub use mbaps_admission::SessionLog;
 pub use mbaps_session::call::DeviceIdentification;
 pub use mbaps_session::upstream::UpstreamLimits;
 pub use mbaps_session::{AsyncCalls, ClientError};
-pub use server::{Reloader, ServerHandle, TokioServer};
+pub use server::{
+    AuditDecision, AuditEntry, AuditOutcome, AuditedRequest, Reloader, ServerHandle, TokioServer,
+};

@@ -6,6 +6,10 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mbaps_session::rustls::pki_types::ServerName;
+use mbaps_session::{ClientConfig, ClientError, load_certificates, load_private_key};
+use mbaps_tokio::{AsyncCalls, TokioClient};
+
 pub fn mbaps(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mbaps"))
         .args(args)
@@ -23,6 +27,22 @@ impl Server {
     /// The process id, to send it signals.
     pub fn id(&self) -> u32 {
         self.0.id()
+    }
+
+    /// Stops it as a service manager does (SIGTERM) and waits for its end.
+    #[allow(clippy::disallowed_methods)] // waits for a real process
+    pub fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.0.try_wait().ok().flatten().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -89,4 +109,70 @@ pub fn start_listening(dir: &Path, log: &str, args: &[&str]) -> (Server, String)
         assert!(Instant::now() < deadline, "{args:?} did not start: {text}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The client with `role` of the PKI in `dir`.
+pub fn client_config(dir: &Path, role: &str) -> ClientConfig {
+    ClientConfig::builder(
+        load_certificates(&dir.join("ca.pem")).unwrap(),
+        load_certificates(&dir.join(format!("client-{role}-chain.pem"))).unwrap(),
+        load_private_key(&dir.join(format!("client-{role}.key"))).unwrap(),
+    )
+    .build()
+    .unwrap()
+}
+
+/// `mbaps server` with `flags` and the certificates of `dir`; `reads`
+/// allowed reads (16 in flight) and one denied write, as a viewer; then
+/// the server's log once it saw the session end (and the server stopped,
+/// with SIGTERM).
+#[allow(clippy::disallowed_methods)] // waits for a real server
+pub fn run_reads(dir: &Path, flags: &[&str], reads: usize) -> String {
+    let (server, host) = start_server_with(dir, flags);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let name = ServerName::try_from("localhost").unwrap();
+        let viewer = TokioClient::connect(host.as_str(), client_config(dir, "viewer"), name)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let viewer = viewer.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in (worker..reads).step_by(16) {
+                    viewer.read_holding_registers(1, 0, 10).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let denied = viewer.write_single_register(1, 100, 7).await;
+        assert!(
+            matches!(denied, Err(ClientError::Exception(_))),
+            "{denied:?}"
+        );
+        viewer.close().await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+        if log.contains("closed: PeerClosed") || Instant::now() > deadline {
+            server.terminate();
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A PKI written by `mbaps certs` into a fresh folder.
+pub fn pki(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mbaps-logs-{tag}-{}", std::process::id()));
+    let out = mbaps(&["certs", "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    dir
 }

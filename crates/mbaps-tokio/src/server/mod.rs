@@ -3,8 +3,11 @@
 //! authenticated), bounded writes, graceful shutdown, a tracing span per
 //! session.
 
+mod audit;
 mod connection;
 mod session;
+
+pub use audit::{AuditDecision, AuditEntry, AuditOutcome, AuditedRequest};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,6 +73,7 @@ pub struct TokioServer {
     write_timeout: Duration,
     shutdown_grace: Duration,
     observer: Observer,
+    auditor: Option<audit::Auditor>,
 }
 
 /// A server running on a background task: its address, and a way to stop
@@ -172,6 +176,7 @@ impl TokioServer {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: Duration::from_secs(5),
             observer: Arc::new(|_| {}),
+            auditor: None,
         }
     }
 
@@ -217,6 +222,19 @@ impl TokioServer {
     /// (default 5 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> TokioServer {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Called with every entry of the audit trail: each session's start
+    /// (with the client's certificate) and end, and each request's
+    /// decision, answer and latency, denied and rejected ones included.
+    /// Called on the sessions' tasks: hand the entry over (a bounded
+    /// queue, a counter) rather than write it here.
+    pub fn on_audit(
+        mut self,
+        auditor: impl Fn(&AuditEntry) + Send + Sync + 'static,
+    ) -> TokioServer {
+        self.auditor = Some(Arc::new(auditor));
         self
     }
 
@@ -287,6 +305,7 @@ impl TokioServer {
                     let session = Session {
                         config: self.config.current(),
                         reloads: self.config.0.subscribe(),
+                        auditor: self.auditor.clone(),
                         answering: self.answering.clone(),
                         observer: Arc::clone(&self.observer),
                         table: Arc::clone(&table),

@@ -1,17 +1,21 @@
 //! One connection's task: the run loop of an `mbaps_session::Server`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mbaps_admission::{Activity, ConnectionId, Order, SessionLog};
-use mbaps_codec::{ExceptionCode, Response};
-use mbaps_session::{Pdu, RequestId, Server, ServerConfig, ServerEvent};
+use mbaps_authz::Access;
+use mbaps_codec::{ExceptionCode, MbapHeader, Response};
+use mbaps_session::{Handler, Pdu, RequestId, Server, ServerConfig, ServerEvent};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Span;
 
+use super::audit::{
+    self, AuditDecision, AuditEntry, AuditOutcome, AuditedHandler, AuditedRequest, Auditor,
+};
 use super::connection::{Conn, Io, Read};
 use super::{Observer, Table, lock, trace_log};
 use crate::handler::IncomingRequest;
@@ -24,6 +28,8 @@ const LAST_WORDS: Duration = Duration::from_secs(1);
 
 pub(crate) struct Session {
     pub(crate) config: Arc<ServerConfig>,
+    /// Where the audit trail goes, if anywhere.
+    pub(crate) auditor: Option<Auditor>,
     /// Configurations reloaded while the session runs.
     pub(crate) reloads: watch::Receiver<Arc<ServerConfig>>,
     pub(crate) answering: Answering,
@@ -42,7 +48,7 @@ pub(crate) struct Session {
 #[derive(Default)]
 struct Answers {
     tasks: Option<JoinSet<Result<Pdu, ExceptionCode>>>,
-    requests: Vec<(tokio::task::Id, RequestId, u8)>,
+    requests: Vec<(tokio::task::Id, RequestId, u8, Option<AuditStart>)>,
 }
 
 impl Answers {
@@ -51,9 +57,9 @@ impl Answers {
     }
 
     /// Runs `answer`, for request `id` (of `function`), as a task.
-    fn spawn(&mut self, id: RequestId, function: u8, answer: Answer) {
+    fn spawn(&mut self, id: RequestId, function: u8, answer: Answer, audit: Option<AuditStart>) {
         let task = self.tasks.get_or_insert_with(JoinSet::new).spawn(answer);
-        self.requests.push((task.id(), id, function));
+        self.requests.push((task.id(), id, function, audit));
     }
 
     /// The next answer to come: the request, its function, and the result
@@ -92,8 +98,13 @@ impl Answers {
             Err(error) => (error.id(), None),
         };
         let at = self.requests.iter().position(|(t, ..)| *t == task)?;
-        let (_, id, function) = self.requests.swap_remove(at);
-        Some((id, function, result))
+        let (_, id, function, audit) = self.requests.swap_remove(at);
+        Some(Done {
+            id,
+            function,
+            result,
+            audit,
+        })
     }
 }
 
@@ -105,9 +116,21 @@ async fn reloaded(reloads: &mut watch::Receiver<Arc<ServerConfig>>) {
     }
 }
 
-/// An answered request: its id, its function, and the handler's result
-/// (`None`: the handler panicked).
-type Done = (RequestId, u8, Option<Result<Pdu, ExceptionCode>>);
+/// An answered request: its id, its function, the handler's result
+/// (`None`: the handler panicked), and what the audit trail noted of it.
+struct Done {
+    id: RequestId,
+    function: u8,
+    result: Option<Result<Pdu, ExceptionCode>>,
+    audit: Option<AuditStart>,
+}
+
+/// What the audit trail notes of a request handed to an async handler.
+struct AuditStart {
+    header: MbapHeader,
+    touches: [Option<Access>; 2],
+    started: Instant,
+}
 
 /// How far a session's task is from its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +171,16 @@ impl Session {
             }
         };
         let mut io = Io::new(stream, self.write_timeout);
+        // The handler answering at once, each request audited if asked.
+        let now_handler: Option<Arc<dyn Handler>> = match (&self.answering, &self.auditor) {
+            (Answering::Now(handler), Some(auditor)) => Some(Arc::new(AuditedHandler {
+                inner: Arc::clone(handler),
+                peer,
+                auditor: Arc::clone(auditor),
+            })),
+            (Answering::Now(handler), None) => Some(Arc::clone(handler)),
+            (Answering::Later(_), _) => None,
+        };
         let mut timer = Timer::new();
         let mut answers = Answers::default();
         let mut obeyed = Order::None;
@@ -173,7 +206,7 @@ impl Session {
                     phase = Phase::Leaving;
                 }
             }
-            if let (Answering::Now(handler), Phase::Serving) = (&self.answering, phase) {
+            if let (Some(handler), Phase::Serving) = (&now_handler, phase) {
                 session.answer_requests(now, handler.as_ref());
             }
             while let Some(event) = session.poll_event() {
@@ -186,12 +219,20 @@ impl Session {
                                 role: session.role().cloned(),
                                 pdu,
                             };
-                            answers.spawn(id, pdu.function(), handler.answer(request));
+                            let audit = self.auditor.as_ref().map(|_| AuditStart {
+                                header,
+                                touches: pdu.request().map_or([None, None], |r| audit::touches(&r)),
+                                started: now,
+                            });
+                            answers.spawn(id, pdu.function(), handler.answer(request), audit);
                         }
                         // Every request was answered at once: none comes here.
                         Answering::Now(_) => answer(&mut session, now, id, pdu.function(), None),
                     },
-                    event => self.log_event(event),
+                    event => {
+                        self.audit_event(&session, &event);
+                        self.log_event(event);
+                    }
                 }
             }
             // Requests held back in the session's buffer (its window or its
@@ -285,12 +326,12 @@ impl Session {
                     let config = Arc::clone(&self.reloads.borrow_and_update());
                     session.reconfigure(Instant::now(), &config);
                 }
-                (id, function, result) = answers.next(), if !answers.is_empty() => {
+                done = answers.next(), if !answers.is_empty() => {
                     // A handler that panicked (`None`) is answered 0x04.
                     let now = Instant::now();
-                    answer(&mut session, now, id, function, result);
-                    while let Some((id, function, result)) = answers.ready() {
-                        answer(&mut session, now, id, function, result);
+                    self.answer_later(&mut session, now, done);
+                    while let Some(done) = answers.ready() {
+                        self.answer_later(&mut session, now, done);
                     }
                 }
                 writable = io.stream.writable(), if !io.is_flushed() => {
@@ -320,10 +361,96 @@ impl Session {
         // was dropped before it).
         while let Some(event) = session.poll_event() {
             if !matches!(event, ServerEvent::Request { .. }) {
+                self.audit_event(&session, &event);
                 self.log_event(event);
             }
         }
         let _ = io.stream.shutdown().await;
+    }
+
+    /// Sends an async handler's answer, and audits it.
+    fn answer_later(&self, session: &mut Server, now: Instant, done: Done) {
+        let outcome = match &done.result {
+            Some(Ok(pdu)) => AuditOutcome::of(pdu),
+            Some(Err(code)) => AuditOutcome::Exception(*code),
+            None => AuditOutcome::Exception(ExceptionCode::ServerDeviceFailure),
+        };
+        answer(session, now, done.id, done.function, done.result);
+        if let (Some(auditor), Some(start)) = (&self.auditor, done.audit) {
+            auditor(&AuditEntry::Request(AuditedRequest {
+                at: SystemTime::now(),
+                peer: self.conn.peer,
+                role: session.role().cloned(),
+                header: start.header,
+                function: done.function,
+                touches: start.touches,
+                decision: AuditDecision::Allowed,
+                outcome,
+                latency: now.saturating_duration_since(start.started),
+            }));
+        }
+    }
+
+    /// The audit trail's side of a session event: its start and end, and
+    /// the requests the session answered itself (denied, rejected).
+    fn audit_event(&self, session: &Server, event: &ServerEvent) {
+        let Some(auditor) = &self.auditor else {
+            return;
+        };
+        let peer = self.conn.peer;
+        let request = |header: &MbapHeader, function: u8, touches, decision, code| {
+            AuditEntry::Request(AuditedRequest {
+                at: SystemTime::now(),
+                peer,
+                role: session.role().cloned(),
+                header: *header,
+                function,
+                touches,
+                decision,
+                outcome: AuditOutcome::Exception(code),
+                latency: Duration::ZERO,
+            })
+        };
+        let entry = match event {
+            ServerEvent::Authenticated { role, .. } => AuditEntry::SessionStarted {
+                at: SystemTime::now(),
+                peer,
+                role: role.clone(),
+                certificate: session.peer_certificate().cloned(),
+            },
+            ServerEvent::Denied {
+                header,
+                function,
+                denial,
+                touches,
+                ..
+            } => request(
+                header,
+                *function,
+                *touches,
+                AuditDecision::Denied(*denial),
+                ExceptionCode::IllegalFunction,
+            ),
+            ServerEvent::Rejected {
+                header,
+                function,
+                exception,
+                ..
+            } => request(
+                header,
+                *function,
+                [None, None],
+                AuditDecision::Rejected,
+                *exception,
+            ),
+            ServerEvent::Closed(reason) if session.is_authenticated() => AuditEntry::SessionEnded {
+                at: SystemTime::now(),
+                peer,
+                reason: reason.clone(),
+            },
+            _ => return,
+        };
+        auditor(&entry);
     }
 
     /// Asks admission control for a place now that the session has

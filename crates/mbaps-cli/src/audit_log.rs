@@ -1,0 +1,332 @@
+//! `--audit-log`: the audit trail as JSON lines, one object per session
+//! start, request decision and session end, written by a thread of its own
+//! so that no session ever waits for the disk. The queue between them is
+//! bounded: when it is full an entry is dropped, counted, and the count
+//! written (and logged) as soon as there is room, never a stall.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use mbaps_codec::function_name;
+use mbaps_tokio::{AuditDecision, AuditEntry, AuditOutcome};
+use serde_json::{Value, json};
+
+/// Entries waiting for the writer at most.
+const QUEUE: usize = 65_536;
+
+/// Where entries are written, and how the file is rotated.
+#[derive(Clone, Debug)]
+pub(crate) struct AuditTarget {
+    /// A file, or `-` for standard output.
+    pub(crate) path: PathBuf,
+    /// Rotate when the file would grow past this many bytes (0: never).
+    pub(crate) max_bytes: u64,
+    /// Rotated files kept (`PATH.1` the newest).
+    pub(crate) keep: u32,
+}
+
+/// The sessions' end of the trail: hands entries to the writer.
+#[derive(Clone)]
+pub(crate) struct AuditSink {
+    queue: SyncSender<AuditEntry>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AuditSink {
+    /// Queues `entry`; a full queue drops it and counts the drop.
+    pub(crate) fn record(&self, entry: &AuditEntry) {
+        match self.queue.try_send(entry.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The writer thread, to wait for at the end.
+pub(crate) struct AuditWriter {
+    done: Receiver<()>,
+}
+
+impl AuditWriter {
+    /// Waits until the writer has written what was queued (its sinks are
+    /// all gone), for a few seconds at most.
+    pub(crate) fn finish(self) {
+        if self.done.recv_timeout(Duration::from_secs(5)).is_err() {
+            tracing::warn!("the audit log's writer did not finish in 5 s");
+        }
+    }
+}
+
+/// Opens the trail (the file is created or appended to now, so that a
+/// path that cannot be written is an error at start) and starts its
+/// writer thread.
+pub(crate) fn start(target: AuditTarget) -> Result<(AuditSink, AuditWriter)> {
+    let out = Output::open(&target)?;
+    let (queue, entries) = sync_channel(QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let writer = Writer {
+        out,
+        target,
+        dropped: Arc::clone(&dropped),
+        identities: HashMap::new(),
+    };
+    let (finished, done) = sync_channel(1);
+    std::thread::Builder::new()
+        .name("mbaps-audit".into())
+        .spawn(move || {
+            writer.run(entries);
+            let _ = finished.send(());
+        })
+        .context("starting the audit log's writer")?;
+    Ok((AuditSink { queue, dropped }, AuditWriter { done }))
+}
+
+/// The file (or standard output) and how much it holds.
+struct Output {
+    stream: BufWriter<Box<dyn Write + Send>>,
+    written: u64,
+}
+
+impl Output {
+    fn open(target: &AuditTarget) -> Result<Output> {
+        if target.path == Path::new("-") {
+            return Ok(Output {
+                stream: BufWriter::new(Box::new(std::io::stdout())),
+                written: 0,
+            });
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&target.path)
+            .with_context(|| format!("opening the audit log {}", target.path.display()))?;
+        let written = file.metadata().map_or(0, |m| m.len());
+        Ok(Output {
+            stream: BufWriter::new(Box::new(file) as Box<dyn Write + Send>),
+            written,
+        })
+    }
+}
+
+/// Who a session's client is, from its certificate.
+#[derive(Clone)]
+struct Identity {
+    subject: Value,
+    fingerprint: Value,
+    role: Value,
+}
+
+struct Writer {
+    out: Output,
+    target: AuditTarget,
+    dropped: Arc<AtomicU64>,
+    /// The sessions open, by peer: their requests are written with the
+    /// subject and fingerprint of the session's certificate.
+    identities: HashMap<SocketAddr, Identity>,
+}
+
+impl Writer {
+    fn run(mut self, entries: Receiver<AuditEntry>) {
+        loop {
+            // Block only with everything written out.
+            let entry = match entries.try_recv() {
+                Ok(entry) => entry,
+                Err(_) => {
+                    if let Err(error) = self.out.stream.flush() {
+                        tracing::error!(%error, "the audit log cannot be written");
+                    }
+                    match entries.recv() {
+                        Ok(entry) => entry,
+                        Err(_) => return self.write_dropped(),
+                    }
+                }
+            };
+            self.write_dropped();
+            let line = self.line(entry);
+            self.write(&line);
+        }
+    }
+
+    /// Entries dropped since the last call: counted in the trail, logged.
+    fn write_dropped(&mut self) {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(dropped, "audit log: entries dropped, the queue was full");
+            let line = json!({
+                "time": rfc3339(SystemTime::now()),
+                "event": "dropped",
+                "count": dropped,
+            });
+            self.write(&line);
+        }
+        let _ = self.out.stream.flush();
+    }
+
+    fn write(&mut self, line: &Value) {
+        let mut text = line.to_string();
+        text.push('\n');
+        let len = text.len() as u64;
+        if self.target.max_bytes > 0
+            && self.out.written > 0
+            && self.out.written + len > self.target.max_bytes
+            && let Err(error) = self.rotate()
+        {
+            tracing::error!("audit log: rotation failed: {error:#}");
+        }
+        match self.out.stream.write_all(text.as_bytes()) {
+            Ok(()) => self.out.written += len,
+            Err(error) => tracing::error!(%error, "the audit log cannot be written"),
+        }
+    }
+
+    /// `PATH.N-1` to `PATH.N`, ..., `PATH` to `PATH.1`; a new `PATH`.
+    fn rotate(&mut self) -> Result<()> {
+        if self.target.path == Path::new("-") {
+            return Ok(());
+        }
+        self.out.stream.flush()?;
+        let numbered = |n: u32| {
+            let mut name = self.target.path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        if self.target.keep == 0 {
+            std::fs::remove_file(&self.target.path)?;
+        } else {
+            for n in (1..self.target.keep).rev() {
+                let from = numbered(n);
+                if from.exists() {
+                    std::fs::rename(&from, numbered(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.target.path, numbered(1))?;
+        }
+        self.out = Output::open(&self.target)?;
+        Ok(())
+    }
+
+    /// The JSON object of `entry`.
+    fn line(&mut self, entry: AuditEntry) -> Value {
+        match entry {
+            AuditEntry::SessionStarted {
+                at,
+                peer,
+                role,
+                certificate,
+            } => {
+                let (subject, fingerprint) = match &certificate {
+                    Some(der) => (
+                        subject(der.as_ref()).map_or(Value::Null, Value::from),
+                        Value::from(fingerprint(der.as_ref())),
+                    ),
+                    None => (Value::Null, Value::Null),
+                };
+                let identity = Identity {
+                    subject,
+                    fingerprint,
+                    role: role.as_ref().map_or(Value::Null, |r| r.as_str().into()),
+                };
+                self.identities.insert(peer, identity.clone());
+                json!({
+                    "time": rfc3339(at),
+                    "event": "session_start",
+                    "peer": peer.to_string(),
+                    "subject": identity.subject,
+                    "fingerprint": identity.fingerprint,
+                    "role": identity.role,
+                })
+            }
+            AuditEntry::SessionEnded { at, peer, reason } => {
+                let identity = self.identities.remove(&peer);
+                let (subject, fingerprint, role) = unpack(identity);
+                json!({
+                    "time": rfc3339(at),
+                    "event": "session_end",
+                    "peer": peer.to_string(),
+                    "subject": subject,
+                    "fingerprint": fingerprint,
+                    "role": role,
+                    "reason": format!("{reason:?}"),
+                })
+            }
+            AuditEntry::Request(request) => {
+                let (subject, fingerprint, _) = unpack(self.identities.get(&request.peer).cloned());
+                let accesses: Vec<Value> = request
+                    .touches
+                    .iter()
+                    .flatten()
+                    .map(|access| {
+                        json!({
+                            "table": access.table.to_string(),
+                            "address": access.first,
+                            "quantity": access.last - access.first + 1,
+                        })
+                    })
+                    .collect();
+                let (decision, denied_for) = match request.decision {
+                    AuditDecision::Allowed => ("allowed", Value::Null),
+                    AuditDecision::Denied(denial) => ("denied", denial.to_string().into()),
+                    AuditDecision::Rejected => ("rejected", Value::Null),
+                };
+                let (outcome, exception) = match request.outcome {
+                    AuditOutcome::Response => ("response", Value::Null),
+                    AuditOutcome::Exception(code) => ("exception", Value::from(code as u8)),
+                };
+                json!({
+                    "time": rfc3339(request.at),
+                    "event": "request",
+                    "peer": request.peer.to_string(),
+                    "subject": subject,
+                    "fingerprint": fingerprint,
+                    "role": request.role.as_ref().map_or(Value::Null, |r| r.as_str().into()),
+                    "unit": request.header.unit_id,
+                    "transaction_id": request.header.transaction_id,
+                    "function": request.function,
+                    "function_name": function_name(request.function),
+                    "accesses": accesses,
+                    "decision": decision,
+                    "denied_for": denied_for,
+                    "outcome": outcome,
+                    "exception": exception,
+                    "latency_us": u64::try_from(request.latency.as_micros()).unwrap_or(u64::MAX),
+                })
+            }
+            _ => json!({ "time": rfc3339(SystemTime::now()), "event": "unknown" }),
+        }
+    }
+}
+
+fn unpack(identity: Option<Identity>) -> (Value, Value, Value) {
+    identity.map_or((Value::Null, Value::Null, Value::Null), |i| {
+        (i.subject, i.fingerprint, i.role)
+    })
+}
+
+/// RFC 3339, UTC, microseconds.
+fn rfc3339(at: SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// The certificate's subject, as RFC 4514 writes it.
+fn subject(der: &[u8]) -> Option<String> {
+    use x509_cert::der::Decode;
+    let certificate = x509_cert::Certificate::from_der(der).ok()?;
+    Some(certificate.tbs_certificate().subject().to_string())
+}
+
+/// The certificate's SHA-256, in hex.
+fn fingerprint(der: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, der))
+}
