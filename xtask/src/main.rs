@@ -19,6 +19,7 @@ mod chart;
 mod conformance;
 mod fuzz;
 mod tools;
+mod units;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -119,6 +120,7 @@ fn ci() -> Result<()> {
         *tests.borrow_mut() = Some(tools::cargo_test(&["test", "--workspace", "--locked"])?);
         Ok(())
     });
+    run("units", &units::verify);
     run("deny", &|| {
         tools::ensure_installed("cargo-deny", "cargo-deny")?;
         // Advisories need the RustSec database from the network; see deny.toml.
