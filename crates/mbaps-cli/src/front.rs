@@ -3,6 +3,7 @@
 //! as one role), its admission bounds and timers, and the run until Ctrl-C.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,6 +14,8 @@ use mbaps_session::{
     CrlScope, ServerConfig, Timers, load_certificates, load_crls, load_private_key,
 };
 use mbaps_tokio::{IntoAnswering, TokioServer};
+
+use crate::metrics::Metrics;
 
 /// The front: where clients connect and how they are admitted.
 #[derive(Args, Debug, Clone)]
@@ -93,6 +96,12 @@ pub(crate) struct FrontArgs {
         requires = "audit_log"
     )]
     audit_keep: u32,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g.
+    /// 127.0.0.1:9802): requests by role, function and decision, their
+    /// latency, sessions, failures and refusals by reason, and the
+    /// gateway's answers and device connections.
+    #[arg(long, value_name = "ADDRESS")]
+    metrics: Option<String>,
     /// Log failures and refusals only (no session starts and ends, no
     /// denials).
     #[arg(short, long, conflicts_with = "verbose")]
@@ -297,7 +306,7 @@ impl FrontArgs {
     pub(crate) fn run<A: IntoAnswering>(
         &self,
         what: &str,
-        answering: impl FnOnce() -> Result<A>,
+        answering: impl FnOnce(Option<Arc<Metrics>>) -> Result<A>,
     ) -> Result<bool> {
         self.start_logging();
         let config = self.config()?;
@@ -329,14 +338,37 @@ impl FrontArgs {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
+        let metrics = match &self.metrics {
+            Some(address) => {
+                let metrics = Arc::new(Metrics::new());
+                let bound = crate::metrics::serve(address, Arc::clone(&metrics))?;
+                println!("metrics on http://{bound}/metrics");
+                Some(metrics)
+            }
+            None => None,
+        };
         let served: Result<()> = runtime.block_on(async {
-            let mut server = TokioServer::bind(&listen, config, answering()?)
+            let mut server = TokioServer::bind(&listen, config, answering(metrics.clone())?)
                 .await
                 .with_context(|| format!("listening on {listen}"))?
                 .admission(limits)
                 .write_timeout(self.write_timeout);
-            if let Some(sink) = audit {
-                server = server.on_audit(move |entry| sink.record(entry));
+            // The audit entries feed the trail and the metrics alike.
+            match (audit, metrics.clone()) {
+                (Some(sink), Some(metrics)) => {
+                    server = server.on_audit(move |entry| {
+                        metrics.audit(entry);
+                        sink.record(entry);
+                    });
+                }
+                (Some(sink), None) => server = server.on_audit(move |entry| sink.record(entry)),
+                (None, Some(metrics)) => {
+                    server = server.on_audit(move |entry| metrics.audit(entry))
+                }
+                (None, None) => {}
+            }
+            if let Some(metrics) = metrics {
+                server = server.on_log(move |entry| metrics.session_log(entry));
             }
             let kind = if self.plain {
                 "plain Modbus/TCP (no TLS)"

@@ -86,12 +86,13 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
             route.device
         );
     }
-    args.front.run(", gateway", move || {
-        // Its log goes through `tracing`, with the front's.
-        let gateway = Gateway::builder()
-            .routes(routes)
-            .start()
-            .context("starting the gateway")?;
+    args.front.run(", gateway", move |metrics| {
+        // Its log goes through `tracing`, with the front's; and is counted.
+        let mut gateway = Gateway::builder().routes(routes);
+        if let Some(metrics) = metrics {
+            gateway = gateway.on_log(move |entry| metrics.gateway_log(entry));
+        }
+        let gateway = gateway.start().context("starting the gateway")?;
         Ok(Later(gateway))
     })
 }

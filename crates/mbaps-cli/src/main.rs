@@ -27,6 +27,7 @@ mod demo;
 mod describe;
 mod front;
 mod gateway_command;
+mod metrics;
 mod policy_command;
 mod probe;
 mod server_commands;

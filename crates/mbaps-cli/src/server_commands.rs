@@ -60,7 +60,7 @@ pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
     if !args.unit.is_empty() {
         map = map.only_units(&args.unit);
     }
-    args.front.run("", || Ok(LoggingHandler(map)))
+    args.front.run("", |_| Ok(LoggingHandler(map)))
 }
 
 /// Make a CA, a server certificate and client certificates with roles.

@@ -1,0 +1,251 @@
+//! `--metrics ADDRESS`: Prometheus (OpenMetrics) text at `/metrics`, from
+//! the audit entries (requests by role, function and decision; their
+//! latency; sessions), the session log (handshake failures and refusals by
+//! reason) and, for the gateway, each device's failures and connection
+//! changes. `prometheus-client` keeps and encodes the figures; `tiny_http`
+//! serves them on a thread of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use anyhow::{Context, Result};
+use mbaps_admission::{EvictionReason, HandshakeBound, SessionLog};
+use mbaps_codec::function_name;
+use mbaps_session::SessionError;
+use mbaps_session::upstream::LinkEvent;
+use mbaps_tokio::{AuditDecision, AuditEntry, GatewayLog};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The figures, shared by the sessions (which count) and the endpoint
+/// (which encodes them).
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    latency: Histogram,
+    sessions_started: Counter,
+    sessions_open: Gauge<i64, AtomicI64>,
+    handshake_failures: Family<Labels, Counter>,
+    refusals: Family<Labels, Counter>,
+    gateway_answers: Family<Labels, Counter>,
+    gateway_links: Family<Labels, Counter>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mbaps");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests decided, by role, function and decision (allowed, denied, rejected)",
+            requests.clone(),
+        );
+        // 50 us to about 1.6 s.
+        let latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "request_duration_seconds",
+            "From a request's decoding to its answer",
+            latency.clone(),
+        );
+        let sessions_started = Counter::default();
+        registry.register(
+            "sessions_started",
+            "Sessions authenticated",
+            sessions_started.clone(),
+        );
+        let sessions_open = Gauge::<i64, AtomicI64>::default();
+        registry.register("sessions_open", "Sessions open", sessions_open.clone());
+        let handshake_failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "session_failures",
+            "Sessions that failed (a handshake refused, an alert, a timeout), by reason",
+            handshake_failures.clone(),
+        );
+        let refusals = Family::<Labels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Connections and sessions closed by admission control, by reason",
+            refusals.clone(),
+        );
+        let gateway_answers = Family::<Labels, Counter>::default();
+        registry.register(
+            "gateway_answers",
+            "Requests the gateway answered itself, by device and exception",
+            gateway_answers.clone(),
+        );
+        let gateway_links = Family::<Labels, Counter>::default();
+        registry.register(
+            "gateway_connections",
+            "Changes of a device's connection (up, unreachable, failed, lost)",
+            gateway_links.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            sessions_started,
+            sessions_open,
+            handshake_failures,
+            refusals,
+            gateway_answers,
+            gateway_links,
+        }
+    }
+
+    /// Counts an audit entry.
+    pub(crate) fn audit(&self, entry: &AuditEntry) {
+        match entry {
+            AuditEntry::SessionStarted { .. } => {
+                self.sessions_started.inc();
+                self.sessions_open.inc();
+            }
+            AuditEntry::SessionEnded { .. } => {
+                self.sessions_open.dec();
+            }
+            AuditEntry::Request(request) => {
+                let decision = match request.decision {
+                    AuditDecision::Allowed => "allowed",
+                    AuditDecision::Denied(_) => "denied",
+                    AuditDecision::Rejected => "rejected",
+                };
+                let role = request
+                    .role
+                    .as_ref()
+                    .map_or("[no_role]".to_owned(), |r| r.as_str().to_owned());
+                let function = function_name(request.function)
+                    .map_or_else(|| format!("0x{:02X}", request.function), str::to_owned);
+                self.requests
+                    .get_or_create(&vec![
+                        ("role", role),
+                        ("function", function),
+                        ("decision", decision.to_owned()),
+                    ])
+                    .inc();
+                self.latency.observe(request.latency.as_secs_f64());
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts a session log entry: failures and refusals.
+    pub(crate) fn session_log(&self, entry: &SessionLog) {
+        let (family, reason) = match entry {
+            SessionLog::Failed { error, .. } => (&self.handshake_failures, failure_reason(error)),
+            SessionLog::Refused { .. } => (&self.refusals, "session_bound"),
+            SessionLog::Evicted { reason, .. } => (
+                &self.refusals,
+                match reason {
+                    EvictionReason::Stalled { .. } => "evicted_stalled",
+                    EvictionReason::Idle { .. } => "evicted_idle",
+                },
+            ),
+            SessionLog::HandshakeDropped { bound, .. } => (
+                &self.refusals,
+                match bound {
+                    HandshakeBound::Global { .. } => "handshake_bound",
+                    HandshakeBound::PerAddress { .. } => "handshake_bound_per_address",
+                },
+            ),
+            SessionLog::WriteTimeout { .. } => (&self.refusals, "write_timeout"),
+            _ => return,
+        };
+        family
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// Counts a gateway log entry.
+    pub(crate) fn gateway_log(&self, entry: &GatewayLog) {
+        match entry {
+            GatewayLog::Answered {
+                device, failure, ..
+            } => {
+                let exception = failure.as_ref().map_or(0x0A, |f| f.exception() as u8);
+                let device = device.as_deref().unwrap_or("(no route)").to_owned();
+                self.gateway_answers
+                    .get_or_create(&vec![
+                        ("device", device),
+                        ("exception", format!("0x{exception:02X}")),
+                    ])
+                    .inc();
+            }
+            GatewayLog::Link { device, event } => {
+                let event = match event {
+                    LinkEvent::Up => "up",
+                    LinkEvent::Unreachable => "unreachable",
+                    LinkEvent::Failed(_) => "failed",
+                    LinkEvent::Lost(_) => "lost",
+                };
+                self.gateway_links
+                    .get_or_create(&vec![
+                        ("device", device.to_string()),
+                        ("event", event.to_owned()),
+                    ])
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        if encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+/// A short, bounded name for why a session failed.
+fn failure_reason(error: &SessionError) -> &'static str {
+    match error {
+        SessionError::Tls(_) => "tls",
+        SessionError::HandshakeTimeout(_) => "handshake_timeout",
+        SessionError::NoLongerAccepted(_) => "certificate_no_longer_accepted",
+        SessionError::Framing(_) => "framing",
+        _ => "other",
+    }
+}
+
+/// Serves `/metrics` on `address` from a thread of its own; returns the
+/// address bound (for `:0`).
+pub(crate) fn serve(address: &str, metrics: Arc<Metrics>) -> Result<SocketAddr> {
+    let server = tiny_http::Server::http(address)
+        .map_err(|error| anyhow::anyhow!("{error}"))
+        .with_context(|| format!("serving metrics on {address}"))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .context("the metrics endpoint is not on an IP address")?;
+    std::thread::Builder::new()
+        .name("mbaps-metrics".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                let response = if request.url() == "/metrics" {
+                    let content_type = tiny_http::Header::from_bytes(
+                        "Content-Type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )
+                    .ok();
+                    let mut response = tiny_http::Response::from_string(metrics.encode());
+                    if let Some(header) = content_type {
+                        response = response.with_header(header);
+                    }
+                    response
+                } else {
+                    tiny_http::Response::from_string("not found: the metrics are at /metrics\n")
+                        .with_status_code(404)
+                };
+                let _ = request.respond(response);
+            }
+        })
+        .context("starting the metrics endpoint")?;
+    Ok(bound)
+}
