@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mbaps_admission::AdmissionLimits;
 use mbaps_authz::{Policy, Role};
+use mbaps_gateway_config::{GatewayFile, RouteSpec};
 use mbaps_session::{
     CrlScope, ServerConfig, Timers, load_certificates, load_crls, load_private_key,
 };
@@ -17,61 +18,71 @@ use mbaps_tokio::{IntoAnswering, TokioServer};
 
 use crate::metrics::Metrics;
 
-/// The front: where clients connect and how they are admitted.
+/// The front: where clients connect and how they are admitted. Every
+/// flag but `--config` may instead be a key of the configuration file
+/// (the same name, `_` for `-`); a flag given overrides its key.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct FrontArgs {
+    /// A configuration file (TOML; see examples/server.toml and
+    /// examples/gateway.toml): what the flags hold, and for `mbaps
+    /// gateway` the routes. Read again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:802; 127.0.0.1:502 with --plain).
     #[arg(long)]
     listen: Option<String>,
     /// The server's certificate chain (PEM or DER).
-    #[arg(long, required_unless_present = "plain")]
+    #[arg(long)]
     cert: Option<PathBuf>,
     /// The server's private key.
-    #[arg(long, required_unless_present = "plain")]
+    #[arg(long)]
     key: Option<PathBuf>,
     /// The CA client certificates must chain to.
-    #[arg(long, required_unless_present = "plain")]
+    #[arg(long)]
     ca: Option<PathBuf>,
     /// Certificate revocation lists (repeatable).
     #[arg(long)]
     crl: Vec<PathBuf>,
     /// Which certificates of a client's chain the CRLs must vouch for:
-    /// `chain` (every one: each CA, the root included, needs its CRL) or
-    /// `end-entity` (the client's own certificate only).
-    #[arg(long, value_enum, default_value = "chain", requires = "crl")]
-    crl_scope: CrlScopeArg,
+    /// `chain` (every one: each CA, the root included, needs its CRL;
+    /// the default) or `end-entity` (the client's own certificate only).
+    #[arg(long, value_enum)]
+    crl_scope: Option<CrlScopeArg>,
     /// The authorization policy (TOML, see docs/policy.md).
     #[arg(long)]
-    policy: PathBuf,
-    /// Authenticated sessions open at once. A newly authenticated client
-    /// beyond closes the session whose peer stopped reading, else the one
-    /// idle the longest; if every session is busy, the newcomer is closed.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    max_sessions: u32,
-    /// Connections in their TLS handshake at once; beyond, the oldest
+    policy: Option<PathBuf>,
+    /// Authenticated sessions open at once (default 64). A newly
+    /// authenticated client beyond closes the session whose peer stopped
+    /// reading, else the one idle the longest; if every session is busy,
+    /// the newcomer is closed.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_sessions: Option<u32>,
+    /// Connections in their TLS handshake at once (default 32); beyond, a
     /// pending handshake is dropped (silent or slow ones first).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    max_handshakes: u32,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_handshakes: Option<u32>,
     /// Connections in their TLS handshake at once from one address (an
-    /// IPv6 /64); beyond, that address's oldest pending handshake is dropped.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    max_handshakes_per_address: u32,
-    /// Seconds a client has to finish its TLS handshake.
-    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
-    handshake_timeout: Duration,
-    /// Seconds a peer has to take what the server sends it; a peer that
-    /// stops reading is dropped after them.
-    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
-    write_timeout: Duration,
-    /// Seconds without a request before a session is closed (0: never).
-    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = seconds_or_never)]
-    idle_timeout: IdleTimeout,
+    /// IPv6 /64; default 8); beyond, that address's oldest pending
+    /// handshake is dropped.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_handshakes_per_address: Option<u32>,
+    /// Seconds a client has to finish its TLS handshake (default 10).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    handshake_timeout: Option<Duration>,
+    /// Seconds a peer has to take what the server sends it (default 10);
+    /// a peer that stops reading is dropped after them.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    write_timeout: Option<Duration>,
+    /// Seconds without a request before a session is closed (0: never;
+    /// default 300).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds_or_never)]
+    idle_timeout: Option<IdleTimeout>,
     /// Plain Modbus/TCP, without TLS: no encryption, no authentication.
     #[arg(long)]
     plain: bool,
     /// With --plain: the role every connection is authorized as (default:
     /// the NULL role, i.e. the policy's `[no_role]` rules).
-    #[arg(long, requires = "plain")]
+    #[arg(long)]
     plain_role: Option<String>,
     /// Write the audit trail, one JSON object per line, to FILE (`-`:
     /// standard output): every session start and end and every request
@@ -79,23 +90,13 @@ pub(crate) struct FrontArgs {
     /// unit, function, addresses, decision, answer and latency.
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
-    /// Rotate the audit log when it would grow past BYTES (0: never; or
-    /// leave rotation to logrotate with copytruncate).
-    #[arg(
-        long,
-        value_name = "BYTES",
-        default_value_t = 0,
-        requires = "audit_log"
-    )]
-    audit_max_bytes: u64,
-    /// Rotated audit logs kept (FILE.1 the newest).
-    #[arg(
-        long,
-        value_name = "COUNT",
-        default_value_t = 5,
-        requires = "audit_log"
-    )]
-    audit_keep: u32,
+    /// Rotate the audit log when it would grow past BYTES (0, the
+    /// default: never; or leave rotation to logrotate with copytruncate).
+    #[arg(long, value_name = "BYTES")]
+    audit_max_bytes: Option<u64>,
+    /// Rotated audit logs kept (FILE.1 the newest; default 5).
+    #[arg(long, value_name = "COUNT")]
+    audit_keep: Option<u32>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g.
     /// 127.0.0.1:9802): requests by role, function and decision, their
     /// latency, sessions, failures and refusals by reason, and the
@@ -103,21 +104,149 @@ pub(crate) struct FrontArgs {
     #[arg(long, value_name = "ADDRESS")]
     metrics: Option<String>,
     /// Log failures and refusals only (no session starts and ends, no
-    /// denials).
+    /// denials). Key: `log = "quiet"`.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
     /// Log every request too (by default: session starts and ends,
     /// denials, refusals and failures; never one line per allowed
     /// request). `RUST_LOG` (e.g. `RUST_LOG=mbaps_tokio=debug`) overrides
-    /// both.
+    /// both. Key: `log = "verbose"`.
     #[arg(short, long)]
     verbose: bool,
-    /// How log lines are written: `text`, or `json` (one object per line).
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
+    /// How log lines are written: `text` (the default), or `json` (one
+    /// object per line).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
     /// Stop after SECONDS (for scripts and tests); default: run until killed.
     #[arg(long, value_name = "SECONDS")]
     exit_after: Option<u64>,
+}
+
+/// The front's settings: the flags over the configuration file over the
+/// defaults, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Front {
+    /// What it was resolved from, to resolve again on SIGHUP.
+    args: FrontArgs,
+    /// The gateway's routes from the file.
+    pub(crate) routes: Vec<RouteSpec>,
+    listen: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    crl: Vec<PathBuf>,
+    crl_scope: CrlScopeArg,
+    policy: PathBuf,
+    max_sessions: u32,
+    max_handshakes: u32,
+    max_handshakes_per_address: u32,
+    handshake_timeout: Duration,
+    write_timeout: Duration,
+    idle_timeout: IdleTimeout,
+    plain: bool,
+    plain_role: Option<String>,
+    audit_log: Option<PathBuf>,
+    audit_max_bytes: u64,
+    audit_keep: u32,
+    metrics: Option<String>,
+    quiet: bool,
+    verbose: bool,
+    log_format: LogFormat,
+    exit_after: Option<u64>,
+}
+
+impl FrontArgs {
+    /// The flags over the configuration file (read now) over the defaults.
+    pub(crate) fn resolve(&self) -> Result<Front> {
+        let file = match &self.config {
+            Some(path) => mbaps_gateway_config::load(path)?,
+            None => GatewayFile::default(),
+        };
+        let f = file.front;
+        let plain = self.plain || f.plain.unwrap_or(false);
+        let cert = self.cert.clone().or(f.cert);
+        let key = self.key.clone().or(f.key);
+        let ca = self.ca.clone().or(f.ca);
+        if !plain && (cert.is_none() || key.is_none() || ca.is_none()) {
+            anyhow::bail!(
+                "--cert, --key and --ca are required (or cert, key and ca in --config), or --plain"
+            );
+        }
+        let policy = self
+            .policy
+            .clone()
+            .or(f.policy)
+            .context("--policy is required (or policy in --config)")?;
+        let plain_role = self.plain_role.clone().or(f.plain_role);
+        if plain_role.is_some() && !plain {
+            anyhow::bail!("--plain-role is for --plain: a TLS client's role is in its certificate");
+        }
+        let crl = if self.crl.is_empty() {
+            f.crl
+        } else {
+            self.crl.clone()
+        };
+        let crl_scope = match (self.crl_scope, f.crl_scope.as_deref()) {
+            (Some(scope), _) => scope,
+            (None, Some("end-entity")) => CrlScopeArg::EndEntity,
+            (None, _) => CrlScopeArg::Chain,
+        };
+        let audit_log = self.audit_log.clone().or(f.audit_log);
+        let audit_max_bytes = self.audit_max_bytes.or(f.audit_max_bytes);
+        let audit_keep = self.audit_keep.or(f.audit_keep);
+        if audit_log.is_none() && (audit_max_bytes.is_some() || audit_keep.is_some()) {
+            anyhow::bail!("--audit-max-bytes and --audit-keep are for --audit-log");
+        }
+        let (quiet, verbose) = match (self.quiet, self.verbose, f.log.as_deref()) {
+            (false, false, Some("quiet")) => (true, false),
+            (false, false, Some("verbose")) => (false, true),
+            (quiet, verbose, _) => (quiet, verbose),
+        };
+        let log_format = match (self.log_format, f.log_format.as_deref()) {
+            (Some(format), _) => format,
+            (None, Some("json")) => LogFormat::Json,
+            (None, _) => LogFormat::Text,
+        };
+        Ok(Front {
+            args: self.clone(),
+            routes: file.routes,
+            listen: self.listen.clone().or(f.listen),
+            cert,
+            key,
+            ca,
+            crl,
+            crl_scope,
+            policy,
+            max_sessions: self.max_sessions.or(f.max_sessions).unwrap_or(64),
+            max_handshakes: self.max_handshakes.or(f.max_handshakes).unwrap_or(32),
+            max_handshakes_per_address: self
+                .max_handshakes_per_address
+                .or(f.max_handshakes_per_address)
+                .unwrap_or(8),
+            handshake_timeout: self
+                .handshake_timeout
+                .or(f.handshake_timeout)
+                .unwrap_or(Duration::from_secs(10)),
+            write_timeout: self
+                .write_timeout
+                .or(f.write_timeout)
+                .unwrap_or(Duration::from_secs(10)),
+            idle_timeout: self
+                .idle_timeout
+                .or(f.idle_timeout.map(IdleTimeout))
+                .unwrap_or(IdleTimeout(Some(Duration::from_secs(300)))),
+            plain,
+            plain_role,
+            audit_log,
+            audit_max_bytes: audit_max_bytes.unwrap_or(0),
+            audit_keep: audit_keep.unwrap_or(5),
+            metrics: self.metrics.clone().or(f.metrics),
+            quiet,
+            verbose,
+            log_format,
+            exit_after: self.exit_after,
+        })
+    }
 }
 
 /// The longest timeout a flag takes: a day.
@@ -166,7 +295,7 @@ fn seconds_or_never(text: &str) -> Result<IdleTimeout, String> {
     seconds(text).map(|timeout| IdleTimeout(Some(timeout)))
 }
 
-impl FrontArgs {
+impl Front {
     /// Logs to standard output through `tracing`: the adapters' and the
     /// gateway's entries at their levels (failures and refusals warn;
     /// session starts and ends and denials are info; requests are debug).
@@ -240,12 +369,16 @@ impl FrontArgs {
     fn reload_on_hangup(&self, reloader: mbaps_tokio::Reloader) -> Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-        let front = self.clone();
+        let args = self.args.clone();
+        let mut files = self.fingerprints();
         tokio::spawn(async move {
-            let mut files = front.fingerprints();
             while hangups.recv().await.is_some() {
-                match front.config() {
-                    Ok(config) => {
+                // The configuration file too: its paths may point elsewhere.
+                let reloaded = args
+                    .resolve()
+                    .and_then(|front| front.config().map(|config| (front, config)));
+                match reloaded {
+                    Ok((front, config)) => {
                         let now = front.fingerprints();
                         let changed: Vec<&str> = now
                             .iter()
@@ -291,6 +424,7 @@ impl FrontArgs {
             Some(hasher.finish())
         };
         vec![
+            ("configuration file", optional(&self.args.config)),
             ("policy", digest(&self.policy)),
             ("certificate", optional(&self.cert)),
             ("key", optional(&self.key)),

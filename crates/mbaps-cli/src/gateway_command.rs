@@ -29,18 +29,13 @@ the request.")]
 pub(crate) struct GatewayArgs {
     #[command(flatten)]
     front: FrontArgs,
-    /// The device, host:port: every unit id goes to it.
-    #[arg(long, required_unless_present = "config")]
+    /// The device, host:port: every unit id goes to it (instead of the
+    /// `[[route]]`s of --config).
+    #[arg(long)]
     upstream: Option<String>,
-    /// Routes by unit id from a file (see examples/gateway.toml), instead
-    /// of --upstream and the flags that shape it.
-    #[arg(long, value_name = "FILE", conflicts_with_all = [
-        "upstream", "upstream_tls", "in_flight", "queue", "upstream_timeout", "unit_id"
-    ])]
-    config: Option<PathBuf>,
     /// Speak Modbus/TCP Security to the device, with --upstream-cert,
     /// --upstream-key and --upstream-ca.
-    #[arg(long, requires_all = ["upstream_cert", "upstream_key", "upstream_ca"])]
+    #[arg(long, requires_all = ["upstream", "upstream_cert", "upstream_key", "upstream_ca"])]
     upstream_tls: bool,
     /// The gateway's certificate chain for the device (its role is what
     /// the device authorizes).
@@ -58,23 +53,27 @@ pub(crate) struct GatewayArgs {
     upstream_server_name: Option<String>,
     /// Requests on the wire to the device at once (most plain devices
     /// answer one at a time).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_UPSTREAM_IN_FLIGHT as i64))]
+    #[arg(long, default_value_t = 1, requires = "upstream", value_parser = clap::value_parser!(u8).range(1..=MAX_UPSTREAM_IN_FLIGHT as i64))]
     in_flight: u8,
     /// Requests waiting for the device; one more is answered 0x06.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
+    #[arg(long, default_value_t = 64, requires = "upstream", value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
     queue: u32,
     /// Seconds from a request's arrival to its answer; past them, 0x0B.
-    #[arg(long, default_value = "3", value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value = "3", value_name = "SECONDS", requires = "upstream", value_parser = seconds)]
     upstream_timeout: Duration,
     /// The unit id the device is addressed with, whatever the request's.
-    #[arg(long)]
+    #[arg(long, requires = "upstream")]
     unit_id: Option<u8>,
 }
 
 pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
-    let routes = match &args.config {
-        Some(path) => mbaps_gateway_config::load(path)?.routes,
-        None => vec![single_route(args)?],
+    let front = args.front.resolve()?;
+    let routes = match &args.upstream {
+        Some(_) => vec![single_route(args)?],
+        None if front.routes.is_empty() => {
+            anyhow::bail!("give --upstream HOST:PORT, or [[route]]s in --config FILE")
+        }
+        None => front.routes.clone(),
     };
     // Certificates are read (and refused) before anything listens.
     let routes = routes.into_iter().map(route).collect::<Result<Vec<_>>>()?;
@@ -86,7 +85,7 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
             route.device
         );
     }
-    args.front.run(", gateway", move |metrics| {
+    front.run(", gateway", move |metrics| {
         // Its log goes through `tracing`, with the front's; and is counted.
         let mut gateway = Gateway::builder().routes(routes);
         if let Some(metrics) = metrics {
@@ -100,7 +99,7 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
 /// The route `--upstream` and its flags describe: every unit id.
 fn single_route(args: &GatewayArgs) -> Result<RouteSpec> {
     let Some(upstream) = args.upstream.clone() else {
-        anyhow::bail!("give --upstream HOST:PORT or --config FILE");
+        anyhow::bail!("give --upstream HOST:PORT, or [[route]]s in --config FILE");
     };
     let tls = match (&args.upstream_cert, &args.upstream_key, &args.upstream_ca) {
         (Some(cert), Some(key), Some(ca)) if args.upstream_tls => Some(TlsSpec {

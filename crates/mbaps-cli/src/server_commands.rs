@@ -60,7 +60,11 @@ pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
     if !args.unit.is_empty() {
         map = map.only_units(&args.unit);
     }
-    args.front.run("", |_| Ok(LoggingHandler(map)))
+    let front = args.front.resolve()?;
+    if !front.routes.is_empty() {
+        anyhow::bail!("the configuration file has [[route]] entries: routes are for mbaps gateway");
+    }
+    front.run("", |_| Ok(LoggingHandler(map)))
 }
 
 /// Make a CA, a server certificate and client certificates with roles.

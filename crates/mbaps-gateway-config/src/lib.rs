@@ -1,10 +1,14 @@
 //! # mbaps-gateway-config
 //!
-//! The route file of `mbaps gateway --config`: which unit ids go to which
-//! device, how each device is reached (plain Modbus/TCP or Modbus/TCP
-//! Security with the gateway's certificate), and its limits. The keys mean
-//! what the command's flags mean. Every mistake is reported with its line
-//! and column, as the policy file's are.
+//! The configuration file of `mbaps server --config` and `mbaps gateway
+//! --config`: the front's settings (top-level keys named as the flags are:
+//! `listen`, `cert`, `key`, `ca`, `crl`, `policy`, the bounds and timers,
+//! `audit_log`, `metrics`, `log`; see `examples/server.toml`) and, for the
+//! gateway, which unit ids go to which device, how each device is reached
+//! (plain Modbus/TCP or Modbus/TCP Security with the gateway's
+//! certificate), and its limits. The keys mean what the commands' flags
+//! mean. Every mistake is reported with its line and column, as the policy
+//! file's are.
 //!
 //! ```toml
 //! # Applies to every route that does not say otherwise (optional).
@@ -50,12 +54,69 @@ pub const MAX_GATEWAY_FILE_BYTES: usize = 256 * 1024;
 /// The longest timeout accepted, in seconds: a day.
 pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
 
-/// A route file, checked.
-#[derive(Clone, Debug, PartialEq)]
+/// A configuration file, checked: what `mbaps server` and `mbaps gateway`
+/// take from it (every key means what the flag of its name means; a flag
+/// given overrides its key), and the gateway's routes.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GatewayFile {
-    /// The routes, in file order; no two take the same unit id.
+    /// The front's settings.
+    pub front: FrontSettings,
+    /// The routes, in file order; no two take the same unit id. Only
+    /// `mbaps gateway` takes routes.
     pub routes: Vec<RouteSpec>,
 }
+
+/// The front's settings of a configuration file: each `None` (or empty)
+/// when the file does not give it. Paths are relative to the file's
+/// folder once [`load`]ed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrontSettings {
+    /// `listen`: the address to listen on.
+    pub listen: Option<String>,
+    /// `cert`: the server's certificate chain.
+    pub cert: Option<PathBuf>,
+    /// `key`: its private key.
+    pub key: Option<PathBuf>,
+    /// `ca`: the CA client certificates must chain to.
+    pub ca: Option<PathBuf>,
+    /// `crl`: certificate revocation lists.
+    pub crl: Vec<PathBuf>,
+    /// `crl_scope`: `"chain"` or `"end-entity"`.
+    pub crl_scope: Option<String>,
+    /// `policy`: the authorization policy.
+    pub policy: Option<PathBuf>,
+    /// `max_sessions`.
+    pub max_sessions: Option<u32>,
+    /// `max_handshakes`.
+    pub max_handshakes: Option<u32>,
+    /// `max_handshakes_per_address`.
+    pub max_handshakes_per_address: Option<u32>,
+    /// `handshake_timeout`, seconds.
+    pub handshake_timeout: Option<Duration>,
+    /// `write_timeout`, seconds.
+    pub write_timeout: Option<Duration>,
+    /// `idle_timeout`, seconds; `Some(None)` for 0: never.
+    pub idle_timeout: Option<Option<Duration>>,
+    /// `plain`: plain Modbus/TCP, without TLS.
+    pub plain: Option<bool>,
+    /// `plain_role`.
+    pub plain_role: Option<String>,
+    /// `audit_log`: a file, or `-`.
+    pub audit_log: Option<PathBuf>,
+    /// `audit_max_bytes`.
+    pub audit_max_bytes: Option<u64>,
+    /// `audit_keep`.
+    pub audit_keep: Option<u32>,
+    /// `metrics`: the address of `/metrics`.
+    pub metrics: Option<String>,
+    /// `log`: `"quiet"`, `"normal"` or `"verbose"`.
+    pub log: Option<String>,
+    /// `log_format`: `"text"` or `"json"`.
+    pub log_format: Option<String>,
+}
+
+/// The most sessions or handshakes a bound may be set to.
+pub const MAX_BOUND: i64 = 100_000;
 
 /// One route of the file.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,13 +221,30 @@ pub fn load(path: &Path) -> Result<GatewayFile, GatewayFileError> {
     let mut file =
         parse(&text).map_err(|problems| GatewayFileError::Invalid { origin, problems })?;
     let folder = path.parent().unwrap_or(Path::new("."));
+    let relative = |path: &mut PathBuf| {
+        if path.is_relative() && path.as_os_str() != "-" {
+            *path = folder.join(&*path);
+        }
+    };
     for tls in file.routes.iter_mut().filter_map(|r| r.tls.as_mut()) {
         for path in [&mut tls.cert, &mut tls.key, &mut tls.ca] {
-            if path.is_relative() {
-                *path = folder.join(&*path);
-            }
+            relative(path);
         }
     }
+    let front = &mut file.front;
+    for path in [
+        &mut front.cert,
+        &mut front.key,
+        &mut front.ca,
+        &mut front.policy,
+        &mut front.audit_log,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        relative(path);
+    }
+    front.crl.iter_mut().for_each(relative);
     Ok(file)
 }
 
@@ -183,6 +261,27 @@ fn too_long(size: u64) -> Problem {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileDoc {
+    listen: Option<Spanned<String>>,
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    ca: Option<Spanned<String>>,
+    crl: Option<Spanned<Vec<Spanned<String>>>>,
+    crl_scope: Option<Spanned<String>>,
+    policy: Option<Spanned<String>>,
+    max_sessions: Option<Spanned<i64>>,
+    max_handshakes: Option<Spanned<i64>>,
+    max_handshakes_per_address: Option<Spanned<i64>>,
+    handshake_timeout: Option<Spanned<Value>>,
+    write_timeout: Option<Spanned<Value>>,
+    idle_timeout: Option<Spanned<Value>>,
+    plain: Option<Spanned<bool>>,
+    plain_role: Option<Spanned<String>>,
+    audit_log: Option<Spanned<String>>,
+    audit_max_bytes: Option<Spanned<i64>>,
+    audit_keep: Option<Spanned<i64>>,
+    metrics: Option<Spanned<String>>,
+    log: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
     defaults: Option<Spanned<SettingsDoc>>,
     #[serde(default)]
     route: Vec<Spanned<RouteDoc>>,
@@ -273,6 +372,88 @@ impl Checker<'_> {
                 ),
             );
             None
+        }
+    }
+
+    /// The front's keys, each checked.
+    fn front(&mut self, doc: &FileDoc) -> FrontSettings {
+        let text = |value: &Option<Spanned<String>>| value.as_ref().map(|v| v.get_ref().clone());
+        let path =
+            |value: &Option<Spanned<String>>| value.as_ref().map(|v| PathBuf::from(v.get_ref()));
+        let mut bound = |key: &str, value: &Option<Spanned<i64>>| {
+            value
+                .as_ref()
+                .and_then(|v| self.number(key, v, 1..=MAX_BOUND))
+                .map(|n| n as u32)
+        };
+        let max_sessions = bound("max_sessions", &doc.max_sessions);
+        let max_handshakes = bound("max_handshakes", &doc.max_handshakes);
+        let max_handshakes_per_address = bound(
+            "max_handshakes_per_address",
+            &doc.max_handshakes_per_address,
+        );
+        let audit_keep = bound("audit_keep", &doc.audit_keep);
+        let audit_max_bytes = doc
+            .audit_max_bytes
+            .as_ref()
+            .and_then(|v| self.number("audit_max_bytes", v, 0..=i64::MAX))
+            .map(|n| n as u64);
+        let handshake_timeout = doc.handshake_timeout.as_ref().and_then(|v| self.timeout(v));
+        let write_timeout = doc.write_timeout.as_ref().and_then(|v| self.timeout(v));
+        let idle_timeout = doc.idle_timeout.as_ref().and_then(|v| match v.get_ref() {
+            Value::Integer(0) => Some(None),
+            Value::Float(x) if *x == 0.0 => Some(None),
+            _ => self.timeout(v).map(Some),
+        });
+        let mut one_of = |key: &str, value: &Option<Spanned<String>>, allowed: &[&str]| {
+            let value = value.as_ref()?;
+            if allowed.contains(&value.get_ref().as_str()) {
+                Some(value.get_ref().clone())
+            } else {
+                self.report(
+                    value.span(),
+                    format!(
+                        "{key} is {:?}: it must be one of {allowed:?}",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        let crl_scope = one_of("crl_scope", &doc.crl_scope, &["chain", "end-entity"]);
+        let log = one_of("log", &doc.log, &["quiet", "normal", "verbose"]);
+        let log_format = one_of("log_format", &doc.log_format, &["text", "json"]);
+        FrontSettings {
+            listen: text(&doc.listen),
+            cert: path(&doc.cert),
+            key: path(&doc.key),
+            ca: path(&doc.ca),
+            crl: doc
+                .crl
+                .as_ref()
+                .map(|list| {
+                    list.get_ref()
+                        .iter()
+                        .map(|p| PathBuf::from(p.get_ref()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            crl_scope,
+            policy: path(&doc.policy),
+            max_sessions,
+            max_handshakes,
+            max_handshakes_per_address,
+            handshake_timeout,
+            write_timeout,
+            idle_timeout,
+            plain: doc.plain.as_ref().map(|v| *v.get_ref()),
+            plain_role: text(&doc.plain_role),
+            audit_log: path(&doc.audit_log),
+            audit_max_bytes,
+            audit_keep,
+            metrics: text(&doc.metrics),
+            log,
+            log_format,
         }
     }
 
@@ -448,12 +629,7 @@ pub fn parse(text: &str) -> Result<GatewayFile, Vec<Problem>> {
         text,
         problems: Vec::new(),
     };
-    if doc.route.is_empty() {
-        checker.report(
-            0..0,
-            "no [[route]]: give at least one, with units and upstream".into(),
-        );
-    }
+    let front = checker.front(&doc);
     let empty = SettingsDoc::default();
     let defaults = doc.defaults.as_ref().map_or(&empty, |d| d.get_ref());
     // The defaults are checked once; a mistake there is one mistake.
@@ -531,7 +707,7 @@ pub fn parse(text: &str) -> Result<GatewayFile, Vec<Problem>> {
         routes.push(spec);
     }
     if checker.problems.is_empty() {
-        Ok(GatewayFile { routes })
+        Ok(GatewayFile { front, routes })
     } else {
         checker.problems.sort_by_key(|p| (p.line, p.column));
         Err(checker.problems)

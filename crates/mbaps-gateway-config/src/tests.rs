@@ -100,8 +100,29 @@ fn unknown_keys_and_syntax_errors_are_placed() {
     assert!(found[0].2.contains("unknown field `queu`"), "{found:?}");
     let found = problems("[[route]\n");
     assert_eq!(found[0].0, 1);
-    let found = problems("");
-    assert!(found[0].2.contains("no [[route]]"));
+    // An empty file is a file with nothing in it: the defaults, no route.
+    assert_eq!(parse("").unwrap(), GatewayFile::default());
+}
+
+#[test]
+fn the_front_keys_are_read_and_checked() {
+    let file = parse(include_str!("../../../examples/server.toml")).unwrap();
+    assert!(file.routes.is_empty());
+    let front = &file.front;
+    assert_eq!(front.listen.as_deref(), Some("127.0.0.1:8802"));
+    assert_eq!(front.policy, Some(PathBuf::from("policy.toml")));
+    assert_eq!(front.max_sessions, Some(64));
+    assert_eq!(front.idle_timeout, Some(Some(Duration::from_secs(300))));
+    assert_eq!(front.audit_max_bytes, Some(104_857_600));
+    assert_eq!(front.log.as_deref(), Some("normal"));
+    let never = parse("idle_timeout = 0\n").unwrap();
+    assert_eq!(never.front.idle_timeout, Some(None));
+    let found = problems("crl_scope = \"all\"\nmax_handshakes = 100001\nplain = \"yes\"\n");
+    assert_eq!((found[0].0, found[0].1), (3, 9), "{found:?}");
+    let found = problems("crl_scope = \"all\"\nmax_handshakes = 100001\n");
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].2.contains("crl_scope is \"all\""), "{found:?}");
+    assert!(found[1].2.contains("max_handshakes is 100001: it must be 1 to 100000"), "{found:?}");
 }
 
 #[test]
