@@ -137,7 +137,9 @@ fn run() -> Result<()> {
     std::fs::write(&report, serde_json::to_string_pretty(&rows)?)?;
     println!("\nwritten: {}", report.display());
 
-    // The adapters on loopback: one process run, scenarios interleaved.
+    // The adapters on loopback: one process run, scenarios interleaved;
+    // `mbaps` beside it, for the operations scenario.
+    cargo(&["build", "--locked", "--release", "-q", "-p", "mbaps-cli"])?;
     let network = root().join("target/bench-network.json");
     cargo(&[
         "run",

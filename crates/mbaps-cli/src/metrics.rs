@@ -5,6 +5,7 @@
 //! changes. `prometheus-client` keeps and encodes the figures; `tiny_http`
 //! serves them on a thread of its own.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
@@ -22,7 +23,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(&'static str, String)>;
+/// Label sets: names fixed; values borrowed where they can be (function
+/// names, decisions), so that counting a request allocates little.
+type Labels = Vec<(&'static str, Cow<'static, str>)>;
 
 /// The figures, shared by the sessions (which count) and the endpoint
 /// (which encodes them).
@@ -118,14 +121,18 @@ impl Metrics {
                 let role = request
                     .role
                     .as_ref()
-                    .map_or("[no_role]".to_owned(), |r| r.as_str().to_owned());
-                let function = function_name(request.function)
-                    .map_or_else(|| format!("0x{:02X}", request.function), str::to_owned);
+                    .map_or(Cow::Borrowed("[no_role]"), |r| {
+                        Cow::Owned(r.as_str().to_owned())
+                    });
+                let function = function_name(request.function).map_or_else(
+                    || Cow::Owned(format!("0x{:02X}", request.function)),
+                    Cow::Borrowed,
+                );
                 self.requests
                     .get_or_create(&vec![
                         ("role", role),
                         ("function", function),
-                        ("decision", decision.to_owned()),
+                        ("decision", Cow::Borrowed(decision)),
                     ])
                     .inc();
                 self.latency.observe(request.latency.as_secs_f64());
@@ -157,7 +164,7 @@ impl Metrics {
             _ => return,
         };
         family
-            .get_or_create(&vec![("reason", reason.to_owned())])
+            .get_or_create(&vec![("reason", Cow::Borrowed(reason))])
             .inc();
     }
 
@@ -171,8 +178,8 @@ impl Metrics {
                 let device = device.as_deref().unwrap_or("(no route)").to_owned();
                 self.gateway_answers
                     .get_or_create(&vec![
-                        ("device", device),
-                        ("exception", format!("0x{exception:02X}")),
+                        ("device", Cow::Owned(device)),
+                        ("exception", Cow::Owned(format!("0x{exception:02X}"))),
                     ])
                     .inc();
             }
@@ -185,8 +192,8 @@ impl Metrics {
                 };
                 self.gateway_links
                     .get_or_create(&vec![
-                        ("device", device.to_string()),
-                        ("event", event.to_owned()),
+                        ("device", Cow::Owned(device.to_string())),
+                        ("event", Cow::Borrowed(event)),
                     ])
                     .inc();
             }

@@ -122,7 +122,12 @@ fn the_front_keys_are_read_and_checked() {
     let found = problems("crl_scope = \"all\"\nmax_handshakes = 100001\n");
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(found[0].2.contains("crl_scope is \"all\""), "{found:?}");
-    assert!(found[1].2.contains("max_handshakes is 100001: it must be 1 to 100000"), "{found:?}");
+    assert!(
+        found[1]
+            .2
+            .contains("max_handshakes is 100001: it must be 1 to 100000"),
+        "{found:?}"
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ mod client_ratio;
 mod gateway;
 mod handshakes;
 mod idle_memory;
+mod operations;
 mod pki;
 mod throughput;
 mod under_attack;
@@ -47,12 +48,13 @@ struct Options {
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "throughput",
     "handshakes",
     "memory",
     "client",
     "gateway",
+    "operations",
     "attack",
 ];
 
@@ -65,7 +67,7 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,operations,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -173,6 +175,12 @@ fn main() -> Result<()> {
         let rates = runtime.block_on(gateway::measure(&pki, window, options.rounds))?;
         text.push_str(&gateway_table(&rates));
         report.insert("gateway".into(), gateway_report(&rates));
+    }
+    if options.runs("operations") {
+        eprintln!("mbaps server with its log, audit trail and metrics ...");
+        let rates = runtime.block_on(operations::measure(&pki, window, options.rounds))?;
+        text.push_str(&operations_table(&rates));
+        report.insert("operations".into(), operations_report(&rates));
     }
     if options.runs("attack") {
         eprintln!(
@@ -369,6 +377,67 @@ fn gateway_report(rates: &gateway::GatewayRates) -> serde_json::Value {
         }));
     }
     serde_json::json!({ "scenarios": scenarios, "ratios": ratios })
+}
+
+/// The audit trail and metrics together cost at most 10% at 16 in flight.
+const OPERATIONS_TARGET: f64 = 0.9;
+
+fn operations_table(rates: &operations::OperationsRates) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\noperations: read 10 holding registers, TLS 1.3, requests/s (the mbaps servers in a process of their own)"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<30} {:>12} {:>12}",
+        "server", "1 in flight", "16 in flight"
+    );
+    for ((name, _), [one, sixteen]) in operations::SERVERS.iter().zip(&rates.per_second) {
+        let _ = writeln!(out, "  {name:<30} {one:>12.0} {sixteen:>12.0}");
+    }
+    for (index, (name, _)) in operations::SERVERS.iter().enumerate().skip(2) {
+        let measured = rates.ratio(index, 1);
+        let target = (index == 4).then_some(OPERATIONS_TARGET);
+        let _ = writeln!(
+            out,
+            "  {name} / default log, 16 in flight: {measured:.2}{}",
+            target.map_or(String::new(), |t| format!(
+                " (target >= {t}) {}",
+                verdict(measured >= t)
+            ))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  mbaps server, default log / library server, 16 in flight: {:.2}",
+        rates.per_second[1][1] / rates.per_second[0][1]
+    );
+    out
+}
+
+fn operations_report(rates: &operations::OperationsRates) -> serde_json::Value {
+    let servers: Vec<_> = operations::SERVERS
+        .iter()
+        .zip(&rates.per_second)
+        .map(|((name, _), [one, sixteen])| {
+            serde_json::json!({ "server": name, "one_in_flight": one, "sixteen_in_flight": sixteen })
+        })
+        .collect();
+    let ratios: Vec<_> = operations::SERVERS
+        .iter()
+        .enumerate()
+        .skip(2)
+        .map(|(index, (name, _))| {
+            serde_json::json!({
+                "name": format!("{name} / default log, 16 in flight"),
+                "measured": rates.ratio(index, 1),
+                "target": (index == 4).then_some(OPERATIONS_TARGET),
+            })
+        })
+        .collect();
+    serde_json::json!({ "servers": servers, "ratios": ratios })
 }
 
 fn attack_table(attack: &under_attack::UnderAttack) -> String {

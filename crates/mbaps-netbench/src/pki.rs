@@ -9,7 +9,7 @@ use mbaps_test_pki::{Credential, TestPki};
 use mbaps_tokio::TokioServer;
 
 /// Everyone may read: the benchmark measures transport, not policy.
-const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 [roles.operator]
 allow = [{ functions = ["read"] }]
 "#;
