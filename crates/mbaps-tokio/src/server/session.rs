@@ -202,6 +202,15 @@ impl Session {
             // A place is asked for before any request is answered.
             if session.is_authenticated() && !admitted {
                 admitted = true;
+                // Before any of its requests is answered (and audited).
+                if let Some(auditor) = &self.auditor {
+                    auditor(&AuditEntry::SessionStarted {
+                        at: SystemTime::now(),
+                        peer,
+                        role: session.role().cloned(),
+                        certificate: session.peer_certificate().cloned(),
+                    });
+                }
                 if !self.admit(&mut session, now) {
                     phase = Phase::Leaving;
                 }
@@ -391,8 +400,8 @@ impl Session {
         }
     }
 
-    /// The audit trail's side of a session event: its start and end, and
-    /// the requests the session answered itself (denied, rejected).
+    /// The audit trail's side of a session event: its end, and the
+    /// requests the session answered itself (denied, rejected).
     fn audit_event(&self, session: &Server, event: &ServerEvent) {
         let Some(auditor) = &self.auditor else {
             return;
@@ -412,12 +421,8 @@ impl Session {
             })
         };
         let entry = match event {
-            ServerEvent::Authenticated { role, .. } => AuditEntry::SessionStarted {
-                at: SystemTime::now(),
-                peer,
-                role: role.clone(),
-                certificate: session.peer_certificate().cloned(),
-            },
+            // The start is audited where the session is admitted, before
+            // its first request.
             ServerEvent::Denied {
                 header,
                 function,
