@@ -1,10 +1,12 @@
 //! What the client commands share: the connection options, and turning
 //! session errors into sentences an engineer can act on.
 
+use crate::key_log::KeyLogFromEnv;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use mbaps_session::TlsVersions;
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::rustls::{self, AlertDescription, CertificateError};
 use mbaps_session::{ClientConfig, SessionError, load_certificates, load_private_key};
@@ -35,6 +37,10 @@ pub(crate) struct ConnectArgs {
     /// Plain Modbus/TCP, without TLS: no encryption, no authentication.
     #[arg(long)]
     pub(crate) plain: bool,
+    /// Only this TLS version (default: 1.3, or 1.2 when the server has
+    /// only that).
+    #[arg(long, value_enum, value_name = "VERSION")]
+    pub(crate) tls: Option<TlsVersion>,
     /// Seconds to wait for each response.
     #[arg(long, default_value_t = 5.0)]
     pub(crate) timeout: f64,
@@ -60,13 +66,18 @@ impl ConnectArgs {
                     "--cert, --key and --ca are required for Modbus/TCP Security (or give --plain)"
                 );
             };
-            ClientConfig::builder(
+            let builder = ClientConfig::builder(
                 load_certificates(ca)?,
                 load_certificates(cert)?,
                 load_private_key(key)?,
             )
             .request_timeout(timeout)
-            .build()?
+            .versions(match self.tls {
+                None => TlsVersions::Both,
+                Some(TlsVersion::V12) => TlsVersions::Tls12Only,
+                Some(TlsVersion::V13) => TlsVersions::Tls13Only,
+            });
+            builder.key_log_from_env().build()?
         };
         let name = match &self.server_name {
             Some(name) => name.clone(),
@@ -130,4 +141,15 @@ pub(crate) fn explain(err: ClientError, server_name: &str) -> anyhow::Error {
         Some(hint) => anyhow::anyhow!("{err}: {hint}"),
         None => anyhow::Error::new(err),
     }
+}
+
+/// `--tls`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum TlsVersion {
+    /// TLS 1.2 only.
+    #[value(name = "1.2")]
+    V12,
+    /// TLS 1.3 only.
+    #[value(name = "1.3")]
+    V13,
 }

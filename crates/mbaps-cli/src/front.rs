@@ -2,6 +2,7 @@
 //! meets (TLS with client certificates and the policy, or plain Modbus/TCP
 //! as one role), its admission bounds and timers, and the run until Ctrl-C.
 
+use crate::key_log::KeyLogFromEnv;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -358,6 +359,7 @@ impl Front {
             CrlScopeArg::EndEntity => CrlScope::EndEntityOnly,
         })
         .timers(timers)
+        .key_log_from_env()
         .build()?)
     }
 

@@ -3,6 +3,7 @@
 //! ([`mbaps_tokio::Gateway`]). A thin shell: the flags or the route file
 //! become [`Route`]s, the rest is the library's.
 
+use crate::key_log::KeyLogFromEnv;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -138,6 +139,7 @@ fn route(spec: RouteSpec) -> Result<Route> {
                 load_private_key(&tls.key)?,
             )
             .max_outstanding(spec.limits.in_flight)
+            .key_log_from_env()
             .build()
             .with_context(|| format!("the TLS settings of {}", spec.upstream))?;
             let name = ServerName::try_from(tls.server_name.clone()).with_context(|| {

@@ -27,6 +27,7 @@ mod demo;
 mod describe;
 mod front;
 mod gateway_command;
+mod key_log;
 mod metrics;
 mod policy_command;
 mod probe;

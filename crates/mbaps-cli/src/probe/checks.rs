@@ -2,6 +2,7 @@
 //! outcome and a sentence; none may panic or wait beyond the timeout,
 //! whatever the device does.
 
+use crate::key_log::KeyLogFromEnv;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,7 @@ impl Target {
         )
         .versions(versions)
         .resumption(false)
+        .key_log_from_env()
         .build()
         .map_err(|e| e.to_string())?;
         let tls = config.tls().ok_or("not a TLS configuration")?;

@@ -92,6 +92,7 @@ pub fn start_listening(dir: &Path, log: &str, args: &[&str]) -> (Server, String)
     let child = Command::new(env!("CARGO_BIN_EXE_mbaps"))
         .args(args)
         .args(["--exit-after", "60"])
+        .env_remove("SSLKEYLOGFILE")
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
