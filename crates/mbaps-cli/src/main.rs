@@ -30,8 +30,10 @@ mod gateway_command;
 mod key_log;
 mod metrics;
 mod policy_command;
+mod poll;
 mod probe;
 mod server_commands;
+mod values;
 
 use std::process::ExitCode;
 
