@@ -145,3 +145,30 @@ fn a_crl_that_now_revokes_a_connected_client_closes_its_session() {
         server.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn the_std_server_reloads_too_and_closes_a_revoked_idle_session_within_a_second() {
+    use mbaps_session::Calls;
+    use mbaps_std::{StdClient, StdServer};
+    let server = StdServer::bind(
+        "127.0.0.1:0",
+        config_with(policy(), false),
+        RegisterMap::new(Tables::preset()),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let address = server.local_addr();
+    let mut viewer = StdClient::connect(address, &role_config("viewer"), localhost()).unwrap();
+    let mut revoked = StdClient::connect(address, &role_config("revoked"), localhost()).unwrap();
+    revoked.read_holding_registers(1, 0, 1).unwrap();
+    assert!(viewer.write_single_register(1, 100, 7).is_err());
+    server.reloader().reload(config_with(viewers_write(), true));
+    // The viewer's next request: the new policy.
+    viewer.write_single_register(1, 100, 7).unwrap();
+    // The revoked client, idle: closed within the reload check.
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(revoked.read_holding_registers(1, 0, 1).is_err());
+    assert_eq!(viewer.read_holding_registers(1, 100, 1).unwrap(), [7]);
+    server.stop();
+}

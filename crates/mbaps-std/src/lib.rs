@@ -27,4 +27,4 @@ pub use client::StdClient;
 pub use mbaps_admission::SessionLog;
 pub use mbaps_session::call::DeviceIdentification;
 pub use mbaps_session::{Calls, ClientError};
-pub use server::{ServerHandle, StdServer};
+pub use server::{Reloader, ServerHandle, StdServer};

@@ -2,7 +2,10 @@
 //! of `mbaps_admission`.
 
 mod connection;
+mod reload;
 mod session;
+
+pub use reload::Reloader;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +40,7 @@ type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
 /// the session bound, plus connections on their way out.
 pub struct StdServer {
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    config: Reloader,
     handler: Arc<dyn Handler>,
     limits: AdmissionLimits,
     write_timeout: Duration,
@@ -103,6 +106,7 @@ impl Drop for ThreadCount {
 /// A running server: its address, and a way to stop it.
 pub struct ServerHandle {
     address: SocketAddr,
+    config: Reloader,
     shared: Arc<Shared>,
     shutdown_grace: Duration,
     thread: Option<JoinHandle<()>>,
@@ -139,7 +143,7 @@ impl StdServer {
     ) -> StdServer {
         StdServer {
             listener,
-            config: Arc::new(config),
+            config: Reloader::new(config),
             handler: Arc::new(handler),
             limits: AdmissionLimits::default(),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -203,6 +207,11 @@ impl StdServer {
         self.listener.local_addr()
     }
 
+    /// Where a new configuration is put in force while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        self.config.clone()
+    }
+
     /// Serves on a background thread until [`ServerHandle::stop`].
     pub fn spawn(self) -> std::io::Result<ServerHandle> {
         let address = self.listener.local_addr()?;
@@ -216,11 +225,13 @@ impl StdServer {
         });
         let accepting = Arc::clone(&shared);
         let shutdown_grace = self.shutdown_grace;
+        let config = self.config.clone();
         let thread = std::thread::Builder::new()
             .name("mbaps-accept".into())
             .spawn(move || self.accept_loop(&accepting))?;
         Ok(ServerHandle {
             address,
+            config,
             shared,
             shutdown_grace,
             thread: Some(thread),
@@ -255,7 +266,8 @@ impl StdServer {
                 dropped.carry_out(|entry| shared.log(entry));
             }
             let session = session::Session {
-                config: Arc::clone(&self.config),
+                config: self.config.current(),
+                reloads: self.config.clone(),
                 handler: Arc::clone(&self.handler),
                 shared: Arc::clone(shared),
                 id: connected.id,
@@ -327,6 +339,11 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where a new configuration is put in force.
+    pub fn reloader(&self) -> Reloader {
+        self.config.clone()
     }
 
     /// Stops the server as the tokio server's shutdown does: stops

@@ -12,12 +12,15 @@ use mbaps_session::{Handler, Server, ServerConfig, ServerEvent};
 
 use super::Shared;
 use super::connection::Conn;
+use super::reload::{RELOAD_CHECK, Reloader};
 
 /// Bytes read from the socket at a time: one TLS record's worth.
 const READ_CHUNK: usize = 16 * 1024;
 
 pub(crate) struct Session {
     pub(crate) config: Arc<ServerConfig>,
+    /// Configurations reloaded while the session runs.
+    pub(crate) reloads: Reloader,
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: ConnectionId,
@@ -66,8 +69,12 @@ impl Session {
         let mut obeyed = Order::None;
         // The last time anything came in or went out: "idle since".
         let mut last_traffic = Instant::now();
+        let mut generation = self.reloads.generation();
         loop {
             let now = Instant::now();
+            if let Some(config) = self.reloads.newer(&mut generation) {
+                session.reconfigure(now, &config);
+            }
             if start < end && session.wants_read() {
                 // Busy from the moment a request may be in the input: a
                 // session whose handler is at work is not idle.
@@ -159,12 +166,14 @@ impl Session {
                     None => return,
                 }
             }
-            let wait = session.poll_timeout().map(|deadline| {
+            // At most RELOAD_CHECK: a reloaded configuration (a CRL that
+            // revokes this client) is looked for even while idle.
+            let wait = session.poll_timeout().map_or(RELOAD_CHECK, |deadline| {
                 deadline
                     .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1))
+                    .clamp(Duration::from_millis(1), RELOAD_CHECK)
             });
-            let _ = stream.set_read_timeout(wait);
+            let _ = stream.set_read_timeout(Some(wait));
             match stream.read(&mut input) {
                 // An order woke the read: obey it first.
                 Ok(0) if self.conn.orders.strongest() > obeyed => {}
@@ -174,7 +183,13 @@ impl Session {
                 }
                 Ok(n) => (start, end) = (0, n),
                 Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    session.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    if session
+                        .poll_timeout()
+                        .is_some_and(|deadline| deadline <= now)
+                    {
+                        session.handle_timeout(now);
+                    }
                 }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return,
