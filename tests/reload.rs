@@ -172,3 +172,61 @@ fn the_std_server_reloads_too_and_closes_a_revoked_idle_session_within_a_second(
     assert_eq!(viewer.read_holding_registers(1, 100, 1).unwrap(), [7]);
     server.stop();
 }
+
+#[test]
+fn a_new_certificate_and_ca_are_served_to_the_next_handshake() {
+    use mbaps_test_pki::TestPki;
+    let renewed = TestPki::generate(std::time::SystemTime::now()).unwrap();
+    let renewed_config = ServerConfig::builder(
+        ca(&renewed),
+        chain(&renewed.server),
+        key(&renewed.server),
+        policy(),
+    )
+    .build()
+    .unwrap();
+    let renewed_client = common::client_config(&renewed, renewed.client("operator").unwrap());
+    runtime().block_on(async {
+        let server = TokioServer::bind(
+            "127.0.0.1:0",
+            server_config(pki()),
+            RegisterMap::new(Tables::preset()),
+        )
+        .await
+        .unwrap()
+        .spawn()
+        .unwrap();
+        let old = TokioClient::connect(server.local_addr(), role_config("operator"), localhost())
+            .await
+            .unwrap();
+        old.read_holding_registers(1, 0, 1).await.unwrap();
+        // Before the reload, a client of the new PKI does not trust the
+        // server's certificate.
+        let early =
+            TokioClient::connect(server.local_addr(), renewed_client.clone(), localhost()).await;
+        assert!(
+            early.is_err(),
+            "the old certificate was trusted by the new PKI's client"
+        );
+        server.reloader().reload(renewed_config);
+        // The next handshake: the new certificate, the new CA.
+        let new = TokioClient::connect(server.local_addr(), renewed_client, localhost())
+            .await
+            .unwrap();
+        assert_eq!(new.read_holding_registers(1, 5, 1).await.unwrap(), [5]);
+        // The old client's certificate chains to a CA no longer trusted:
+        // its session is closed.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !old.is_closed() {
+            assert!(
+                Instant::now() < deadline,
+                "the old CA's session stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let again =
+            TokioClient::connect(server.local_addr(), role_config("operator"), localhost()).await;
+        assert!(again.is_err(), "a client of the old CA was let in");
+        server.shutdown().await.unwrap();
+    });
+}
