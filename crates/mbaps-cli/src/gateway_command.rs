@@ -90,7 +90,12 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
         // Its log goes through `tracing`, with the front's; and is counted.
         let mut gateway = Gateway::builder().routes(routes);
         if let Some(metrics) = metrics {
-            gateway = gateway.on_log(move |entry| metrics.gateway_log(entry));
+            let latency = std::sync::Arc::clone(&metrics);
+            gateway = gateway
+                .on_log(move |entry| metrics.gateway_log(entry))
+                .on_upstream_latency(move |device, elapsed| {
+                    latency.upstream_latency(device, elapsed)
+                });
         }
         let gateway = gateway.start().context("starting the gateway")?;
         Ok(Later(gateway))

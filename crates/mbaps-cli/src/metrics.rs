@@ -39,6 +39,12 @@ pub(crate) struct Metrics {
     refusals: Family<Labels, Counter>,
     gateway_answers: Family<Labels, Counter>,
     gateway_links: Family<Labels, Counter>,
+    gateway_latency: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+/// 50 us to about 1.6 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
 }
 
 impl Metrics {
@@ -50,8 +56,7 @@ impl Metrics {
             "Requests decided, by role, function and decision (allowed, denied, rejected)",
             requests.clone(),
         );
-        // 50 us to about 1.6 s.
-        let latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let latency = latency_histogram();
         registry.register(
             "request_duration_seconds",
             "From a request's decoding to its answer",
@@ -89,8 +94,16 @@ impl Metrics {
             "Changes of a device's connection (up, unreachable, failed, lost)",
             gateway_links.clone(),
         );
+        let gateway_latency =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "gateway_upstream_duration_seconds",
+            "From a request's hand-over to its device to the device's answer, by device",
+            gateway_latency.clone(),
+        );
         Metrics {
             registry,
+            gateway_latency,
             requests,
             latency,
             sessions_started,
@@ -199,6 +212,13 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+
+    /// Counts a device's answer time.
+    pub(crate) fn upstream_latency(&self, device: &str, latency: std::time::Duration) {
+        self.gateway_latency
+            .get_or_create(&vec![("device", Cow::Owned(device.to_owned()))])
+            .observe(latency.as_secs_f64());
     }
 
     fn encode(&self) -> String {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{mbaps, start_listening, text};
+use common::{mbaps, metrics_address, scrape, start_listening, text};
 
 #[test]
 fn a_route_file_sends_each_unit_to_its_device() {
@@ -59,6 +59,8 @@ fn a_route_file_sends_each_unit_to_its_device() {
             &file("ca.pem"),
             "--policy",
             policy,
+            "--metrics",
+            "127.0.0.1:0",
         ],
     );
     let operator = |args: &[&str]| {
@@ -95,6 +97,16 @@ fn a_route_file_sends_each_unit_to_its_device() {
         "{}",
         text(&unrouted.stderr)
     );
+    // Counted: the devices' answer times, the gateway's own answer.
+    let (_, body) = scrape(&metrics_address(&dir.join("gateway.log")), "/metrics");
+    let samples = [
+        format!("mbaps_gateway_upstream_duration_seconds_count{{device=\"{a}\"}} 2"),
+        format!("mbaps_gateway_upstream_duration_seconds_count{{device=\"{b}\"}} 2"),
+        "mbaps_gateway_answers_total{device=\"(no route)\",exception=\"0x0A\"} 1".to_owned(),
+    ];
+    for sample in samples {
+        assert!(body.lines().any(|l| l == sample), "no {sample:?} in {body}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -4,22 +4,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-
-use common::{client_config, pki, start_server_with};
+use common::{client_config, pki, scrape, start_server_with};
 use mbaps_session::ClientError;
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_tokio::{AsyncCalls, TokioClient};
-
-/// `GET /metrics`, the body.
-fn scrape(address: &str, path: &str) -> (String, String) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.to_owned(), body.to_owned())
-}
 
 #[test]
 fn the_metrics_parse_and_count_the_requests_made() {

@@ -177,3 +177,24 @@ pub fn pki(tag: &str) -> std::path::PathBuf {
     assert!(out.status.success(), "{}", text(&out.stderr));
     dir
 }
+
+/// `GET PATH` over HTTP/1.0: the head and the body.
+pub fn scrape(address: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+/// The metrics address `mbaps` logged in `log`.
+pub fn metrics_address(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("metrics on http://"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {text}"))
+        .to_owned()
+}

@@ -37,6 +37,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mbaps_authz::Role;
 use mbaps_authz::Target;
@@ -188,6 +189,7 @@ pub struct Gateway {
     /// Indexed by unit id.
     routes: Arc<[Option<Destination>; 256]>,
     observer: Observer,
+    latency: Option<LatencyObserver>,
 }
 
 /// Where log entries go (besides `tracing`).
@@ -292,7 +294,11 @@ pub(crate) fn log(observer: &Observer, entry: &GatewayLog) {
 pub struct GatewayBuilder {
     routes: Vec<Route>,
     observer: Observer,
+    latency: Option<LatencyObserver>,
 }
+
+/// Where each forwarded request's round trip to its device goes.
+type LatencyObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
 
 impl GatewayBuilder {
     /// Sends `units` to `device`, addressed as `rewrite_unit` if given.
@@ -323,13 +329,26 @@ impl GatewayBuilder {
         self
     }
 
+    /// Calls `observer` with the device and the time from each request's
+    /// submission to the device's answer, for every request the device
+    /// answered (the upstream latency, for metrics).
+    pub fn on_upstream_latency(
+        mut self,
+        observer: impl Fn(&str, Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.latency = Some(Arc::new(observer));
+        self
+    }
+
     /// Checks the routes and starts a task per device. Must be called
     /// within a tokio runtime. Routes that name the same device (same
     /// address, and TLS or not) share its connection and queue, with the
     /// limits of the first of them. Unit ids no route takes are answered
     /// 0x0A.
     pub fn start(self) -> Result<Gateway, GatewayError> {
-        start(self.routes, self.observer)
+        let mut gateway = start(self.routes, self.observer)?;
+        gateway.latency = self.latency;
+        Ok(gateway)
     }
 }
 
@@ -348,6 +367,7 @@ impl Gateway {
         GatewayBuilder {
             routes: Vec::new(),
             observer: Arc::new(|_| {}),
+            latency: None,
         }
     }
 
@@ -412,6 +432,7 @@ fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError
     Ok(Gateway {
         routes: Arc::new(routes),
         observer,
+        latency: None,
     })
 }
 
@@ -473,6 +494,7 @@ impl AsyncHandler for Gateway {
     ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
         let destination = self.routes[usize::from(request.unit_id)].clone();
         let observer = Arc::clone(&self.observer);
+        let latency = self.latency.clone();
         async move {
             let answered =
                 |device: Option<Arc<str>>, failure: Option<Failure>| GatewayLog::Answered {
@@ -487,8 +509,14 @@ impl AsyncHandler for Gateway {
                 return Err(ExceptionCode::GatewayPathUnavailable);
             };
             let unit = destination.rewrite_unit.unwrap_or(request.unit_id);
+            let started = Instant::now();
             match destination.device.forward(unit, request.pdu).await {
-                Ok(pdu) => Ok(pdu),
+                Ok(pdu) => {
+                    if let Some(latency) = &latency {
+                        latency(&destination.device.address, started.elapsed());
+                    }
+                    Ok(pdu)
+                }
                 Err(failure) => {
                     let exception = failure.exception();
                     let device = Arc::clone(&destination.device.address);
