@@ -36,7 +36,7 @@ impl Reloader {
     /// CRLs; open sessions authorize their next request against its
     /// policy, for the role their certificate carries, and a session whose
     /// client certificate it no longer accepts is closed, within
-    /// [`RELOAD_CHECK`] even when idle
+    /// a second even when idle
     /// ([`mbaps_session::Server::reconfigure`]).
     pub fn reload(&self, config: ServerConfig) {
         let mut current = self.0.config.write().unwrap_or_else(|p| p.into_inner());
