@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ca, chain, key, localhost, pki, policy, role_config, runtime, server_config};
+use common::{ca, chain, key, localhost, pki, policy, role_config, runtime};
 use mbaps_authz::Policy;
 use mbaps_codec::ExceptionCode;
 use mbaps_session::{ClientError, ServerConfig, SessionError, parse_crls};
@@ -38,15 +38,7 @@ fn config_with(policy: Policy, crls: bool) -> ServerConfig {
 #[test]
 fn an_open_session_takes_the_new_policy_at_its_next_request() {
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap();
+        let server = common::preset_server().await;
         let viewer = TokioClient::connect(server.local_addr(), role_config("viewer"), localhost())
             .await
             .unwrap();
@@ -187,15 +179,7 @@ fn a_new_certificate_and_ca_are_served_to_the_next_handshake() {
     .unwrap();
     let renewed_client = common::client_config(&renewed, renewed.client("operator").unwrap());
     runtime().block_on(async {
-        let server = TokioServer::bind(
-            "127.0.0.1:0",
-            server_config(pki()),
-            RegisterMap::new(Tables::preset()),
-        )
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap();
+        let server = common::preset_server().await;
         let old = TokioClient::connect(server.local_addr(), role_config("operator"), localhost())
             .await
             .unwrap();

@@ -83,9 +83,9 @@ mod role;
 
 pub use access::{Access, Accesses, Table, Target, accesses};
 pub use policy::{
-    Addresses, Decision, Denial, Explanation, FUNCTION_GROUPS, FunctionSet, MAX_GRANTS_PER_ROLE,
-    MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, Permissions, Policy, PolicyError, Problem, Rule, Subject,
-    function_key, line_column, resolve_function_name,
+    Addresses, Decision, Denial, Explanation, FUNCTION_GROUPS, FunctionSet, Listing,
+    MAX_GRANTS_PER_ROLE, MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, Permissions, Policy, PolicyError,
+    Problem, Rule, Subject, function_key, line_column, resolve_function_name,
 };
 pub use role::{
     MAX_ROLE_LEN, ROLE_OID, Role, RoleError, role_from_certificate, role_from_extension_value,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{mbaps, start_server, start_server_with, text};
+use common::{as_client, mbaps, start_server, start_server_with, text};
 
 #[test]
 fn certs_server_read_and_write_work_together_and_the_policy_holds() {
@@ -18,27 +18,7 @@ fn certs_server_read_and_write_work_together_and_the_policy_holds() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("client-role-maintenance-chain.pem"));
     let (_server, host) = start_server(&dir);
-    let as_client = |name: &str, args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.extend([
-            "--host".into(),
-            host.clone(),
-            "--ca".into(),
-            dir.join("ca.pem").display().to_string(),
-        ]);
-        all.extend([
-            "--cert".into(),
-            dir.join(format!("client-{name}-chain.pem"))
-                .display()
-                .to_string(),
-        ]);
-        all.extend([
-            "--key".into(),
-            dir.join(format!("client-{name}.key")).display().to_string(),
-        ]);
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        mbaps(&all)
-    };
+    let as_client = |name: &str, args: &[&str]| as_client(&dir, &host, name, args);
     let read = as_client("viewer", &["read", "holding", "100", "3", "--json"]);
     assert!(read.status.success(), "{}", text(&read.stderr));
     assert_eq!(

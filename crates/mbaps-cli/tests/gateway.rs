@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{mbaps, metrics_address, scrape, start_listening, text};
+use common::{as_client, mbaps, metrics_address, scrape, start_listening, text};
 
 #[test]
 fn a_route_file_sends_each_unit_to_its_device() {
@@ -63,20 +63,7 @@ fn a_route_file_sends_each_unit_to_its_device() {
             "127.0.0.1:0",
         ],
     );
-    let operator = |args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        for (flag, value) in [
-            ("--host", host.clone()),
-            ("--ca", file("ca.pem")),
-            ("--cert", file("client-operator-chain.pem")),
-            ("--key", file("client-operator.key")),
-        ] {
-            all.push(flag.into());
-            all.push(value);
-        }
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        mbaps(&all)
-    };
+    let operator = |args: &[&str]| as_client(&dir, &host, "operator", args);
     // Unit 1 is device A's: the write lands there.
     let written = operator(&["write", "holding", "5", "555", "--unit", "1"]);
     assert!(written.status.success(), "{}", text(&written.stderr));

@@ -6,27 +6,13 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{mbaps, pki, start_server_with, text};
+use common::{as_client, pki, start_server_with, text};
 
 #[test]
 fn typed_values_write_and_read_back_in_each_word_order() {
     let dir = pki("values");
     let (_server, host) = start_server_with(&dir, &[]);
-    let file = |name: &str| dir.join(name).display().to_string();
-    let operator = |args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        for (flag, value) in [
-            ("--host", host.clone()),
-            ("--ca", file("ca.pem")),
-            ("--cert", file("client-operator-chain.pem")),
-            ("--key", file("client-operator.key")),
-        ] {
-            all.push(flag.into());
-            all.push(value);
-        }
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        mbaps(&all)
-    };
+    let operator = |args: &[&str]| as_client(&dir, &host, "operator", args);
     let ok = |out: std::process::Output| {
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout)

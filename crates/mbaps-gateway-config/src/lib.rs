@@ -44,7 +44,7 @@ use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mbaps_authz::{Problem, line_column};
+use mbaps_authz::{Listing, Problem, line_column};
 use mbaps_session::upstream::{MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
 use serde::Deserialize;
 use toml::{Spanned, Value};
@@ -178,27 +178,6 @@ impl GatewayFileError {
             GatewayFileError::Invalid { problems, .. } => problems,
             GatewayFileError::Io { .. } => &[],
         }
-    }
-}
-
-struct Listing<'a> {
-    origin: &'a str,
-    problems: &'a [Problem],
-}
-
-impl fmt::Display for Listing<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.origin, problem.line, problem.column, problem.message
-            )?;
-        }
-        Ok(())
     }
 }
 

@@ -48,9 +48,14 @@ impl PolicyError {
     }
 }
 
-struct Listing<'a> {
-    origin: &'a str,
-    problems: &'a [Problem],
+/// The mistakes of a file, one per line, each as `ORIGIN:LINE:COLUMN:
+/// MESSAGE` (`ORIGIN: MESSAGE` when the mistake has no position): how the
+/// policy file and the gateway's configuration file report theirs.
+pub struct Listing<'a> {
+    /// The file's path (or a name for text that came from elsewhere).
+    pub origin: &'a str,
+    /// The mistakes, in file order.
+    pub problems: &'a [Problem],
 }
 
 impl fmt::Display for Listing<'_> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use mbaps_codec::Request;
 
 pub use compiled::{Decision, Denial, MAX_GRANTS_PER_ROLE, Permissions, Subject};
-pub use error::{PolicyError, Problem};
+pub use error::{Listing, PolicyError, Problem};
 pub use explain::Explanation;
 pub use file::{MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, line_column};
 pub use rules::{

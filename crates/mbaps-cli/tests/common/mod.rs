@@ -198,3 +198,21 @@ pub fn metrics_address(log: &Path) -> String {
         .unwrap_or_else(|| panic!("no metrics address in {text}"))
         .to_owned()
 }
+
+/// `mbaps ARGS` against `host` as the client with `role` of the PKI in
+/// `dir` (its certificate, key, and the CA).
+pub fn as_client(dir: &Path, host: &str, role: &str, args: &[&str]) -> Output {
+    let file = |name: String| dir.join(name).display().to_string();
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    for (flag, value) in [
+        ("--host", host.to_owned()),
+        ("--ca", file("ca.pem".into())),
+        ("--cert", file(format!("client-{role}-chain.pem"))),
+        ("--key", file(format!("client-{role}.key"))),
+    ] {
+        all.push(flag.into());
+        all.push(value);
+    }
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    mbaps(&all)
+}
