@@ -365,6 +365,8 @@ fn run_readme_section(heading: &str, folder: &Certificates) -> (Vec<Server>, Vec
                 "certs" if at > 0 || program != "mbaps" => certs.clone(),
                 "examples/policy.toml" => policy(),
                 path if path.starts_with("certs/") => certs.join(&path["certs/".len()..]),
+                "site" => folder.0.join("site"),
+                path if path.starts_with("site/") => folder.0.join(path),
                 address if address.starts_with("127.0.0.1:") => match addresses.get(address) {
                     Some(actual) => actual.into(),
                     None if background && listens_on.is_none() => {
@@ -410,6 +412,52 @@ fn the_readme_examples_run_as_written() {
         "{viewer}"
     );
     assert!(viewer.ends_with(&reads(1234)), "{viewer}");
+}
+
+#[test]
+fn the_readme_site_pki_section_runs_as_written() {
+    let folder = Certificates::new("site");
+    let (_servers, outputs) = run_readme_section("Certificates for a site: mbaps pki", &folder);
+    let [
+        init,
+        plc,
+        meter,
+        hmi,
+        historian,
+        show,
+        revoke,
+        crl,
+        write,
+        revoked_read,
+    ] = &outputs[..]
+    else {
+        panic!("{outputs:#?}");
+    };
+    for (ok, printed) in [init, plc, meter, hmi, historian, show, revoke, crl, write] {
+        assert!(ok, "{printed}");
+    }
+    assert!(plc.1.contains("server certificate: CN=plc-1"), "{}", plc.1);
+    assert!(meter.1.contains("meter-1-chain.pem"), "{}", meter.1);
+    assert!(hmi.1.contains("role \"operator\""), "{}", hmi.1);
+    assert!(historian.1.contains("role \"viewer\""), "{}", historian.1);
+    assert!(
+        show.1.contains("role      \"operator\"") && show.1.contains("chains to the CA"),
+        "{}",
+        show.1
+    );
+    assert!(revoke.1.contains("revoked historian"), "{}", revoke.1);
+    assert!(crl.1.contains("1 revoked"), "{}", crl.1);
+    assert!(write.1.contains("100"), "{}", write.1);
+    let (ok, printed) = revoked_read;
+    assert!(!ok, "the revoked historian was served: {printed}");
+    assert!(printed.to_lowercase().contains("revoked"), "{printed}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = folder.0.join("site/ca.key");
+        let mode = std::fs::metadata(key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }
 
 #[test]

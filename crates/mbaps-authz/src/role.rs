@@ -121,6 +121,28 @@ pub enum RoleError {
     },
 }
 
+impl RoleError {
+    /// The rule of the specification the certificate breaks: `R-65` for
+    /// repeated role extensions (exactly one role per certificate), `R-22`
+    /// for a value that is not one well-formed DER UTF8String of UTF-8;
+    /// `R-21` for a role mbaps refuses although DER allows it (empty, too
+    /// long, control characters), since a role is a name; `RFC 5280` for a
+    /// certificate that is not DER X.509 at all.
+    pub fn requirement(&self) -> &'static str {
+        match self {
+            RoleError::Certificate(_) => "RFC 5280",
+            RoleError::DuplicateRoleExtension { .. } => "R-65",
+            RoleError::WrongType { .. }
+            | RoleError::Malformed(_)
+            | RoleError::TrailingBytes { .. }
+            | RoleError::InvalidUtf8 { .. } => "R-22",
+            RoleError::Empty | RoleError::TooLong { .. } | RoleError::ControlCharacter { .. } => {
+                "R-21"
+            }
+        }
+    }
+}
+
 /// The role of a DER-encoded certificate (the leaf of a chain, as rustls
 /// hands it over): `Ok(None)` when it has no role extension (the NULL role,
 /// R-23), the role when it has exactly one whose value is a DER UTF8String

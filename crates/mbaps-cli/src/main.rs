@@ -7,7 +7,8 @@
 //! mbaps server         ──► mbaps-tokio server on a register map, a log line per request
 //! mbaps gateway        ──► the same front, each authorized request forwarded to a device
 //! mbaps read / write   ──► mbaps-std client, a table or JSON
-//! mbaps certs          ──► a CA, a server and clients with roles
+//! mbaps certs          ──► mbaps-pki: a quick-start CA, a server and clients with roles
+//! mbaps pki            ──► mbaps-pki: a site's CA, CSR signing, revocation, CRLs, show
 //! mbaps policy         ──► check a policy file, explain a decision
 //! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
 //! mbaps conformance    ──► raw TLS and Modbus checks against a server under test
@@ -29,6 +30,7 @@ mod front;
 mod gateway_command;
 mod key_log;
 mod metrics;
+mod pki_command;
 mod policy_command;
 mod poll;
 mod probe;
@@ -67,8 +69,12 @@ enum Command {
     Request(client_commands::RequestArgs),
     /// Check a policy file, or explain why a request is allowed or denied.
     Policy(policy_command::PolicyArgs),
-    /// Make a CA, a server certificate and client certificates with roles.
-    Certs(server_commands::CertsArgs),
+    /// Make a CA, a server certificate and client certificates with roles
+    /// in one go: a quick start on one machine.
+    Certs(pki_command::CertsArgs),
+    /// Run a certificate authority for a site: servers, clients with
+    /// roles, signing requests, revocation and CRLs.
+    Pki(pki_command::PkiArgs),
     /// Decode Modbus/TCP ADUs (MBAP header + PDU) from hex or raw bytes.
     Decode(decode::DecodeArgs),
     /// Probe a Modbus/TCP Security server for conformance (TLS floor,
@@ -86,7 +92,8 @@ fn main() -> ExitCode {
         Command::Write(args) => client_commands::write(args),
         Command::Request(args) => client_commands::request(args),
         Command::Policy(args) => policy_command::run(args),
-        Command::Certs(args) => server_commands::certs(args),
+        Command::Certs(args) => pki_command::certs(args),
+        Command::Pki(args) => pki_command::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Conformance(args) => probe::run(args),
     };

@@ -39,7 +39,10 @@ fn every_request_and_session_is_in_the_audit_log() {
         .find(|e| e["event"] == "session_start")
         .unwrap();
     assert!(
-        start["subject"].as_str().unwrap().contains("client viewer"),
+        start["subject"]
+            .as_str()
+            .unwrap()
+            .contains("CN=client-viewer"),
         "{start}"
     );
     assert_eq!(start["fingerprint"].as_str().unwrap().len(), 64, "{start}");

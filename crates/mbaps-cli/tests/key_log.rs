@@ -79,3 +79,119 @@ fn sslkeylogfile_gets_the_secrets_of_exactly_the_sessions_opened() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// tshark, given the key log, decrypts a captured session and finds the
+/// Modbus read in it (request and response, function 0x03), over TLS 1.2
+/// and 1.3; without the key log it finds none. Skipped, saying why, where
+/// tshark is not installed or may not capture (`.ci/run` installs it).
+#[test]
+#[allow(clippy::disallowed_methods)] // waits for a real capture process
+fn tshark_decrypts_a_captured_session_with_the_key_log() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: tshark is not installed");
+        return;
+    }
+    let dir = pki("tshark");
+    let (server, host) = start_server_with(&dir, &[]);
+    let port = host.rsplit(':').next().unwrap().to_owned();
+    for tls in ["1.3", "1.2"] {
+        let capture = dir.join(format!("capture-{tls}.pcapng"));
+        let keys = dir.join(format!("keys-{tls}.log"));
+        let mut tshark = Command::new("tshark")
+            .args([
+                "-i",
+                "lo",
+                "-f",
+                &format!("tcp port {port}"),
+                "-l",
+                "-P",
+                "-w",
+            ])
+            .arg(&capture)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(tshark.stderr.take().unwrap());
+        let mut said = String::new();
+        loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            said.push_str(&line);
+            if line.contains("Capturing on") {
+                break;
+            }
+        }
+        if !said.contains("Capturing on") {
+            let _ = tshark.wait();
+            if said.contains("ermission") || said.contains("Operation not permitted") {
+                eprintln!("SKIPPED: tshark may not capture here: {said}");
+                return;
+            }
+            panic!("tshark did not start capturing: {said}");
+        }
+        // "Capturing on" comes before the capture does: knock on the port
+        // until tshark prints a packet.
+        let printed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut stdout = BufReader::new(tshark.stdout.take().unwrap());
+        let seen = printed.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap_or(0) > 0 {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !printed.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "tshark saw no packet");
+            drop(std::net::TcpStream::connect(&host));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = read(&dir, &host, tls, Some(&keys));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        // Let the last segments reach the capture, then stop it cleanly.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = Command::new("kill")
+            .args(["-INT", &tshark.id().to_string()])
+            .status();
+        let _ = std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        tshark.wait().unwrap();
+
+        let functions = |with_keys: bool| {
+            let mut command = Command::new("tshark");
+            command.arg("-r").arg(&capture);
+            if with_keys {
+                command
+                    .arg("-o")
+                    .arg(format!("tls.keylog_file:{}", keys.display()));
+            }
+            let out = command
+                .args(["-d", &format!("tcp.port=={port},tls")])
+                .args(["-d", &format!("tls.port=={port},mbtcp")])
+                .args(["-Y", "mbtcp", "-T", "fields", "-e", "modbus.func_code"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            functions(true),
+            ["3", "3"],
+            "TLS {tls}: request and response"
+        );
+        assert!(
+            functions(false).is_empty(),
+            "TLS {tls}: nothing readable without the keys"
+        );
+    }
+    server.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}
