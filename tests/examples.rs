@@ -427,12 +427,15 @@ fn the_readme_site_pki_section_runs_as_written() {
         show,
         revoke,
         crl,
+        show_revoked,
         write,
         revoked_read,
     ] = &outputs[..]
     else {
         panic!("{outputs:#?}");
     };
+    assert!(!show_revoked.0, "{}", show_revoked.1);
+    assert!(show_revoked.1.contains("CertRevoked"), "{}", show_revoked.1);
     for (ok, printed) in [init, plc, meter, hmi, historian, show, revoke, crl, write] {
         assert!(ok, "{printed}");
     }

@@ -44,6 +44,6 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
 /// The current time, which the certificates' validity starts from.
 #[allow(clippy::disallowed_methods)] // a tool, not the sans-IO core
-fn wall_clock() -> SystemTime {
+pub(crate) fn wall_clock() -> SystemTime {
     SystemTime::now()
 }

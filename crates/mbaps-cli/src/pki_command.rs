@@ -91,6 +91,10 @@ enum PkiCommand {
         /// Check that it chains to this CA (PEM, one or more certificates).
         #[arg(long)]
         ca: Option<PathBuf>,
+        /// With --ca: check that this CRL (of its issuer, not expired)
+        /// does not list it (repeatable).
+        #[arg(long, requires = "ca")]
+        crl: Vec<PathBuf>,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -208,6 +212,11 @@ pub(crate) fn run(args: &PkiArgs) -> Result<bool> {
             let ca = CertificateAuthority::open(dir)?;
             let mut dns = dns.clone();
             if dns.is_empty() && ip.is_empty() {
+                if rustls_pki_types::DnsName::try_from(name.as_str()).is_err() {
+                    anyhow::bail!(
+                        "--name {name:?} is not a DNS name clients could connect to: give --dns or --ip"
+                    );
+                }
                 dns.push(name.clone());
             }
             let usage = Usage::Server {
@@ -258,7 +267,12 @@ pub(crate) fn run(args: &PkiArgs) -> Result<bool> {
             };
             leaf.issue(&ca, name, subject, &Usage::Client { role }, now)
         }
-        PkiCommand::Show { file, ca, json } => show(file, ca.as_deref(), *json, now),
+        PkiCommand::Show {
+            file,
+            ca,
+            crl,
+            json,
+        } => show(file, ca.as_deref(), crl, *json, now),
         PkiCommand::Revoke { dir, file, reason } => {
             let ca = CertificateAuthority::open(dir)?;
             let record = ca.revoke(file, *reason, now)?;
@@ -347,12 +361,22 @@ fn print_issued(issued: &Issued) {
     }
 }
 
-fn show(file: &Path, ca: Option<&Path>, json: bool, now: SystemTime) -> Result<bool> {
+fn show(
+    file: &Path,
+    ca: Option<&Path>,
+    crl_files: &[PathBuf],
+    json: bool,
+    now: SystemTime,
+) -> Result<bool> {
     let certificates = read_certificates(file)?;
     let mut report = CertificateReport::new(file, &certificates[0], now)?;
     if let Some(ca) = ca {
         let anchors = read_certificates(ca)?;
-        report.check_chain(&certificates[0], &certificates[1..], &anchors, now);
+        let mut crls = Vec::new();
+        for file in crl_files {
+            crls.extend(mbaps_pki::read_crls(file)?);
+        }
+        report.check_chain(&certificates[0], &certificates[1..], &anchors, &crls, now);
     }
     let problems = report.problems();
     if json {
@@ -409,9 +433,19 @@ fn show(file: &Path, ca: Option<&Path>, json: bool, now: SystemTime) -> Result<b
     for (label, value) in rows {
         println!("{label:<9} {value}");
     }
-    if let Some(ChainReport { usage, error }) = &report.chain {
+    if let Some(ChainReport {
+        usage,
+        error,
+        revocation_checked,
+    }) = &report.chain
+    {
+        let not_revoked = if *revocation_checked {
+            ", not revoked"
+        } else {
+            ""
+        };
         match error {
-            None => println!("{:<9} chains to the CA for {usage}", "chain"),
+            None => println!("{:<9} chains to the CA for {usage}{not_revoked}", "chain"),
             Some(error) => println!(
                 "{:<9} DOES NOT chain to the CA for {usage}: {error}",
                 "chain"
@@ -431,8 +465,8 @@ fn show(file: &Path, ca: Option<&Path>, json: bool, now: SystemTime) -> Result<b
 }
 
 /// Make a CA, a server and clients with roles in one go: a quick start on
-/// one machine (it replaces the folder's files). For a site, use
-/// `mbaps pki`.
+/// one machine. Run again, it replaces its own files; a CA it did not make
+/// is kept unless --force. For a site, use `mbaps pki`.
 #[derive(Args, Debug)]
 pub(crate) struct CertsArgs {
     /// The folder to write to (created if missing).
@@ -442,7 +476,13 @@ pub(crate) struct CertsArgs {
     /// client-ROLE.pem (repeatable; operator and viewer are always made).
     #[arg(long)]
     role: Vec<String>,
+    /// Replace a CA in the folder that mbaps certs did not make.
+    #[arg(long)]
+    force: bool,
 }
+
+/// The CN of the CA `mbaps certs` makes: how it knows its own.
+const QUICK_START_CA: &str = "mbaps quick-start CA";
 
 pub(crate) fn certs(args: &CertsArgs) -> Result<bool> {
     let now = SystemTime::now();
@@ -450,18 +490,26 @@ pub(crate) fn certs(args: &CertsArgs) -> Result<bool> {
     let mut roles = vec!["operator".to_owned(), "viewer".to_owned()];
     for role in &args.role {
         Role::new(role).with_context(|| format!("--role {role:?}"))?;
+        mbaps_pki::check_name(&format!("client-{role}"))
+            .with_context(|| format!("--role {role:?} names the file client-{role}.pem"))?;
         if !roles.contains(role) {
             roles.push(role.clone());
         }
     }
-    let ca = CertificateAuthority::init(
-        dir,
-        "mbaps quick-start CA",
-        KeyType::EcdsaP256,
-        CA_DAYS,
-        true,
-        now,
-    )?;
+    if !args.force && dir.join("ca.key").exists() {
+        let theirs = CertificateAuthority::open(dir)
+            .map(|ca| ca.subject().to_owned())
+            .unwrap_or_else(|err| format!("unreadable: {err}"));
+        if theirs != format!("CN={QUICK_START_CA}") {
+            anyhow::bail!(
+                "{} holds a CA that mbaps certs did not make ({theirs}); give --force to replace it, \
+                 or another --out",
+                dir.display()
+            );
+        }
+    }
+    let ca =
+        CertificateAuthority::init(dir, QUICK_START_CA, KeyType::EcdsaP256, CA_DAYS, true, now)?;
     let key = || Subject::NewKey(KeyType::EcdsaP256);
     let server = Usage::Server {
         dns: vec!["localhost".into(), "mbaps-server".into()],

@@ -86,12 +86,7 @@ fn an_operator_certificate_is_taken_by_mbaps_server_and_by_openssl() {
     );
     server.terminate();
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
-    assert!(
-        log.contains("role=operator")
-            || log.contains("role: operator")
-            || log.contains("\"operator\""),
-        "{log}"
-    );
+    assert!(log.contains("authenticated role=\"operator\""), "{log}");
 
     let verified = openssl(&dir, &["verify", "-CAfile", "ca.pem", "client-hmi.pem"]);
     assert!(verified.status.success(), "{}", text(&verified.stderr));
@@ -308,6 +303,18 @@ fn nothing_is_overwritten_without_force_and_mistakes_name_the_field() {
         "localhost",
         "--force",
     ]);
+    // `mbaps certs` replaces only a CA of its own.
+    let certs = mbaps(&["certs", "--out", &d]);
+    assert_eq!(certs.status.code(), Some(1));
+    assert!(
+        text(&certs.stderr).contains("holds a CA that mbaps certs did not make (CN=Plant 4 CA)"),
+        "{}",
+        text(&certs.stderr)
+    );
+    let own = folder("force-own").display().to_string();
+    run(&["certs", "--out", &own]);
+    run(&["certs", "--out", &own]);
+    let _ = std::fs::remove_dir_all(&own);
     assert_ne!(std::fs::read(dir.join("server.key")).unwrap(), before);
 
     for (args, says) in [
@@ -335,6 +342,10 @@ fn nothing_is_overwritten_without_force_and_mistakes_name_the_field() {
                 "not a name",
             ],
             "--dns \"not a name\": not a valid DNS name",
+        ),
+        (
+            vec!["pki", "server", "--dir", &d, "--name", "10.0.0.1"],
+            "--name \"10.0.0.1\" is not a DNS name clients could connect to: give --dns or --ip",
         ),
         (
             vec!["pki", "init", "--dir", &d, "--key", "rsa-1024"],

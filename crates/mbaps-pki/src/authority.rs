@@ -46,6 +46,7 @@ const CRL: &str = "crl.pem";
 /// DIR/ca.key      its private key, mode 0600: never leaves this folder
 /// DIR/pki.toml    the records: every certificate issued, and which are revoked
 /// DIR/crl.pem     the CRL, for the servers' --crl
+/// DIR/pki.lock    taken while the records change
 /// DIR/NAME.pem, NAME-chain.pem, NAME.key   what it issued (no .key for a CSR)
 /// ```
 ///
@@ -211,11 +212,28 @@ impl CertificateAuthority {
         if !matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
             return Err(PkiError::content(&cert_path, "is not a CA certificate"));
         }
-        // rcgen needs one attribute per RDN to sign with this issuer name.
+        // rcgen rebuilds the issuer name from the CA's subject with one
+        // attribute per RDN and one value per attribute type: any other
+        // subject would give leaves an issuer name that is not the CA's.
         if cert.subject().iter().any(|rdn| rdn.iter().count() != 1) {
             return Err(PkiError::content(
                 &cert_path,
                 "its subject has a multi-valued or empty RDN, which mbaps pki cannot sign under",
+            ));
+        }
+        let mut types: Vec<String> = cert
+            .subject()
+            .iter_attributes()
+            .map(|attribute| attribute.attr_type().to_id_string())
+            .collect();
+        types.sort();
+        if let Some(pair) = types.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(PkiError::content(
+                &cert_path,
+                format!(
+                    "its subject repeats the attribute {}, which mbaps pki cannot sign under",
+                    pair[0]
+                ),
             ));
         }
         let key_identifier = match cert
@@ -304,14 +322,23 @@ impl CertificateAuthority {
         let not_after = days_after(now, days)?;
         if not_after > self.not_after {
             let left = (self.not_after - now).whole_days();
-            return Err(PkiError::invalid(
-                "--days",
-                days.to_string(),
+            let reason = if left < 1 {
+                format!(
+                    "the CA {} on {}: make a new one (mbaps pki init --force)",
+                    if self.not_after <= now {
+                        "expired"
+                    } else {
+                        "expires"
+                    },
+                    rfc3339(self.not_after)
+                )
+            } else {
                 format!(
                     "the certificate would outlive the CA (valid until {}); at most {left} days",
                     rfc3339(self.not_after)
-                ),
-            ));
+                )
+            };
+            return Err(PkiError::invalid("--days", days.to_string(), reason));
         }
         let mut params = CertificateParams::default();
         params.not_before = now - BACKDATE;
@@ -333,6 +360,14 @@ impl CertificateAuthority {
                 }
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
                 for host in dns {
+                    if host.ends_with('.') {
+                        // webpki skips such a SAN: the name would never match.
+                        return Err(PkiError::invalid(
+                            "--dns",
+                            host.clone(),
+                            "a name ending in '.' never matches in TLS; leave the dot out",
+                        ));
+                    }
                     rustls_pki_types::DnsName::try_from(host.as_str()).map_err(|_| {
                         PkiError::invalid("--dns", host.clone(), "not a valid DNS name")
                     })?;
@@ -442,7 +477,32 @@ impl CertificateAuthority {
                 format!("was not issued by this CA ({})", self.subject),
             ));
         }
-        let serial = serial_hex(cert.raw_serial());
+        if matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
+            return Err(PkiError::content(
+                certificate,
+                "is a CA certificate: mbaps pki revokes the certificates it issued",
+            ));
+        }
+        let raw = cert.raw_serial();
+        // A CRL entry must carry the serial exactly: positive, minimal,
+        // 1 to 20 bytes (RFC 5280 4.1.2.2), as every serial this CA makes.
+        let positive = match raw {
+            [] => false,
+            [0] => true,
+            [0, next, ..] => *next >= 0x80,
+            [first, ..] => *first < 0x80,
+        };
+        let significant = raw.iter().skip_while(|&&b| b == 0).count();
+        if !positive || significant > 20 {
+            return Err(PkiError::content(
+                certificate,
+                format!(
+                    "its serial number {} is not a positive, minimal integer of at most 20 bytes",
+                    raw.iter().map(|b| format!("{b:02X}")).collect::<String>()
+                ),
+            ));
+        }
+        let serial = serial_hex(raw);
         let now = to_datetime(now)?;
         let _lock = FolderLock::take(&self.dir)?;
         let mut records = Records::load(&self.dir)?;
@@ -552,8 +612,10 @@ impl CertificateAuthority {
             .map_err(PkiError::rcgen("the CRL"))?;
         let pem = crl.pem().map_err(PkiError::rcgen("the CRL (PEM)"))?;
         records.crl_number = number;
-        set.add(self.crl_path(), pem, Access::Public, Existing::Replace);
+        // The records first: if the CRL then cannot be written, the next
+        // one skips a number rather than reusing it.
         records.stage(&self.dir, set)?;
+        set.add(self.crl_path(), pem, Access::Public, Existing::Replace);
         Ok(PublishedCrl {
             path: self.crl_path(),
             number,
@@ -601,8 +663,11 @@ fn pem_of(der: &CertificateDer<'_>) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.as_ref()))
 }
 
-/// A name certificates are issued under: it is also the stem of file names.
-fn check_name(name: &str) -> Result<(), PkiError> {
+/// Checks a name certificates are issued under, which is also the stem of
+/// their file names: 1 to [`MAX_NAME_LEN`] letters, digits, `.`, `_` and
+/// `-`, not starting with `.` or `-`, and not the CA's own `ca`, `crl` or
+/// `pki` in any case.
+pub fn check_name(name: &str) -> Result<(), PkiError> {
     let reason = if name.is_empty() {
         Some("is empty".to_owned())
     } else if name.len() > MAX_NAME_LEN {
@@ -619,7 +684,10 @@ fn check_name(name: &str) -> Result<(), PkiError> {
         Some(format!(
             "contains {c:?}: names are letters, digits, '.', '_' and '-' (they name files)"
         ))
-    } else if matches!(name, "ca" | "crl" | "pki") {
+    } else if ["ca", "crl", "pki"]
+        .iter()
+        .any(|own| name.eq_ignore_ascii_case(own))
+    {
         Some("is the name of the CA's own files".to_owned())
     } else {
         None

@@ -57,9 +57,10 @@ struct Staged {
 }
 
 /// Files written together: each is first written in full to a temporary
-/// file beside its target, then all are moved into place. If any step
-/// fails, nothing of the set is left behind (files moved in already are
-/// removed again), so a reader sees all of it or none of it.
+/// file beside its target, then all are moved into place. Every file is
+/// whole or absent, never half-written. If a step fails, the new files
+/// moved in already are removed again; a file that replaced another (the
+/// CA's records and CRL, or `--force`) stays, since the old one is gone.
 #[derive(Default)]
 pub(crate) struct FileSet {
     files: Vec<(PathBuf, Vec<u8>, Access, Existing)>,
@@ -111,14 +112,17 @@ impl FileSet {
         let mut placed: Vec<&Path> = Vec::new();
         for file in &staged {
             if let Err(err) = place(file) {
-                for path in placed {
-                    let _ = fs::remove_file(path);
+                for placed_file in staged.iter().take(placed.len()) {
+                    if placed_file.existing == Existing::Refuse {
+                        let _ = fs::remove_file(&placed_file.target);
+                    }
                 }
                 discard(&staged);
                 return Err(err);
             }
             placed.push(&file.target);
         }
+        sync_folders(&placed);
         Ok(self.files.into_iter().map(|(path, ..)| path).collect())
     }
 }
@@ -166,8 +170,18 @@ fn stage(target: &Path, contents: &[u8], access: Access) -> Result<PathBuf, PkiE
 /// a rename over it.
 fn place(file: &Staged) -> Result<(), PkiError> {
     let moved = match file.existing {
-        Existing::Refuse => fs::hard_link(&file.temporary, &file.target)
-            .and_then(|()| fs::remove_file(&file.temporary)),
+        Existing::Refuse => match fs::hard_link(&file.temporary, &file.target) {
+            Ok(()) => fs::remove_file(&file.temporary),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(err),
+            // FAT and exFAT (a USB stick holding an offline CA) and some
+            // network shares have no hard links: check, then rename. Not
+            // atomic against a second writer, which the folder lock keeps out
+            // of the CA's own files.
+            Err(_) if fs::symlink_metadata(&file.target).is_ok() => {
+                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            }
+            Err(_) => fs::rename(&file.temporary, &file.target),
+        },
         Existing::Replace => fs::rename(&file.temporary, &file.target),
     };
     moved.map_err(|source| {
@@ -183,6 +197,18 @@ fn place(file: &Staged) -> Result<(), PkiError> {
             }
         }
     })
+}
+
+/// Flushes the folders the files were placed in, so that the new names
+/// survive a power cut (best effort: not every system can sync a folder).
+fn sync_folders(placed: &[&Path]) {
+    let mut folders: Vec<&Path> = placed.iter().filter_map(|path| path.parent()).collect();
+    folders.dedup();
+    for folder in folders {
+        if let Ok(handle) = File::open(folder) {
+            let _ = handle.sync_all();
+        }
+    }
 }
 
 fn discard(staged: &[Staged]) {

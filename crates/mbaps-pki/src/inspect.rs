@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use mbaps_authz::{RoleError, role_from_certificate};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use serde::Serialize;
 use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -46,6 +46,32 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Pk
         ));
     }
     Ok(certificates)
+}
+
+/// The CRLs of a PEM file (every `X509 CRL` block) or of a DER file (one).
+pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, PkiError> {
+    let bytes = files::read_bounded(path, MAX_PEM_FILE)?;
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+    }
+    let mut crls = Vec::new();
+    for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
+        let crl = crl.map_err(|err| PkiError::content(path, format!("broken PEM: {err}")))?;
+        if crls.len() == MAX_CERTIFICATES_PER_FILE {
+            return Err(PkiError::content(
+                path,
+                format!("more than {MAX_CERTIFICATES_PER_FILE} CRLs"),
+            ));
+        }
+        crls.push(crl);
+    }
+    if crls.is_empty() {
+        return Err(PkiError::content(
+            path,
+            "no CRL (no PEM X509 CRL block, and not DER)",
+        ));
+    }
+    Ok(crls)
 }
 
 /// A certificate parsed whole: no bytes may follow it.
@@ -209,9 +235,12 @@ pub enum RoleReport {
 pub struct ChainReport {
     /// The usage checked: `clientAuth` or `serverAuth`.
     pub usage: &'static str,
-    /// `None` when the certificate chains to the CA for that usage now;
-    /// else why not.
+    /// `None` when the certificate chains to the CA for that usage now
+    /// (and, with CRLs, is not revoked); else why not.
     pub error: Option<String>,
+    /// Whether CRLs were consulted: the certificate's own status must be
+    /// known from them (a CRL of its issuer, not expired).
+    pub revocation_checked: bool,
 }
 
 /// Everything `mbaps pki show` says of a certificate.
@@ -301,8 +330,8 @@ impl CertificateReport {
             Err(err) => invalid_role(&err),
         };
         Ok(CertificateReport {
-            subject: certificate.subject().to_string(),
-            issuer: certificate.issuer().to_string(),
+            subject: printable(&certificate.subject().to_string()),
+            issuer: printable(&certificate.issuer().to_string()),
             serial: serial_hex(certificate.raw_serial()),
             subject_alt_names,
             not_before: rfc3339(validity.not_before.to_datetime()),
@@ -321,12 +350,15 @@ impl CertificateReport {
 
     /// Checks, as a server would (rustls' webpki), that `leaf` chains to one
     /// of `anchors` through `intermediates` for the certificate's own usage
-    /// (clientAuth unless it is a server certificate) at `now`.
+    /// (clientAuth unless it is a server certificate) at `now`, and, when
+    /// `crls` are given, that they list it as not revoked: its status must
+    /// be known from a CRL of its issuer that has not expired.
     pub fn check_chain(
         &mut self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         anchors: &[CertificateDer<'_>],
+        crls: &[CertificateRevocationListDer<'_>],
         now: SystemTime,
     ) {
         let server = self.extended_key_usage.iter().any(|u| u == "serverAuth")
@@ -336,8 +368,12 @@ impl CertificateReport {
         } else {
             ("clientAuth", webpki::KeyUsage::client_auth())
         };
-        let error = chain_error(leaf, intermediates, anchors, now, key_usage);
-        self.chain = Some(ChainReport { usage, error });
+        let error = chain_error(leaf, intermediates, anchors, crls, now, key_usage);
+        self.chain = Some(ChainReport {
+            usage,
+            error,
+            revocation_checked: !crls.is_empty(),
+        });
     }
 
     /// Why a Modbus/TCP Security peer would refuse this certificate, one
@@ -361,6 +397,7 @@ impl CertificateReport {
         if let Some(ChainReport {
             usage,
             error: Some(error),
+            ..
         }) = &self.chain
         {
             problems.push(format!("does not chain to the CA for {usage}: {error}"));
@@ -373,7 +410,7 @@ impl CertificateReport {
 fn general_name(name: &x509_parser::extensions::GeneralName<'_>) -> String {
     use x509_parser::extensions::GeneralName;
     match name {
-        GeneralName::DNSName(dns) => format!("DNS:{dns}"),
+        GeneralName::DNSName(dns) => format!("DNS:{}", printable(dns)),
         GeneralName::IPAddress(bytes) => {
             let ip = match bytes.len() {
                 4 => <[u8; 4]>::try_from(*bytes).ok().map(std::net::IpAddr::from),
@@ -387,9 +424,9 @@ fn general_name(name: &x509_parser::extensions::GeneralName<'_>) -> String {
                 None => format!("IP Address:<{} bytes>", bytes.len()),
             }
         }
-        GeneralName::RFC822Name(mail) => format!("email:{mail}"),
-        GeneralName::URI(uri) => format!("URI:{uri}"),
-        other => other.to_string(),
+        GeneralName::RFC822Name(mail) => format!("email:{}", printable(mail)),
+        GeneralName::URI(uri) => format!("URI:{}", printable(uri)),
+        other => printable(&other.to_string()),
     }
 }
 
@@ -404,9 +441,27 @@ fn chain_error(
     leaf: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
     anchors: &[CertificateDer<'_>],
+    crls: &[CertificateRevocationListDer<'_>],
     now: SystemTime,
     usage: webpki::KeyUsage,
 ) -> Option<String> {
+    let mut parsed = Vec::with_capacity(crls.len());
+    for (at, crl) in crls.iter().enumerate() {
+        match webpki::BorrowedCertRevocationList::from_der(crl) {
+            Ok(crl) => parsed.push(webpki::CertRevocationList::from(crl)),
+            Err(err) => return Some(format!("CRL {} is unusable: {err}", at + 1)),
+        }
+    }
+    let crl_refs: Vec<&webpki::CertRevocationList<'_>> = parsed.iter().collect();
+    let revocation = webpki::RevocationOptionsBuilder::new(&crl_refs)
+        .ok()
+        .map(|builder| {
+            builder
+                .with_depth(webpki::RevocationCheckDepth::EndEntity)
+                .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+                .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+                .build()
+        });
     let mut trust = Vec::new();
     for anchor in anchors {
         match webpki::anchor_from_trusted_cert(anchor) {
@@ -427,13 +482,20 @@ fn chain_error(
         intermediates,
         time,
         usage,
-        None,
+        revocation,
         None,
     );
     match verified {
         Ok(_) => None,
         Err(webpki::Error::UnknownIssuer) => {
             Some("UnknownIssuer: not issued by this CA (or an intermediate is missing)".to_owned())
+        }
+        Err(webpki::Error::CertRevoked) => Some("CertRevoked: the CRL lists it".to_owned()),
+        Err(webpki::Error::UnknownRevocationStatus) => {
+            Some("UnknownRevocationStatus: no CRL given is from its issuer".to_owned())
+        }
+        Err(webpki::Error::CrlExpired { .. }) => {
+            Some("CrlExpired: the CRL is past its next update; publish a new one".to_owned())
         }
         Err(webpki::Error::InvalidSignatureForPublicKey) => Some(
             "InvalidSignatureForPublicKey: signed by another key than this CA's (a CA of the \
@@ -442,6 +504,20 @@ fn chain_error(
         ),
         Err(err) => Some(format!("{err}")),
     }
+}
+
+/// `text` with every control character escaped (`\u{1b}`), so that a name
+/// from a certificate or request cannot rewrite the operator's terminal.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Seconds since the epoch (negative before it).

@@ -48,12 +48,12 @@ mod role;
 
 pub use authority::{
     CA_DAYS, CRL_DAYS, CertificateAuthority, Issued, LEAF_DAYS, MAX_DAYS, MAX_NAME_LEN,
-    PublishedCrl, Subject, Usage,
+    PublishedCrl, Subject, Usage, check_name,
 };
 pub use error::PkiError;
 pub use inspect::{
     CertificateReport, ChainReport, MAX_CERTIFICATES_PER_FILE, RoleReport, ValidityNow,
-    fingerprint_sha256, read_certificates,
+    fingerprint_sha256, read_certificates, read_crls,
 };
 pub use key::KeyType;
 pub use records::{IssuedRecord, Kind, RevocationReason};

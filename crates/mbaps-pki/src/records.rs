@@ -171,16 +171,24 @@ pub(crate) fn rfc3339(time: OffsetDateTime) -> String {
         .unwrap_or_else(|_| time.unix_timestamp().to_string())
 }
 
-/// Parses an RFC 3339 date of the records file.
+/// Parses an RFC 3339 date of the records file, in UTC, within the years
+/// an X.509 time can hold (1950 to 9999, RFC 5280 4.1.2.5).
 pub(crate) fn parse_rfc3339(
     dir: &Path,
     serial: &str,
     text: &str,
 ) -> Result<OffsetDateTime, PkiError> {
-    OffsetDateTime::parse(text, &Rfc3339).map_err(|err| {
+    let bad = |reason: String| {
         PkiError::content(
             &Records::path(dir),
-            format!("certificate {serial}: date {text:?} is not RFC 3339: {err}"),
+            format!("certificate {serial}: date {text:?} {reason}"),
         )
-    })
+    };
+    let time = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|err| bad(format!("is not RFC 3339: {err}")))?
+        .to_offset(time::UtcOffset::UTC);
+    if !(1950..=9999).contains(&time.year()) {
+        return Err(bad("is outside the years 1950 to 9999".to_owned()));
+    }
+    Ok(time)
 }

@@ -12,12 +12,17 @@ use x509_parser::cri_attributes::ParsedCriAttribute;
 use x509_parser::prelude::FromDer;
 
 use crate::PkiError;
-use crate::files::{self, MAX_PEM_FILE};
+use crate::files;
 use crate::inspect::{KeyDescription, describe_key};
 
 /// Most attributes a request's subject may have: a real subject has a few
 /// (CN, O, OU, C, ...).
 const MAX_SUBJECT_ATTRIBUTES: usize = 32;
+/// Largest request file read: a real one is under 4 KiB (RSA-8192 included).
+const MAX_REQUEST_FILE: u64 = 64 * 1024;
+/// Longest subject attribute value, in bytes: RFC 5280's upper bounds are
+/// 64 for CN, O and OU, 128 for L and ST; nothing longer is a name.
+const MAX_ATTRIBUTE_LEN: usize = 128;
 
 /// A verified certificate signing request (PKCS#10).
 ///
@@ -38,7 +43,7 @@ impl SigningRequest {
     /// checks its signature against its own public key (proof that the
     /// device holds the private key).
     pub fn read(path: &Path) -> Result<SigningRequest, PkiError> {
-        let bytes = files::read_bounded(path, MAX_PEM_FILE)?;
+        let bytes = files::read_bounded(path, MAX_REQUEST_FILE)?;
         let der = match CertificateSigningRequestDer::from_pem_slice(&bytes) {
             Ok(der) => der.as_ref().to_vec(),
             Err(_) if bytes.first() == Some(&0x30) => bytes,
@@ -96,7 +101,7 @@ impl SigningRequest {
         }
         Ok(SigningRequest {
             subject,
-            subject_text: info.subject.to_string(),
+            subject_text: crate::inspect::printable(&info.subject.to_string()),
             public_key,
             key,
             ignored,
@@ -148,7 +153,19 @@ fn subject(
         let value = attribute.attr_value();
         let data = value.data.to_vec();
         let bad = |what: &str| PkiError::content(path, format!("subject attribute {oid}: {what}"));
-        let text = || String::from_utf8(data.clone()).map_err(|_| bad("not valid text"));
+        if data.len() > MAX_ATTRIBUTE_LEN {
+            return Err(bad(&format!(
+                "the value is {} bytes long; at most {MAX_ATTRIBUTE_LEN} are signed",
+                data.len()
+            )));
+        }
+        let text = || {
+            let text = String::from_utf8(data.clone()).map_err(|_| bad("not valid text"))?;
+            match text.chars().find(|c| c.is_control()) {
+                Some(c) => Err(bad(&format!("the value holds the control character {c:?}"))),
+                None => Ok(text),
+            }
+        };
         let value = match value.tag().0 {
             12 => DnValue::Utf8String(text()?),
             19 => DnValue::PrintableString(

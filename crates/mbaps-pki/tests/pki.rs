@@ -36,7 +36,13 @@ fn client(role: Option<&str>) -> Usage {
 fn report(path: &Path, ca: &CertificateAuthority) -> CertificateReport {
     let certs = read_certificates(path).unwrap();
     let mut report = CertificateReport::new(path, &certs[0], now()).unwrap();
-    report.check_chain(&certs[0], &certs[1..], &[ca.certificate().clone()], now());
+    report.check_chain(
+        &certs[0],
+        &certs[1..],
+        &[ca.certificate().clone()],
+        &[],
+        now(),
+    );
     report
 }
 
@@ -298,6 +304,23 @@ fn revocations_reach_the_next_crl() {
     let (_, ca_cert) = X509Certificate::from_der(&issuer_key).unwrap();
     crl.verify_signature(ca_cert.public_key()).unwrap();
 
+    // `show --crl`: the historian is revoked, the HMI is good, and a CRL
+    // of another CA says nothing of either.
+    let crls = mbaps_pki::read_crls(&published.path).unwrap();
+    let checked = |name: &str, crls: &[rustls_pki_types::CertificateRevocationListDer<'_>]| {
+        let path = dir.join(name);
+        let certs = read_certificates(&path).unwrap();
+        let mut report = CertificateReport::new(&path, &certs[0], now()).unwrap();
+        report.check_chain(&certs[0], &[], &[ca.certificate().clone()], crls, now());
+        report.problems()
+    };
+    assert!(checked("historian.pem", &crls)[0].contains("CertRevoked"));
+    assert!(checked("hmi.pem", &crls).is_empty());
+    assert!(
+        checked("historian.pem", &[]).is_empty(),
+        "no CRL, no revocation check"
+    );
+
     // A certificate of another CA is not this CA's to revoke.
     let other_dir = folder("revoke-other");
     let other = self::ca(&other_dir);
@@ -311,6 +334,9 @@ fn revocations_reach_the_next_crl() {
             now(),
         )
         .unwrap_err();
+    let foreign = mbaps_pki::read_crls(&other_dir.join("crl.pem")).unwrap();
+    let problems = checked("hmi.pem", &foreign);
+    assert!(problems[0].contains("Crl"), "{problems:?}");
     assert!(
         err.to_string().contains("was not issued by this CA"),
         "{err}"
@@ -403,8 +429,110 @@ fn rsa_keys_are_made_and_signed_with() {
         now(),
     )
     .unwrap();
+    // Opened again from its files, the RSA CA signs as well.
+    let reopened = CertificateAuthority::open(&dir).unwrap();
+    reopened
+        .issue(
+            "meter-2",
+            Subject::NewKey(KeyType::EcdsaP256),
+            &client(None),
+            30,
+            false,
+            now(),
+        )
+        .unwrap();
+    assert!(
+        report(&dir.join("meter-2-chain.pem"), &ca)
+            .problems()
+            .is_empty()
+    );
     let report = report(&dir.join("meter-chain.pem"), &ca);
     assert_eq!(report.key, "RSA 2048 bits");
     assert!(report.problems().is_empty(), "{:?}", report.problems());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hostile_inputs_get_errors_that_name_them() {
+    let dir = folder("hostile");
+    let ca = ca(&dir);
+    // A request whose CN holds an escape sequence.
+    let device_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "hmi\x1b[2Jrole admin");
+    let csr = params.serialize_request(&device_key).unwrap();
+    let err = SigningRequest::from_der(Path::new("x.csr"), csr.der()).unwrap_err();
+    assert!(err.to_string().contains("control character"), "{err}");
+    // An overlong one.
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "x".repeat(129));
+    let csr = params.serialize_request(&device_key).unwrap();
+    let err = SigningRequest::from_der(Path::new("x.csr"), csr.der()).unwrap_err();
+    assert!(
+        err.to_string().contains("129 bytes long; at most 128"),
+        "{err}"
+    );
+
+    // A name ending in a dot never matches; the CA's own files are not names.
+    let dotted = Usage::Server {
+        dns: vec!["plc.example.".into()],
+        ips: vec![],
+    };
+    let err = ca
+        .issue(
+            "plc",
+            Subject::NewKey(KeyType::EcdsaP256),
+            &dotted,
+            30,
+            true,
+            now(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("ending in '.'"), "{err}");
+    for own in ["CA", "Crl", "PKI"] {
+        assert!(mbaps_pki::check_name(own).is_err(), "{own}");
+    }
+
+    // The CA certificate is not revoked by its own CA.
+    let err = ca
+        .revoke(&dir.join("ca.pem"), RevocationReason::Unspecified, now())
+        .unwrap_err();
+    assert!(err.to_string().contains("is a CA certificate"), "{err}");
+
+    // A records file edited by hand: dates in another offset are taken in
+    // UTC; a year X.509 cannot hold is an error, not a crash.
+    ca.issue(
+        "hmi",
+        Subject::NewKey(KeyType::EcdsaP256),
+        &client(None),
+        30,
+        false,
+        now(),
+    )
+    .unwrap();
+    ca.revoke(&dir.join("hmi.pem"), RevocationReason::Superseded, now())
+        .unwrap();
+    let records = std::fs::read_to_string(dir.join("pki.toml")).unwrap();
+    let revoked_line = records.lines().find(|l| l.starts_with("revoked")).unwrap();
+    let offset = records.replace(revoked_line, "revoked = \"2049-12-31T23:30:00-01:00\"");
+    std::fs::write(dir.join("pki.toml"), offset).unwrap();
+    ca.publish_crl(7, now()).unwrap();
+    let ancient = records.replace(revoked_line, "revoked = \"0000-01-01T00:00:00+00:01\"");
+    std::fs::write(dir.join("pki.toml"), ancient).unwrap();
+    let err = ca.publish_crl(7, now()).unwrap_err();
+    assert!(
+        err.to_string().contains("outside the years 1950 to 9999"),
+        "{err}"
+    );
+    std::fs::write(dir.join("pki.toml"), "crl_number = \"many\"").unwrap();
+    let err = ca.publish_crl(7, now()).unwrap_err();
+    assert!(
+        err.to_string().contains("pki.toml") && err.to_string().contains("crl_number"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

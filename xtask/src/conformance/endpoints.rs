@@ -1,5 +1,5 @@
-//! Our own endpoints for the conformance runs: the `mbaps` binary, a test
-//! PKI written by `mbaps certs`, `mbaps server` on a free loopback port, and
+//! Our own endpoints for the conformance runs: the `mbaps` binary, the test
+//! PKI, `mbaps server` on a free loopback port, and
 //! the device probe (`mbaps conformance`) run against it.
 
 use std::net::SocketAddr;
@@ -14,22 +14,21 @@ use super::process::{Background, Ready, run_bounded};
 use super::{Evidence, target_dir};
 use crate::{root, tools};
 
-/// The test PKI of `mbaps certs`, in a folder of its own.
+/// The test PKI (`mbaps-test-pki`: root, intermediate, server, clients with
+/// good and broken roles, CRLs), in a folder of its own. Its two-level
+/// chain is what shows that both sides send their intermediate.
 pub(crate) struct Pki {
     pub(crate) dir: PathBuf,
 }
 
 impl Pki {
-    /// Writes a fresh PKI to `work/pki` with `mbaps certs`.
+    /// Writes a fresh test PKI to `work/pki`.
     pub(crate) fn generate(work: &Path) -> Result<Pki> {
         let dir = work.join("pki");
-        let done = run_bounded(
-            mbaps().args(["certs", "--out"]).arg(&dir),
-            Duration::from_secs(60),
-        )?;
-        if !done.success {
-            bail!("mbaps certs failed: {}", done.output);
-        }
+        mbaps_test_pki::TestPki::generate(crate::certs::wall_clock())
+            .context("generating the test PKI")?
+            .write_to(&dir)
+            .context("writing the test PKI")?;
         Ok(Pki { dir })
     }
 
