@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use mbaps_authz::Role;
 use mbaps_pki::{
     CA_DAYS, CRL_DAYS, CertificateAuthority, CertificateReport, ChainReport, Issued, KeyType,
-    LEAF_DAYS, RevocationReason, RoleReport, SigningRequest, Subject, Usage, read_certificates,
+    LEAF_DAYS, RevocationReason, RoleReport, SigningRequest, Subject, Usage,
 };
 
 /// Run a certificate authority for a site: servers, clients with roles,
@@ -368,13 +368,13 @@ fn show(
     json: bool,
     now: SystemTime,
 ) -> Result<bool> {
-    let certificates = read_certificates(file)?;
+    let certificates = mbaps_session::load_certificates(file)?;
     let mut report = CertificateReport::new(file, &certificates[0], now)?;
     if let Some(ca) = ca {
-        let anchors = read_certificates(ca)?;
+        let anchors = mbaps_session::load_certificates(ca)?;
         let mut crls = Vec::new();
         for file in crl_files {
-            crls.extend(mbaps_pki::read_crls(file)?);
+            crls.extend(mbaps_session::load_crls(file)?);
         }
         report.check_chain(&certificates[0], &certificates[1..], &anchors, &crls, now);
     }

@@ -179,7 +179,7 @@ impl CertificateAuthority {
                 "no CA here: create one with `mbaps pki init --dir DIR`",
             ));
         }
-        let certs = inspect::read_certificates(&cert_path)?;
+        let certs = mbaps_session::load_certificates(&cert_path)?;
         let [cert_der] = <[_; 1]>::try_from(certs).map_err(|certs| {
             PkiError::content(
                 &cert_path,
@@ -465,7 +465,7 @@ impl CertificateAuthority {
         reason: RevocationReason,
         now: SystemTime,
     ) -> Result<IssuedRecord, PkiError> {
-        let certs = inspect::read_certificates(certificate)?;
+        let certs = mbaps_session::load_certificates(certificate)?;
         let leaf = &certs[0];
         let cert = inspect::parse(certificate, leaf)?;
         let ca = inspect::parse(&self.certificate_path(), &self.cert_der)?;

@@ -36,6 +36,9 @@ pub enum PkiError {
         #[source]
         source: std::io::Error,
     },
+    /// A certificate or CRL file could not be read (as the servers read them).
+    #[error(transparent)]
+    Load(#[from] mbaps_session::LoadError),
     /// A file is larger than anything it can hold legitimately.
     #[error("{} is {size} bytes; at most {limit} are read", path.display())]
     TooLarge {

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use mbaps_authz::{RoleError, role_from_certificate};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use serde::Serialize;
 use x509_parser::oid_registry::Oid;
@@ -14,65 +13,7 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::PkiError;
-use crate::files::{self, MAX_PEM_FILE};
 use crate::records::rfc3339;
-
-/// Most certificates read from one file (a chain of a handful, or a CA bundle).
-pub const MAX_CERTIFICATES_PER_FILE: usize = 64;
-
-/// The certificates of a PEM file (every `CERTIFICATE` block, in order) or
-/// of a DER file (one certificate).
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let bytes = files::read_bounded(path, MAX_PEM_FILE)?;
-    if bytes.first() == Some(&0x30) {
-        return Ok(vec![CertificateDer::from(bytes)]);
-    }
-    let mut certificates = Vec::new();
-    for certificate in CertificateDer::pem_slice_iter(&bytes) {
-        let certificate =
-            certificate.map_err(|err| PkiError::content(path, format!("broken PEM: {err}")))?;
-        if certificates.len() == MAX_CERTIFICATES_PER_FILE {
-            return Err(PkiError::content(
-                path,
-                format!("more than {MAX_CERTIFICATES_PER_FILE} certificates"),
-            ));
-        }
-        certificates.push(certificate);
-    }
-    if certificates.is_empty() {
-        return Err(PkiError::content(
-            path,
-            "no certificate (no PEM CERTIFICATE block, and not DER)",
-        ));
-    }
-    Ok(certificates)
-}
-
-/// The CRLs of a PEM file (every `X509 CRL` block) or of a DER file (one).
-pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, PkiError> {
-    let bytes = files::read_bounded(path, MAX_PEM_FILE)?;
-    if bytes.first() == Some(&0x30) {
-        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
-    }
-    let mut crls = Vec::new();
-    for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
-        let crl = crl.map_err(|err| PkiError::content(path, format!("broken PEM: {err}")))?;
-        if crls.len() == MAX_CERTIFICATES_PER_FILE {
-            return Err(PkiError::content(
-                path,
-                format!("more than {MAX_CERTIFICATES_PER_FILE} CRLs"),
-            ));
-        }
-        crls.push(crl);
-    }
-    if crls.is_empty() {
-        return Err(PkiError::content(
-            path,
-            "no CRL (no PEM X509 CRL block, and not DER)",
-        ));
-    }
-    Ok(crls)
-}
 
 /// A certificate parsed whole: no bytes may follow it.
 pub(crate) fn parse<'a>(path: &Path, der: &'a [u8]) -> Result<X509Certificate<'a>, PkiError> {

@@ -28,7 +28,7 @@
 //! assert_eq!(hmi.record.role.as_deref(), Some("operator"));
 //!
 //! let der = std::fs::read(dir.join("hmi-1.pem"))?;
-//! let pem = mbaps_pki::read_certificates(&dir.join("hmi-1.pem"))?;
+//! let pem = mbaps_session::load_certificates(&dir.join("hmi-1.pem"))?;
 //! let report = CertificateReport::new(&dir.join("hmi-1.pem"), &pem[0], now)?;
 //! assert_eq!(report.role, RoleReport::Role { role: "operator".into() });
 //! # drop(der);
@@ -51,10 +51,7 @@ pub use authority::{
     PublishedCrl, Subject, Usage, check_name,
 };
 pub use error::PkiError;
-pub use inspect::{
-    CertificateReport, ChainReport, MAX_CERTIFICATES_PER_FILE, RoleReport, ValidityNow,
-    fingerprint_sha256, read_certificates, read_crls,
-};
+pub use inspect::{CertificateReport, ChainReport, RoleReport, ValidityNow, fingerprint_sha256};
 pub use key::KeyType;
 pub use records::{IssuedRecord, Kind, RevocationReason};
 pub use request::SigningRequest;

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use mbaps_authz::Role;
 use mbaps_pki::{
     CertificateAuthority, CertificateReport, KeyType, PkiError, RevocationReason, RoleReport,
-    SigningRequest, Subject, Usage, ValidityNow, read_certificates,
+    SigningRequest, Subject, Usage, ValidityNow,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
@@ -34,7 +34,7 @@ fn client(role: Option<&str>) -> Usage {
 }
 
 fn report(path: &Path, ca: &CertificateAuthority) -> CertificateReport {
-    let certs = read_certificates(path).unwrap();
+    let certs = mbaps_session::load_certificates(path).unwrap();
     let mut report = CertificateReport::new(path, &certs[0], now()).unwrap();
     report.check_chain(
         &certs[0],
@@ -235,7 +235,9 @@ fn a_request_keeps_its_key_and_subject_and_nothing_else() {
     assert!(report.subject_alt_names.is_empty());
     assert_eq!(report.extended_key_usage, ["clientAuth"]);
     assert_eq!(report.subject, "CN=hmi-2, O=Plant 4");
-    let der = read_certificates(&dir.join("hmi-2.pem")).unwrap().remove(0);
+    let der = mbaps_session::load_certificates(&dir.join("hmi-2.pem"))
+        .unwrap()
+        .remove(0);
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
     assert_eq!(
         cert.public_key().raw,
@@ -300,16 +302,18 @@ fn revocations_reach_the_next_crl() {
         .map(|r| r.raw_serial().iter().map(|b| format!("{b:02X}")).collect())
         .collect();
     assert_eq!(listed, std::slice::from_ref(&historian.record.serial));
-    let issuer_key = read_certificates(&dir.join("ca.pem")).unwrap().remove(0);
+    let issuer_key = mbaps_session::load_certificates(&dir.join("ca.pem"))
+        .unwrap()
+        .remove(0);
     let (_, ca_cert) = X509Certificate::from_der(&issuer_key).unwrap();
     crl.verify_signature(ca_cert.public_key()).unwrap();
 
     // `show --crl`: the historian is revoked, the HMI is good, and a CRL
     // of another CA says nothing of either.
-    let crls = mbaps_pki::read_crls(&published.path).unwrap();
+    let crls = mbaps_session::load_crls(&published.path).unwrap();
     let checked = |name: &str, crls: &[rustls_pki_types::CertificateRevocationListDer<'_>]| {
         let path = dir.join(name);
-        let certs = read_certificates(&path).unwrap();
+        let certs = mbaps_session::load_certificates(&path).unwrap();
         let mut report = CertificateReport::new(&path, &certs[0], now()).unwrap();
         report.check_chain(&certs[0], &[], &[ca.certificate().clone()], crls, now());
         report.problems()
@@ -334,7 +338,7 @@ fn revocations_reach_the_next_crl() {
             now(),
         )
         .unwrap_err();
-    let foreign = mbaps_pki::read_crls(&other_dir.join("crl.pem")).unwrap();
+    let foreign = mbaps_session::load_crls(&other_dir.join("crl.pem")).unwrap();
     let problems = checked("hmi.pem", &foreign);
     assert!(problems[0].contains("Crl"), "{problems:?}");
     assert!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::endpoints::{Pki, credentials, mbaps, run_probe, start_listening};
-use super::process::{Background, free_port, run_bounded};
+use super::process::{Background, Finished, free_port, run_bounded};
 use super::{Evidence, target_dir};
 use crate::root;
 
@@ -182,24 +182,10 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
     let server = Background::start(&mut command, &pki.beside("pymodbus-server.log"), address)
         .context("starting the pymodbus server")?;
     let host = address.to_string();
-    let call = |cert: &str, args: &[&str]| {
-        let mut command = mbaps();
-        command.args(args).args(["--host", &host, "--timeout", "5"]);
-        run_bounded(pki.client(&mut command, cert), Duration::from_secs(30))
-    };
-    let exchanges = device_exchanges();
-    let mut all = true;
-    for (id, args, expected) in &exchanges {
-        let done = call("operator", args)?;
-        let outcome = if done.success && done.output.contains(expected.as_str()) {
-            Ok(format!("saw {expected}"))
-        } else {
-            Err(format!("no {expected:?} in: {}", done.output))
-        };
-        all &= outcome.is_ok();
-        let what = format!("mbaps {} against pymodbus's TLS server", args.join(" "));
-        evidence.record(&format!("pymodbus:mbaps_{id}"), &what, outcome);
-    }
+    let call = |cert: &str, args: &[&str]| call_as(pki, &host, cert, args);
+    let all = record_exchanges(evidence, &call, "mbaps", |args| {
+        format!("mbaps {args} against pymodbus's TLS server")
+    })?;
     // Answers whose contents are the device's own: well-formed is all
     // that can be asked, so they are not part of the summary below.
     for (id, pdu, needle, what) in [
@@ -288,6 +274,40 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
 /// arguments, what the output must hold). The server's data is the preset
 /// of `mbaps server` (register n holds n, bit n is on when n % 3 == 0);
 /// reads print JSON.
+/// `mbaps ARGS --host HOST` with the client certificate `cert` of the PKI.
+fn call_as(pki: &Pki, host: &str, cert: &str, args: &[&str]) -> Result<Finished> {
+    let mut command = mbaps();
+    command.args(args).args(["--host", host, "--timeout", "5"]);
+    run_bounded(pki.client(&mut command, cert), Duration::from_secs(30))
+}
+
+/// Runs every [`device_exchanges`] as the operator through `call`, records
+/// each as `pymodbus:PREFIX_ID` (described by `what` of its arguments), and
+/// says whether all were answered as expected.
+fn record_exchanges(
+    evidence: &mut Evidence,
+    call: &dyn Fn(&str, &[&str]) -> Result<Finished>,
+    prefix: &str,
+    what: impl Fn(&str) -> String,
+) -> Result<bool> {
+    let mut all = true;
+    for (id, args, expected) in &device_exchanges() {
+        let done = call("operator", args)?;
+        let outcome = if done.success && done.output.contains(expected.as_str()) {
+            Ok(format!("saw {expected}"))
+        } else {
+            Err(format!("no {expected:?} in: {}", done.output))
+        };
+        all &= outcome.is_ok();
+        evidence.record(
+            &format!("pymodbus:{prefix}_{id}"),
+            &what(&args.join(" ")),
+            outcome,
+        );
+    }
+    Ok(all)
+}
+
 fn device_exchanges() -> [(&'static str, &'static [&'static str], String); 14] {
     [
         ("fc01_read_coils", &["read", "coils", "0", "4", "--json"], values(0, &[1, 0, 0, 1])),
@@ -339,26 +359,10 @@ fn gateway_to_plain_pymodbus(python: &Path, pki: &Pki, evidence: &mut Evidence) 
         &pki.beside("gateway-to-pymodbus.log"),
     )?;
     let host = address.to_string();
-    let call = |cert: &str, args: &[&str]| {
-        let mut command = mbaps();
-        command.args(args).args(["--host", &host, "--timeout", "5"]);
-        run_bounded(pki.client(&mut command, cert), Duration::from_secs(30))
-    };
-    let mut all = true;
-    for (id, args, expected) in &device_exchanges() {
-        let done = call("operator", args)?;
-        let outcome = if done.success && done.output.contains(expected.as_str()) {
-            Ok(format!("saw {expected}"))
-        } else {
-            Err(format!("no {expected:?} in: {}", done.output))
-        };
-        all &= outcome.is_ok();
-        let what = format!(
-            "mbaps {} through mbaps gateway to pymodbus's plain server",
-            args.join(" ")
-        );
-        evidence.record(&format!("pymodbus:gateway_{id}"), &what, outcome);
-    }
+    let call = |cert: &str, args: &[&str]| call_as(pki, &host, cert, args);
+    let all = record_exchanges(evidence, &call, "gateway", |args| {
+        format!("mbaps {args} through mbaps gateway to pymodbus's plain server")
+    })?;
     evidence.record(
         "pymodbus:gateway_every_function",
         "every exchange above through mbaps gateway (TLS front, operator role) to pymodbus's plain Modbus/TCP server, answered as pymodbus answers directly (0x01-0x06, 0x0F, 0x10, 0x15-0x17, 0x2B)",
