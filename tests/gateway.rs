@@ -397,6 +397,9 @@ fn a_full_queue_answers_0x06() {
         });
         let gateway = Gateway::to(Device::plain(address.to_string()).limits(UpstreamLimits {
             queue: 2,
+            // The whole queue for one session (by default it would get a
+            // quarter of it, here 1).
+            queue_per_session: Some(2),
             timeout: Duration::from_secs(2),
             ..UpstreamLimits::default()
         }))

@@ -36,10 +36,14 @@
 //!   (stalled) is closed, else the one idle the longest, with
 //!   close_notify; if none is stalled or idle, the newcomer is closed
 //!   instead. Nothing that has not authenticated closes a session.
-//! - Plain Modbus/TCP has no authentication: a plain connection is a
-//!   session from its first byte, so with plain Modbus/TCP a new
-//!   connection may close an idle one. This is the protocol's nature, and
-//!   one more reason it is never the default.
+//! - Plain Modbus/TCP has no authentication; what stands in for it is the
+//!   first request that decodes (allowed or denied). Until a plain
+//!   connection has sent one, it is a pending handshake like any other:
+//!   it counts against the handshake bounds, is dropped for a newcomer
+//!   when they are full, ends at the handshake timeout, and never closes
+//!   a session. A plain client that has sent a request may close an idle
+//!   one, as an authenticated client may: with no certificates that is
+//!   all the protocol allows, and one more reason it is never the default.
 //!
 //! # Defaults, for a plant network
 //! Tens of clients (HMIs, SCADA masters, historians, engineering laptops)
@@ -135,9 +139,31 @@ pub fn holds_client_hello(first_bytes: &[u8]) -> bool {
     }
 }
 
+/// Whether `first_bytes`, what a client sent first (peeked at, not read),
+/// hold its whole opening: a TLS ClientHello ([`holds_client_hello`]),
+/// or, on plain Modbus/TCP (`plain`), a whole frame with protocol id 0
+/// (its first request, or what the session will answer as malformed).
+pub fn holds_opening(plain: bool, first_bytes: &[u8]) -> bool {
+    if plain {
+        matches!(
+            mbaps_codec::decode(first_bytes),
+            Ok(mbaps_codec::Decoded::Frame { .. })
+        )
+    } else {
+        holds_client_hello(first_bytes)
+    }
+}
+
 /// A connection's number, unique within one [`Admission`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnectionId(u64);
+
+impl ConnectionId {
+    /// The number: unique among the connections of one [`Admission`].
+    pub fn number(self) -> u64 {
+        self.0
+    }
+}
 
 /// Which handshake bound was full when a pending handshake was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

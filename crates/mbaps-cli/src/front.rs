@@ -2,6 +2,8 @@
 //! meets (TLS with client certificates and the policy, or plain Modbus/TCP
 //! as one role), its admission bounds and timers, and the run until Ctrl-C.
 
+mod reload;
+
 use crate::key_log::KeyLogFromEnv;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -250,24 +252,24 @@ impl FrontArgs {
     }
 }
 
-/// The longest timeout a flag takes: a day.
-pub(crate) const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+use mbaps_gateway_config::{MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS};
 
-/// A timeout in seconds (fractions allowed), above 0 and at most a day.
+/// A timeout in seconds (fractions allowed), from 1 ms to a day (the
+/// configuration file's range).
 pub(crate) fn seconds(text: &str) -> Result<Duration, String> {
     let value: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(value > 0.0 && value <= MAX_TIMEOUT_SECONDS) {
+    if !(MIN_TIMEOUT_SECONDS..=MAX_TIMEOUT_SECONDS).contains(&value) {
         return Err(format!(
-            "{text} s is out of range: give more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds"
+            "{text} s is out of range: give at least {MIN_TIMEOUT_SECONDS} (1 ms) and at most {MAX_TIMEOUT_SECONDS} seconds"
         ));
     }
     Ok(Duration::from_secs_f64(value))
 }
 
 /// `--log-format`.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum LogFormat {
     /// One line of text per entry.
     Text,
@@ -276,7 +278,7 @@ enum LogFormat {
 }
 
 /// `--crl-scope`.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum CrlScopeArg {
     /// Every certificate of the chain.
     Chain,
@@ -285,7 +287,7 @@ enum CrlScopeArg {
 }
 
 /// An idle timeout: seconds, or never.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct IdleTimeout(Option<Duration>);
 
 /// [`seconds`], or 0 for "never".
@@ -363,76 +365,63 @@ impl Front {
         .build()?)
     }
 
-    /// On SIGHUP: the policy, certificate, key, CA and CRLs read again and
-    /// put in force ([`mbaps_tokio::Reloader`]); a file with a mistake is
-    /// logged and the running configuration stays. Logged with what
-    /// changed.
+    /// On SIGHUP: the configuration file and the files it names read
+    /// again, and what a reload may change put in force
+    /// ([`mbaps_tokio::Reloader`]); see [`reload`] for what needs a
+    /// restart and what is refused. A file with a mistake or a refused
+    /// change is logged and the running configuration stays, whole.
     #[cfg(unix)]
     fn reload_on_hangup(&self, reloader: mbaps_tokio::Reloader) -> Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-        let args = self.args.clone();
-        let mut files = self.fingerprints();
+        let mut running = self.clone();
+        let mut files = reload::Contents::of(self);
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
                 // The configuration file too: its paths may point elsewhere.
-                let reloaded = args
-                    .resolve()
-                    .and_then(|front| front.config().map(|config| (front, config)));
-                match reloaded {
-                    Ok((front, config)) => {
-                        let now = front.fingerprints();
-                        let changed: Vec<&str> = now
-                            .iter()
-                            .zip(&files)
-                            .filter(|(new, old)| new != old)
-                            .map(|((name, _), _)| *name)
-                            .collect();
-                        reloader.reload(config);
-                        files = now;
-                        if changed.is_empty() {
-                            tracing::info!("reloaded on SIGHUP: no file changed");
-                        } else {
-                            tracing::info!("reloaded on SIGHUP: {} changed", changed.join(", "));
-                        }
+                let new = match running.args.resolve() {
+                    Ok(new) => new,
+                    Err(error) => {
+                        tracing::error!(
+                            "reload on SIGHUP failed, the running configuration stays: {error:#}"
+                        );
+                        continue;
                     }
-                    Err(error) => tracing::error!(
-                        "reload on SIGHUP failed, the running configuration stays: {error:#}"
-                    ),
+                };
+                let new_files = reload::Contents::of(&new);
+                let changes = reload::Changes::between(&running, &files, &new, &new_files);
+                if !changes.refused.is_empty() {
+                    tracing::error!(
+                        "reload on SIGHUP refused, the running configuration stays: {}",
+                        changes.refused.join("; ")
+                    );
+                    continue;
+                }
+                let config = match new.config() {
+                    Ok(config) => config,
+                    Err(error) => {
+                        tracing::error!(
+                            "reload on SIGHUP failed, the running configuration stays: {error:#}"
+                        );
+                        continue;
+                    }
+                };
+                for key in &changes.needs_restart {
+                    tracing::warn!(
+                        "reload on SIGHUP: {key} changed, but needs a restart: not applied"
+                    );
+                }
+                reloader.reload(config);
+                running = running.with_applied(&new);
+                files = new_files;
+                if changes.applied.is_empty() {
+                    tracing::info!("reloaded on SIGHUP: nothing that a reload applies changed");
+                } else {
+                    tracing::info!("reloaded on SIGHUP: {} changed", changes.applied.join(", "));
                 }
             }
         });
         Ok(())
-    }
-
-    /// Each file the configuration is read from, with a digest of what it
-    /// holds now (a file that cannot be read: `None`).
-    fn fingerprints(&self) -> Vec<(&'static str, Option<u64>)> {
-        use std::hash::{Hash, Hasher};
-        let digest = |path: &PathBuf| {
-            std::fs::read(path).ok().map(|bytes| {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                bytes.hash(&mut hasher);
-                hasher.finish()
-            })
-        };
-        let optional = |path: &Option<PathBuf>| path.as_ref().and_then(digest);
-        let crls = {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            self.crl
-                .iter()
-                .map(digest)
-                .for_each(|d| d.hash(&mut hasher));
-            Some(hasher.finish())
-        };
-        vec![
-            ("configuration file", optional(&self.args.config)),
-            ("policy", digest(&self.policy)),
-            ("certificate", optional(&self.cert)),
-            ("key", optional(&self.key)),
-            ("CA", optional(&self.ca)),
-            ("CRLs", crls),
-        ]
     }
 
     /// Serves with what `answering` makes (within the runtime, so that it
@@ -474,16 +463,17 @@ impl Front {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let metrics = match &self.metrics {
-            Some(address) => {
-                let metrics = Arc::new(Metrics::new());
-                let bound = crate::metrics::serve(address, Arc::clone(&metrics))?;
-                println!("metrics on http://{bound}/metrics");
-                Some(metrics)
-            }
-            None => None,
-        };
         let served: Result<()> = runtime.block_on(async {
+            let metrics = match &self.metrics {
+                Some(address) => {
+                    let metrics = Arc::new(Metrics::new());
+                    let listener = crate::metrics::bind(address).await?;
+                    println!("metrics on http://{}/metrics", listener.local_addr()?);
+                    crate::metrics::serve(listener, Arc::clone(&metrics));
+                    Some(metrics)
+                }
+                None => None,
+            };
             let mut server = TokioServer::bind(&listen, config, answering(metrics.clone())?)
                 .await
                 .with_context(|| format!("listening on {listen}"))?

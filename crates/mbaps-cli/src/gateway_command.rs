@@ -23,10 +23,17 @@ use crate::front::{FrontArgs, seconds};
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exceptions the gateway answers itself: 0x01 when the policy denies the request \
-(it never reaches the device), 0x06 when the device's queue is full, 0x0A when no \
-route or no connection reaches the device, 0x0B when the device does not answer in \
-time, the connection is lost with the request on the wire, or the answer is not for \
-the request.")]
+(it never reaches the device), 0x06 when the device's queue is full or the session \
+has its share of it waiting already, 0x0A when no route or no connection reaches the \
+device, 0x0B when the device does not answer in time, the connection is lost with the \
+request on the wire, or (with one request in flight) the device answers under a \
+transaction or protocol id the gateway did not send. With several in flight such an \
+answer cannot be matched: it is dropped and logged, and its request is answered 0x0B \
+at its timeout.
+
+Sessions take turns at a device: requests from different front sessions are sent round \
+robin by session, so one session's burst never delays another's request by more than \
+one request of each session.")]
 pub(crate) struct GatewayArgs {
     #[command(flatten)]
     front: FrontArgs,
@@ -56,9 +63,17 @@ pub(crate) struct GatewayArgs {
     /// answer one at a time).
     #[arg(long, default_value_t = 1, requires = "upstream", value_parser = clap::value_parser!(u8).range(1..=MAX_UPSTREAM_IN_FLIGHT as i64))]
     in_flight: u8,
-    /// Requests waiting for the device; one more is answered 0x06.
+    /// Requests waiting for the device, from every front session
+    /// together; one more is answered 0x06 (a session past its share,
+    /// see --queue-per-session, first).
     #[arg(long, default_value_t = 64, requires = "upstream", value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
     queue: u32,
+    /// Requests one front session may have waiting for the device
+    /// (default: a quarter of --queue, so that at least four sessions can
+    /// queue at once); its next is answered 0x06 while other sessions'
+    /// requests are still taken.
+    #[arg(long, value_name = "N", requires = "upstream", value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
+    queue_per_session: Option<u32>,
     /// Seconds from a request's arrival to its answer; past them, 0x0B.
     #[arg(long, default_value = "3", value_name = "SECONDS", requires = "upstream", value_parser = seconds)]
     upstream_timeout: Duration,
@@ -119,6 +134,14 @@ fn single_route(args: &GatewayArgs) -> Result<RouteSpec> {
         }),
         _ => None,
     };
+    if let Some(share) = args.queue_per_session
+        && share > args.queue
+    {
+        anyhow::bail!(
+            "--queue-per-session {share} is more than --queue {}: a session's share is part of the queue",
+            args.queue
+        );
+    }
     Ok(RouteSpec {
         units: 0..=255,
         upstream,
@@ -126,6 +149,7 @@ fn single_route(args: &GatewayArgs) -> Result<RouteSpec> {
         limits: UpstreamLimits {
             in_flight: usize::from(args.in_flight),
             queue: args.queue as usize,
+            queue_per_session: args.queue_per_session.map(|n| n as usize),
             timeout: args.upstream_timeout,
             ..UpstreamLimits::default()
         },

@@ -2,15 +2,24 @@
 //! the audit entries (requests by role, function and decision; their
 //! latency; sessions), the session log (handshake failures and refusals by
 //! reason) and, for the gateway, each device's failures and connection
-//! changes. `prometheus-client` keeps and encodes the figures; `tiny_http`
-//! serves them on a thread of its own.
+//! changes. `prometheus-client` keeps and encodes the figures; hyper
+//! serves them on the runtime that serves Modbus, bounded (see [`serve`]).
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use mbaps_admission::{EvictionReason, HandshakeBound, SessionLog};
 use mbaps_codec::function_name;
 use mbaps_session::SessionError;
@@ -22,6 +31,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
 
 /// Label sets: names fixed; values borrowed where they can be (function
 /// names, decisions), so that counting a request allocates little.
@@ -202,6 +213,8 @@ impl Metrics {
                     LinkEvent::Unreachable => "unreachable",
                     LinkEvent::Failed(_) => "failed",
                     LinkEvent::Lost(_) => "lost",
+                    LinkEvent::Flapping { .. } => "flapping",
+                    LinkEvent::DroppedAnswer { .. } => "dropped_answer",
                 };
                 self.gateway_links
                     .get_or_create(&vec![
@@ -241,38 +254,95 @@ fn failure_reason(error: &SessionError) -> &'static str {
     }
 }
 
-/// Serves `/metrics` on `address` from a thread of its own; returns the
-/// address bound (for `:0`).
-pub(crate) fn serve(address: &str, metrics: Arc<Metrics>) -> Result<SocketAddr> {
-    let server = tiny_http::Server::http(address)
-        .map_err(|error| anyhow::anyhow!("{error}"))
-        .with_context(|| format!("serving metrics on {address}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .context("the metrics endpoint is not on an IP address")?;
-    std::thread::Builder::new()
-        .name("mbaps-metrics".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let response = if request.url() == "/metrics" {
-                    let content_type = tiny_http::Header::from_bytes(
-                        "Content-Type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )
-                    .ok();
-                    let mut response = tiny_http::Response::from_string(metrics.encode());
-                    if let Some(header) = content_type {
-                        response = response.with_header(header);
-                    }
-                    response
-                } else {
-                    tiny_http::Response::from_string("not found: the metrics are at /metrics\n")
-                        .with_status_code(404)
-                };
-                let _ = request.respond(response);
+/// Connections the endpoint serves at once; a newcomer beyond closes the
+/// oldest, so that idle or slow connections cannot keep a scraper out.
+pub(crate) const MAX_METRICS_CONNECTIONS: usize = 16;
+/// Time a client has to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a whole connection may take, request and answer.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper's smallest read buffer: a request head longer is refused (431).
+const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Binds `address` for `/metrics` (on the running runtime); returns the
+/// listener, whose address is the one bound (for `:0`).
+pub(crate) async fn bind(address: &str) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("serving metrics on {address}"))
+}
+
+/// Serves `/metrics` from `listener` on a task of the running runtime:
+/// HTTP/1 by hyper, one request per connection, at most
+/// [`MAX_METRICS_CONNECTIONS`] at once, each with a header and a whole
+/// connection timeout. It runs in the process that serves Modbus, so
+/// nothing a client of it does may grow it.
+pub(crate) fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let mut open: VecDeque<AbortHandle> = VecDeque::with_capacity(MAX_METRICS_CONNECTIONS);
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!("metrics endpoint: accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            open.retain(|connection| !connection.is_finished());
+            if open.len() >= MAX_METRICS_CONNECTIONS
+                && let Some(oldest) = open.pop_front()
+            {
+                oldest.abort();
             }
-        })
-        .context("starting the metrics endpoint")?;
-    Ok(bound)
+            let metrics = Arc::clone(&metrics);
+            let connection = tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let response = answer(&metrics, &request);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let serving = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .keep_alive(false)
+                    .max_buf_size(MAX_REQUEST_BYTES)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, serving).await;
+            });
+            open.push_back(connection.abort_handle());
+        }
+    });
+}
+
+/// `GET /metrics` (or `HEAD`): the figures; another path 404, another
+/// method 405.
+fn answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: &'static str| {
+        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *response.status_mut() = status;
+        response
+    };
+    if request.uri().path() != "/metrics" {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found: the metrics are at /metrics\n",
+        );
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the metrics are read with GET\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }

@@ -484,6 +484,55 @@ pub(crate) struct CertsArgs {
 /// The CN of the CA `mbaps certs` makes: how it knows its own.
 const QUICK_START_CA: &str = "mbaps quick-start CA";
 
+/// Refuses (without `--force`) to write into `dir` over files that
+/// `mbaps certs` did not write: a CA of someone else's, or, in a folder
+/// without the quick-start CA (a server's folder, say), any file of the
+/// names it would write.
+fn refuse_files_not_ours(dir: &std::path::Path, roles: &[String]) -> Result<()> {
+    if dir.join("ca.key").exists() {
+        let theirs = CertificateAuthority::open(dir)
+            .map(|ca| ca.subject().to_owned())
+            .unwrap_or_else(|err| format!("unreadable: {err}"));
+        if theirs == format!("CN={QUICK_START_CA}") {
+            // Its own quick-start folder: written again.
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} holds a CA that mbaps certs did not make ({theirs}); give --force to replace it, \
+             or another --out",
+            dir.display()
+        );
+    }
+    let mut names = vec![
+        "ca.pem".to_owned(),
+        "crl.pem".to_owned(),
+        "pki.toml".to_owned(),
+    ];
+    let leaves = ["server".to_owned(), "client-no-role".to_owned()]
+        .into_iter()
+        .chain(roles.iter().map(|role| format!("client-{role}")));
+    for leaf in leaves {
+        names.extend([
+            format!("{leaf}.pem"),
+            format!("{leaf}-chain.pem"),
+            format!("{leaf}.key"),
+        ]);
+    }
+    let present: Vec<String> = names
+        .into_iter()
+        .filter(|name| dir.join(name).exists())
+        .collect();
+    if !present.is_empty() {
+        anyhow::bail!(
+            "{} holds {} but no CA of mbaps certs: they were not written by it; give --force to replace them, \
+             or another --out",
+            dir.display(),
+            present.join(", ")
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn certs(args: &CertsArgs) -> Result<bool> {
     let now = SystemTime::now();
     let dir = &args.out;
@@ -496,17 +545,8 @@ pub(crate) fn certs(args: &CertsArgs) -> Result<bool> {
             roles.push(role.clone());
         }
     }
-    if !args.force && dir.join("ca.key").exists() {
-        let theirs = CertificateAuthority::open(dir)
-            .map(|ca| ca.subject().to_owned())
-            .unwrap_or_else(|err| format!("unreadable: {err}"));
-        if theirs != format!("CN={QUICK_START_CA}") {
-            anyhow::bail!(
-                "{} holds a CA that mbaps certs did not make ({theirs}); give --force to replace it, \
-                 or another --out",
-                dir.display()
-            );
-        }
+    if !args.force {
+        refuse_files_not_ours(dir, &roles)?;
     }
     let ca =
         CertificateAuthority::init(dir, QUICK_START_CA, KeyType::EcdsaP256, CA_DAYS, true, now)?;

@@ -57,3 +57,96 @@ fn the_metrics_parse_and_count_the_requests_made() {
     server.terminate();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `Threads` and `VmRSS` (KiB) of process `pid`.
+#[cfg(target_os = "linux")]
+fn threads_and_memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_connections_and_slowloris_leave_threads_and_memory_flat_and_scrapes_working() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let dir = pki("metrics-flood");
+    let (server, _host) = start_server_with(&dir, &["--metrics", "127.0.0.1:0"]);
+    let metrics = common::metrics_address(&dir.join("server.log"));
+    let (_, body) = scrape(&metrics, "/metrics");
+    assert!(body.ends_with("# EOF\n"));
+    let (threads_before, memory_before) = threads_and_memory(server.id());
+
+    // 200 slowloris connections (a request head never finished), then
+    // 2,000 that send nothing.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut stream = TcpStream::connect(&metrics).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nX-a: ").unwrap();
+        held.push(stream);
+    }
+    for _ in 0..2_000 {
+        held.push(TcpStream::connect(&metrics).unwrap());
+    }
+    let (_, body) = scrape(&metrics, "/metrics");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let (threads, memory) = threads_and_memory(server.id());
+    assert!(
+        threads <= threads_before + 1,
+        "threads went from {threads_before} to {threads}"
+    );
+    assert!(
+        memory < memory_before + 8 * 1024,
+        "resident memory went from {memory_before} KiB to {memory} KiB"
+    );
+
+    // A slow client alone: cut off at the header timeout, not held.
+    drop(held);
+    let mut slow = TcpStream::connect(&metrics).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let started = Instant::now();
+    let mut byte = [0u8; 512];
+    loop {
+        // One header byte a while keeps the head unfinished.
+        if slow.write_all(b"X").is_err() {
+            break;
+        }
+        match slow.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {} // a 408 answer: the close follows
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a slowloris connection is still held after 30 s"
+        );
+    }
+    // A request head larger than the endpoint reads is refused, not kept.
+    let mut large = TcpStream::connect(&metrics).unwrap();
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nX-a: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = large.write_all(head.as_bytes());
+    let mut answer = String::new();
+    let _ = large.read_to_string(&mut answer);
+    assert!(!answer.contains("# EOF"), "{answer}");
+    let (head, _) = scrape(&metrics, "/metrics");
+    assert!(head.contains(" 200"), "{head}");
+    server.terminate();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -315,6 +315,30 @@ fn nothing_is_overwritten_without_force_and_mistakes_name_the_field() {
     run(&["certs", "--out", &own]);
     run(&["certs", "--out", &own]);
     let _ = std::fs::remove_dir_all(&own);
+    // A server's folder (its chain, its key and the CA, no CA key): kept.
+    let served = folder("force-server");
+    std::fs::create_dir_all(&served).unwrap();
+    for name in ["ca.pem", "server-chain.pem", "server.key"] {
+        std::fs::write(served.join(name), format!("the site's {name}")).unwrap();
+    }
+    let certs = mbaps(&["certs", "--out", served.to_str().unwrap()]);
+    assert_eq!(certs.status.code(), Some(1));
+    assert!(
+        text(&certs.stderr)
+            .contains("holds ca.pem, server-chain.pem, server.key but no CA of mbaps certs"),
+        "{}",
+        text(&certs.stderr)
+    );
+    for name in ["ca.pem", "server-chain.pem", "server.key"] {
+        assert_eq!(
+            std::fs::read_to_string(served.join(name)).unwrap(),
+            format!("the site's {name}")
+        );
+    }
+    assert!(!served.join("ca.key").exists());
+    run(&["certs", "--out", served.to_str().unwrap(), "--force"]);
+    assert!(served.join("ca.key").exists());
+    let _ = std::fs::remove_dir_all(&served);
     assert_ne!(std::fs::read(dir.join("server.key")).unwrap(), before);
 
     for (args, says) in [

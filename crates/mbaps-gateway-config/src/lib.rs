@@ -15,6 +15,7 @@
 //! [defaults]
 //! in_flight = 1      # requests on the wire to a device at once, 1..=16
 //! queue = 64         # requests waiting per device; one more is answered 0x06
+//! queue_per_session = 16  # of those, from one front session (default: a quarter of queue)
 //! timeout = 3        # seconds from a request's arrival to its answer (0x0B after)
 //!
 //! [[route]]
@@ -53,6 +54,9 @@ use toml::{Spanned, Value};
 pub const MAX_GATEWAY_FILE_BYTES: usize = 256 * 1024;
 /// The longest timeout accepted, in seconds: a day.
 pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+/// The shortest timeout accepted, in seconds: 1 ms
+/// ([`mbaps_session::MIN_TIMEOUT`]).
+pub const MIN_TIMEOUT_SECONDS: f64 = 0.001;
 
 /// A configuration file, checked: what `mbaps server` and `mbaps gateway`
 /// take from it (every key means what the flag of its name means; a flag
@@ -272,6 +276,7 @@ struct FileDoc {
 struct SettingsDoc {
     in_flight: Option<Spanned<i64>>,
     queue: Option<Spanned<i64>>,
+    queue_per_session: Option<Spanned<i64>>,
     timeout: Option<Spanned<Value>>,
     tls: Option<Spanned<TlsDoc>>,
 }
@@ -284,6 +289,7 @@ struct RouteDoc {
     unit_id: Option<Spanned<i64>>,
     in_flight: Option<Spanned<i64>>,
     queue: Option<Spanned<i64>>,
+    queue_per_session: Option<Spanned<i64>>,
     timeout: Option<Spanned<Value>>,
     tls: Option<Spanned<TlsDoc>>,
 }
@@ -302,6 +308,7 @@ struct TlsDoc {
 struct Settings<'a> {
     in_flight: Option<&'a Spanned<i64>>,
     queue: Option<&'a Spanned<i64>>,
+    queue_per_session: Option<&'a Spanned<i64>>,
     timeout: Option<&'a Spanned<Value>>,
 }
 
@@ -310,6 +317,7 @@ impl RouteDoc {
         Settings {
             in_flight: self.in_flight.as_ref(),
             queue: self.queue.as_ref(),
+            queue_per_session: self.queue_per_session.as_ref(),
             timeout: self.timeout.as_ref(),
         }
     }
@@ -377,12 +385,18 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|v| self.number("audit_max_bytes", v, 0..=i64::MAX))
             .map(|n| n as u64);
-        let handshake_timeout = doc.handshake_timeout.as_ref().and_then(|v| self.timeout(v));
-        let write_timeout = doc.write_timeout.as_ref().and_then(|v| self.timeout(v));
+        let handshake_timeout = doc
+            .handshake_timeout
+            .as_ref()
+            .and_then(|v| self.timeout("handshake_timeout", v));
+        let write_timeout = doc
+            .write_timeout
+            .as_ref()
+            .and_then(|v| self.timeout("write_timeout", v));
         let idle_timeout = doc.idle_timeout.as_ref().and_then(|v| match v.get_ref() {
             Value::Integer(0) => Some(None),
             Value::Float(x) if *x == 0.0 => Some(None),
-            _ => self.timeout(v).map(Some),
+            _ => self.timeout("idle_timeout", v).map(Some),
         });
         let mut one_of = |key: &str, value: &Option<Spanned<String>>, allowed: &[&str]| {
             let value = value.as_ref()?;
@@ -452,8 +466,26 @@ impl Checker<'_> {
                 None => ok = false,
             }
         }
+        if let Some(value) = keys.queue_per_session {
+            // Within the queue as finally set, which the same table may give.
+            match self.number("queue_per_session", value, 1..=limits.queue as i64) {
+                Some(n) => limits.queue_per_session = Some(n as usize),
+                None => ok = false,
+            }
+        } else if let (Some(share), Some(queue)) = (limits.queue_per_session, keys.queue)
+            && share > limits.queue
+        {
+            self.report(
+                queue.span(),
+                format!(
+                    "queue is {}: it must be at least the queue_per_session of [defaults], {share}",
+                    limits.queue
+                ),
+            );
+            ok = false;
+        }
         if let Some(value) = keys.timeout {
-            match self.timeout(value) {
+            match self.timeout("timeout", value) {
                 Some(timeout) => limits.timeout = timeout,
                 None => ok = false,
             }
@@ -461,7 +493,9 @@ impl Checker<'_> {
         (limits, ok)
     }
 
-    fn timeout(&mut self, value: &Spanned<Value>) -> Option<Duration> {
+    /// A number of seconds from [`MIN_TIMEOUT_SECONDS`] to
+    /// [`MAX_TIMEOUT_SECONDS`], or a report naming `key`.
+    fn timeout(&mut self, key: &str, value: &Spanned<Value>) -> Option<Duration> {
         let seconds = match value.get_ref() {
             Value::Integer(n) => *n as f64,
             Value::Float(x) => *x,
@@ -469,20 +503,20 @@ impl Checker<'_> {
                 self.report(
                     value.span(),
                     format!(
-                        "timeout is {}: give a number of seconds, such as 3 or 1.5",
+                        "{key} is {}: give a number of seconds, such as 3 or 1.5",
                         Shown(other)
                     ),
                 );
                 return None;
             }
         };
-        if seconds > 0.0 && seconds <= MAX_TIMEOUT_SECONDS {
+        if (MIN_TIMEOUT_SECONDS..=MAX_TIMEOUT_SECONDS).contains(&seconds) {
             Some(Duration::from_secs_f64(seconds))
         } else {
             self.report(
                 value.span(),
                 format!(
-                    "timeout is {seconds} s: it must be more than 0 and at most {MAX_TIMEOUT_SECONDS}"
+                    "{key} is {seconds} s: it must be at least {MIN_TIMEOUT_SECONDS} (1 ms) and at most {MAX_TIMEOUT_SECONDS}"
                 ),
             );
             None
@@ -616,6 +650,7 @@ pub fn parse(text: &str) -> Result<GatewayFile, Vec<Problem>> {
         Settings {
             in_flight: defaults.in_flight.as_ref(),
             queue: defaults.queue.as_ref(),
+            queue_per_session: defaults.queue_per_session.as_ref(),
             timeout: defaults.timeout.as_ref(),
         },
         UpstreamLimits::default(),

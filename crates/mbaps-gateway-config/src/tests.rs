@@ -131,6 +131,64 @@ fn the_front_keys_are_read_and_checked() {
 }
 
 #[test]
+fn every_duration_has_a_floor_of_one_millisecond_named_by_its_key() {
+    // 1e-10 s would become a zero timeout: refused, as 0 is.
+    let found = problems("handshake_timeout = 1e-10\nwrite_timeout = 0\n");
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0]
+            .2
+            .contains("handshake_timeout is 0.0000000001 s: it must be at least 0.001 (1 ms)"),
+        "{found:?}"
+    );
+    assert!(found[1].2.starts_with("write_timeout is 0 s"), "{found:?}");
+    let found = problems("[defaults]\ntimeout = 0.0009\n");
+    assert!(found[0].2.starts_with("timeout is 0.0009 s"), "{found:?}");
+    // The floor itself is accepted; 0 keeps meaning "never" for idle_timeout.
+    let file = parse("handshake_timeout = 0.001\nidle_timeout = 0\n").unwrap();
+    assert_eq!(file.front.handshake_timeout, Some(Duration::from_millis(1)));
+    assert_eq!(file.front.idle_timeout, Some(None));
+    assert!(
+        problems("idle_timeout = 1e-9\n")[0]
+            .2
+            .starts_with("idle_timeout is")
+    );
+}
+
+#[test]
+fn queue_per_session_is_read_and_kept_within_the_queue() {
+    let file = parse(
+        "[defaults]\nqueue_per_session = 8\n[[route]]\nunits = 1\nupstream = \"a:502\"\n[[route]]\nunits = 2\nupstream = \"b:502\"\nqueue = 20\nqueue_per_session = 20\n",
+    )
+    .unwrap();
+    assert_eq!(file.routes[0].limits.queue_per_session, Some(8));
+    assert_eq!(file.routes[0].limits.session_share(), 8);
+    assert_eq!(file.routes[1].limits.queue_per_session, Some(20));
+    // Not given: a quarter of the queue, so that four sessions queue at once.
+    let file = parse("[[route]]\nunits = 1\nupstream = \"a:502\"\nqueue = 64\n").unwrap();
+    assert_eq!(file.routes[0].limits.queue_per_session, None);
+    assert_eq!(file.routes[0].limits.session_share(), 16);
+    let found =
+        problems("[[route]]\nunits = 1\nupstream = \"a:502\"\nqueue = 4\nqueue_per_session = 5\n");
+    assert!(
+        found[0]
+            .2
+            .contains("queue_per_session is 5: it must be 1 to 4"),
+        "{found:?}"
+    );
+    let found = problems(
+        "[defaults]\nqueue_per_session = 8\n[[route]]\nunits = 1\nupstream = \"a:502\"\nqueue = 4\n",
+    );
+    assert_eq!((found[0].0, found[0].1), (6, 9), "{found:?}");
+    assert!(
+        found[0]
+            .2
+            .contains("queue is 4: it must be at least the queue_per_session of [defaults], 8"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn tls_takes_the_server_name_from_the_upstream_by_default() {
     let text = "[[route]]\nunits = 1\nupstream = \"[::1]:802\"\ntls = { cert = \"c\", key = \"k\", ca = \"a\" }\n";
     let file = parse(text).unwrap();

@@ -14,7 +14,7 @@ use mbaps_codec::{
 use mbaps_codec::{ConformityLevel, DeviceIdentification as WireIdentification};
 
 use crate::error::SessionError;
-use crate::event::{ClientEvent, CloseReason, Handshake, InvalidResponse, Pdu};
+use crate::event::{ClientEvent, CloseReason, DropReason, Handshake, InvalidResponse, Pdu};
 
 /// Why a call returned no response.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -77,6 +77,13 @@ pub enum Outcome {
     },
     /// The handshake finished.
     Connected(Option<Handshake>),
+    /// A frame no call waits for was dropped ([`ClientEvent::Dropped`]).
+    Dropped {
+        /// Its transaction id.
+        transaction_id: u16,
+        /// Why it answers no call.
+        reason: DropReason,
+    },
     /// The session ended: the last outcome.
     Closed(CloseReason),
 }
@@ -104,6 +111,15 @@ impl From<ClientEvent> for Outcome {
                 reason,
             } => (transaction_id, Err(ClientError::from(reason))),
             ClientEvent::Connected(handshake) => return Outcome::Connected(handshake),
+            ClientEvent::Dropped {
+                transaction_id,
+                reason,
+            } => {
+                return Outcome::Dropped {
+                    transaction_id,
+                    reason,
+                };
+            }
             ClientEvent::Closed(reason) => return Outcome::Closed(reason),
         };
         Outcome::Call {

@@ -9,7 +9,7 @@ use rustls::pki_types::ServerName;
 
 use crate::config::ClientConfig;
 use crate::error::SessionError;
-use crate::event::{ClientEvent, CloseReason, InvalidResponse, Pdu};
+use crate::event::{ClientEvent, CloseReason, DropReason, InvalidResponse, Pdu};
 use crate::link::{Frame, Link};
 use crate::resumption::Forget;
 use crate::transport::{Tls, Transport};
@@ -38,7 +38,38 @@ pub struct Client {
     next_transaction_id: u16,
     events: VecDeque<ClientEvent>,
     discarded: u64,
+    /// Requests that ended lately (answered, timed out, abandoned): an
+    /// answer under one of their ids is late, not a stranger's.
+    ended: Ended,
     config: ClientConfig,
+}
+
+/// How many ended requests' transaction ids a client remembers, to tell a
+/// late or repeated answer from one under an id it never used: four
+/// windows of the usual 16 in flight.
+const ENDED_REMEMBERED: usize = 64;
+
+/// The transaction ids of the requests that ended last, oldest replaced
+/// first; nothing is allocated until a request ends.
+#[derive(Default)]
+struct Ended {
+    ids: Vec<u16>,
+    next: usize,
+}
+
+impl Ended {
+    fn note(&mut self, transaction_id: u16) {
+        if self.ids.len() < ENDED_REMEMBERED {
+            self.ids.push(transaction_id);
+        } else {
+            self.ids[self.next] = transaction_id;
+            self.next = (self.next + 1) % ENDED_REMEMBERED;
+        }
+    }
+
+    fn contains(&self, transaction_id: u16) -> bool {
+        self.ids.contains(&transaction_id)
+    }
 }
 
 impl Client {
@@ -70,6 +101,7 @@ impl Client {
             next_transaction_id: 0,
             events: VecDeque::new(),
             discarded: 0,
+            ended: Ended::default(),
             config: config.clone(),
         };
         if let Some(forget) = forget {
@@ -201,10 +233,11 @@ impl Client {
     /// Expires requests past their deadline and checks the session timers;
     /// call when [`Client::poll_timeout`] is reached.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let events = &mut self.events;
+        let (events, ended) = (&mut self.events, &mut self.ended);
         self.outstanding.retain(|pending| {
             let expired = pending.deadline <= now;
             if expired {
+                ended.note(pending.transaction_id);
                 events.push_back(ClientEvent::Timeout {
                     transaction_id: pending.transaction_id,
                 });
@@ -259,6 +292,27 @@ impl Client {
         self.outstanding.len()
     }
 
+    /// The transaction ids of the requests in flight (in no order).
+    pub fn in_flight_ids(&self) -> impl Iterator<Item = u16> + '_ {
+        self.outstanding.iter().map(|p| p.transaction_id)
+    }
+
+    /// Stops waiting for request `transaction_id`: it reports nothing
+    /// more, and an answer that still comes under its id is late
+    /// ([`DropReason::Late`]). `false` when it was not in flight.
+    pub fn abandon(&mut self, transaction_id: u16) -> bool {
+        let Some(index) = self
+            .outstanding
+            .iter()
+            .position(|p| p.transaction_id == transaction_id)
+        else {
+            return false;
+        };
+        self.outstanding.remove(index);
+        self.ended.note(transaction_id);
+        true
+    }
+
     /// Responses discarded because their transaction id matched no request
     /// in flight (late ones, after a timeout, included).
     pub fn discarded_responses(&self) -> u64 {
@@ -291,12 +345,41 @@ impl Client {
                 outstanding,
                 events,
                 discarded,
+                ended,
                 ..
             } = self;
             let taken = link.take_frame(|frame, _| match frame {
-                Frame::Discarded { .. } => *discarded += 1,
+                Frame::Discarded {
+                    protocol_id,
+                    transaction_id,
+                } => {
+                    *discarded += 1;
+                    events.push_back(ClientEvent::Dropped {
+                        transaction_id,
+                        reason: DropReason::ProtocolId(protocol_id),
+                    });
+                }
                 Frame::Adu { header, pdu } => {
-                    on_response(outstanding, events, discarded, header, pdu);
+                    let transaction_id = header.transaction_id;
+                    let Some(index) = outstanding
+                        .iter()
+                        .position(|p| p.transaction_id == transaction_id)
+                    else {
+                        *discarded += 1;
+                        let reason = if ended.contains(transaction_id) {
+                            DropReason::Late
+                        } else {
+                            DropReason::UnknownTransactionId
+                        };
+                        events.push_back(ClientEvent::Dropped {
+                            transaction_id,
+                            reason,
+                        });
+                        return;
+                    };
+                    let pending = outstanding.swap_remove(index);
+                    ended.note(pending.transaction_id);
+                    events.push_back(on_response(pending, header, pdu));
                 }
             });
             if taken.is_none() {
@@ -306,28 +389,14 @@ impl Client {
     }
 }
 
-/// A response: the outcome of the request it answers, or discarded.
-fn on_response(
-    outstanding: &mut Vec<Pending>,
-    events: &mut VecDeque<ClientEvent>,
-    discarded: &mut u64,
-    header: MbapHeader,
-    pdu: &[u8],
-) {
-    let Some(index) = outstanding
-        .iter()
-        .position(|p| p.transaction_id == header.transaction_id)
-    else {
-        *discarded += 1;
-        return;
-    };
-    let pending = outstanding.swap_remove(index);
+/// A response to `pending`: its outcome.
+fn on_response(pending: Pending, header: MbapHeader, pdu: &[u8]) -> ClientEvent {
     let transaction_id = pending.transaction_id;
     let invalid = |error| ClientEvent::Invalid {
         transaction_id,
         error,
     };
-    let event = match Response::decode(pdu) {
+    match Response::decode(pdu) {
         Err(error) => invalid(InvalidResponse::Malformed(error)),
         Ok(response) if response.function_code() != pending.function => {
             invalid(InvalidResponse::WrongFunction {
@@ -344,6 +413,5 @@ fn on_response(
             unit_id: header.unit_id,
             pdu: Pdu::copy_of(pdu),
         },
-    };
-    events.push_back(event);
+    }
 }

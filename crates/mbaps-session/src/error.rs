@@ -21,14 +21,22 @@ pub enum SessionError {
     /// peer is pending in [`poll_transmit`](crate::Server::poll_transmit).
     #[error("TLS: {}", TlsText(.0))]
     Tls(rustls::Error),
-    /// A reloaded configuration no longer accepts the client's
+    /// The configuration in force no longer accepts the client's
     /// certificate (a new CRL revokes it, its CA is no longer trusted, it
-    /// has expired): the open session was closed with close_notify.
+    /// has expired): a reload found it on an open session, or the check
+    /// at the end of a handshake did (one that completed after a reload,
+    /// or resumed a session). The session was closed with close_notify
+    /// before serving anything more, and its TLS session forgotten.
     #[error("the client certificate is no longer accepted: {}", TlsText(.0))]
     NoLongerAccepted(rustls::Error),
     /// The handshake did not finish within the handshake timeout.
     #[error("the TLS handshake did not finish within {0:?}")]
     HandshakeTimeout(std::time::Duration),
+    /// A plain Modbus/TCP connection sent no request that decodes within
+    /// the handshake timeout (the bound a plain connection has in place of
+    /// a handshake).
+    #[error("no request came within {0:?} of the connection")]
+    NoRequest(std::time::Duration),
     /// The Modbus byte stream is out of step (a bad MBAP length): it cannot
     /// be followed further.
     #[error("the Modbus stream cannot be followed: {0}")]
@@ -79,7 +87,9 @@ impl SessionError {
         matches!(
             self,
             SessionError::Tls(_)
+                | SessionError::NoLongerAccepted(_)
                 | SessionError::HandshakeTimeout(_)
+                | SessionError::NoRequest(_)
                 | SessionError::Framing(_)
                 | SessionError::SendBufferFull
                 | SessionError::ReceiveBufferFull

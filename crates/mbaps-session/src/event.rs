@@ -213,6 +213,55 @@ pub enum InvalidResponse {
         /// The response's.
         found: u8,
     },
+    /// The only request in flight got no answer under its transaction id,
+    /// but a frame came that no request of late can own: under another id
+    /// (the peer did not echo it), or with a protocol id other than 0 (a
+    /// gateway's conclusion; see [`crate::upstream::Upstream`]).
+    Unechoed {
+        /// The request's transaction id.
+        expected: u16,
+        /// The frame's transaction id.
+        found: u16,
+        /// The frame's protocol id.
+        protocol_id: u16,
+    },
+}
+
+impl fmt::Display for InvalidResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidResponse::Malformed(error) => write!(f, "the PDU does not decode: {error}"),
+            InvalidResponse::WrongFunction { expected, found } => write!(
+                f,
+                "the answer is for function 0x{found:02X}, the request was 0x{expected:02X}"
+            ),
+            InvalidResponse::WrongUnit { expected, found } => write!(
+                f,
+                "the answer is from unit {found}, the request was to unit {expected}"
+            ),
+            InvalidResponse::Unechoed {
+                expected,
+                found,
+                protocol_id,
+            } => write!(
+                f,
+                "a frame came under transaction id {found} (protocol id {protocol_id}) while only request {expected} was on the wire: its answer is not coming"
+            ),
+        }
+    }
+}
+
+/// Why a client dropped a frame from the server ([`ClientEvent::Dropped`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// A request under its transaction id ended lately (answered, timed
+    /// out, abandoned): a late or a repeated answer.
+    Late,
+    /// No request of late had its transaction id.
+    UnknownTransactionId,
+    /// Its protocol id is not 0: not a Modbus frame (Implementation Guide
+    /// 3.1.3).
+    ProtocolId(u16),
 }
 
 /// What a [`crate::Client`] reports.
@@ -253,6 +302,16 @@ pub enum ClientEvent {
         transaction_id: u16,
         /// How the session ended.
         reason: CloseReason,
+    },
+    /// A frame from the server that answers no request in flight: dropped
+    /// (and counted in [`crate::Client::discarded_responses`]), as the
+    /// Implementation Guide says. For a log: a peer that answers under
+    /// ids it was never sent is out of step.
+    Dropped {
+        /// The frame's transaction id.
+        transaction_id: u16,
+        /// Why it answers nothing.
+        reason: DropReason,
     },
     /// The session ended: the last event. Requests still in flight got
     /// `Aborted` first.

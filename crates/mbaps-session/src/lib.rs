@@ -153,12 +153,13 @@ pub use call::{AsyncCalls, Calls, ClientError, Outcome};
 pub use client::Client;
 pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, CrlScope, DEFAULT_MAX_OUTSTANDING,
-    MAX_OUTSTANDING_LIMIT, PlainConfigBuilder, ServerConfig, ServerConfigBuilder,
+    MAX_OUTSTANDING_LIMIT, MIN_TIMEOUT, PlainConfigBuilder, ServerConfig, ServerConfigBuilder,
     ServerVerification, Timers, TlsVersions, crypto_provider,
 };
 pub use error::SessionError;
 pub use event::{
-    ClientEvent, CloseReason, Handshake, InvalidResponse, Pdu, Rejection, RequestId, ServerEvent,
+    ClientEvent, CloseReason, DropReason, Handshake, InvalidResponse, Pdu, Rejection, RequestId,
+    ServerEvent,
 };
 pub use handler::{Handler, Reply, RequestContext};
 pub use load::{

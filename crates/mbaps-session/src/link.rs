@@ -56,7 +56,10 @@ pub(crate) enum Frame<'a> {
     /// An ADU with protocol id 0.
     Adu { header: MbapHeader, pdu: &'a [u8] },
     /// An ADU with another protocol id, discarded.
-    Discarded { protocol_id: u16 },
+    Discarded {
+        protocol_id: u16,
+        transaction_id: u16,
+    },
 }
 
 /// What the front of some plaintext held, for [`Link::take_frame`].
@@ -91,10 +94,16 @@ fn next_frame<R, F: FnOnce(Frame<'_>, &mut Vec<u8>) -> R>(
             }
         }
         Ok(Decoded::Incomplete { .. }) => Step::Incomplete(f),
-        Err(CodecError::ProtocolId { value, frame_len }) => Step::Discarded {
-            result: f(Frame::Discarded { protocol_id: value }, pending),
-            frame_len,
-        },
+        Err(CodecError::ProtocolId { value, frame_len }) => {
+            let frame = Frame::Discarded {
+                protocol_id: value,
+                transaction_id: u16::from_be_bytes([bytes[0], bytes[1]]),
+            };
+            Step::Discarded {
+                result: f(frame, pending),
+                frame_len,
+            }
+        }
         Err(error) => Step::Broken(error),
     }
 }
@@ -162,7 +171,10 @@ impl Link {
         if matches!(self.state, State::Closed(_)) {
             return;
         }
-        if let CloseReason::Failed(SessionError::Tls(_)) = reason
+        // A session a fatal alert ended, or whose client certificate is
+        // no longer accepted, must not be resumed.
+        if let CloseReason::Failed(SessionError::Tls(_) | SessionError::NoLongerAccepted(_)) =
+            reason
             && let Some(forget) = &mut self.forget
         {
             forget.forget();
@@ -305,7 +317,23 @@ impl Link {
     /// records, from the reassembly buffer.
     pub(crate) fn take_frame<R, F: FnOnce(Frame<'_>, &mut Vec<u8>) -> R>(
         &mut self,
+        f: F,
+    ) -> Option<R> {
+        self.next_whole_frame(f, true)
+    }
+
+    /// Calls `f` with the next whole frame of the stream, as
+    /// [`Link::take_frame`] does, but leaves the frame where it is: the
+    /// next `take_frame` gets it again. `None` when no whole frame is
+    /// there (or the session is over).
+    pub(crate) fn peek_frame<R>(&mut self, f: impl FnOnce(Frame<'_>) -> R) -> Option<R> {
+        self.next_whole_frame(|frame, _| f(frame), false)
+    }
+
+    fn next_whole_frame<R, F: FnOnce(Frame<'_>, &mut Vec<u8>) -> R>(
+        &mut self,
         mut f: F,
+        consume: bool,
     ) -> Option<R> {
         loop {
             if self.is_closed() {
@@ -342,6 +370,9 @@ impl Link {
                 }
             };
             match step {
+                Step::Taken { result, .. } | Step::Discarded { result, .. } if !consume => {
+                    return Some(result);
+                }
                 Step::Taken { result, consumed } if in_rx => {
                     self.drop_front(consumed);
                     return Some(result);
@@ -518,12 +549,18 @@ impl Link {
         }
     }
 
+    /// When the handshake must be over: the session's start plus the
+    /// handshake timeout.
+    pub(crate) fn handshake_deadline(&self) -> Instant {
+        self.started + self.timers.handshake_timeout
+    }
+
     /// The next deadline: the handshake's while handshaking; the end of
     /// the wait for the peer's close_notify while closing; otherwise the
     /// idle deadline, when the caller says the session is idle.
     pub(crate) fn deadline(&self, idle: bool) -> Option<Instant> {
         match self.state {
-            State::Handshaking => Some(self.started + self.timers.handshake_timeout),
+            State::Handshaking => Some(self.handshake_deadline()),
             State::Closing { since } => Some(since + self.timers.close_timeout),
             State::Open if idle => self.timers.idle_timeout.map(|t| self.last_activity + t),
             State::Open | State::Closed(_) => None,

@@ -14,6 +14,7 @@ use crate::handler::{Handler, Reply, RequestContext};
 use crate::link::{Frame, Link};
 use crate::resumption::Forget;
 use crate::transport::{Tls, Transport};
+use rustls::server::danger::ClientCertVerifier;
 
 #[derive(Clone, Copy, Debug)]
 struct Outstanding {
@@ -42,8 +43,8 @@ const OUTPUT_HIGH_WATER: usize = 16 * 1024;
 /// session itself and reported as [`ServerEvent::Denied`].
 pub struct Server {
     link: Link,
-    /// The client's permissions and role, once authenticated.
-    permissions: Option<Arc<Permissions>>,
+    /// Whom the session serves, and with which permissions.
+    standing: Standing,
     role: Option<Role>,
     max_outstanding: usize,
     /// Requests handed to the application and not yet answered.
@@ -54,6 +55,24 @@ pub struct Server {
     /// buffer by `poll_event` are stamped with it.
     now: Instant,
     config: ServerConfig,
+    /// The client certificate verifier of the rustls configuration this
+    /// connection's handshake runs on: when a reload has put another in
+    /// force meanwhile, the handshake's outcome is checked again.
+    handshake_verifier: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+/// Where the client stands with the session: one state.
+enum Standing {
+    /// A TLS handshake under way: nothing is served.
+    Handshaking,
+    /// Plain Modbus/TCP before the first request that decodes: the
+    /// connection counts as a pending handshake (admission, the handshake
+    /// timeout), and frames that are no request are answered or dropped,
+    /// but no request is served. Its permissions are the plain role's.
+    AwaitingRequest(Arc<Permissions>),
+    /// Authenticated (TLS), or plain Modbus/TCP that has sent a request:
+    /// requests are authorized with these permissions.
+    Established(Arc<Permissions>),
 }
 
 impl Server {
@@ -70,7 +89,7 @@ impl Server {
         };
         let mut session = Server {
             link: Link::new(transport, now, config.timers),
-            permissions: None,
+            standing: Standing::Handshaking,
             role: None,
             max_outstanding: config.max_outstanding,
             outstanding: Vec::new(),
@@ -78,6 +97,7 @@ impl Server {
             events: VecDeque::new(),
             now,
             config: config.clone(),
+            handshake_verifier: config.verifier.as_ref().map(|(v, _)| Arc::clone(v)),
         };
         if let Some(sessions) = &config.sessions {
             session.link.forget_on_alert(Forget::Server {
@@ -86,8 +106,10 @@ impl Server {
             });
         }
         if session.link.is_open() {
-            // Plain Modbus/TCP is up from the start.
-            session.authenticate();
+            // Plain Modbus/TCP: up from the start, but established only by
+            // a request that decodes (see `Standing::AwaitingRequest`).
+            let permissions = config.policy.permissions(config.plain_role.as_ref());
+            session.standing = Standing::AwaitingRequest(permissions);
         }
         Ok(session)
     }
@@ -106,6 +128,7 @@ impl Server {
                 self.authenticate();
             }
             self.drop_frames_unless_open();
+            self.await_first_request();
         }
         self.settle();
         bytes.len() - input.len()
@@ -122,19 +145,36 @@ impl Server {
         self.now = now;
         self.link.read_eof();
         self.drop_frames_unless_open();
+        self.await_first_request();
         self.settle();
     }
 
     /// Checks the timers; call when [`Server::poll_timeout`] is reached.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        if matches!(self.standing, Standing::AwaitingRequest(_))
+            && self.link.is_open()
+            && now >= self.link.handshake_deadline()
+        {
+            let waited = self.config.timers.handshake_timeout;
+            self.link.fail(SessionError::NoRequest(waited));
+        }
         self.link.check_timers(now, self.outstanding.is_empty());
         self.settle();
     }
 
     /// When [`Server::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.link.deadline(self.outstanding.is_empty())
+        let link = self.link.deadline(self.outstanding.is_empty());
+        match self.standing {
+            // A plain connection has the handshake timeout to send its
+            // first request.
+            Standing::AwaitingRequest(_) if self.link.is_open() => {
+                let first = self.link.handshake_deadline();
+                Some(link.map_or(first, |at| at.min(first)))
+            }
+            _ => link,
+        }
     }
 
     /// The next event; drain until `None` after every call. Requests
@@ -271,9 +311,12 @@ impl Server {
         self.role.as_ref()
     }
 
-    /// Whether the client is authenticated.
+    /// Whether the session is established: the client authenticated by
+    /// its certificate, or, on plain Modbus/TCP, a first request that
+    /// decodes received (until then a plain connection is treated as a
+    /// pending handshake: it cannot close an established session).
     pub fn is_authenticated(&self) -> bool {
-        self.permissions.is_some()
+        matches!(self.standing, Standing::Established(_))
     }
 
     /// Requests handed to the application and not yet answered.
@@ -314,42 +357,77 @@ impl Server {
         }
     }
 
-    /// Applies a reloaded configuration to this session: from its next
-    /// request on, requests are authorized against `config`'s policy, for
-    /// the same role (the one its certificate carries, R-04; a plain
-    /// session keeps the role it started with). A TLS session whose client
-    /// certificate `config` no longer accepts (a new CRL revokes it, its CA
-    /// is no longer trusted) is closed with close_notify; its end is
-    /// `Failed(SessionError::NoLongerAccepted(..))`. The TLS settings of
-    /// an open session do not change: a new certificate of the server's is
-    /// for new handshakes.
+    /// Applies a reloaded configuration to this session, whatever its
+    /// stage: from its next request on, requests are authorized against
+    /// `config`'s policy, for the same role (the one its certificate
+    /// carries, R-04; a plain session keeps the role it started with). A
+    /// TLS session whose client certificate `config` no longer accepts (a
+    /// new CRL revokes it, its CA is no longer trusted) is closed with
+    /// close_notify; its end is `Failed(SessionError::NoLongerAccepted(..))`.
+    /// A session still in its handshake is checked against `config` when
+    /// the handshake completes, so that a reload cannot be raced by a
+    /// client that holds its handshake open. The TLS settings of a
+    /// connection do not change: a new certificate of the server's is for
+    /// new connections.
     pub fn reconfigure(&mut self, now: Instant, config: &ServerConfig) {
         self.now = now;
         self.config.policy = Arc::clone(&config.policy);
         self.config.verifier = config.verifier.clone();
-        if self.permissions.is_some() {
-            self.permissions = Some(config.policy.permissions(self.role.as_ref()));
-        }
-        if self.link.is_open()
-            && let (Some((verifier, clock)), Some(chain)) =
-                (&config.verifier, self.link.transport().peer_certificates())
-            && let Some((leaf, intermediates)) = chain.split_first()
-        {
-            let checked = clock
-                .current_time()
-                .ok_or(rustls::Error::FailedToGetCurrentTime)
-                .and_then(|time| verifier.verify_client_cert(leaf, intermediates, time));
-            if let Err(error) = checked {
-                self.link
-                    .close_failed(SessionError::NoLongerAccepted(error));
+        self.standing = match &self.standing {
+            Standing::Handshaking => Standing::Handshaking,
+            Standing::AwaitingRequest(_) => Standing::AwaitingRequest(
+                self.config
+                    .policy
+                    .permissions(self.config.plain_role.as_ref()),
+            ),
+            Standing::Established(_) => {
+                Standing::Established(self.config.policy.permissions(self.role.as_ref()))
             }
+        };
+        if self.is_authenticated()
+            && let Some(Err(error)) = self.verify_peer_again()
+        {
+            self.link
+                .close_failed(SessionError::NoLongerAccepted(error));
         }
         self.settle();
     }
 
+    /// The client's certificate chain checked against the verifier in
+    /// force (and its clock): `None` when there is nothing to check
+    /// (plain Modbus/TCP, no certificate yet).
+    fn verify_peer_again(&self) -> Option<Result<(), rustls::Error>> {
+        let (verifier, clock) = self.config.verifier.as_ref()?;
+        let chain = self.link.transport().peer_certificates()?;
+        let (leaf, intermediates) = chain.split_first()?;
+        let checked = clock
+            .current_time()
+            .ok_or(rustls::Error::FailedToGetCurrentTime)
+            .and_then(|time| verifier.verify_client_cert(leaf, intermediates, time));
+        Some(checked.map(|_| ()))
+    }
+
+    /// Whether the handshake's verdict on the client certificate must be
+    /// checked again as it completes: rustls checked it with the verifier
+    /// of the configuration the connection was accepted with, and a reload
+    /// may have put another in force since; and a resumed session was not
+    /// checked at all (rustls takes the certificate from the session
+    /// store), though it may have been revoked or expired since.
+    fn handshake_needs_checking(&self) -> bool {
+        let resumed = self.link.handshake().is_some_and(|h| h.resumed);
+        let replaced = match (&self.handshake_verifier, &self.config.verifier) {
+            (Some(accepted), Some((current, _))) => !Arc::ptr_eq(accepted, current),
+            _ => false,
+        };
+        resumed || replaced
+    }
+
     /// The session is open: the client's role (from its certificate, or
     /// the configured one for plain Modbus/TCP), resolved against the
-    /// policy once.
+    /// policy once. A client certificate is checked against
+    /// the configuration in force at this moment
+    /// ([`Server::handshake_needs_checking`]): one it no longer accepts
+    /// closes the session before any request is served.
     fn authenticate(&mut self) {
         let role = if self.link.transport().is_plain() {
             self.config.plain_role.clone()
@@ -365,7 +443,7 @@ impl Server {
                 let error = rustls::Error::NoCertificatesPresented;
                 return self.link.fail(SessionError::Tls(error));
             };
-            match role_from_certificate(leaf) {
+            let role = match role_from_certificate(leaf) {
                 Ok(role) => role,
                 Err(error) => {
                     let error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
@@ -373,9 +451,17 @@ impl Server {
                     ));
                     return self.link.fail(SessionError::Tls(error));
                 }
+            };
+            if self.handshake_needs_checking()
+                && let Some(Err(error)) = self.verify_peer_again()
+            {
+                return self
+                    .link
+                    .close_failed(SessionError::NoLongerAccepted(error));
             }
+            role
         };
-        self.permissions = Some(self.config.policy.permissions(role.as_ref()));
+        self.standing = Standing::Established(self.config.policy.permissions(role.as_ref()));
         self.role = role.clone();
         self.events.push_back(ServerEvent::Authenticated {
             role,
@@ -383,96 +469,140 @@ impl Server {
         });
     }
 
-    /// Takes requests out of the buffer while the window has room: each
-    /// is decoded once, authorized, and answered at once by `handler` (or
-    /// handed out as an event without one); refused ones are answered with
-    /// an exception by the session itself.
-    fn take_requests(&mut self, handler: Option<&dyn Handler>) {
-        while self.link.is_open() && !self.is_full() {
-            let Server {
-                link,
-                permissions,
-                role,
-                outstanding,
-                next_id,
-                events,
-                ..
-            } = self;
-            let Some(permissions) = permissions else {
-                return;
-            };
-            let taken = link.take_frame(|frame, out| match frame {
-                Frame::Discarded { protocol_id } => {
-                    events.push_back(ServerEvent::Discarded { protocol_id });
-                    Ok(())
-                }
-                Frame::Adu { header, pdu } => {
-                    let function = pdu[0];
-                    // 0 and 0x80 name no function an exception could echo.
-                    if function & 0x7F == 0 {
-                        return Err(SessionError::InvalidFunctionCode(function));
+    /// A plain connection before its first request: frames that are no
+    /// request (another protocol id, a PDU that does not decode) are
+    /// answered or dropped as on an established session; the first that
+    /// decodes as a request (allowed or denied) establishes the session,
+    /// and is left in the buffer, to be served once the adapter has asked
+    /// admission for a place ([`Server::is_authenticated`]).
+    fn await_first_request(&mut self) {
+        while matches!(self.standing, Standing::AwaitingRequest(_))
+            && self.link.is_open()
+            && !self.is_full()
+        {
+            let request = self.link.peek_frame(|frame| match frame {
+                Frame::Adu { pdu, .. } => pdu[0] & 0x7F != 0 && Request::decode(pdu).is_ok(),
+                Frame::Discarded { .. } => false,
+            });
+            match request {
+                None => return,
+                Some(true) => return self.authenticate(),
+                Some(false) => {
+                    if !self.take_frame(None) {
+                        return;
                     }
-                    let request = match Request::decode(pdu) {
-                        Ok(request) => request,
-                        Err(error) => {
-                            let exception = error
-                                .exception_code()
-                                .unwrap_or(ExceptionCode::IllegalDataValue);
-                            write_exception(out, header, function, exception);
-                            events.push_back(ServerEvent::Rejected {
-                                header,
-                                function,
-                                exception,
-                                reason: Rejection::Malformed(error),
-                            });
-                            return Ok(());
-                        }
-                    };
-                    if let Decision::Deny(denial) = permissions.decide(header.unit_id, &request) {
-                        write_exception(out, header, function, ExceptionCode::IllegalFunction);
-                        let mut accesses = mbaps_authz::accesses(&request);
-                        events.push_back(ServerEvent::Denied {
+                }
+            }
+        }
+    }
+
+    /// Takes requests out of the buffer while the window has room (see
+    /// [`Server::take_frame`]).
+    fn take_requests(&mut self, handler: Option<&dyn Handler>) {
+        while self.link.is_open() && !self.is_full() && self.is_authenticated() {
+            if !self.take_frame(handler) {
+                break;
+            }
+        }
+    }
+
+    /// Takes the next frame out of the buffer: a request is decoded once,
+    /// authorized, and answered at once by `handler` (or handed out as an
+    /// event without one); refused ones are answered with an exception by
+    /// the session itself. `false` when there was no whole frame.
+    fn take_frame(&mut self, handler: Option<&dyn Handler>) -> bool {
+        let Server {
+            link,
+            standing,
+            role,
+            outstanding,
+            next_id,
+            events,
+            ..
+        } = self;
+        let permissions = match standing {
+            Standing::Handshaking => return false,
+            Standing::AwaitingRequest(permissions) | Standing::Established(permissions) => {
+                &**permissions
+            }
+        };
+        let taken = link.take_frame(|frame, out| match frame {
+            Frame::Discarded { protocol_id, .. } => {
+                events.push_back(ServerEvent::Discarded { protocol_id });
+                Ok(())
+            }
+            Frame::Adu { header, pdu } => {
+                let function = pdu[0];
+                // 0 and 0x80 name no function an exception could echo.
+                if function & 0x7F == 0 {
+                    return Err(SessionError::InvalidFunctionCode(function));
+                }
+                let request = match Request::decode(pdu) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let exception = error
+                            .exception_code()
+                            .unwrap_or(ExceptionCode::IllegalDataValue);
+                        write_exception(out, header, function, exception);
+                        events.push_back(ServerEvent::Rejected {
                             header,
                             function,
-                            denial,
-                            role: role.clone(),
-                            touches: [accesses.next(), accesses.next()],
+                            exception,
+                            reason: Rejection::Malformed(error),
                         });
                         return Ok(());
                     }
-                    match handler {
-                        Some(handler) => {
-                            let context = RequestContext {
-                                unit_id: header.unit_id,
-                                transaction_id: header.transaction_id,
-                                role: role.as_ref(),
-                            };
-                            let mut reply = Reply::new(out, header, function);
-                            let result = handler.handle(&context, &request, &mut reply);
-                            reply.finish(result);
-                        }
-                        None => {
-                            let id = RequestId(*next_id);
-                            *next_id += 1;
-                            outstanding.push(Outstanding {
-                                id,
-                                header,
-                                function,
-                            });
-                            events.push_back(ServerEvent::Request {
-                                id,
-                                header,
-                                pdu: Pdu::copy_of(pdu),
-                            });
-                        }
-                    }
-                    Ok(())
+                };
+                if let Decision::Deny(denial) = permissions.decide(header.unit_id, &request) {
+                    write_exception(out, header, function, ExceptionCode::IllegalFunction);
+                    let mut accesses = mbaps_authz::accesses(&request);
+                    events.push_back(ServerEvent::Denied {
+                        header,
+                        function,
+                        denial,
+                        role: role.clone(),
+                        touches: [accesses.next(), accesses.next()],
+                    });
+                    return Ok(());
                 }
-            });
-            match taken {
-                None => break,
-                Some(Ok(())) => self.link.touch(self.now),
-                Some(Err(error)) => self.link.fail(error),
+                match handler {
+                    Some(handler) => {
+                        let context = RequestContext {
+                            unit_id: header.unit_id,
+                            transaction_id: header.transaction_id,
+                            role: role.as_ref(),
+                        };
+                        let mut reply = Reply::new(out, header, function);
+                        let result = handler.handle(&context, &request, &mut reply);
+                        reply.finish(result);
+                    }
+                    None => {
+                        let id = RequestId(*next_id);
+                        *next_id += 1;
+                        outstanding.push(Outstanding {
+                            id,
+                            header,
+                            function,
+                        });
+                        events.push_back(ServerEvent::Request {
+                            id,
+                            header,
+                            pdu: Pdu::copy_of(pdu),
+                        });
+                    }
+                }
+                Ok(())
+            }
+        });
+        match taken {
+            None => false,
+            Some(Ok(())) => {
+                self.link.touch(self.now);
+                true
+            }
+            Some(Err(error)) => {
+                self.link.fail(error);
+                false
             }
         }
     }

@@ -18,17 +18,48 @@ fn plain_pair(role: Option<&str>) -> Pair {
 }
 
 #[test]
-fn a_plain_session_is_up_at_once_with_the_configured_role_and_no_tls() {
-    let pair = plain_pair(Some("operator"));
+fn a_plain_session_is_up_at_once_and_established_by_its_first_request_with_the_configured_role() {
+    let mut pair = plain_pair(Some("operator"));
+    assert_eq!(pair.client_events, [ClientEvent::Connected(None)]);
+    // Connected, but not a session yet: nothing has decoded.
+    assert!(pair.server_events.is_empty(), "{:?}", pair.server_events);
+    assert!(!pair.server.is_authenticated());
+    let read = Request::ReadHoldingRegisters {
+        address: 0,
+        quantity: 1,
+    };
+    pair.client.send_request(pair.now, 1, &read).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.server.is_authenticated());
     assert_eq!(
-        pair.server_events,
-        [ServerEvent::Authenticated {
+        pair.server_events[0],
+        ServerEvent::Authenticated {
             role: Some(Role::new("operator").unwrap()),
             handshake: None
-        }]
+        }
     );
-    assert_eq!(pair.client_events, [ClientEvent::Connected(None)]);
+    assert!(matches!(pair.server_events[1], ServerEvent::Request { .. }));
     assert!(server_builder().build().unwrap().tls().is_some());
+}
+
+#[test]
+fn a_plain_connection_that_sends_no_request_ends_at_the_handshake_timeout() {
+    let config = ServerConfig::plain(example_policy(), None).build().unwrap();
+    let start = virtual_epoch();
+    let mut server = mbaps_session::Server::new(&config, start).unwrap();
+    let limit = mbaps_session::Timers::default().handshake_timeout;
+    assert_eq!(server.poll_timeout(), Some(start + limit));
+    // Garbage that is no request does not establish it.
+    server.handle_tls(start, &adu(1, 1, &[0x03, 0, 0, 0, 0]));
+    while server.poll_event().is_some() {}
+    assert!(!server.is_authenticated());
+    server.handle_timeout(start + limit);
+    assert_eq!(
+        server.poll_event(),
+        Some(ServerEvent::Closed(CloseReason::Failed(
+            mbaps_session::SessionError::NoRequest(limit)
+        )))
+    );
 }
 
 #[test]
@@ -242,24 +273,27 @@ fn a_server_discards_foreign_protocol_ids_and_answers_bad_pdus_with_their_except
             }
         }
     }
+    // What is no request is answered before the session is established;
+    // the first request establishes it.
     assert!(matches!(
-        events[1],
+        events[0],
         ServerEvent::Discarded { protocol_id: 7 }
     ));
     assert!(matches!(
-        events[2],
+        events[1],
         ServerEvent::Rejected {
             exception: ExceptionCode::IllegalDataValue,
             ..
         }
     ));
     assert!(matches!(
-        events[3],
+        events[2],
         ServerEvent::Rejected {
             exception: ExceptionCode::IllegalFunction,
             ..
         }
     ));
+    assert!(matches!(events[3], ServerEvent::Authenticated { .. }));
     assert!(matches!(events[4], ServerEvent::Request { header, .. } if header.transaction_id == 4));
     let mut out = Vec::new();
     server.poll_transmit(&mut out);

@@ -322,7 +322,7 @@ impl World {
                         self.failed(Side::Client, error);
                     }
                 }
-                ClientEvent::Connected(_) => {}
+                ClientEvent::Connected(_) | ClientEvent::Dropped { .. } => {}
             }
         }
         while let Some(event) = self.server.poll_event() {

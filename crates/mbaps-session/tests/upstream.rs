@@ -2,7 +2,9 @@
 //! requests from many clients, device answers (right and wrong), timeouts,
 //! failed connects and lost connections: every request is answered exactly
 //! once, a response reaches only the request it answers, no request goes to
-//! the device twice, and the queue and the wire stay within their limits.
+//! the device twice, the queue and the wire stay within their limits, and
+//! a session is answered busy only when it holds its share of the queue or
+//! the queue is full.
 
 #![allow(clippy::disallowed_methods)] // the simulated clock starts at the real now
 
@@ -10,15 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use mbaps_codec::{Request, Response};
-use mbaps_session::upstream::{Failure, Ticket, Upstream, UpstreamLimits};
-use mbaps_session::{Client, ClientConfig, Pdu, rustls::pki_types::ServerName};
+use mbaps_session::upstream::{Failure, LinkEvent, Requester, Ticket, Upstream, UpstreamLimits};
+use mbaps_session::{
+    Client, ClientConfig, DropReason, InvalidResponse, Pdu, rustls::pki_types::ServerName,
+};
 use proptest::prelude::*;
 
 /// What the simulated world does next.
 #[derive(Clone, Debug)]
 enum Step {
-    /// A front session submits a request.
-    Submit { unit: u8 },
+    /// Front session `session` submits a request.
+    Submit { session: u8, unit: u8 },
     /// The device answers the `pick`-th request it holds, in a way.
     Answer { pick: usize, how: How },
     /// The device closes the connection.
@@ -51,7 +55,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(How::Garbage),
     ];
     prop_oneof![
-        6 => (1u8..4).prop_map(|unit| Step::Submit { unit }),
+        6 => (0u8..3, 1u8..4).prop_map(|(session, unit)| Step::Submit { session, unit }),
         6 => (0usize..4, how).prop_map(|(pick, how)| Step::Answer { pick, how }),
         1 => Just(Step::Drop),
         3 => (0u64..2_000).prop_map(|millis| Step::Advance { millis }),
@@ -60,9 +64,10 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn limits() -> impl Strategy<Value = UpstreamLimits> {
-    (1usize..=4, 1usize..=6).prop_map(|(in_flight, queue)| UpstreamLimits {
+    (1usize..=4, 1usize..=6, 0usize..=6).prop_map(|(in_flight, queue, share)| UpstreamLimits {
         in_flight,
         queue,
+        queue_per_session: (share > 0).then_some(share.min(queue)),
         timeout: Duration::from_millis(1_500),
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(800),
@@ -92,7 +97,11 @@ struct World {
     answered_rightly: BTreeSet<u16>,
     /// Each ticket's answer.
     answers: BTreeMap<u64, Result<Pdu, Failure>>,
+    /// Each ticket's session.
+    sessions: BTreeMap<u64, u8>,
     next_ticket: u64,
+    /// The connection's events so far.
+    link_events: Vec<LinkEvent>,
 }
 
 impl World {
@@ -111,29 +120,46 @@ impl World {
             seen: BTreeSet::new(),
             answered_rightly: BTreeSet::new(),
             answers: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             next_ticket: 0,
+            link_events: Vec::new(),
         }
     }
 
     fn run(&mut self, step: Step) -> Result<(), TestCaseError> {
         match step {
-            Step::Submit { unit } => {
+            Step::Submit { session, unit } => {
                 let ticket = self.next_ticket;
                 self.next_ticket += 1;
+                self.sessions.insert(ticket, session);
                 let request = Request::ReadHoldingRegisters {
                     address: ticket as u16,
                     quantity: 1,
                 };
                 let full = self.upstream.queued() == self.upstream.limits().queue;
+                let before: Vec<u64> = self.answers.keys().copied().collect();
+                let own = self.waiting(session);
                 self.upstream.submit(
                     self.now,
+                    Requester(u64::from(session)),
                     Ticket(ticket),
                     unit,
                     Pdu::encode_request(&request).unwrap(),
                 );
                 self.collect()?;
-                if let Some(Err(Failure::QueueFull)) = self.answers.get(&ticket) {
-                    prop_assert!(full, "0x06 with room in the queue");
+                let share = self.upstream.limits().session_share();
+                for (answered, result) in &self.answers {
+                    if before.contains(answered) || *result != Err(Failure::QueueFull) {
+                        continue;
+                    }
+                    if *answered == ticket {
+                        prop_assert!(full || own >= share, "0x06 with room for the session");
+                    } else {
+                        // Pushed out by this one: from a session that held
+                        // at least two more.
+                        prop_assert!(full, "pushed out with room in the queue");
+                        prop_assert_ne!(self.sessions[answered], session);
+                    }
                 }
             }
             Step::Answer { pick, how } => {
@@ -174,6 +200,19 @@ impl World {
             }
         }
         self.collect()
+    }
+
+    /// The requests of `session` waiting in the queue: its tickets not
+    /// answered and never sent to the device.
+    fn waiting(&self, session: u8) -> usize {
+        self.sessions
+            .iter()
+            .filter(|(t, s)| {
+                **s == session
+                    && !self.answers.contains_key(t)
+                    && !self.seen.contains(&(**t as u16))
+            })
+            .count()
     }
 
     /// Moves the bytes to the device, takes the answers, checks the bounds.
@@ -221,6 +260,9 @@ impl World {
                 self.answers.insert(ticket, answer.result).is_none(),
                 "ticket {ticket} answered twice"
             );
+        }
+        while let Some(event) = self.upstream.poll_link_event() {
+            self.link_events.push(event);
         }
         prop_assert!(self.upstream.in_flight() <= self.upstream.limits().in_flight);
         prop_assert!(self.upstream.queued() <= self.upstream.limits().queue);
@@ -309,12 +351,22 @@ fn a_device_never_reached_answers_0x0a_and_a_silent_one_0x0b() {
     let mut world = World::new(limits);
     // The first attempt fails: a request during the backoff is 0x0A at once.
     world.run(Step::Dial { ok: false }).unwrap();
-    world.run(Step::Submit { unit: 1 }).unwrap();
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
     assert_eq!(world.answers[&0], Err(Failure::Unreachable));
     // After the backoff, connected, the device stays silent: 0x0B.
     world.run(Step::Advance { millis: 100 }).unwrap();
     world.run(Step::Dial { ok: true }).unwrap();
-    world.run(Step::Submit { unit: 1 }).unwrap();
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
     assert!(world.upstream.is_up());
     assert_eq!(world.upstream.in_flight(), 1);
     world.run(Step::Advance { millis: 3_000 }).unwrap();
@@ -334,7 +386,7 @@ fn with_one_in_flight_requests_reach_the_device_one_at_a_time_in_order() {
     let mut world = World::new(UpstreamLimits::default());
     world.run(Step::Dial { ok: true }).unwrap();
     for unit in [1, 2, 3] {
-        world.run(Step::Submit { unit }).unwrap();
+        world.run(Step::Submit { session: 0, unit }).unwrap();
     }
     assert_eq!(
         (world.upstream.in_flight(), world.upstream.queued()),
@@ -359,14 +411,170 @@ fn with_one_in_flight_requests_reach_the_device_one_at_a_time_in_order() {
 fn a_lost_connection_answers_the_wire_0x0b_and_sends_the_queue_on_the_next() {
     let mut world = World::new(UpstreamLimits::default());
     world.run(Step::Dial { ok: true }).unwrap();
-    world.run(Step::Submit { unit: 1 }).unwrap();
-    world.run(Step::Submit { unit: 1 }).unwrap();
+    // The connection works: it answers.
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
+    world
+        .run(Step::Answer {
+            pick: 0,
+            how: How::Right,
+        })
+        .unwrap();
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
     world.run(Step::Drop).unwrap();
-    assert!(matches!(world.answers[&0], Err(Failure::Lost(_))));
-    assert!(!world.answers.contains_key(&1), "the queued request waits");
+    assert!(matches!(world.answers[&1], Err(Failure::Lost(_))));
+    assert!(!world.answers.contains_key(&2), "the queued request waits");
+    // Dialled again at once.
     world.run(Step::Dial { ok: true }).unwrap();
     assert_eq!(world.held.len(), 1);
-    assert_eq!(world.held[0].address, 1);
+    assert_eq!(world.held[0].address, 2);
+    world
+        .run(Step::Answer {
+            pick: 0,
+            how: How::Right,
+        })
+        .unwrap();
+    assert!(world.answers[&2].is_ok());
+    assert!(
+        matches!(
+            world.link_events[..],
+            [LinkEvent::Up, LinkEvent::Lost(_), LinkEvent::Up]
+        ),
+        "{:?}",
+        world.link_events
+    );
+}
+
+#[test]
+fn a_device_that_accepts_and_closes_is_dialled_with_a_growing_backoff_and_reported_once() {
+    let limits = UpstreamLimits::default();
+    let mut world = World::new(limits);
+    let start = world.now;
+    let mut dials = Vec::new();
+    // Ten simulated seconds of a device that closes every connection at once.
+    while world.now < start + Duration::from_secs(10) {
+        if world.upstream.poll_connect(world.now) {
+            dials.push(world.now - start);
+            let name = ServerName::try_from("device").unwrap();
+            let session = Client::new(&world.config, name, world.now).unwrap();
+            world.upstream.connected(world.now, session);
+            world.upstream.handle_eof(world.now);
+            world.collect().unwrap();
+        }
+        world.run(Step::Advance { millis: 10 }).unwrap();
+    }
+    // 100 ms, 200, 400, ... up to 5 s apart: a handful, not thousands.
+    assert!(dials.len() <= 8, "{} connects: {dials:?}", dials.len());
+    let gaps: Vec<Duration> = dials.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
+    let flapping = world
+        .link_events
+        .iter()
+        .filter(|e| matches!(e, LinkEvent::Flapping { .. }))
+        .count();
+    assert_eq!(flapping, 1, "{:?}", world.link_events);
+    assert!(
+        !world.link_events[1..]
+            .iter()
+            .any(|e| matches!(e, LinkEvent::Up | LinkEvent::Lost(_))),
+        "one line, not one per attempt: {:?}",
+        world.link_events
+    );
+    // A request meanwhile is answered 0x0A at once, not after the timeout.
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
+    assert_eq!(
+        world.answers.values().last(),
+        Some(&Err(Failure::Unreachable))
+    );
+    // Once a connection answers, it is reported up again, and the next
+    // loss is dialled at once.
+    while !world.upstream.poll_connect(world.now) {
+        world.run(Step::Advance { millis: 10 }).unwrap();
+    }
+    let name = ServerName::try_from("device").unwrap();
+    let session = Client::new(&world.config, name, world.now).unwrap();
+    world.upstream.connected(world.now, session);
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
+    world
+        .run(Step::Answer {
+            pick: 0,
+            how: How::Right,
+        })
+        .unwrap();
+    assert_eq!(world.link_events.last(), Some(&LinkEvent::Up));
+    world.run(Step::Drop).unwrap();
+    assert!(
+        world.upstream.poll_connect(world.now),
+        "not dialled at once"
+    );
+}
+
+#[test]
+fn with_one_request_on_the_wire_an_answer_under_another_id_fails_it_at_once() {
+    let mut world = World::new(UpstreamLimits::default());
+    world.run(Step::Dial { ok: true }).unwrap();
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
+    let sent = world.held[0].transaction_id;
+    world
+        .run(Step::Answer {
+            pick: 0,
+            how: How::WrongTransaction,
+        })
+        .unwrap();
+    // 0x0B now, not after the 3 s timeout.
+    match &world.answers[&0] {
+        Err(Failure::Invalid(InvalidResponse::Unechoed {
+            expected,
+            found,
+            protocol_id: 0,
+        })) => {
+            assert_eq!(*expected, sent);
+            assert_eq!(*found, sent.wrapping_add(0x1000));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(world.link_events.iter().any(|e| matches!(
+        e,
+        LinkEvent::DroppedAnswer { reason: DropReason::UnknownTransactionId, in_flight, .. }
+            if in_flight[..] == [sent]
+    )));
+    // The session goes on: the next request is answered.
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
     world
         .run(Step::Answer {
             pick: 0,
@@ -374,4 +582,90 @@ fn a_lost_connection_answers_the_wire_0x0b_and_sends_the_queue_on_the_next() {
         })
         .unwrap();
     assert!(world.answers[&1].is_ok());
+}
+
+#[test]
+fn with_several_on_the_wire_a_stray_answer_blames_none_and_a_late_one_is_logged() {
+    let limits = UpstreamLimits {
+        in_flight: 2,
+        ..UpstreamLimits::default()
+    };
+    let mut world = World::new(limits);
+    world.run(Step::Dial { ok: true }).unwrap();
+    world
+        .run(Step::Submit {
+            session: 0,
+            unit: 1,
+        })
+        .unwrap();
+    world
+        .run(Step::Submit {
+            session: 1,
+            unit: 1,
+        })
+        .unwrap();
+    world
+        .run(Step::Answer {
+            pick: 0,
+            how: How::WrongTransaction,
+        })
+        .unwrap();
+    assert!(world.answers.is_empty(), "{:?}", world.answers);
+    assert_eq!(world.upstream.in_flight(), 2);
+    // The other times out; its late answer is dropped and said so.
+    world.run(Step::Advance { millis: 3_000 }).unwrap();
+    assert_eq!(world.answers.len(), 2);
+    world
+        .run(Step::Answer {
+            pick: 0,
+            how: How::Right,
+        })
+        .unwrap();
+    assert!(matches!(
+        world.link_events.last(),
+        Some(LinkEvent::DroppedAnswer {
+            reason: DropReason::Late,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_burst_of_one_session_does_not_delay_another_sessions_request() {
+    let mut world = World::new(UpstreamLimits::default());
+    world.run(Step::Dial { ok: true }).unwrap();
+    // Session 0 floods: its share (a quarter of 64) waits, the rest is busy.
+    for _ in 0..40 {
+        world
+            .run(Step::Submit {
+                session: 0,
+                unit: 1,
+            })
+            .unwrap();
+    }
+    let busy = world
+        .answers
+        .values()
+        .filter(|r| **r == Err(Failure::QueueFull))
+        .count();
+    assert_eq!(busy, 40 - 1 - 16, "one on the wire, 16 waiting");
+    // Session 1's request waits behind one of session 0's (whose turn
+    // came first), not behind its 16.
+    world
+        .run(Step::Submit {
+            session: 1,
+            unit: 1,
+        })
+        .unwrap();
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.push(world.sessions[&u64::from(world.held[0].address)]);
+        world
+            .run(Step::Answer {
+                pick: 0,
+                how: How::Right,
+            })
+            .unwrap();
+    }
+    assert_eq!(order, [0, 0, 1, 0]);
 }

@@ -456,7 +456,7 @@ impl Driver {
                     }
                 }
                 Outcome::Closed(reason) => closed = Some(reason),
-                Outcome::Connected(_) => {}
+                Outcome::Connected(_) | Outcome::Dropped { .. } => {}
             }
         }
         closed

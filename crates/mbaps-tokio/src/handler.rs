@@ -24,6 +24,10 @@ pub struct IncomingRequest {
     pub transaction_id: u16,
     /// The client's authenticated role (`None`: the NULL role).
     pub role: Option<Role>,
+    /// The session the request came on: a number unique among the
+    /// sessions of one server (a gateway takes turns between sessions by
+    /// it).
+    pub session: u64,
     /// The request PDU, as received (and decoded once by the session).
     pub pdu: Pdu,
 }

@@ -48,6 +48,8 @@ pub struct ClientConfig {
     pub(crate) request_timeout: Duration,
     /// The TLS session store, to forget sessions fatal alerts end.
     pub(crate) sessions: Option<Arc<ClientSessionMemoryCache>>,
+    /// The client's own certificate (the leaf of its chain).
+    pub(crate) certificate: Option<CertificateDer<'static>>,
 }
 
 impl ClientConfig {
@@ -88,6 +90,12 @@ impl ClientConfig {
         self.max_outstanding
     }
 
+    /// The client's own certificate, which says who it is to the server
+    /// (its role, R-04); `None` for plain Modbus/TCP.
+    pub fn certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.certificate.as_ref()
+    }
+
     /// The rustls configuration, for inspection; `None` for plain Modbus/TCP.
     pub fn tls(&self) -> Option<&rustls::ClientConfig> {
         self.tls.as_deref()
@@ -106,6 +114,7 @@ impl ClientConfig {
                 },
                 request_timeout: Duration::from_secs(5),
                 sessions: None,
+                certificate: None,
             },
         }
     }
@@ -190,6 +199,7 @@ impl ClientConfigBuilder {
             return Err(ConfigError::EmptyChain);
         }
         check_request_timeout(self.request_timeout)?;
+        self.timers.validate()?;
         let provider = Arc::new(crypto_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match self.verification {
             ServerVerification::Pinned(pinned) => Arc::new(PinnedVerifier {
@@ -218,6 +228,7 @@ impl ClientConfigBuilder {
             Some(time) => rustls::ClientConfig::builder_with_details(provider, time),
             None => rustls::ClientConfig::builder_with_provider(provider),
         };
+        let certificate = self.chain.first().cloned();
         let mut tls = builder
             .with_protocol_versions(self.versions.versions())?
             .dangerous()
@@ -240,6 +251,7 @@ impl ClientConfigBuilder {
             timers: self.timers,
             request_timeout: self.request_timeout,
             sessions,
+            certificate,
         })
     }
 }

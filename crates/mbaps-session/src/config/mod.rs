@@ -174,6 +174,38 @@ impl Default for Timers {
     }
 }
 
+/// The shortest timeout any timer takes: 1 ms. A shorter one is below
+/// what a socket or a scheduler can keep, and a value that rounds to zero
+/// would time out everything at once (a zero handshake timeout refuses
+/// every client). Where "never" is meant, the option says so (an idle
+/// timeout of `None`).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// Checks that `value`, the option `option`, is at least [`MIN_TIMEOUT`].
+pub(crate) fn check_timeout(option: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if value < MIN_TIMEOUT {
+        return Err(ConfigError::Option {
+            option,
+            value: format!("{value:?}"),
+            limit: "at least 1 ms",
+        });
+    }
+    Ok(())
+}
+
+impl Timers {
+    /// Checks every timer against [`MIN_TIMEOUT`] (the idle timeout may
+    /// be `None`: never).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_timeout("handshake_timeout", self.handshake_timeout)?;
+        check_timeout("close_timeout", self.close_timeout)?;
+        if let Some(idle) = self.idle_timeout {
+            check_timeout("idle_timeout", idle)?;
+        }
+        Ok(())
+    }
+}
+
 /// Default bound on requests outstanding per session (Implementation
 /// Guide 4.2: 16 is typical).
 pub const DEFAULT_MAX_OUTSTANDING: usize = 16;

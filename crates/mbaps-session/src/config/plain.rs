@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{ClientConfig, ConfigError, ServerConfig, Timers, check_outstanding};
+use super::{ClientConfig, ConfigError, ServerConfig, Timers, check_outstanding, check_timeout};
 
 /// Builds a plain Modbus/TCP configuration ([`ServerConfig::plain`],
 /// [`ClientConfig::plain`]).
@@ -17,7 +17,8 @@ impl PlainConfigBuilder<ServerConfig> {
         self
     }
 
-    /// The idle timeout (the handshake timeout does not apply).
+    /// The idle timeout, and the handshake timeout: the time a plain
+    /// connection has to send its first request that decodes.
     pub fn timers(mut self, timers: Timers) -> Self {
         self.config.timers = timers;
         self
@@ -26,6 +27,7 @@ impl PlainConfigBuilder<ServerConfig> {
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         check_outstanding(self.config.max_outstanding)?;
+        self.config.timers.validate()?;
         Ok(self.config)
     }
 }
@@ -52,18 +54,12 @@ impl PlainConfigBuilder<ClientConfig> {
     /// Builds the configuration.
     pub fn build(self) -> Result<ClientConfig, ConfigError> {
         check_outstanding(self.config.max_outstanding)?;
+        self.config.timers.validate()?;
         check_request_timeout(self.config.request_timeout)?;
         Ok(self.config)
     }
 }
 
 pub(crate) fn check_request_timeout(timeout: Duration) -> Result<(), ConfigError> {
-    if timeout.is_zero() {
-        return Err(ConfigError::Option {
-            option: "request_timeout",
-            value: "0 s".into(),
-            limit: "more than zero",
-        });
-    }
-    Ok(())
+    check_timeout("request_timeout", timeout)
 }

@@ -169,6 +169,7 @@ impl ServerConfigBuilder {
     /// Builds the configuration.
     pub fn build(self) -> Result<ServerConfig, ConfigError> {
         check_outstanding(self.max_outstanding)?;
+        self.timers.validate()?;
         if self.chain.is_empty() {
             return Err(ConfigError::EmptyChain);
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mbaps_admission::SessionLog;
 use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, Handle, LISTEN_BACKLOG,
-    Order, Stage, holds_client_hello,
+    Order, Stage, holds_opening,
 };
 use mbaps_session::{Handler, ServerConfig};
 
@@ -257,7 +257,11 @@ impl StdServer {
                 continue;
             };
             let conn = Arc::new(Conn::new(peer, control));
-            let hello = hello_waiting(&stream);
+            // The configuration with its generation, read together: a
+            // reload after this point reaches the session, which may still
+            // be in its handshake.
+            let (generation, config) = self.config.snapshot();
+            let hello = hello_waiting(&stream, config.tls().is_none());
             let connected =
                 shared
                     .table()
@@ -266,7 +270,8 @@ impl StdServer {
                 dropped.carry_out(|entry| shared.log(entry));
             }
             let session = session::Session {
-                config: self.config.current(),
+                config,
+                generation,
                 reloads: self.config.clone(),
                 handler: Arc::clone(&self.handler),
                 shared: Arc::clone(shared),
@@ -293,16 +298,17 @@ impl StdServer {
     }
 }
 
-/// Whether a whole ClientHello waits on `stream` already (peeked at
-/// without waiting, not read; see [`holds_client_hello`]).
-fn hello_waiting(stream: &TcpStream) -> bool {
+/// Whether a whole ClientHello (or, on a plain front, a whole frame) waits
+/// on `stream` already (peeked at without waiting, not read; see
+/// [`holds_opening`]).
+fn hello_waiting(stream: &TcpStream, plain: bool) -> bool {
     let mut first = [0u8; HELLO_PEEK_LEN];
     if stream.set_nonblocking(true).is_err() {
         return false;
     }
     let peeked = stream.peek(&mut first);
     let _ = stream.set_nonblocking(false);
-    peeked.is_ok_and(|n| holds_client_hello(&first[..n]))
+    peeked.is_ok_and(|n| holds_opening(plain, &first[..n]))
 }
 
 /// A listener on `address` with a deep backlog (SO_REUSEADDR, as std

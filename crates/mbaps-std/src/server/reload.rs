@@ -49,18 +49,22 @@ impl Reloader {
         Arc::clone(&self.0.config.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The generation in force, to compare with later.
-    pub(crate) fn generation(&self) -> u64 {
-        self.0.generation.load(Ordering::Acquire)
+    /// The configuration in force and its generation, read together (a
+    /// reload bumps the generation under the same lock), so that a session
+    /// started with it sees every later reload.
+    pub(crate) fn snapshot(&self) -> (u64, Arc<ServerConfig>) {
+        let config = self.0.config.read().unwrap_or_else(|p| p.into_inner());
+        let generation = self.0.generation.load(Ordering::Acquire);
+        (generation, Arc::clone(&config))
     }
 
     /// A configuration newer than `seen` (which is updated), if any.
     pub(crate) fn newer(&self, seen: &mut u64) -> Option<Arc<ServerConfig>> {
-        let now = self.generation();
-        if now == *seen {
+        if self.0.generation.load(Ordering::Acquire) == *seen {
             return None;
         }
-        *seen = now;
-        Some(self.current())
+        let (generation, config) = self.snapshot();
+        *seen = generation;
+        Some(config)
     }
 }

@@ -19,6 +19,8 @@ const READ_CHUNK: usize = 16 * 1024;
 
 pub(crate) struct Session {
     pub(crate) config: Arc<ServerConfig>,
+    /// The reload generation `config` is of.
+    pub(crate) generation: u64,
     /// Configurations reloaded while the session runs.
     pub(crate) reloads: Reloader,
     pub(crate) handler: Arc<dyn Handler>,
@@ -69,7 +71,7 @@ impl Session {
         let mut obeyed = Order::None;
         // The last time anything came in or went out: "idle since".
         let mut last_traffic = Instant::now();
-        let mut generation = self.reloads.generation();
+        let mut generation = self.generation;
         loop {
             let now = Instant::now();
             if let Some(config) = self.reloads.newer(&mut generation) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::{Failure, Ticket, Upstream};
+use mbaps_session::upstream::{Failure, MAX_UPSTREAM_QUEUE, Requester, Ticket, Upstream};
 use mbaps_session::{Client, ClientConfig, Pdu};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,6 +21,7 @@ use crate::timer::Timer;
 
 /// A request on its way to the device's task.
 pub(crate) struct Submission {
+    pub(crate) requester: Requester,
     pub(crate) unit_id: u8,
     pub(crate) pdu: Pdu,
     pub(crate) reply: oneshot::Sender<Result<Pdu, Failure>>,
@@ -35,11 +36,17 @@ pub(crate) struct DeviceHandle {
 }
 
 impl DeviceHandle {
-    /// Forwards one request and waits for its answer. A full channel is a
-    /// full queue (0x06); a task that is gone, an unreachable path (0x0A).
-    pub(crate) async fn forward(&self, unit_id: u8, pdu: Pdu) -> Result<Pdu, Failure> {
+    /// Forwards one request of `requester` and waits for its answer. A
+    /// task that is gone is an unreachable path (0x0A).
+    pub(crate) async fn forward(
+        &self,
+        requester: Requester,
+        unit_id: u8,
+        pdu: Pdu,
+    ) -> Result<Pdu, Failure> {
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
+            requester,
             unit_id,
             pdu,
             reply,
@@ -64,8 +71,10 @@ pub(crate) struct Dialer {
 /// (the gateway dropped), after answering what it holds.
 pub(crate) fn start(dialer: Dialer, upstream: Upstream, observer: Observer) -> DeviceHandle {
     // The channel holds what the task has not taken yet; the task takes
-    // eagerly, so the upstream's own queue is the bound that answers 0x06.
-    let (submissions, receiver) = mpsc::channel(upstream.limits().queue);
+    // eagerly, so the upstream's own queue (fair between sessions) is the
+    // bound that answers 0x06, never the channel: what is in it at once is
+    // bounded by the front (its sessions times their windows).
+    let (submissions, receiver) = mpsc::channel(MAX_UPSTREAM_QUEUE);
     let address: Arc<str> = Arc::from(dialer.address.as_str());
     let task = DeviceTask {
         upstream,
@@ -199,8 +208,13 @@ impl DeviceTask {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket += 1;
         self.waiting.insert(ticket, submission.reply);
-        self.upstream
-            .submit(Instant::now(), ticket, submission.unit_id, submission.pdu);
+        self.upstream.submit(
+            Instant::now(),
+            submission.requester,
+            ticket,
+            submission.unit_id,
+            submission.pdu,
+        );
     }
 
     /// Hands every answer to its front session (one that gave up is gone:

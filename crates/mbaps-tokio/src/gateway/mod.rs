@@ -43,8 +43,10 @@ use mbaps_authz::Role;
 use mbaps_authz::Target;
 use mbaps_codec::ExceptionCode;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::{Failure, LimitError, LinkEvent, Upstream, UpstreamLimits};
-use mbaps_session::{ClientConfig, ConfigError, Pdu, Timers};
+use mbaps_session::upstream::{
+    Failure, LimitError, LinkEvent, Requester, Upstream, UpstreamLimits,
+};
+use mbaps_session::{ClientConfig, ConfigError, DropReason, Pdu, Timers};
 
 use crate::handler::{AsyncHandler, IncomingRequest};
 use device::{DeviceHandle, Dialer};
@@ -106,6 +108,21 @@ impl Device {
     pub fn address(&self) -> &str {
         &self.address
     }
+
+    /// Whether `other` is the same device: one address, reached the same
+    /// way (TLS or not). Routes to it share its connection.
+    fn same_device(&self, other: &Device) -> bool {
+        self.address == other.address && self.tls.is_some() == other.tls.is_some()
+    }
+
+    /// Who the gateway is to a TLS device and whom it expects: the
+    /// certificate it shows (its role) and the name the device's must
+    /// carry.
+    fn identity(&self) -> Option<(Option<&[u8]>, &ServerName<'static>)> {
+        self.tls
+            .as_ref()
+            .map(|(config, name)| (config.certificate().map(|c| c.as_ref()), name))
+    }
 }
 
 /// Why a gateway could not be started.
@@ -152,6 +169,19 @@ pub enum GatewayError {
         /// Why.
         #[source]
         source: ConfigError,
+    },
+    /// Two routes name one device (its address, TLS or not) with different
+    /// limits or TLS identities: they would share one connection and
+    /// queue, so one of them would not be what it says (the device could
+    /// see the operator's certificate where the viewer's was meant).
+    #[error(
+        "device {address} is routed twice with different {what}: routes to one device share its connection, so they must agree"
+    )]
+    SharedDeviceDiffers {
+        /// The device.
+        address: String,
+        /// What differs: `"limits"` or `"TLS identities"`.
+        what: &'static str,
     },
     /// No route at all: every request would be answered 0x0A.
     #[error("the gateway has no route")]
@@ -271,6 +301,34 @@ impl fmt::Display for GatewayLog {
                         "gateway: the connection to device {device} was lost: {reason:?}"
                     )
                 }
+                LinkEvent::Flapping { reason, retry_in } => write!(
+                    f,
+                    "gateway: device {device} closes its connections before answering ({reason:?}): \
+                     dialling again with a backoff that doubles (next in {retry_in:?}); \
+                     not reported again until it answers"
+                ),
+                LinkEvent::DroppedAnswer {
+                    transaction_id,
+                    reason,
+                    in_flight,
+                } => {
+                    write!(
+                        f,
+                        "gateway: device {device}: dropped answer under transaction id {transaction_id} ("
+                    )?;
+                    match reason {
+                        DropReason::Late => write!(f, "a late answer: its request ended already")?,
+                        DropReason::UnknownTransactionId => {
+                            write!(f, "no request had this transaction id")?
+                        }
+                        DropReason::ProtocolId(id) => write!(f, "protocol id {id}, not 0")?,
+                    }
+                    write!(f, "); on the wire: {in_flight:?}")?;
+                    if *reason != DropReason::Late && in_flight.len() == 1 {
+                        write!(f, "; request {} answered 0x0B", in_flight[0])?;
+                    }
+                    Ok(())
+                }
             },
         }
     }
@@ -342,9 +400,11 @@ impl GatewayBuilder {
 
     /// Checks the routes and starts a task per device. Must be called
     /// within a tokio runtime. Routes that name the same device (same
-    /// address, and TLS or not) share its connection and queue, with the
-    /// limits of the first of them. Unit ids no route takes are answered
-    /// 0x0A.
+    /// address, and TLS or not) share its connection and queue, and so
+    /// must agree on its limits and, for TLS, on the certificate the
+    /// gateway shows and the name it expects
+    /// ([`GatewayError::SharedDeviceDiffers`]). Unit ids no route takes
+    /// are answered 0x0A.
     pub fn start(self) -> Result<Gateway, GatewayError> {
         let mut gateway = start(self.routes, self.observer)?;
         gateway.latency = self.latency;
@@ -401,23 +461,40 @@ fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError
             *slot = Some(index);
         }
     }
-    let mut devices: Vec<(String, bool, DeviceHandle)> = Vec::new();
+    // Routes to one device must agree before any task starts.
+    for (index, route) in routes.iter().enumerate() {
+        let device = &route.device;
+        let Some(first) = routes[..index]
+            .iter()
+            .map(|r| &r.device)
+            .find(|d| d.same_device(device))
+        else {
+            continue;
+        };
+        let what = if first.limits != device.limits {
+            "limits"
+        } else if first.identity() != device.identity() {
+            "TLS identities"
+        } else {
+            continue;
+        };
+        return Err(GatewayError::SharedDeviceDiffers {
+            address: device.address.clone(),
+            what,
+        });
+    }
+    let mut devices: Vec<(&Device, DeviceHandle)> = Vec::new();
     let mut handles = Vec::with_capacity(routes.len());
     for route in &routes {
-        let key = (&route.device.address, route.device.tls.is_some());
         let existing = devices
             .iter()
-            .find(|(address, tls, _)| (address, *tls) == key)
-            .map(|(_, _, handle)| handle.clone());
+            .find(|(device, _)| device.same_device(&route.device))
+            .map(|(_, handle)| handle.clone());
         let handle = match existing {
             Some(handle) => handle,
             None => {
                 let handle = start_device(&route.device, &observer)?;
-                devices.push((
-                    route.device.address.clone(),
-                    route.device.tls.is_some(),
-                    handle.clone(),
-                ));
+                devices.push((&route.device, handle.clone()));
                 handle
             }
         };
@@ -510,7 +587,12 @@ impl AsyncHandler for Gateway {
             };
             let unit = destination.rewrite_unit.unwrap_or(request.unit_id);
             let started = Instant::now();
-            match destination.device.forward(unit, request.pdu).await {
+            let requester = Requester(request.session);
+            match destination
+                .device
+                .forward(requester, unit, request.pdu)
+                .await
+            {
                 Ok(pdu) => {
                     if let Some(latency) = &latency {
                         latency(&destination.device.address, started.elapsed());

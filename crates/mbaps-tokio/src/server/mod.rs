@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use mbaps_admission::SessionLog;
 use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG,
-    holds_client_hello,
+    holds_opening,
 };
 use mbaps_session::ServerConfig;
 use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
@@ -295,7 +295,12 @@ impl TokioServer {
                         }
                     };
                     let conn = Arc::new(Conn::new(peer));
-                    let hello = hello_waiting(&stream);
+                    // Subscribed before the configuration is read: a reload
+                    // after this point reaches the session, which may
+                    // still be in its handshake.
+                    let mut reloads = self.config.0.subscribe();
+                    let config = Arc::clone(&reloads.borrow_and_update());
+                    let hello = hello_waiting(&stream, config.tls().is_none());
                     let connected =
                         lock(&table).connect(Instant::now(), peer.ip(), hello, Arc::clone(&conn));
                     if let Some(dropped) = connected.dropped {
@@ -303,8 +308,8 @@ impl TokioServer {
                     }
                     let span = tracing::info_span!("session", %peer, role = field::Empty);
                     let session = Session {
-                        config: self.config.current(),
-                        reloads: self.config.0.subscribe(),
+                        config,
+                        reloads,
                         auditor: self.auditor.clone(),
                         answering: self.answering.clone(),
                         observer: Arc::clone(&self.observer),
@@ -341,15 +346,15 @@ impl TokioServer {
     }
 }
 
-/// Whether a whole ClientHello waits on `stream` already (peeked at, not
-/// read; see [`holds_client_hello`]).
-fn hello_waiting(stream: &tokio::net::TcpStream) -> bool {
+/// Whether a whole ClientHello (or, on a plain front, a whole frame) waits
+/// on `stream` already (peeked at, not read; see [`holds_opening`]).
+fn hello_waiting(stream: &tokio::net::TcpStream, plain: bool) -> bool {
     let mut first = [0u8; HELLO_PEEK_LEN];
     let mut buf = tokio::io::ReadBuf::new(&mut first);
     // Nothing waits for this poll: the connection's task reads for real.
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match stream.poll_peek(&mut cx, &mut buf) {
-        std::task::Poll::Ready(Ok(_)) => holds_client_hello(buf.filled()),
+        std::task::Poll::Ready(Ok(_)) => holds_opening(plain, buf.filled()),
         _ => false,
     }
 }

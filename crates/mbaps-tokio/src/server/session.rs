@@ -226,6 +226,7 @@ impl Session {
                                 unit_id: header.unit_id,
                                 transaction_id: header.transaction_id,
                                 role: session.role().cloned(),
+                                session: self.id.number(),
                                 pdu,
                             };
                             let audit = self.auditor.as_ref().map(|_| AuditStart {

@@ -3,18 +3,29 @@
 //!
 //! A gateway forwards requests from many front sessions to a device that
 //! takes one connection and often one request at a time. [`Upstream`]
-//! shares that connection: requests wait in a bounded queue, at most
-//! `in_flight` of them are on the wire (each under a transaction id of the
-//! upstream session, so front sessions' ids never meet), and every request
-//! submitted ends in exactly one [`Answer`], whatever happens to the
-//! connection: the device's response, or a [`Failure`] that says which
-//! Modbus exception the front answers with (0x06, 0x0A, 0x0B).
+//! shares that connection: requests wait in a bounded queue where the
+//! front sessions take turns ([`Requester`]: round robin, each with a
+//! share of the queue, so that no session's burst delays another's
+//! request by more than one request of each), at most `in_flight` of them
+//! are on the wire (each under a transaction id of the upstream session,
+//! so front sessions' ids never meet), and every request submitted ends in
+//! exactly one [`Answer`], whatever happens to the connection: the
+//! device's response, or a [`Failure`] that says which Modbus exception
+//! the front answers with (0x06, 0x0A, 0x0B).
+//!
+//! A connection that is lost after it answered (or stayed up a while) is
+//! dialled again at once; one that closes before (a device that accepts
+//! and closes) waits a backoff that doubles, reported once
+//! ([`LinkEvent::Flapping`]).
 //!
 //! The adapter owns the socket: when [`Upstream::poll_connect`] says so it
 //! opens a TCP connection and hands [`Upstream::connected`] a new
 //! [`Client`] (TLS or plain), or reports [`Upstream::connect_failed`]; then
 //! it feeds bytes, end of stream and deadlines in, and writes what
 //! [`Upstream::poll_transmit`] gives out, as for a [`Client`].
+
+mod limits;
+mod queue;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -23,93 +34,11 @@ use std::time::{Duration, Instant};
 use mbaps_codec::ExceptionCode;
 
 use crate::client::Client;
-use crate::config::MAX_OUTSTANDING_LIMIT;
-use crate::event::{ClientEvent, CloseReason, InvalidResponse, Pdu};
+use crate::event::{ClientEvent, CloseReason, DropReason, InvalidResponse, Pdu};
 
-/// The most requests a gateway keeps on the wire to one device: legacy
-/// devices answer one at a time, and the Implementation Guide's 16 is the
-/// most a Modbus/TCP server is expected to queue.
-pub const MAX_UPSTREAM_IN_FLIGHT: usize = 16;
-
-/// How one device is reached and how much it is asked at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UpstreamLimits {
-    /// Requests on the wire at once, 1 (the default: most plain devices
-    /// answer one at a time) to [`MAX_UPSTREAM_IN_FLIGHT`].
-    pub in_flight: usize,
-    /// Requests waiting for a free slot; one more is answered 0x06.
-    pub queue: usize,
-    /// From a request's arrival to its answer: past it the request is
-    /// answered 0x0B (0x0A if the device was never reached meanwhile).
-    pub timeout: Duration,
-    /// The wait before reconnecting after a failed attempt; it doubles
-    /// after each failure, up to `max_backoff`.
-    pub initial_backoff: Duration,
-    /// The longest wait between attempts.
-    pub max_backoff: Duration,
-}
-
-impl Default for UpstreamLimits {
-    fn default() -> UpstreamLimits {
-        UpstreamLimits {
-            in_flight: 1,
-            queue: 64,
-            timeout: Duration::from_secs(3),
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
-
-/// A limit of [`UpstreamLimits`] out of range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LimitError {
-    /// `in_flight` outside 1..=16.
-    #[error("in_flight is {0}: it must be 1 to {MAX_UPSTREAM_IN_FLIGHT}")]
-    InFlight(usize),
-    /// `queue` outside 1..=65536.
-    #[error("queue is {0}: it must be 1 to {MAX_UPSTREAM_QUEUE}")]
-    Queue(usize),
-    /// A zero `timeout`.
-    #[error("timeout is zero: a request could never be answered by the device")]
-    Timeout,
-    /// `initial_backoff` zero or above `max_backoff`.
-    #[error("initial_backoff {initial:?} must be above zero and at most max_backoff {max:?}")]
-    Backoff {
-        /// `initial_backoff`.
-        initial: Duration,
-        /// `max_backoff`.
-        max: Duration,
-    },
-}
-
-/// The longest queue per device: each waiting request holds a PDU (about
-/// 270 bytes), so 65,536 of them bound a device's queue to 18 MiB.
-pub const MAX_UPSTREAM_QUEUE: usize = 65_536;
-
-impl UpstreamLimits {
-    /// Checks every limit's range.
-    pub fn validate(&self) -> Result<(), LimitError> {
-        if !(1..=MAX_UPSTREAM_IN_FLIGHT).contains(&self.in_flight) {
-            return Err(LimitError::InFlight(self.in_flight));
-        }
-        if !(1..=MAX_UPSTREAM_QUEUE).contains(&self.queue) {
-            return Err(LimitError::Queue(self.queue));
-        }
-        if self.timeout.is_zero() {
-            return Err(LimitError::Timeout);
-        }
-        if self.initial_backoff.is_zero() || self.initial_backoff > self.max_backoff {
-            return Err(LimitError::Backoff {
-                initial: self.initial_backoff,
-                max: self.max_backoff,
-            });
-        }
-        Ok(())
-    }
-}
-
-const _: () = assert!(MAX_UPSTREAM_IN_FLIGHT <= MAX_OUTSTANDING_LIMIT);
+pub use limits::{LimitError, MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
+pub use queue::Requester;
+use queue::{Admission, FairQueue, Queued};
 
 /// The caller's name for a submitted request, handed back with its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,7 +57,8 @@ pub enum Failure {
     /// request is not sent again: a write may have been carried out).
     Lost(CloseReason),
     /// The device answered, but not this request (another function or
-    /// unit, or a malformed PDU): never passed on, 0x0B.
+    /// unit, a malformed PDU, or, while it was the only one on the wire,
+    /// under another transaction or protocol id): never passed on, 0x0B.
     Invalid(InvalidResponse),
 }
 
@@ -150,11 +80,14 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::QueueFull => write!(f, "the device's queue is full"),
+            Failure::QueueFull => write!(
+                f,
+                "the device's queue is full, or this session holds its share of it"
+            ),
             Failure::Unreachable => write!(f, "the device cannot be reached"),
             Failure::Timeout => write!(f, "the device did not answer in time"),
             Failure::Lost(reason) => write!(f, "the connection to the device was lost: {reason:?}"),
-            Failure::Invalid(error) => write!(f, "the device's answer is not valid: {error:?}"),
+            Failure::Invalid(error) => write!(f, "the device's answer is not valid: {error}"),
         }
     }
 }
@@ -169,27 +102,45 @@ pub struct Answer {
     pub result: Result<Pdu, Failure>,
 }
 
-/// A change of the connection to the device.
+/// What happened on the connection to the device, for the log.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LinkEvent {
-    /// The connection is up (after the handshake, on TLS).
+    /// The connection is up (after the handshake, on TLS); after
+    /// [`LinkEvent::Flapping`], once a connection has answered.
     Up,
     /// The TCP connection could not be opened.
     Unreachable,
     /// The connection ended before it was up (the handshake failed: the
     /// device's certificate refused, or ours).
     Failed(CloseReason),
-    /// The connection ended after it was up.
+    /// The connection ended after it was up (and had answered, or stayed
+    /// up a while): it is dialled again at once.
     Lost(CloseReason),
-}
-
-/// A request waiting for a slot.
-#[derive(Clone, Copy, Debug)]
-struct Queued {
-    ticket: Ticket,
-    unit_id: u8,
-    pdu: Pdu,
-    deadline: Instant,
+    /// The device closes connections before they answer anything or stay
+    /// up a while (it accepts and closes): it is dialled again after a
+    /// backoff that doubles, and its ups and downs are not reported one by
+    /// one until a connection answers ([`LinkEvent::Up`]). Reported once.
+    Flapping {
+        /// How the connection that made it so ended.
+        reason: CloseReason,
+        /// The wait before the next attempt.
+        retry_in: Duration,
+    },
+    /// A frame from the device that answers no request was dropped
+    /// (counted in [`Upstream::discarded_responses`]). With one request
+    /// on the wire and a frame no request of late can own (another
+    /// transaction id, a protocol id other than 0), that request is
+    /// answered 0x0B at once: its own answer is not coming. With several
+    /// on the wire, none can be blamed: they wait for their answers or
+    /// their timeouts.
+    DroppedAnswer {
+        /// The frame's transaction id.
+        transaction_id: u16,
+        /// Why it answers nothing.
+        reason: DropReason,
+        /// The transaction ids on the wire when it came, in order.
+        in_flight: Vec<u16>,
+    },
 }
 
 /// Where the connection to the device stands.
@@ -200,8 +151,14 @@ enum Link {
     Dialing,
     /// TCP is up, the TLS handshake under way.
     Handshaking(Box<Client>),
-    /// Requests go out.
-    Up(Box<Client>),
+    /// Requests go out; up `since`, and whether it has answered anything
+    /// (a connection that answers is one that works: its loss is redialled
+    /// at once, and the backoff starts over).
+    Up {
+        session: Box<Client>,
+        since: Instant,
+        answered: bool,
+    },
     /// [`Upstream::close`]d: nothing is retried.
     Closed,
 }
@@ -212,13 +169,16 @@ pub struct Upstream {
     link: Link,
     /// The wait after the next failed attempt.
     backoff: Duration,
-    queue: VecDeque<Queued>,
+    /// The device's connections close before they work (see
+    /// [`LinkEvent::Flapping`]): reported once, until one answers.
+    flapping: bool,
+    queue: FairQueue,
     /// Upstream transaction id to the request's ticket.
     in_flight: HashMap<u16, Ticket>,
     answers: VecDeque<Answer>,
     /// Responses discarded by the sessions that ended.
     discarded_before: u64,
-    /// Changes of the connection, for the log.
+    /// What happened on the connection, for the log.
     link_events: VecDeque<LinkEvent>,
     /// What an ended session still owed the device (an alert).
     parting: Vec<u8>,
@@ -232,7 +192,8 @@ impl Upstream {
             limits,
             link: Link::Down { retry_at: now },
             backoff: limits.initial_backoff,
-            queue: VecDeque::with_capacity(limits.queue.min(64)),
+            flapping: false,
+            queue: FairQueue::new(limits.queue, limits.session_share()),
             in_flight: HashMap::with_capacity(limits.in_flight),
             answers: VecDeque::new(),
             discarded_before: 0,
@@ -246,29 +207,41 @@ impl Upstream {
         &self.limits
     }
 
-    /// Takes a request to forward to `unit_id`. Its answer comes through
-    /// [`Upstream::poll_answer`]: at once if the queue is full (0x06) or the
-    /// device is down and waiting to be retried (0x0A).
-    pub fn submit(&mut self, now: Instant, ticket: Ticket, unit_id: u8, pdu: Pdu) {
+    /// Takes a request from `requester` (its front session) to forward to
+    /// `unit_id`. Its answer comes through [`Upstream::poll_answer`]: at
+    /// once, 0x06, if the requester holds its share of the queue or the
+    /// queue is full of requesters holding no more than it (a full queue
+    /// makes the requester holding the most give up its newest request,
+    /// answered 0x06, for one that holds fewer); 0x0A if the device is
+    /// down and waiting to be retried.
+    pub fn submit(
+        &mut self,
+        now: Instant,
+        requester: Requester,
+        ticket: Ticket,
+        unit_id: u8,
+        pdu: Pdu,
+    ) {
         let down = match self.link {
             Link::Down { retry_at } => retry_at > now,
             Link::Closed => true,
-            Link::Dialing | Link::Handshaking(_) | Link::Up(_) => false,
+            Link::Dialing | Link::Handshaking(_) | Link::Up { .. } => false,
         };
         if down {
             self.fail(ticket, Failure::Unreachable);
             return;
         }
-        if self.queue.len() >= self.limits.queue {
-            self.fail(ticket, Failure::QueueFull);
-            return;
-        }
-        self.queue.push_back(Queued {
+        let request = Queued {
             ticket,
             unit_id,
             pdu,
             deadline: now + self.limits.timeout,
-        });
+        };
+        match self.queue.push(requester, request) {
+            Admission::Queued => {}
+            Admission::QueuedInPlaceOf(pushed_out) => self.fail(pushed_out, Failure::QueueFull),
+            Admission::Refused => self.fail(ticket, Failure::QueueFull),
+        }
         self.send_queued(now);
     }
 
@@ -305,7 +278,7 @@ impl Upstream {
         }
     }
 
-    /// The next change of the connection, for the log; drain until `None`.
+    /// The next event of the connection, for the log; drain until `None`.
     pub fn poll_link_event(&mut self) -> Option<LinkEvent> {
         self.link_events.pop_front()
     }
@@ -332,28 +305,28 @@ impl Upstream {
             session.handle_timeout(now);
         }
         self.settle(now);
-        let up = matches!(self.link, Link::Up(_));
-        while let Some(expired) = self.queue.front().filter(|q| q.deadline <= now) {
-            let ticket = expired.ticket;
-            self.queue.pop_front();
-            let failure = if up {
-                Failure::Timeout
-            } else {
-                Failure::Unreachable
-            };
-            self.fail(ticket, failure);
-        }
+        let failure = if self.is_up() {
+            Failure::Timeout
+        } else {
+            Failure::Unreachable
+        };
+        let answers = &mut self.answers;
+        self.queue.expire(now, |ticket| {
+            answers.push_back(Answer {
+                ticket,
+                result: Err(failure.clone()),
+            })
+        });
     }
 
     /// When [`Upstream::handle_timeout`] (or [`Upstream::poll_connect`])
     /// is due next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        // The queue is in arrival order, and so in deadline order.
-        let queued = self.queue.front().map(|q| q.deadline);
+        let queued = self.queue.next_deadline();
         let link = match &self.link {
             Link::Down { retry_at } => Some(*retry_at),
             Link::Dialing | Link::Closed => None,
-            Link::Handshaking(session) | Link::Up(session) => session.poll_timeout(),
+            Link::Handshaking(session) | Link::Up { session, .. } => session.poll_timeout(),
         };
         match (queued, link) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -381,12 +354,12 @@ impl Upstream {
     /// reading and writing it while this holds, and drops its socket (after
     /// writing what [`Upstream::poll_transmit`] gives) when it stops.
     pub fn has_connection(&self) -> bool {
-        matches!(self.link, Link::Handshaking(_) | Link::Up(_))
+        matches!(self.link, Link::Handshaking(_) | Link::Up { .. })
     }
 
     /// Whether requests go out now.
     pub fn is_up(&self) -> bool {
-        matches!(self.link, Link::Up(_))
+        matches!(self.link, Link::Up { .. })
     }
 
     /// Requests on the wire.
@@ -399,11 +372,12 @@ impl Upstream {
         self.queue.len()
     }
 
-    /// Responses from the device that matched no request on the wire (a
-    /// wrong transaction id, or a late answer after a timeout): dropped.
+    /// Frames from the device that answered no request on the wire (a
+    /// wrong transaction or protocol id, or a late answer after a
+    /// timeout): dropped.
     pub fn discarded_responses(&self) -> u64 {
         let current = match &self.link {
-            Link::Handshaking(session) | Link::Up(session) => session.discarded_responses(),
+            Link::Handshaking(session) | Link::Up { session, .. } => session.discarded_responses(),
             Link::Down { .. } | Link::Dialing | Link::Closed => 0,
         };
         self.discarded_before + current
@@ -417,15 +391,13 @@ impl Upstream {
             session.close(now);
         }
         self.settle(now);
-        for queued in std::mem::take(&mut self.queue) {
-            self.fail(queued.ticket, Failure::Unreachable);
-        }
+        self.fail_queue(Failure::Unreachable);
         self.link = Link::Closed;
     }
 
     fn session(&mut self) -> Option<&mut Client> {
         match &mut self.link {
-            Link::Handshaking(session) | Link::Up(session) => Some(session),
+            Link::Handshaking(session) | Link::Up { session, .. } => Some(session),
             Link::Down { .. } | Link::Dialing | Link::Closed => None,
         }
     }
@@ -437,24 +409,43 @@ impl Upstream {
         });
     }
 
-    /// The attempt to reach the device failed: every request waiting is
-    /// answered 0x0A and the next attempt waits the backoff.
+    /// Answers every waiting request with `failure`.
+    fn fail_queue(&mut self, failure: Failure) {
+        let answers = &mut self.answers;
+        self.queue.clear(|ticket| {
+            answers.push_back(Answer {
+                ticket,
+                result: Err(failure.clone()),
+            })
+        });
+    }
+
+    /// The device cannot be used now: every request waiting is answered
+    /// 0x0A and the next attempt waits the backoff, which doubles.
     fn unreachable(&mut self, now: Instant) {
         self.link = Link::Down {
             retry_at: now + self.backoff,
         };
         self.backoff = (self.backoff * 2).min(self.limits.max_backoff);
-        for queued in std::mem::take(&mut self.queue) {
-            self.fail(queued.ticket, Failure::Unreachable);
-        }
+        self.fail_queue(Failure::Unreachable);
     }
 
-    /// Takes the session's events: answers, the handshake's end, the
-    /// connection's end; then sends what the free slots allow.
+    /// Takes the session's events: answers, frames that answer nothing,
+    /// the handshake's end, the connection's end; then sends what the
+    /// free slots allow.
     fn settle(&mut self, now: Instant) {
         let mut ended = None;
         let mut connected = false;
-        if let Link::Handshaking(session) | Link::Up(session) = &mut self.link {
+        let mut dropped: Vec<(u16, DropReason)> = Vec::new();
+        let (session, answered) = match &mut self.link {
+            Link::Handshaking(session) => (Some(session), None),
+            Link::Up {
+                session, answered, ..
+            } => (Some(session), Some(answered)),
+            Link::Down { .. } | Link::Dialing | Link::Closed => (None, None),
+        };
+        let mut heard = false;
+        if let Some(session) = session {
             while let Some(event) = session.poll_event() {
                 let (transaction_id, result) = match event {
                     ClientEvent::Connected(_) => {
@@ -465,15 +456,28 @@ impl Upstream {
                         ended = Some(reason);
                         continue;
                     }
+                    ClientEvent::Dropped {
+                        transaction_id,
+                        reason,
+                    } => {
+                        dropped.push((transaction_id, reason));
+                        continue;
+                    }
                     ClientEvent::Response {
                         transaction_id,
                         pdu,
                         ..
-                    } => (transaction_id, Ok(pdu)),
+                    } => {
+                        heard = true;
+                        (transaction_id, Ok(pdu))
+                    }
                     ClientEvent::Invalid {
                         transaction_id,
                         error,
-                    } => (transaction_id, Err(Failure::Invalid(error))),
+                    } => {
+                        heard = true;
+                        (transaction_id, Err(Failure::Invalid(error)))
+                    }
                     ClientEvent::Timeout { transaction_id } => {
                         (transaction_id, Err(Failure::Timeout))
                     }
@@ -486,44 +490,126 @@ impl Upstream {
                     self.answers.push_back(Answer { ticket, result });
                 }
             }
+            for (transaction_id, reason) in dropped {
+                let mut on_wire: Vec<u16> = self.in_flight.keys().copied().collect();
+                on_wire.sort_unstable();
+                let sole = match on_wire[..] {
+                    [sole] if reason != DropReason::Late => Some(sole),
+                    _ => None,
+                };
+                self.link_events.push_back(LinkEvent::DroppedAnswer {
+                    transaction_id,
+                    reason,
+                    in_flight: on_wire,
+                });
+                // The one request on the wire: its answer is not coming.
+                if let Some(expected) = sole
+                    && let Some(ticket) = self.in_flight.remove(&expected)
+                {
+                    session.abandon(expected);
+                    let protocol_id = match reason {
+                        DropReason::ProtocolId(id) => id,
+                        DropReason::Late | DropReason::UnknownTransactionId => 0,
+                    };
+                    let error = InvalidResponse::Unechoed {
+                        expected,
+                        found: transaction_id,
+                        protocol_id,
+                    };
+                    self.answers.push_back(Answer {
+                        ticket,
+                        result: Err(Failure::Invalid(error)),
+                    });
+                }
+            }
+        }
+        if heard
+            && let Some(answered) = answered
+            && !*answered
+        {
+            *answered = true;
+            // A connection that answers works: the backoff starts over.
+            self.backoff = self.limits.initial_backoff;
+            if self.flapping {
+                self.flapping = false;
+                self.link_events.push_back(LinkEvent::Up);
+            }
         }
         if connected && matches!(self.link, Link::Handshaking(_)) {
             if let Link::Handshaking(session) = std::mem::replace(&mut self.link, Link::Dialing) {
-                self.link = Link::Up(session);
+                self.link = Link::Up {
+                    session,
+                    since: now,
+                    answered: false,
+                };
             }
-            self.backoff = self.limits.initial_backoff;
-            self.link_events.push_back(LinkEvent::Up);
+            if !self.flapping {
+                self.link_events.push_back(LinkEvent::Up);
+            }
         }
         if let Some(reason) = ended {
-            let was_up = matches!(self.link, Link::Up(_));
-            if let Link::Handshaking(mut session) | Link::Up(mut session) =
-                std::mem::replace(&mut self.link, Link::Dialing)
-            {
-                // The alert or close_notify owed to the device still goes.
-                session.poll_transmit(&mut self.parting);
-                self.discarded_before += session.discarded_responses();
-            }
-            if was_up {
-                // Lost after it worked: dial again at once. What waits in
-                // the queue was never sent: it goes on the next connection,
-                // or is answered 0x0A if that cannot be opened.
-                self.link = Link::Down { retry_at: now };
-                self.link_events.push_back(LinkEvent::Lost(reason));
-            } else {
-                self.unreachable(now);
-                self.link_events.push_back(LinkEvent::Failed(reason));
-            }
+            self.ended(now, reason);
         }
         self.send_queued(now);
     }
 
-    /// Sends waiting requests while slots are free.
+    /// The session to the device ended with `reason`.
+    fn ended(&mut self, now: Instant, reason: CloseReason) {
+        match std::mem::replace(&mut self.link, Link::Dialing) {
+            Link::Up {
+                mut session,
+                since,
+                answered,
+            } => {
+                self.part(&mut session);
+                let lasted = now.saturating_duration_since(since) >= self.limits.max_backoff;
+                if answered || lasted {
+                    // Lost after it worked: dial again at once. What waits
+                    // in the queue was never sent: it goes on the next
+                    // connection, or is answered 0x0A if that cannot be
+                    // opened.
+                    self.backoff = self.limits.initial_backoff;
+                    self.flapping = false;
+                    self.link = Link::Down { retry_at: now };
+                    self.link_events.push_back(LinkEvent::Lost(reason));
+                } else {
+                    // Closed before it did anything: the device accepts
+                    // and closes. Dialling again at once would spin.
+                    let retry_in = self.backoff;
+                    self.unreachable(now);
+                    if !self.flapping {
+                        self.flapping = true;
+                        self.link_events
+                            .push_back(LinkEvent::Flapping { reason, retry_in });
+                    }
+                }
+            }
+            Link::Handshaking(mut session) => {
+                self.part(&mut session);
+                self.unreachable(now);
+                if !self.flapping {
+                    self.link_events.push_back(LinkEvent::Failed(reason));
+                }
+            }
+            other => self.link = other,
+        }
+    }
+
+    /// What an ended session still owes the device (its alert or
+    /// close_notify) goes out; its count of dropped frames is kept.
+    fn part(&mut self, session: &mut Client) {
+        session.poll_transmit(&mut self.parting);
+        self.discarded_before += session.discarded_responses();
+    }
+
+    /// Sends waiting requests while slots are free, the front sessions
+    /// taking turns.
     fn send_queued(&mut self, now: Instant) {
-        let Link::Up(session) = &mut self.link else {
+        let Link::Up { session, .. } = &mut self.link else {
             return;
         };
         while self.in_flight.len() < self.limits.in_flight {
-            let Some(next) = self.queue.pop_front() else {
+            let Some(next) = self.queue.pop() else {
                 return;
             };
             let Some(left) = next
