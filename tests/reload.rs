@@ -214,3 +214,196 @@ fn a_new_certificate_and_ca_are_served_to_the_next_handshake() {
         server.shutdown().await.unwrap();
     });
 }
+
+/// Where a real client's handshake is held while the server reloads.
+#[derive(Clone, Copy, Debug)]
+enum Hold {
+    /// Connected; nothing sent.
+    Connected,
+    /// Its ClientHello sent and the server's flight read; its
+    /// certificate not yet sent.
+    AfterServerFlight,
+}
+
+/// A sans-IO client over a blocking socket, so that its handshake can
+/// be held at a chosen point.
+struct HeldClient {
+    stream: std::net::TcpStream,
+    client: mbaps_session::Client,
+    /// The client's output not yet sent.
+    pending: Vec<u8>,
+}
+
+impl HeldClient {
+    fn connect(address: std::net::SocketAddr, role: &str) -> HeldClient {
+        let stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let client =
+            mbaps_session::Client::new(&role_config(role), localhost(), Instant::now()).unwrap();
+        HeldClient {
+            stream,
+            client,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sends what the client has to send; false once the socket is gone.
+    fn send(&mut self) -> bool {
+        use std::io::Write;
+        self.client.poll_transmit(&mut self.pending);
+        let sent = self.pending.is_empty() || self.stream.write_all(&self.pending).is_ok();
+        self.pending.clear();
+        sent
+    }
+
+    /// Sends the ClientHello and reads the server's whole flight (until
+    /// the server waits); what the client answers is kept, not sent.
+    fn hold_after_server_flight(&mut self) {
+        assert!(self.send());
+        let mut heard = false;
+        loop {
+            match self.read_some() {
+                Some(0) if heard => break,
+                Some(0) => {}
+                Some(_) => heard = true,
+                None => panic!("the server closed during its flight"),
+            }
+            self.client.poll_transmit(&mut self.pending);
+        }
+        assert!(!self.pending.is_empty(), "the client has nothing to answer");
+    }
+
+    /// Reads what the server sent within the read timeout: how much
+    /// (0: nothing came), `None` on its end (EOF, reset).
+    fn read_some(&mut self) -> Option<usize> {
+        use std::io::Read;
+        let mut bytes = [0u8; 16 * 1024];
+        match self.stream.read(&mut bytes) {
+            Ok(0) => {
+                self.client.handle_eof(Instant::now());
+                None
+            }
+            Ok(n) => {
+                self.client.handle_tls(Instant::now(), &bytes[..n]);
+                Some(n)
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Some(0)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Reads what the server sent within the read timeout; false on its
+    /// end (EOF, reset).
+    fn receive(&mut self) -> bool {
+        self.read_some().is_some()
+    }
+
+    /// Drives the client for up to 5 s; whether a response to a read it
+    /// sends once connected ever came.
+    fn served(mut self) -> bool {
+        let read = mbaps_codec::Request::ReadHoldingRegisters {
+            address: 0,
+            quantity: 1,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut asked = false;
+        while Instant::now() < deadline {
+            while let Some(event) = self.client.poll_event() {
+                if matches!(event, mbaps_session::ClientEvent::Response { .. }) {
+                    return true;
+                }
+            }
+            if !asked && self.client.is_connected() {
+                asked = self.client.send_request(Instant::now(), 1, &read).is_ok();
+            }
+            if !self.send() || !self.receive() || self.client.is_closed() {
+                break;
+            }
+        }
+        std::iter::from_fn(|| self.client.poll_event())
+            .any(|event| matches!(event, mbaps_session::ClientEvent::Response { .. }))
+    }
+}
+
+/// Either server, with a reloader.
+enum Served {
+    Tokio(mbaps_tokio::ServerHandle),
+    Std(mbaps_std::ServerHandle),
+}
+
+impl Served {
+    fn start(std: bool) -> Served {
+        let config = config_with(policy(), false);
+        let map = RegisterMap::new(Tables::preset());
+        if std {
+            let server = mbaps_std::StdServer::bind("127.0.0.1:0", config, map)
+                .unwrap()
+                .spawn()
+                .unwrap();
+            return Served::Std(server);
+        }
+        runtime().block_on(async {
+            Served::Tokio(
+                TokioServer::bind("127.0.0.1:0", config, map)
+                    .await
+                    .unwrap()
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+    }
+
+    fn address(&self) -> std::net::SocketAddr {
+        match self {
+            Served::Tokio(server) => server.local_addr(),
+            Served::Std(server) => server.local_addr(),
+        }
+    }
+
+    fn reload(&self, config: ServerConfig) {
+        match self {
+            Served::Tokio(server) => server.reloader().reload(config),
+            Served::Std(server) => server.reloader().reload(config),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Served::Tokio(server) => runtime().block_on(server.shutdown()).unwrap(),
+            Served::Std(server) => server.stop(),
+        }
+    }
+}
+
+#[test]
+fn a_handshake_held_across_a_reload_that_revokes_its_client_is_refused_by_both_servers() {
+    for std in [false, true] {
+        for hold in [Hold::Connected, Hold::AfterServerFlight] {
+            let what = format!(
+                "{} server, held {hold:?}",
+                if std { "std" } else { "tokio" }
+            );
+            let server = Served::start(std);
+            let mut revoked = HeldClient::connect(server.address(), "revoked");
+            let mut operator = HeldClient::connect(server.address(), "operator");
+            if let Hold::AfterServerFlight = hold {
+                revoked.hold_after_server_flight();
+                operator.hold_after_server_flight();
+            }
+            server.reload(config_with(policy(), true));
+            // However soon the handshake finishes after the reload.
+            assert!(!revoked.served(), "{what}: the revoked client was served");
+            assert!(operator.served(), "{what}: the operator was not served");
+            server.stop();
+        }
+    }
+}

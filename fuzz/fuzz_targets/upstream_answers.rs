@@ -11,16 +11,21 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use mbaps_codec::Request;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::{Ticket, Upstream, UpstreamLimits};
+use mbaps_session::upstream::{Requester, Ticket, Upstream, UpstreamLimits};
 use mbaps_session::{Client, ClientConfig, Pdu};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&shape, mut rest)) = data.split_first() else {
         return;
     };
+    let queue = usize::from(shape / 4 % 8) + 1;
     let limits = UpstreamLimits {
         in_flight: usize::from(shape % 4) + 1,
-        queue: usize::from(shape / 4 % 8) + 1,
+        queue,
+        queue_per_session: match usize::from(shape / 32) {
+            0 => None,
+            share => Some(share.min(queue)),
+        },
         ..UpstreamLimits::default()
     };
     let config = ClientConfig::plain()
@@ -43,11 +48,17 @@ fuzz_target!(|data: &[u8]| {
                     quantity: u16::from(control / 5 % 8) + 1,
                 };
                 let pdu = Pdu::encode_request(&request).unwrap();
-                upstream.submit(now, Ticket(submitted), control / 5, pdu);
+                // Three requesters sharing the device, so the fair queue's
+                // per-requester share is exercised as well.
+                let requester = Requester(u64::from(control / 5 % 3));
+                upstream.submit(now, requester, Ticket(submitted), control / 5, pdu);
                 submitted += 1;
             }
             1 => {
-                let len = rest.first().map_or(0, |&n| usize::from(n)).min(rest.len().saturating_sub(1));
+                let len = rest
+                    .first()
+                    .map_or(0, |&n| usize::from(n))
+                    .min(rest.len().saturating_sub(1));
                 let bytes = rest.get(1..1 + len).unwrap_or(&[]);
                 if upstream.has_connection() {
                     upstream.handle_bytes(now, bytes);
@@ -56,7 +67,8 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => {
                 if upstream.poll_connect(now) {
-                    let session = Client::new(&config, ServerName::try_from("device").unwrap(), now).unwrap();
+                    let session =
+                        Client::new(&config, ServerName::try_from("device").unwrap(), now).unwrap();
                     upstream.connected(now, session);
                 }
             }
@@ -75,14 +87,22 @@ fuzz_target!(|data: &[u8]| {
         out.clear();
         upstream.poll_transmit(&mut out);
         while let Some(answer) = upstream.poll_answer() {
-            assert!(answered.insert(answer.ticket), "{:?} answered twice", answer.ticket);
+            assert!(
+                answered.insert(answer.ticket),
+                "{:?} answered twice",
+                answer.ticket
+            );
         }
         assert!(upstream.in_flight() <= limits.in_flight);
         assert!(upstream.queued() <= limits.queue);
     }
     upstream.close(now);
     while let Some(answer) = upstream.poll_answer() {
-        assert!(answered.insert(answer.ticket), "{:?} answered twice", answer.ticket);
+        assert!(
+            answered.insert(answer.ticket),
+            "{:?} answered twice",
+            answer.ticket
+        );
     }
     assert_eq!(answered.len() as u64, submitted, "a request never answered");
 });

@@ -165,6 +165,13 @@ fn server_admission_flags_take_effect_and_bad_values_are_refused_by_name() {
 
     for (flag, value, says) in [
         ("--write-timeout", "0", "out of range"),
+        // Zero once converted: refused with the floor, not accepted.
+        (
+            "--handshake-timeout",
+            "1e-10",
+            "give at least 0.001 (1 ms) and at most 86400 seconds",
+        ),
+        ("--idle-timeout", "0.0005", "give at least 0.001 (1 ms)"),
         ("--handshake-timeout", "soon", "is not a number of seconds"),
         ("--max-handshakes", "0", "0 is not in 1..=100000"),
     ] {

@@ -130,3 +130,38 @@ fn every_mistake_of_a_route_file_is_reported_before_anything_listens() {
     assert!(!text(&out.stdout).contains("listening on"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_session_share_larger_than_the_queue_is_refused_and_both_are_explained() {
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy.toml");
+    let out = mbaps(&[
+        "gateway",
+        "--plain",
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+        policy,
+        "--upstream",
+        "127.0.0.1:1502",
+        "--queue",
+        "8",
+        "--queue-per-session",
+        "9",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--queue-per-session 9 is more than --queue 8"),
+        "{stderr}"
+    );
+    assert!(!text(&out.stdout).contains("listening on"));
+    let help = text(&mbaps(&["gateway", "--help"]).stdout);
+    for says in [
+        "--queue-per-session <N>",
+        "a quarter of --queue",
+        "round robin by session",
+        "transaction or protocol id the gateway did not send",
+    ] {
+        assert!(help.contains(says), "{says} not in {help}");
+    }
+}

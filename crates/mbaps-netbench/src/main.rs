@@ -11,6 +11,8 @@
 //! - the gateway: read 10 holding registers through `mbaps_tokio::Gateway`
 //!   (TLS front, plain upstream) against the same requests sent directly
 //!   to the plain server behind it, 1 and 16 in flight and 10 clients;
+//! - fairness at a shared device: an operator's p50/p99 through the gateway
+//!   alone and while six viewers keep 32 reads in flight each;
 //! - admission under attack: an authenticated client's p99 latency and a
 //!   new client's first answer while 1,000 anonymous connections are
 //!   opened and held, beside the same client on a quiet server.
@@ -22,6 +24,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod client_ratio;
+mod fairness;
 mod gateway;
 mod handshakes;
 mod idle_memory;
@@ -48,12 +51,13 @@ struct Options {
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "throughput",
     "handshakes",
     "memory",
     "client",
     "gateway",
+    "fairness",
     "operations",
     "attack",
 ];
@@ -67,7 +71,7 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,operations,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -175,6 +179,15 @@ fn main() -> Result<()> {
         let rates = runtime.block_on(gateway::measure(&pki, window, options.rounds))?;
         text.push_str(&gateway_table(&rates));
         report.insert("gateway".into(), gateway_report(&rates));
+    }
+    if options.runs("fairness") {
+        eprintln!(
+            "the operator's reads while {} viewers flood a shared device ...",
+            fairness::VIEWERS
+        );
+        let fairness = runtime.block_on(fairness::measure(&pki, options.rounds))?;
+        text.push_str(&fairness_table(&fairness));
+        report.insert("fairness".into(), fairness_report(&fairness));
     }
     if options.runs("operations") {
         eprintln!("mbaps server with its log, audit trail and metrics ...");
@@ -377,6 +390,51 @@ fn gateway_report(rates: &gateway::GatewayRates) -> serde_json::Value {
         }));
     }
     serde_json::json!({ "scenarios": scenarios, "ratios": ratios })
+}
+
+/// The operator's p99 under the flood, in device answer times: it waits
+/// behind one request of each viewer session at most (6), and the one on
+/// the wire.
+const FAIRNESS_TARGET_ANSWERS: f64 = 10.0;
+
+fn fairness_table(fairness: &fairness::Fairness) -> String {
+    let answers = |d: std::time::Duration| d.as_secs_f64() / fairness::ANSWER_TIME.as_secs_f64();
+    let flooded = answers(fairness.flooded.p99);
+    format!(
+        "\nfairness: an operator reading every 100 ms through the gateway to a device answering in {:?}, one at a time:\n  alone:                             p50 {:>7.1} ms, p99 {:>7.1} ms, busy {}\n  {} viewers x {} in flight beside:   p50 {:>7.1} ms, p99 {:>7.1} ms, busy {} (viewers answered busy {:.0}/s)\n  flooded p99 / device answer time: {flooded:.1} (target <= {FAIRNESS_TARGET_ANSWERS}, never busy) {}\n",
+        fairness::ANSWER_TIME,
+        fairness.quiet.p50.as_secs_f64() * 1e3,
+        fairness.quiet.p99.as_secs_f64() * 1e3,
+        fairness.quiet.busy,
+        fairness::VIEWERS,
+        fairness::VIEWER_IN_FLIGHT,
+        fairness.flooded.p50.as_secs_f64() * 1e3,
+        fairness.flooded.p99.as_secs_f64() * 1e3,
+        fairness.flooded.busy,
+        fairness.viewer_busy_per_second,
+        verdict(flooded <= FAIRNESS_TARGET_ANSWERS && fairness.flooded.busy == 0),
+    )
+}
+
+fn fairness_report(fairness: &fairness::Fairness) -> serde_json::Value {
+    let latency = |l: &fairness::Latency| {
+        serde_json::json!({
+            "p50_ms": l.p50.as_secs_f64() * 1e3,
+            "p99_ms": l.p99.as_secs_f64() * 1e3,
+            "busy": l.busy,
+        })
+    };
+    serde_json::json!({
+        "device_answer_ms": fairness::ANSWER_TIME.as_secs_f64() * 1e3,
+        "operator_alone": latency(&fairness.quiet),
+        "operator_flooded": latency(&fairness.flooded),
+        "viewer_busy_per_second": fairness.viewer_busy_per_second,
+        "ratios": [{
+            "name": "operator p99 flooded / device answer time",
+            "measured": fairness.flooded.p99.as_secs_f64() / fairness::ANSWER_TIME.as_secs_f64(),
+            "target": FAIRNESS_TARGET_ANSWERS,
+        }],
+    })
 }
 
 /// The audit trail and metrics together cost at most 10% at 16 in flight.

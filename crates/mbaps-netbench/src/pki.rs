@@ -12,6 +12,9 @@ use mbaps_tokio::TokioServer;
 pub(crate) const POLICY: &str = r#"
 [roles.operator]
 allow = [{ functions = ["read"] }]
+
+[roles.viewer]
+allow = [{ functions = ["read"] }]
 "#;
 
 /// A PKI valid now.
@@ -76,13 +79,23 @@ impl Pki {
         versions: Option<TlsVersions>,
         resumption: bool,
     ) -> Result<ClientConfig> {
-        let operator = self
+        self.client_as("operator", versions, resumption)
+    }
+
+    /// The client with `role` of the test PKI (`None`: plain Modbus/TCP).
+    pub(crate) fn client_as(
+        &self,
+        role: &str,
+        versions: Option<TlsVersions>,
+        resumption: bool,
+    ) -> Result<ClientConfig> {
+        let credential = self
             .pki
-            .client("operator")
-            .ok_or_else(|| anyhow::anyhow!("the test PKI has no operator"))?;
+            .client(role)
+            .ok_or_else(|| anyhow::anyhow!("the test PKI has no {role}"))?;
         Ok(match versions {
             Some(versions) => {
-                ClientConfig::builder(self.roots(), Pki::chain(operator), Pki::key(operator)?)
+                ClientConfig::builder(self.roots(), Pki::chain(credential), Pki::key(credential)?)
                     .versions(versions)
                     .resumption(resumption)
                     .build()?

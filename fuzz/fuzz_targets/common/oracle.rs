@@ -170,7 +170,11 @@ pub fn check_end(
     out: &[u8],
     answers: &[Vec<u8>],
 ) {
-    assert_eq!(server.is_closed(), fatal, "the session ended, or not, against the stream");
+    assert_eq!(
+        server.is_closed(),
+        fatal,
+        "the session ended, or not, against the stream"
+    );
     assert_eq!(next, frames.len(), "frames the session never reported");
     check_output(out, answers, fatal);
 }

@@ -443,9 +443,6 @@ fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError
     if routes.is_empty() {
         return Err(GatewayError::NoRoutes);
     }
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(GatewayError::NoRuntime);
-    }
     // Check everything before starting any task.
     let mut table: [Option<usize>; 256] = [None; 256];
     for (index, route) in routes.iter().enumerate() {
@@ -482,6 +479,9 @@ fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError
             address: device.address.clone(),
             what,
         });
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(GatewayError::NoRuntime);
     }
     let mut devices: Vec<(&Device, DeviceHandle)> = Vec::new();
     let mut handles = Vec::with_capacity(routes.len());
