@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use common::attack::{self, Dribblers};
 use common::{
     Adapter, Bounds, Running, SlowAt999, SlowLaterAt999, localhost, log_sink, pki, role_config,
-    server_config, start_bounded, start_later,
+    server_config, start_bounded, start_later, wait_for_log,
 };
 use mbaps_admission::SessionLog;
 use mbaps_admission::{AdmissionLimits, EvictionReason, HandshakeBound};
 use mbaps_codec::Request;
-use mbaps_session::ClientEvent;
+use mbaps_session::{ClientEvent, ServerEvent};
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_std::Calls;
 use mbaps_std::StdClient;
@@ -62,7 +62,7 @@ impl Scene {
             if !matches!(
                 entry,
                 SessionLog::Event {
-                    event: mbaps_session::ServerEvent::Denied { .. },
+                    event: ServerEvent::Denied { .. },
                     ..
                 }
             ) {
@@ -418,6 +418,17 @@ fn at_the_bound_a_newly_authenticated_session_closes_the_one_idle_the_longest() 
         let mut third = connect().unwrap();
         assert_eq!(third.read_holding_registers(1, 5, 1).unwrap(), [5]);
         assert_eq!(first.read_holding_registers(1, 6, 1).unwrap(), [6]);
+        // The evicted session answers what reached it before it saw the
+        // order (a loaded machine may run its thread late), then closes.
+        wait_for_log(&log, |entry| {
+            matches!(
+                entry,
+                SessionLog::Event {
+                    event: ServerEvent::Closed(_),
+                    ..
+                }
+            )
+        });
         assert!(
             second.read_holding_registers(1, 7, 1).is_err(),
             "{adapter:?}"

@@ -1,7 +1,7 @@
 //! What a session's task is doing, read by admission control from another
 //! thread without a lock: busy, idle since when, or stalled since when.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a session is doing, as [`Activity::get`] reads it.
@@ -34,6 +34,9 @@ const STATE: u64 = 3 << 62;
 pub struct Activity {
     epoch: Instant,
     word: AtomicU64,
+    /// The connection's task has looked at its input (see
+    /// [`Activity::note_looked`]).
+    looked: AtomicBool,
 }
 
 impl Activity {
@@ -41,7 +44,24 @@ impl Activity {
         Activity {
             epoch,
             word: AtomicU64::new(BUSY),
+            looked: AtomicBool::new(false),
         }
+    }
+
+    /// The connection's task has looked at its input at least once (it is
+    /// about to wait for it): a handshake without its opening after this
+    /// is silent indeed. Until then it is merely unseen, its task not yet
+    /// run (a thread not yet scheduled under a burst of connects), and it
+    /// gives way only after the silent ones.
+    pub fn note_looked(&self) {
+        if !self.looked.load(Ordering::Relaxed) {
+            self.looked.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether [`Activity::note_looked`] was called.
+    pub fn has_looked(&self) -> bool {
+        self.looked.load(Ordering::Acquire)
     }
 
     /// The session is busy (a request in the handler, bytes being sent).

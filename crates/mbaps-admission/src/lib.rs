@@ -369,9 +369,18 @@ impl<H> Admission<H> {
     /// millisecond. A flood comes from few addresses (or it is a botnet,
     /// against which no per-address rule helps), so taking from the
     /// heaviest source first keeps one client's connection out of the way.
+    ///
+    /// "Silent" means its task has looked at its input and found no
+    /// opening there; a handshake whose task has not run yet (under a
+    /// burst of connects a thread or task may start after several more
+    /// accepts) is unseen, and gives way after the silent ones, so that a
+    /// client whose hello came a moment after its connect is not dropped
+    /// before anyone has read it.
     fn oldest_pending(&self, filter: impl Fn(&Pending<H>) -> bool) -> Option<usize> {
-        let silent = |p: &Pending<H>| filter(p) && !p.hello;
+        let silent = |p: &Pending<H>| filter(p) && !p.hello && p.activity.has_looked();
+        let unheard = |p: &Pending<H>| filter(p) && !p.hello;
         self.oldest_of_heaviest_source(&silent)
+            .or_else(|| self.oldest_of_heaviest_source(&unheard))
             .or_else(|| self.oldest_of_heaviest_source(&filter))
     }
 

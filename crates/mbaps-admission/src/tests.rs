@@ -259,6 +259,26 @@ fn a_hello_seen_at_accept_protects_the_newcomer_from_a_burst_of_silent_connects(
 }
 
 #[test]
+fn a_connection_whose_task_has_not_looked_yet_outlives_the_silent_ones() {
+    let t0 = epoch();
+    let mut admission = Admission::new(limits(4, 3, 3), t0);
+    // Its thread is not scheduled yet: its hello may already wait unread.
+    let (_, unseen, _) = connect(&mut admission, t0, 0, v4(1), "unseen");
+    let mut looked = Vec::new();
+    for at in 1..20 {
+        let (_, activity, dropped) = connect(&mut admission, t0, at, v4(1), "silent");
+        activity.note_looked();
+        looked.push(activity);
+        assert_eq!(dropped.map(|d| d.0), Some("silent").filter(|_| at > 2));
+    }
+    // Once its task has looked and still heard nothing, it is silent too,
+    // and the oldest of them.
+    unseen.note_looked();
+    let (_, _, dropped) = connect(&mut admission, t0, 20, v4(1), "silent");
+    assert_eq!(dropped.map(|d| d.0), Some("unseen"));
+}
+
+#[test]
 fn a_whole_first_record_is_a_client_hello_and_less_is_not() {
     let mut hello = vec![0x16, 0x03, 0x01, 0x00, 0x04];
     assert!(!holds_client_hello(&hello));

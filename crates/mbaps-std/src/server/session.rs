@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mbaps_admission::{Activity, ConnectionId, Order, SessionLog};
+use mbaps_admission::{Activity, ConnectionId, Order, SessionLog, holds_opening};
 use mbaps_codec::{ExceptionCode, Response};
 use mbaps_session::{Handler, Server, ServerConfig, ServerEvent};
 
@@ -176,6 +176,7 @@ impl Session {
                     .clamp(Duration::from_millis(1), RELOAD_CHECK)
             });
             let _ = stream.set_read_timeout(Some(wait));
+            self.activity.note_looked();
             match stream.read(&mut input) {
                 // An order woke the read: obey it first.
                 Ok(0) if self.conn.orders.strongest() > obeyed => {}
@@ -183,7 +184,17 @@ impl Session {
                     eof = true;
                     session.handle_eof(Instant::now());
                 }
-                Ok(n) => (start, end) = (0, n),
+                Ok(n) => {
+                    (start, end) = (0, n);
+                    let plain = session.config().tls().is_none();
+                    if !hello && !session.is_authenticated() && holds_opening(plain, &input[..n]) {
+                        // Heard from the moment it is read, not once the
+                        // handshake's crypto is done: admission must not
+                        // take it for a silent connection meanwhile.
+                        hello = true;
+                        self.shared.table().hello_received(self.id);
+                    }
+                }
                 Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     let now = Instant::now();
                     if session

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mbaps_admission::{Activity, ConnectionId, Order, SessionLog};
+use mbaps_admission::{Activity, ConnectionId, Order, SessionLog, holds_opening};
 use mbaps_authz::Access;
 use mbaps_codec::{ExceptionCode, MbapHeader, Response};
 use mbaps_session::{Handler, Pdu, RequestId, Server, ServerConfig, ServerEvent};
@@ -303,6 +303,7 @@ impl Session {
             timer.set(session.poll_timeout());
             let may_read =
                 phase == Phase::Serving && io.is_flushed() && io.may_read() && session.wants_read();
+            self.activity.note_looked();
             // Biased: orders and shutdown first, so that once told to stop
             // the session reads no further request; then the deadlines.
             tokio::select! {
@@ -354,9 +355,16 @@ impl Session {
                         break;
                     }
                     let now = Instant::now();
+                    let plain = session.config().tls().is_none();
                     match io.try_read(|input| {
                         last_traffic = now;
                         self.activity.set_busy();
+                        if !hello && !session.is_authenticated() && holds_opening(plain, input) {
+                            // Heard from the moment it is read, not once
+                            // the handshake's crypto is done.
+                            hello = true;
+                            lock(&self.table).hello_received(self.id);
+                        }
                         session.handle_tls(now, input)
                     }) {
                         Ok(Read::Nothing | Read::Bytes) => {}
