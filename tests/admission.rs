@@ -20,7 +20,7 @@ use common::{
 use mbaps_admission::SessionLog;
 use mbaps_admission::{AdmissionLimits, EvictionReason, HandshakeBound};
 use mbaps_codec::Request;
-use mbaps_session::{ClientEvent, ServerEvent};
+use mbaps_session::{ClientEvent, CloseReason, ServerEvent};
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_std::Calls;
 use mbaps_std::StdClient;
@@ -62,7 +62,7 @@ impl Scene {
             if !matches!(
                 entry,
                 SessionLog::Event {
-                    event: ServerEvent::Denied { .. },
+                    event: ServerEvent::Answered(_),
                     ..
                 }
             ) {
@@ -290,10 +290,15 @@ fn authenticated_clients_that_never_read_are_closed_before_an_idle_session_and_t
         assert!(stalled >= 3, "{adapter:?}: {log:#?}");
         // The one the newcomer did not evict times out.
         assert!(
-            wait_for_at_most(Duration::from_secs(5), || scene
-                .log()
-                .iter()
-                .any(|e| matches!(e, SessionLog::WriteTimeout { .. }))),
+            wait_for_at_most(Duration::from_secs(5), || scene.log().iter().any(
+                |e| matches!(
+                    e,
+                    SessionLog::Event {
+                        event: ServerEvent::Closed(CloseReason::WriteTimeout(_)),
+                        ..
+                    }
+                )
+            )),
             "{adapter:?}: {:#?}",
             scene.log()
         );
@@ -536,7 +541,8 @@ fn stopping_answers_what_was_received_then_closes_on_both_servers() {
             StdClient::connect(address, &role_config("viewer"), localhost()).is_err(),
             "{adapter:?}: still accepting"
         );
-        // Every session ended with our close_notify, answered.
+        // Every session ended with our close_notify, answered: the
+        // server was stopping.
         let log = log.lock().unwrap();
         let closed = log
             .iter()
@@ -544,9 +550,7 @@ fn stopping_answers_what_was_received_then_closes_on_both_servers() {
                 matches!(
                     e,
                     SessionLog::Event {
-                        event: mbaps_session::ServerEvent::Closed(
-                            mbaps_session::CloseReason::LocalClose
-                        ),
+                        event: ServerEvent::Closed(CloseReason::Shutdown),
                         ..
                     }
                 )

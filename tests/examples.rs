@@ -246,7 +246,7 @@ fn the_client_is_served(certs: &Certificates, server: &Server) {
     assert!(operator.ends_with(&reads(1234)), "{operator}");
     // The server logged the denial, and saw both sessions to their end:
     // each client closed with close_notify.
-    let log = server.wait_for("PeerClosed", 2);
+    let log = server.wait_for("(peer_closed)", 2);
     let denials: Vec<_> = log.iter().filter(|line| line.contains("denied")).collect();
     assert_eq!(denials.len(), 1, "{log:#?}");
     assert!(
@@ -486,7 +486,7 @@ fn the_readme_gateway_section_runs_as_written() {
     let denied = gateway.wait_for("denied", 1);
     let line = denied.last().unwrap();
     assert!(
-        line.contains("role=viewer")
+        line.contains("role=\"viewer\"")
             && line.contains("write single register (0x06)")
             && line.contains("holding registers 100..=100"),
         "{denied:#?}"

@@ -177,7 +177,7 @@ fn a_device_that_does_not_answer_is_0x0b_and_one_that_is_down_is_0x0a() {
         assert_eq!(answered.len(), 3, "{log:#?}");
         assert!(
             answered[0].contains(
-                "role=viewer read holding registers (0x03) unit 1, holding registers 0..=0"
+                "role=\"viewer\" read holding registers (0x03) unit 1, holding registers 0..=0"
             ) && answered[0].contains("did not answer in time"),
             "{log:#?}"
         );

@@ -8,7 +8,7 @@ use common::{
 };
 use mbaps_admission::SessionLog;
 use mbaps_codec::ExceptionCode;
-use mbaps_session::{ClientError, ServerEvent};
+use mbaps_session::{ClientError, RequestRecord, ServerEvent, Verdict};
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_std::Calls;
 use mbaps_std::StdClient;
@@ -75,7 +75,11 @@ fn roles_over_real_sockets(server: Adapter) {
     assert!(log.iter().any(|e| matches!(
         e,
         SessionLog::Event {
-            event: ServerEvent::Denied { function: 0x06, .. },
+            event: ServerEvent::Answered(RequestRecord {
+                function: 0x06,
+                verdict: Verdict::Denied(_),
+                ..
+            }),
             ..
         }
     )));

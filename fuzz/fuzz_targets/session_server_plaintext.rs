@@ -30,14 +30,15 @@ fuzz_target!(|data: &[u8]| {
 
     let now = common::now();
     let mut server = Server::new(common::plain_server_config(role_index), now).unwrap();
-    let (mut next, mut answers, mut out) = (0, Vec::new(), Vec::new());
+    common::oracle::record_every_request(&mut server);
+    let (mut seen, mut out) = (common::oracle::Seen::default(), Vec::new());
     'feed: for chunk in stream.chunks(step) {
         let mut rest = chunk;
         let mut idle_rounds = 0;
         while !rest.is_empty() {
             let taken = server.handle_tls(now, rest);
             rest = &rest[taken..];
-            common::oracle::check_events(&mut server, now, &frames, &mut next, &mut answers);
+            common::oracle::check_events(&mut server, now, &frames, &mut seen);
             server.poll_transmit(&mut out);
             if server.is_closed() {
                 break 'feed;
@@ -50,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    common::oracle::check_events(&mut server, now, &frames, &mut next, &mut answers);
+    common::oracle::check_events(&mut server, now, &frames, &mut seen);
     server.poll_transmit(&mut out);
-    common::oracle::check_end(&server, &frames, fatal, next, &out, &answers);
+    common::oracle::check_end(&server, &frames, fatal, &seen, &out);
 });

@@ -49,6 +49,7 @@ fn pump(
 fuzz_target!(|data: &[u8]| {
     let now = common::now();
     let mut server = Server::new(common::server_config(), now).unwrap();
+    common::oracle::record_every_request(&mut server);
     let name = mbaps_session::rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut client = ClientConnection::new(common::raw_client_tls(), name).unwrap();
     assert!(
@@ -61,12 +62,12 @@ fuzz_target!(|data: &[u8]| {
     let roles = common::roles();
     let policy = common::policy();
     let (frames, fatal) = common::oracle::frames(data, policy, roles[0].as_ref());
-    let (mut next, mut answers) = (0, Vec::new());
+    let mut seen = common::oracle::Seen::default();
     client.writer().write_all(data).unwrap();
     pump(&mut client, &mut server, now, &mut |server| {
-        common::oracle::check_events(server, now, &frames, &mut next, &mut answers)
+        common::oracle::check_events(server, now, &frames, &mut seen)
     });
     let mut out = Vec::new();
     let _ = client.reader().read_to_end(&mut out);
-    common::oracle::check_end(&server, &frames, fatal, next, &out, &answers);
+    common::oracle::check_end(&server, &frames, fatal, &seen, &out);
 });

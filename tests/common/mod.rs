@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use mbaps_admission::AdmissionLimits;
 use mbaps_admission::SessionLog;
+use mbaps_admission::{AdmissionLimits, AuditEntry, Auditor};
 use mbaps_authz::Policy;
 use mbaps_codec::{ExceptionCode, Registers, Request, Response};
 use mbaps_session::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -144,21 +144,54 @@ pub fn start_bounded(
     observer: impl Fn(&SessionLog) + Send + Sync + 'static,
     bounds: Bounds,
 ) -> Running {
+    start_observed(adapter, config, handler, observer, bounds, None)
+}
+
+/// The audit trail a server wrote, as its entries.
+pub type Trail = Arc<std::sync::Mutex<Vec<AuditEntry>>>;
+
+/// [`start_bounded`] with an audit trail kept in memory.
+pub fn start_audited(
+    adapter: Adapter,
+    config: ServerConfig,
+    handler: impl Handler,
+    observer: impl Fn(&SessionLog) + Send + Sync + 'static,
+    bounds: Bounds,
+) -> (Running, Trail) {
+    let trail = Trail::default();
+    let kept = Arc::clone(&trail);
+    let auditor: Auditor = Arc::new(move |entry: &AuditEntry| {
+        kept.lock().unwrap().push(entry.clone());
+    });
+    let running = start_observed(adapter, config, handler, observer, bounds, Some(auditor));
+    (running, trail)
+}
+
+fn start_observed(
+    adapter: Adapter,
+    config: ServerConfig,
+    handler: impl Handler,
+    observer: impl Fn(&SessionLog) + Send + Sync + 'static,
+    bounds: Bounds,
+    auditor: Option<Auditor>,
+) -> Running {
     match adapter {
         Adapter::Std => {
-            let handle = StdServer::bind("127.0.0.1:0", config, handler)
+            let mut server = StdServer::bind("127.0.0.1:0", config, handler)
                 .unwrap()
                 .admission(bounds.limits)
                 .write_timeout(bounds.write_timeout)
-                .on_log(observer)
-                .spawn()
-                .unwrap();
+                .on_log(observer);
+            if let Some(auditor) = auditor {
+                server = server.on_audit(move |entry| auditor(entry));
+            }
+            let handle = server.spawn().unwrap();
             Running {
                 address: handle.local_addr(),
                 stop: Box::new(move || handle.stop()),
             }
         }
-        Adapter::Tokio => start_tokio(config, handler, observer, bounds),
+        Adapter::Tokio => start_tokio(config, handler, observer, bounds, auditor),
     }
 }
 
@@ -184,7 +217,7 @@ pub fn start_later(
     observer: impl Fn(&SessionLog) + Send + Sync + 'static,
     bounds: Bounds,
 ) -> Running {
-    start_tokio(config, Later(handler), observer, bounds)
+    start_tokio(config, Later(handler), observer, bounds, None)
 }
 
 /// A tokio server answering as `answering` says.
@@ -193,16 +226,19 @@ fn start_tokio(
     answering: impl IntoAnswering,
     observer: impl Fn(&SessionLog) + Send + Sync + 'static,
     bounds: Bounds,
+    auditor: Option<Auditor>,
 ) -> Running {
     let handle = runtime().block_on(async {
-        TokioServer::bind("127.0.0.1:0", config, answering)
+        let mut server = TokioServer::bind("127.0.0.1:0", config, answering)
             .await
             .unwrap()
             .admission(bounds.limits)
             .write_timeout(bounds.write_timeout)
-            .on_log(observer)
-            .spawn()
-            .unwrap()
+            .on_log(observer);
+        if let Some(auditor) = auditor {
+            server = server.on_audit(move |entry| auditor(entry));
+        }
+        server.spawn().unwrap()
     });
     Running {
         address: handle.local_addr(),

@@ -58,8 +58,10 @@
 #![forbid(unsafe_code)]
 
 mod activity;
+mod audit;
 mod log;
 mod order;
+mod report;
 
 use core::net::IpAddr;
 use std::collections::VecDeque;
@@ -67,8 +69,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use activity::{Activity, SessionActivity};
-pub use log::SessionLog;
+pub use audit::{AuditEntry, Auditor};
+pub use log::{SessionLog, Severity};
 pub use order::{Handle, Order, Orders};
+pub use report::SessionReport;
 
 /// How long a peer has to take the bytes a server sends it, by default:
 /// the adapters end a connection whose output has waited this long (a

@@ -4,8 +4,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mbaps_authz::LoggedRole;
 use mbaps_codec::FunctionName;
-use mbaps_session::{CloseReason, ServerEvent, SessionError};
+use mbaps_session::{CloseReason, RequestOutcome, ServerEvent, SessionError, Verdict};
 
 use crate::{EvictionReason, HandshakeBound};
 
@@ -61,14 +62,6 @@ pub enum SessionLog {
         /// How long its handshake had been pending.
         pending_for: Duration,
     },
-    /// The peer took none of our bytes for the write timeout: the
-    /// connection was dropped.
-    WriteTimeout {
-        /// The client's address.
-        peer: SocketAddr,
-        /// The timeout.
-        timeout: Duration,
-    },
 }
 
 impl SessionLog {
@@ -79,6 +72,43 @@ impl SessionLog {
         match event {
             ServerEvent::Closed(CloseReason::Failed(error)) => SessionLog::Failed { peer, error },
             event => SessionLog::Event { peer, event },
+        }
+    }
+}
+
+/// How much a log entry matters, for the adapters' log levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Detail (a discarded frame).
+    Debug,
+    /// What an operator reads by default: session starts and ends,
+    /// refused requests, evictions.
+    Info,
+    /// Something is wrong: a failed session, a refusal, a dropped
+    /// handshake, a peer that stopped reading.
+    Warn,
+}
+
+impl SessionLog {
+    /// How much the entry matters.
+    pub fn severity(&self) -> Severity {
+        match self {
+            SessionLog::Event {
+                event: ServerEvent::Closed(CloseReason::WriteTimeout(_)),
+                ..
+            }
+            | SessionLog::Failed { .. }
+            | SessionLog::Refused { .. }
+            | SessionLog::HandshakeDropped { .. } => Severity::Warn,
+            SessionLog::Event {
+                event:
+                    ServerEvent::Answered(_)
+                    | ServerEvent::Authenticated { .. }
+                    | ServerEvent::Closed(_),
+                ..
+            }
+            | SessionLog::Evicted { .. } => Severity::Info,
+            SessionLog::Event { .. } => Severity::Debug,
         }
     }
 }
@@ -130,11 +160,6 @@ impl fmt::Display for SessionLog {
                     ),
                 }
             }
-            SessionLog::WriteTimeout { peer, timeout } => write!(
-                f,
-                "dropped {peer}: it took none of our bytes for {:.1} s (write timeout)",
-                timeout.as_secs_f64()
-            ),
         }
     }
 }
@@ -142,9 +167,7 @@ impl fmt::Display for SessionLog {
 fn write_event(f: &mut fmt::Formatter<'_>, peer: SocketAddr, event: &ServerEvent) -> fmt::Result {
     match event {
         ServerEvent::Authenticated { role, handshake } => {
-            let role = role
-                .as_ref()
-                .map_or("<no role>".into(), |r| format!("{:?}", r.as_str()));
+            let role = LoggedRole(role.as_ref());
             write!(f, "session {peer} authenticated role={role} (")?;
             match handshake {
                 Some(h) => write!(
@@ -157,40 +180,34 @@ fn write_event(f: &mut fmt::Formatter<'_>, peer: SocketAddr, event: &ServerEvent
                 None => write!(f, "plain Modbus/TCP)"),
             }
         }
-        ServerEvent::Denied {
-            header,
-            function,
-            denial,
-            role,
-            touches,
-        } => {
-            let role = role.as_ref().map_or("[no_role]", |role| role.as_str());
+        ServerEvent::Answered(record) => {
             write!(
                 f,
-                "denied {peer} role={role} unit={} txn={} {}",
-                header.unit_id,
-                header.transaction_id,
-                FunctionName(*function)
+                "{} {peer} role={} unit={} txn={} {}",
+                record.verdict.label(),
+                LoggedRole(record.role.as_ref()),
+                record.header.unit_id,
+                record.header.transaction_id,
+                FunctionName(record.function)
             )?;
-            for access in touches.iter().flatten() {
+            for access in record.touches.iter().flatten() {
                 write!(f, " {} {}..={}", access.table, access.first, access.last)?;
             }
-            write!(f, ": {denial}")
+            match (&record.verdict, &record.outcome) {
+                (Verdict::Denied(denial), _) => write!(f, ": {denial}"),
+                (Verdict::Rejected(why), RequestOutcome::Exception(code)) => {
+                    write!(f, ": exception {code} ({why})")
+                }
+                (_, RequestOutcome::Exception(code)) => write!(f, ": exception {code}"),
+                (_, outcome) => write!(f, ": {}", outcome.label()),
+            }
         }
-        ServerEvent::Rejected {
-            header,
-            exception,
-            reason,
-            ..
-        } => write!(
-            f,
-            "rejected {peer} txn={}: exception {exception} ({reason:?})",
-            header.transaction_id
-        ),
         ServerEvent::Discarded { protocol_id } => {
             write!(f, "discarded {peer}: protocol id {protocol_id}")
         }
-        ServerEvent::Closed(reason) => write!(f, "session {peer} closed: {reason:?}"),
+        ServerEvent::Closed(reason) => {
+            write!(f, "session {peer} ended ({}): {reason}", reason.label())
+        }
         ServerEvent::Request { header, pdu, .. } => write!(
             f,
             "request {peer} unit={} txn={} {:?}",

@@ -88,5 +88,6 @@ pub use policy::{
     Problem, Rule, Subject, function_key, line_column, resolve_function_name,
 };
 pub use role::{
-    MAX_ROLE_LEN, ROLE_OID, Role, RoleError, role_from_certificate, role_from_extension_value,
+    LoggedRole, MAX_ROLE_LEN, ROLE_OID, Role, RoleError, role_from_certificate,
+    role_from_extension_value,
 };

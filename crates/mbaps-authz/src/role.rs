@@ -53,6 +53,21 @@ impl fmt::Display for Role {
     }
 }
 
+/// A client's role as log lines write it, the one way: a real role quoted
+/// (`"operator"`), the NULL role (`None`, R-23) as `null`, unquoted, so
+/// that no role name can pass for it.
+#[derive(Clone, Copy, Debug)]
+pub struct LoggedRole<'a>(pub Option<&'a Role>);
+
+impl fmt::Display for LoggedRole<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(role) => write!(f, "{:?}", role.as_str()),
+            None => f.write_str("null"),
+        }
+    }
+}
+
 impl fmt::Debug for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Role({:?})", &*self.0)

@@ -15,9 +15,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_cha
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use mbaps_admission::AuditEntry;
 use mbaps_authz::Table;
 use mbaps_codec::function_name;
-use mbaps_tokio::{AuditDecision, AuditEntry, AuditOutcome};
+use mbaps_session::{RequestOutcome, Verdict};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -219,6 +220,7 @@ struct RequestLine<'a> {
     accesses: Vec<AccessLine>,
     decision: &'static str,
     denied_for: Option<String>,
+    rejected_for: Option<String>,
     outcome: &'static str,
     exception: Option<u8>,
     latency_us: u64,
@@ -284,6 +286,7 @@ impl Writer {
                 peer,
                 role,
                 certificate,
+                ..
             } => {
                 let (subject, fingerprint) = match &certificate {
                     Some(der) => (
@@ -317,42 +320,44 @@ impl Writer {
                     "subject": subject,
                     "fingerprint": fingerprint,
                     "role": role,
-                    "reason": format!("{reason:?}"),
+                    "reason": reason.label(),
+                    "detail": reason.to_string(),
                 })
             }
-            AuditEntry::Request(request) => {
-                let identity = self.identities.get(&request.peer);
-                let accesses = request.touches.iter().flatten().map(|access| AccessLine {
+            AuditEntry::Request { at, peer, record } => {
+                let identity = self.identities.get(&peer);
+                let accesses = record.touches.iter().flatten().map(|access| AccessLine {
                     table: access.table,
                     address: access.first,
                     quantity: access.last - access.first + 1,
                 });
-                let (decision, denied_for) = match request.decision {
-                    AuditDecision::Allowed => ("allowed", None),
-                    AuditDecision::Denied(denial) => ("denied", Some(denial.to_string())),
-                    AuditDecision::Rejected => ("rejected", None),
+                let (denied_for, rejected_for) = match &record.verdict {
+                    Verdict::Allowed => (None, None),
+                    Verdict::Denied(denial) => (Some(denial.to_string()), None),
+                    Verdict::Rejected(why) => (None, Some(why.to_string())),
                 };
-                let (outcome, exception) = match request.outcome {
-                    AuditOutcome::Response => ("response", None),
-                    AuditOutcome::Exception(code) => ("exception", Some(code as u8)),
+                let exception = match record.outcome {
+                    RequestOutcome::Exception(code) => Some(code as u8),
+                    RequestOutcome::Response | RequestOutcome::Abandoned => None,
                 };
                 let line = RequestLine {
-                    time: rfc3339(request.at),
+                    time: rfc3339(at),
                     event: "request",
-                    peer: request.peer,
+                    peer,
                     subject: identity.map_or(&Value::Null, |i| &i.subject),
                     fingerprint: identity.map_or(&Value::Null, |i| &i.fingerprint),
-                    role: request.role.as_ref().map(|r| r.as_str()),
-                    unit: request.header.unit_id,
-                    transaction_id: request.header.transaction_id,
-                    function: request.function,
-                    function_name: function_name(request.function),
+                    role: record.role.as_ref().map(|r| r.as_str()),
+                    unit: record.header.unit_id,
+                    transaction_id: record.header.transaction_id,
+                    function: record.function,
+                    function_name: function_name(record.function),
                     accesses: accesses.collect(),
-                    decision,
+                    decision: record.verdict.label(),
                     denied_for,
-                    outcome,
+                    rejected_for,
+                    outcome: record.outcome.label(),
                     exception,
-                    latency_us: u64::try_from(request.latency.as_micros()).unwrap_or(u64::MAX),
+                    latency_us: u64::try_from(record.latency().as_micros()).unwrap_or(u64::MAX),
                 };
                 return self.file.write(&line);
             }

@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mbaps_authz::Policy;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{ClientConfig, ServerConfig, ServerEvent, load_certificates, load_private_key};
+use mbaps_session::{
+    ClientConfig, ServerConfig, ServerEvent, Verdict, load_certificates, load_private_key,
+};
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_std::Calls;
 use mbaps_std::{ClientError, SessionLog, StdClient, StdServer};
@@ -215,18 +217,20 @@ fn demo(dir: &Path) -> Result<bool> {
             }
             SessionLog::Event {
                 peer,
-                event: ServerEvent::Denied { header, denial, .. },
+                event: ServerEvent::Answered(record),
             } => {
-                println!(
-                    "   {peer} denied transaction {}: {denial}; answered exception 0x01",
-                    header.transaction_id
-                );
+                if let Verdict::Denied(denial) = &record.verdict {
+                    println!(
+                        "   {peer} denied transaction {}: {denial}; answered exception 0x01",
+                        record.header.transaction_id
+                    );
+                }
             }
             SessionLog::Event {
                 peer,
                 event: ServerEvent::Closed(reason),
             } => {
-                println!("   {peer} closed: {reason:?}");
+                println!("   {peer} closed ({}): {reason}", reason.label());
             }
             SessionLog::Failed { peer, error } => println!("   {peer} failed: {error}"),
             _ => {}

@@ -20,11 +20,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use mbaps_admission::AuditEntry;
 use mbaps_admission::{EvictionReason, HandshakeBound, SessionLog};
 use mbaps_codec::function_name;
-use mbaps_session::SessionError;
 use mbaps_session::upstream::LinkEvent;
-use mbaps_tokio::{AuditDecision, AuditEntry, GatewayLog};
+use mbaps_session::{CloseReason, ServerEvent, SessionError};
+use mbaps_tokio::GatewayLog;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -136,30 +137,24 @@ impl Metrics {
             AuditEntry::SessionEnded { .. } => {
                 self.sessions_open.dec();
             }
-            AuditEntry::Request(request) => {
-                let decision = match request.decision {
-                    AuditDecision::Allowed => "allowed",
-                    AuditDecision::Denied(_) => "denied",
-                    AuditDecision::Rejected => "rejected",
-                };
-                let role = request
+            AuditEntry::Request { record, .. } => {
+                // The NULL role is the empty label: no real role is empty.
+                let role = record
                     .role
                     .as_ref()
-                    .map_or(Cow::Borrowed("[no_role]"), |r| {
-                        Cow::Owned(r.as_str().to_owned())
-                    });
-                let function = function_name(request.function).map_or_else(
-                    || Cow::Owned(format!("0x{:02X}", request.function)),
+                    .map_or(Cow::Borrowed(""), |r| Cow::Owned(r.as_str().to_owned()));
+                let function = function_name(record.function).map_or_else(
+                    || Cow::Owned(format!("0x{:02X}", record.function)),
                     Cow::Borrowed,
                 );
                 self.requests
                     .get_or_create(&vec![
                         ("role", role),
                         ("function", function),
-                        ("decision", Cow::Borrowed(decision)),
+                        ("decision", Cow::Borrowed(record.verdict.label())),
                     ])
                     .inc();
-                self.latency.observe(request.latency.as_secs_f64());
+                self.latency.observe(record.latency().as_secs_f64());
             }
             _ => {}
         }
@@ -184,7 +179,10 @@ impl Metrics {
                     HandshakeBound::PerAddress { .. } => "handshake_bound_per_address",
                 },
             ),
-            SessionLog::WriteTimeout { .. } => (&self.refusals, "write_timeout"),
+            SessionLog::Event {
+                event: ServerEvent::Closed(CloseReason::WriteTimeout(_)),
+                ..
+            } => (&self.refusals, "write_timeout"),
             _ => return,
         };
         family

@@ -32,9 +32,7 @@ impl Handler for LoggingHandler {
     ) -> Result<(), ExceptionCode> {
         let result = self.0.handle(context, request, reply);
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let role = context
-                .role
-                .map_or("<no role>".into(), |r| format!("{:?}", r.as_str()));
+            let role = mbaps_authz::LoggedRole(context.role);
             let outcome = match result {
                 Ok(()) => "ok".to_owned(),
                 Err(code) => format!("exception {code}"),

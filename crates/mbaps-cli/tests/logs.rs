@@ -15,10 +15,11 @@ fn ten_thousand_allowed_requests_print_no_line_and_a_denial_does() {
     let denials: Vec<&str> = log.lines().filter(|l| l.contains(" denied ")).collect();
     assert_eq!(denials.len(), 1, "{log}");
     assert!(
-        denials[0].contains("role=viewer") && denials[0].contains("holding registers 100..=100")
+        denials[0].contains("role=\"viewer\"")
+            && denials[0].contains("holding registers 100..=100")
     );
     assert!(
-        log.contains(" authenticated ") && log.contains("closed: PeerClosed"),
+        log.contains(" authenticated ") && log.contains(" ended (peer_closed)"),
         "{log}"
     );
     // Few lines in all: listening, the session's start, the denial, its end.

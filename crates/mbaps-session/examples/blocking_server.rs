@@ -39,8 +39,13 @@ fn serve(
         while let Some(event) = session.poll_event() {
             match event {
                 ServerEvent::Authenticated { role, .. } => println!("session up: role {role:?}"),
-                ServerEvent::Denied { denial, .. } => println!("denied: {denial}"),
-                ServerEvent::Closed(reason) => println!("session over: {reason:?}"),
+                // The requests the session refused itself (0x01, R-31).
+                ServerEvent::Answered(record) => {
+                    println!("function 0x{:02X} {}", record.function, record.verdict)
+                }
+                ServerEvent::Closed(reason) => {
+                    println!("session over ({}): {reason}", reason.label())
+                }
                 _ => {}
             }
         }

@@ -178,7 +178,10 @@ impl Client {
             transaction_id,
             unit_id,
         };
-        let written = self.link.write_adu(now, |out| encode(header, out));
+        let written = self
+            .link
+            .write_adu(now, |out| encode(header, out))
+            .map(|written| written.map(|_| ()));
         self.settle();
         match written {
             Some(Ok(())) => {}
@@ -273,7 +276,7 @@ impl Client {
     /// to answer with its own close_notify.
     pub fn close(&mut self, now: Instant) {
         self.abort_outstanding(&CloseReason::LocalClose);
-        self.link.close(now);
+        self.link.close(now, CloseReason::LocalClose);
         self.settle();
     }
 

@@ -1,11 +1,13 @@
 //! What sessions report: events, owned PDUs, and why a session closed.
 
 use core::fmt;
+use core::time::Duration;
 
-use mbaps_authz::{Access, Denial, Role};
-use mbaps_codec::{CodecError, ExceptionCode, MbapHeader, Request, Response};
+use mbaps_authz::Role;
+use mbaps_codec::{CodecError, MbapHeader, Request, Response};
 
 use crate::error::SessionError;
+use crate::record::RequestRecord;
 use rustls::{CipherSuite, ProtocolVersion};
 
 /// A PDU, owned (at most 253 bytes, on the stack), to carry across tasks
@@ -107,7 +109,8 @@ pub struct Handshake {
 
 /// How a session ended: the last event of every session, reported exactly
 /// once, after any alert or close_notify owed to the peer is waiting in
-/// `poll_transmit`.
+/// `poll_transmit`. [`CloseReason::label`] names it with a stable word,
+/// for audit trails, metrics and log lines.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CloseReason {
     /// The peer sent close_notify (and so did we, in answer).
@@ -119,20 +122,141 @@ pub enum CloseReason {
     /// We closed ([`close`](crate::Server::close)); the peer answered, its
     /// stream ended, or the close timeout passed.
     LocalClose,
+    /// Closed to make room for a newly authenticated session
+    /// ([`Closing::Evicted`]).
+    Evicted,
+    /// Closed as it authenticated: no place for it ([`Closing::Refused`]).
+    Refused,
+    /// Closed because the server is stopping ([`Closing::Shutdown`]).
+    Shutdown,
     /// Nothing happened for the idle timeout: we sent close_notify.
     IdleTimeout,
+    /// The connection was closed at once, without close_notify
+    /// ([`Cut::Dropped`]).
+    Dropped,
+    /// The connection failed under the session: a read or write error,
+    /// such as the peer's reset ([`Cut::Reset`]).
+    Reset(std::io::ErrorKind),
+    /// The peer took nothing we sent for this long ([`Cut::WriteTimeout`]).
+    WriteTimeout(Duration),
     /// The session failed: a TLS alert sent (a certificate refused, and
     /// why) or received (which), the handshake timeout, a stream that
     /// cannot be followed.
     Failed(SessionError),
 }
 
+impl CloseReason {
+    /// A stable word for the reason (`closed`, `peer_closed`, `peer_eof`,
+    /// `evicted`, `refused`, `shutdown`, `idle_timeout`, `dropped`,
+    /// `reset`, `write_timeout`, `failed`): values that scripts, metrics
+    /// labels and alert rules may match on; the details are in
+    /// [`Display`](fmt::Display).
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::PeerEofWithoutCloseNotify => "peer_eof",
+            CloseReason::LocalClose => "closed",
+            CloseReason::Evicted => "evicted",
+            CloseReason::Refused => "refused",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Dropped => "dropped",
+            CloseReason::Reset(_) => "reset",
+            CloseReason::WriteTimeout(_) => "write_timeout",
+            CloseReason::Failed(_) => "failed",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("the peer closed (close_notify)"),
+            CloseReason::PeerEofWithoutCloseNotify => {
+                f.write_str("the peer's stream ended without close_notify")
+            }
+            CloseReason::LocalClose => f.write_str("closed by the server"),
+            CloseReason::Evicted => f.write_str("closed to make room for a newer session"),
+            CloseReason::Refused => f.write_str("refused: every session place is taken"),
+            CloseReason::Shutdown => f.write_str("the server is stopping"),
+            CloseReason::IdleTimeout => f.write_str("idle for the idle timeout"),
+            CloseReason::Dropped => f.write_str("dropped by admission control"),
+            CloseReason::Reset(kind) => write!(f, "the connection failed: {kind}"),
+            CloseReason::WriteTimeout(waited) => {
+                write!(f, "the peer took nothing sent to it for {waited:?}")
+            }
+            CloseReason::Failed(error) => write!(f, "failed: {error}"),
+        }
+    }
+}
+
+/// Why the server closes a session with close_notify
+/// ([`crate::Server::close_for`]): its end is reported with the matching
+/// [`CloseReason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// The application asked: [`CloseReason::LocalClose`].
+    Requested,
+    /// Admission control makes room for a newer session (Implementation
+    /// Guide 4.2): [`CloseReason::Evicted`].
+    Evicted,
+    /// Admission control has no place for the session:
+    /// [`CloseReason::Refused`].
+    Refused,
+    /// The server is stopping: [`CloseReason::Shutdown`].
+    Shutdown,
+}
+
+impl Closing {
+    pub(crate) fn reason(self) -> CloseReason {
+        match self {
+            Closing::Requested => CloseReason::LocalClose,
+            Closing::Evicted => CloseReason::Evicted,
+            Closing::Refused => CloseReason::Refused,
+            Closing::Shutdown => CloseReason::Shutdown,
+        }
+    }
+}
+
+/// How the connection under a session was cut, with nothing more to be
+/// sent on it ([`crate::Server::cut`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Closed at once by admission control: [`CloseReason::Dropped`].
+    Dropped,
+    /// A read or a write failed (the peer's reset, say):
+    /// [`CloseReason::Reset`].
+    Reset(std::io::ErrorKind),
+    /// The peer took nothing for the write timeout:
+    /// [`CloseReason::WriteTimeout`].
+    WriteTimeout(Duration),
+}
+
+impl Cut {
+    pub(crate) fn reason(self) -> CloseReason {
+        match self {
+            Cut::Dropped => CloseReason::Dropped,
+            Cut::Reset(kind) => CloseReason::Reset(kind),
+            Cut::WriteTimeout(waited) => CloseReason::WriteTimeout(waited),
+        }
+    }
+}
+
 /// Why a server answered a request with an exception instead of handing it
-/// to the application (besides authorization, see [`ServerEvent::Denied`]).
+/// to the application (besides authorization, see
+/// [`crate::Verdict::Denied`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
     /// The PDU did not decode: 0x01 for a function not served, else 0x03.
     Malformed(CodecError),
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Malformed(error) => write!(f, "the PDU does not decode: {error}"),
+        }
+    }
 }
 
 /// What a [`crate::Server`] reports.
@@ -158,32 +282,11 @@ pub enum ServerEvent {
         /// The request.
         pdu: Pdu,
     },
-    /// A request authorization denied; the session answered exception 0x01
-    /// itself. For the audit log.
-    Denied {
-        /// Transaction id and unit id.
-        header: MbapHeader,
-        /// The function code.
-        function: u8,
-        /// Which permission was missing.
-        denial: Denial,
-        /// The client's role (`None`: the NULL role).
-        role: Option<Role>,
-        /// What the request touches: its first two table ranges (a file
-        /// record request may name more).
-        touches: [Option<Access>; 2],
-    },
-    /// A request answered with an exception for another reason.
-    Rejected {
-        /// Transaction id and unit id.
-        header: MbapHeader,
-        /// The function code.
-        function: u8,
-        /// The exception sent.
-        exception: ExceptionCode,
-        /// Why.
-        reason: Rejection,
-    },
+    /// A request was decided and answered (or abandoned, its session
+    /// ending): its one record. Requests the session refused itself
+    /// (denied: 0x01, R-31; rejected: a PDU that does not decode) are
+    /// always reported; the others as [`crate::Server::record`] asks.
+    Answered(RequestRecord),
     /// A frame with a protocol id other than 0 was discarded
     /// (Implementation Guide 3.1.3).
     Discarded {

@@ -144,6 +144,7 @@ mod event;
 mod handler;
 mod link;
 mod load;
+mod record;
 mod resumption;
 mod server;
 mod transport;
@@ -158,14 +159,15 @@ pub use config::{
 };
 pub use error::SessionError;
 pub use event::{
-    ClientEvent, CloseReason, DropReason, Handshake, InvalidResponse, Pdu, Rejection, RequestId,
-    ServerEvent,
+    ClientEvent, CloseReason, Closing, Cut, DropReason, Handshake, InvalidResponse, Pdu, Rejection,
+    RequestId, ServerEvent,
 };
 pub use handler::{Handler, Reply, RequestContext};
 pub use load::{
     LoadError, LoadProblem, MAX_CREDENTIAL_FILE_BYTES, load_certificates, load_crls,
     load_private_key, parse_certificates, parse_crls, parse_private_key,
 };
+pub use record::{RecordedPdus, Recording, RequestOutcome, RequestRecord, Verdict};
 pub use server::Server;
 
 /// Re-exported so that users name the same rustls types mbaps uses.

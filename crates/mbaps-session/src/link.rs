@@ -45,8 +45,9 @@ enum State {
     Handshaking,
     /// The session is up: Modbus frames flow.
     Open,
-    /// We sent close_notify at `since` and wait for the peer's.
-    Closing { since: Instant },
+    /// We sent close_notify at `since` and wait for the peer's; the
+    /// session's end will be `reason`.
+    Closing { since: Instant, reason: CloseReason },
     /// Over.
     Closed(CloseReason),
 }
@@ -287,7 +288,7 @@ impl Link {
         self.eof = true;
         match self.state {
             State::Handshaking => self.finish(CloseReason::PeerEofWithoutCloseNotify),
-            State::Closing { .. } => self.finish(CloseReason::LocalClose),
+            State::Closing { .. } => self.finish_closing(),
             _ => {
                 if let Err(error) = self.feed(Transport::read_eof) {
                     self.fail(SessionError::Tls(error));
@@ -451,7 +452,7 @@ impl Link {
                 self.conn.send_close();
                 self.finish(reason);
             }
-            State::Closing { .. } => self.finish(CloseReason::LocalClose),
+            State::Closing { .. } => self.finish_closing(),
             _ => self.finish(reason),
         }
     }
@@ -470,13 +471,14 @@ impl Link {
     }
 
     /// Queues one ADU, encoded by `encode` straight into the output (the
-    /// caller has checked the session may send). `None` when the output
-    /// is full: the session failed ([`SessionError::SendBufferFull`]).
+    /// caller has checked the session may send); returns it as written.
+    /// `None` when the output is full: the session failed
+    /// ([`SessionError::SendBufferFull`]).
     pub(crate) fn write_adu(
         &mut self,
         now: Instant,
         encode: impl FnOnce(&mut [u8]) -> Result<usize, CodecError>,
-    ) -> Option<Result<(), CodecError>> {
+    ) -> Option<Result<&[u8], CodecError>> {
         if self.pending.len() + MAX_ADU_LEN > SEND_BUFFER_LIMIT {
             self.fail(SessionError::SendBufferFull);
             return None;
@@ -487,7 +489,7 @@ impl Link {
         self.pending
             .truncate(start + *written.as_ref().unwrap_or(&0));
         self.last_activity = now;
-        Some(written.map(|_| ()))
+        Some(written.map(|_| &self.pending[start..]))
     }
 
     /// Notes traffic at `now` (the idle timer restarts).
@@ -526,26 +528,45 @@ impl Link {
     /// Sends close_notify, once: an open session then waits for the
     /// peer's (at most the close timeout); during the handshake this
     /// abandons it; plain Modbus/TCP, which has no close handshake, is
-    /// over at once.
-    pub(crate) fn close(&mut self, now: Instant) {
+    /// over at once. The session's end is `reason`.
+    pub(crate) fn close(&mut self, now: Instant, reason: CloseReason) {
         match self.state {
             State::Open => {
                 self.flush_pending();
                 self.conn.send_close();
-                if self.conn.is_plain() {
-                    self.finish(CloseReason::LocalClose);
-                } else if self.eof {
-                    // The peer's stream is over already: no answer comes.
-                    self.finish(CloseReason::LocalClose);
+                // Plain Modbus/TCP has no answer to wait for, nor a peer
+                // whose stream is over already.
+                if self.conn.is_plain() || self.eof {
+                    self.finish(reason);
                 } else {
-                    self.state = State::Closing { since: now };
+                    self.state = State::Closing { since: now, reason };
                 }
             }
             State::Handshaking => {
                 self.conn.send_close();
-                self.finish(CloseReason::LocalClose);
+                self.finish(reason);
             }
             State::Closing { .. } | State::Closed(_) => {}
+        }
+    }
+
+    /// The connection is gone (cut by admission control, a failed read or
+    /// write, the write timeout): nothing more is sent, the session is over
+    /// with `reason`, unless it was already, or was closing at our
+    /// initiative (then our reason stands: only the last words were lost).
+    pub(crate) fn cut(&mut self, reason: CloseReason) {
+        match self.state {
+            State::Closing { .. } => self.finish_closing(),
+            _ => self.finish(reason),
+        }
+    }
+
+    /// A close of ours is over (answered, the peer's stream ended, or the
+    /// close timeout): the end is the reason it was started with.
+    fn finish_closing(&mut self) {
+        if let State::Closing { reason, .. } = &self.state {
+            let reason = reason.clone();
+            self.finish(reason);
         }
     }
 
@@ -561,7 +582,7 @@ impl Link {
     pub(crate) fn deadline(&self, idle: bool) -> Option<Instant> {
         match self.state {
             State::Handshaking => Some(self.handshake_deadline()),
-            State::Closing { since } => Some(since + self.timers.close_timeout),
+            State::Closing { since, .. } => Some(since + self.timers.close_timeout),
             State::Open if idle => self.timers.idle_timeout.map(|t| self.last_activity + t),
             State::Open | State::Closed(_) => None,
         }
@@ -581,7 +602,7 @@ impl Link {
             State::Handshaking => self.fail(SessionError::HandshakeTimeout(
                 self.timers.handshake_timeout,
             )),
-            State::Closing { .. } => self.finish(CloseReason::LocalClose),
+            State::Closing { .. } => self.finish_closing(),
             State::Open => {
                 self.flush_pending();
                 self.conn.send_close();

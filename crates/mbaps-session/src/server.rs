@@ -4,23 +4,30 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mbaps_authz::{Decision, Permissions, Role, role_from_certificate};
+use mbaps_authz::{Access, Decision, Permissions, Role, role_from_certificate};
+use mbaps_codec::limits::MBAP_HEADER_LEN;
 use mbaps_codec::{Adu, CodecError, ExceptionCode, MbapHeader, Request, Response, encode_response};
 
 use crate::config::ServerConfig;
 use crate::error::SessionError;
-use crate::event::{Pdu, Rejection, RequestId, ServerEvent};
+use crate::event::{Closing, Cut, Pdu, Rejection, RequestId, ServerEvent};
 use crate::handler::{Handler, Reply, RequestContext};
 use crate::link::{Frame, Link};
+use crate::record::{RecordedPdus, Recording, RequestOutcome, RequestRecord, Verdict};
 use crate::resumption::Forget;
 use crate::transport::{Tls, Transport};
 use rustls::server::danger::ClientCertVerifier;
 
-#[derive(Clone, Copy, Debug)]
+/// A request handed to the application, and what its record will say.
+#[derive(Clone, Debug)]
 struct Outstanding {
     id: RequestId,
     header: MbapHeader,
     function: u8,
+    touches: [Option<Access>; 2],
+    arrived: Instant,
+    /// Its PDU, for its record ([`Recording::EveryWithPdus`] only).
+    request: Option<Box<Pdu>>,
 }
 
 /// Responses waiting for `poll_transmit` beyond which no further request
@@ -40,7 +47,11 @@ const OUTPUT_HIGH_WATER: usize = 16 * 1024;
 ///
 /// Every request is authorized against the policy before the application
 /// sees it; a denied request is answered exception 0x01 by the
-/// session itself and reported as [`ServerEvent::Denied`].
+/// session itself. Every request gets exactly one answer: one the
+/// application cannot give as it should (for another function, one that
+/// does not encode) is answered 0x04 by the session. Each decided request
+/// is reported once as [`ServerEvent::Answered`] (the refused ones always,
+/// the others as [`Server::record`] asks).
 pub struct Server {
     link: Link,
     /// Whom the session serves, and with which permissions.
@@ -54,6 +65,11 @@ pub struct Server {
     /// The time of the last call that gave one: requests taken out of the
     /// buffer by `poll_event` are stamped with it.
     now: Instant,
+    /// The time of the last input: when the requests taken out of the
+    /// buffer arrived.
+    arrived: Instant,
+    /// Which requests are reported as [`ServerEvent::Answered`].
+    recording: Recording,
     config: ServerConfig,
     /// The client certificate verifier of the rustls configuration this
     /// connection's handshake runs on: when a reload has put another in
@@ -96,6 +112,8 @@ impl Server {
             next_id: 0,
             events: VecDeque::new(),
             now,
+            arrived: now,
+            recording: Recording::default(),
             config: config.clone(),
             handshake_verifier: config.verifier.as_ref().map(|(v, _)| Arc::clone(v)),
         };
@@ -122,6 +140,7 @@ impl Server {
     /// connection meanwhile, so that TCP slows the client down.
     pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) -> usize {
         self.now = now;
+        self.arrived = now;
         let mut input = bytes;
         while !input.is_empty() && self.wants_read() {
             if self.link.read_tls(now, &mut input) {
@@ -143,6 +162,7 @@ impl Server {
     /// The connection's read side ended (a read returned 0 bytes).
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = now;
+        self.arrived = now;
         self.link.read_eof();
         self.drop_frames_unless_open();
         self.await_first_request();
@@ -188,7 +208,11 @@ impl Server {
             self.settle();
         }
         let event = self.events.pop_front();
-        if event.is_none() && self.events.capacity() > 0 && self.next_id == 0 {
+        if event.is_none()
+            && self.events.capacity() > 0
+            && self.next_id == 0
+            && self.recording == Recording::Refused
+        {
             // Where requests are answered at once, events are rare (the
             // authentication, a denial): an idle session keeps no room for
             // them (four take a kilobyte). Once requests come as events
@@ -217,84 +241,188 @@ impl Server {
 
     /// Answers request `id` (a [`ServerEvent::Request`]) with `response`,
     /// encoded once into the output. The transaction id and unit id are
-    /// echoed; the response must be for the request's function (or an
-    /// exception for it).
+    /// echoed. A response for another function than the request's (or an
+    /// exception for it), or one that does not encode, is not sent: the
+    /// request is answered 0x04 (server device failure) instead, and the
+    /// error says why; either way the request has had its one answer.
     pub fn send_response(
         &mut self,
         now: Instant,
         id: RequestId,
         response: &Response<'_>,
     ) -> Result<(), SessionError> {
-        let pending = self.pending(id, response.function_code())?;
-        let written = self
-            .link
-            .write_adu(now, |out| encode_response(pending.header, response, out));
-        self.answered(id, written)
+        self.deliver(now, id, response.function_code(), |header, out| {
+            encode_response(header, response, out)
+        })
     }
 
     /// Answers request `id` with a response encoded already (by an
     /// application that answers later: [`Pdu::encode_response`]); its bytes
-    /// are copied into the output after the echoed header.
+    /// are copied into the output after the echoed header. As
+    /// [`Server::send_response`], one for another function is answered
+    /// 0x04.
     pub fn send_response_pdu(
         &mut self,
         now: Instant,
         id: RequestId,
         pdu: &Pdu,
     ) -> Result<(), SessionError> {
-        let pending = self.pending(id, pdu.function() & 0x7F)?;
-        let adu = Adu {
-            header: pending.header,
-            pdu: pdu.as_bytes(),
-        };
-        let written = self.link.write_adu(now, |out| adu.encode(out));
-        self.answered(id, written)
+        self.deliver(now, id, pdu.function() & 0x7F, |header, out| {
+            let adu = Adu {
+                header,
+                pdu: pdu.as_bytes(),
+            };
+            adu.encode(out)
+        })
     }
 
-    /// The request `id` waiting for an answer of `function`.
-    fn pending(&self, id: RequestId, function: u8) -> Result<Outstanding, SessionError> {
-        if let Some(refused) = self.link.refusal() {
-            return Err(refused);
-        }
-        let pending = *self
+    /// Answers request `id` with exception `code` (an application that
+    /// failed: 0x04).
+    pub fn send_exception(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        code: ExceptionCode,
+    ) -> Result<(), SessionError> {
+        let function = self
             .outstanding
             .iter()
             .find(|o| o.id == id)
+            .map_or(0, |o| o.function);
+        self.send_response(now, id, &Response::exception(function, code))
+    }
+
+    /// The one place a request handed out is answered: with what `encode`
+    /// writes when `function` is the request's and it encodes, else 0x04;
+    /// the request's record is written here.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        function: u8,
+        encode: impl FnOnce(MbapHeader, &mut [u8]) -> Result<usize, CodecError>,
+    ) -> Result<(), SessionError> {
+        self.now = now;
+        if let Some(refused) = self.link.refusal() {
+            return Err(refused);
+        }
+        let at = self
+            .outstanding
+            .iter()
+            .position(|o| o.id == id)
             .ok_or(SessionError::UnknownRequest(id))?;
-        if function != pending.function {
-            return Err(SessionError::WrongFunction {
+        let pending = self.outstanding.remove(at);
+        let with_pdus = self.recording == Recording::EveryWithPdus;
+        let mut sent = None;
+        let mut result = Ok(());
+        if function == pending.function {
+            match self.link.write_adu(now, |out| encode(pending.header, out)) {
+                Some(Ok(adu)) => sent = Some(answer_in(adu, with_pdus)),
+                Some(Err(error)) => result = Err(SessionError::InvalidResponse(error)),
+                None => {}
+            }
+        } else {
+            result = Err(SessionError::WrongFunction {
                 expected: pending.function,
                 found: function,
             });
         }
-        Ok(pending)
-    }
-
-    fn answered(
-        &mut self,
-        id: RequestId,
-        written: Option<Result<(), CodecError>>,
-    ) -> Result<(), SessionError> {
-        let result = match written {
-            Some(result) => result.map_err(SessionError::InvalidResponse),
-            // The send buffer overflowed: the session failed.
-            None => Err(self.link.refusal().unwrap_or(SessionError::SendBufferFull)),
-        };
-        if result.is_ok() {
-            self.outstanding.retain(|o| o.id != id);
+        if sent.is_none() && result.is_err() {
+            let failure = Response::exception(pending.function, ExceptionCode::ServerDeviceFailure);
+            if let Some(Ok(adu)) = self
+                .link
+                .write_adu(now, |out| encode_response(pending.header, &failure, out))
+            {
+                sent = Some(answer_in(adu, with_pdus));
+            }
+        }
+        match sent {
+            Some((outcome, response)) => self.record_handed_out(pending, outcome, response),
+            None => {
+                // The output overflowed: the session failed, and the
+                // request goes unanswered with it.
+                self.record_handed_out(pending, RequestOutcome::Abandoned, None);
+                result = Err(self.link.refusal().unwrap_or(SessionError::SendBufferFull));
+            }
         }
         self.settle();
         result
     }
 
+    /// Reports the record of a request that was handed out, if asked to.
+    fn record_handed_out(
+        &mut self,
+        pending: Outstanding,
+        outcome: RequestOutcome,
+        response: Option<Pdu>,
+    ) {
+        if self.recording < Recording::Every {
+            return;
+        }
+        let pdus = pending.request.map(|request| {
+            Box::new(RecordedPdus {
+                request: *request,
+                response,
+            })
+        });
+        self.events.push_back(ServerEvent::Answered(RequestRecord {
+            header: pending.header,
+            function: pending.function,
+            touches: pending.touches,
+            role: self.role.clone(),
+            verdict: Verdict::Allowed,
+            outcome,
+            arrived: pending.arrived,
+            answered: self.now,
+            pdus,
+        }));
+    }
+
+    /// The requests still with the application will get no answer (the
+    /// session is ending): each is recorded as abandoned.
+    fn abandon_outstanding(&mut self) {
+        for pending in std::mem::take(&mut self.outstanding) {
+            self.record_handed_out(pending, RequestOutcome::Abandoned, None);
+        }
+    }
+
     /// Closes the session with close_notify. Requests not yet answered are
     /// not answered: their connection closes (every accepted request gets
-    /// exactly one response, or its connection closes). The peer has the
-    /// close timeout to answer with its own close_notify.
+    /// exactly one response, or its connection closes), and they are
+    /// recorded as abandoned. The peer has the close timeout to answer with
+    /// its own close_notify. The session's end is
+    /// [`CloseReason::LocalClose`](crate::CloseReason::LocalClose).
     pub fn close(&mut self, now: Instant) {
+        self.close_for(now, Closing::Requested);
+    }
+
+    /// Closes the session as [`Server::close`] does, for `why`: its end is
+    /// reported with the matching reason (evicted, refused, shutdown).
+    pub fn close_for(&mut self, now: Instant, why: Closing) {
         self.now = now;
-        self.link.close(now);
-        self.outstanding.clear();
+        self.link.close(now, why.reason());
+        self.abandon_outstanding();
         self.settle();
+    }
+
+    /// The connection under the session is gone (`cut`: dropped by
+    /// admission control, a read or write error, the write timeout):
+    /// nothing more can be sent. The session ends now, unless it had
+    /// already, and reports its end ([`ServerEvent::Closed`]) like any
+    /// other, after the records of the requests it abandons: an adapter
+    /// calls this on every way out, so that every session's end is
+    /// reported exactly once.
+    pub fn cut(&mut self, now: Instant, cut: Cut) {
+        self.now = now;
+        self.link.cut(cut.reason());
+        self.settle();
+    }
+
+    /// Which requests are reported as [`ServerEvent::Answered`]: the ones
+    /// the session refused itself (the default), or every one, with or
+    /// without its PDUs. Set before the first request.
+    pub fn record(&mut self, recording: Recording) {
+        self.recording = recording;
     }
 
     /// The client's certificate, once verified (`None` on plain Modbus/TCP
@@ -304,6 +432,12 @@ impl Server {
             .transport()
             .peer_certificates()
             .and_then(|chain| chain.first())
+    }
+
+    /// How the TLS session was set up, once the handshake is done (`None`
+    /// before, and on plain Modbus/TCP).
+    pub fn handshake(&self) -> Option<crate::event::Handshake> {
+        self.link.handshake()
     }
 
     /// The client's role, once authenticated (`None`: the NULL role).
@@ -341,10 +475,11 @@ impl Server {
             || self.link.queued_output() >= OUTPUT_HIGH_WATER
     }
 
-    /// The one place that reports the end: once, as the last event.
+    /// The one place that reports the end: once, as the last event, after
+    /// the records of the requests it abandons.
     fn settle(&mut self) {
         if let Some(reason) = self.link.take_end() {
-            self.outstanding.clear();
+            self.abandon_outstanding();
             self.events.push_back(ServerEvent::Closed(reason));
         }
     }
@@ -518,8 +653,13 @@ impl Server {
             outstanding,
             next_id,
             events,
+            recording,
+            arrived,
+            now,
             ..
         } = self;
+        let (recording, arrived, now) = (*recording, *arrived, *now);
+        let with_pdus = recording == Recording::EveryWithPdus;
         let permissions = match standing {
             Standing::Handshaking => return false,
             Standing::AwaitingRequest(permissions) | Standing::Established(permissions) => {
@@ -537,32 +677,41 @@ impl Server {
                 if function & 0x7F == 0 {
                     return Err(SessionError::InvalidFunctionCode(function));
                 }
+                let record = |verdict, touches, response: &[u8]| {
+                    ServerEvent::Answered(RequestRecord {
+                        header,
+                        function,
+                        touches,
+                        role: role.clone(),
+                        verdict,
+                        outcome: RequestOutcome::of_response(response),
+                        arrived,
+                        answered: now,
+                        pdus: with_pdus.then(|| {
+                            Box::new(RecordedPdus {
+                                request: Pdu::copy_of(pdu),
+                                response: Some(Pdu::copy_of(response)),
+                            })
+                        }),
+                    })
+                };
                 let request = match Request::decode(pdu) {
                     Ok(request) => request,
                     Err(error) => {
                         let exception = error
                             .exception_code()
                             .unwrap_or(ExceptionCode::IllegalDataValue);
-                        write_exception(out, header, function, exception);
-                        events.push_back(ServerEvent::Rejected {
-                            header,
-                            function,
-                            exception,
-                            reason: Rejection::Malformed(error),
-                        });
+                        let answer = write_exception(out, header, function, exception);
+                        let verdict = Verdict::Rejected(Rejection::Malformed(error));
+                        events.push_back(record(verdict, [None, None], &answer));
                         return Ok(());
                     }
                 };
                 if let Decision::Deny(denial) = permissions.decide(header.unit_id, &request) {
-                    write_exception(out, header, function, ExceptionCode::IllegalFunction);
-                    let mut accesses = mbaps_authz::accesses(&request);
-                    events.push_back(ServerEvent::Denied {
-                        header,
-                        function,
-                        denial,
-                        role: role.clone(),
-                        touches: [accesses.next(), accesses.next()],
-                    });
+                    let exception = ExceptionCode::IllegalFunction;
+                    let answer = write_exception(out, header, function, exception);
+                    let verdict = Verdict::Denied(denial);
+                    events.push_back(record(verdict, touches_of(&request), &answer));
                     return Ok(());
                 }
                 match handler {
@@ -572,9 +721,18 @@ impl Server {
                             transaction_id: header.transaction_id,
                             role: role.as_ref(),
                         };
+                        let start = out.len();
                         let mut reply = Reply::new(out, header, function);
                         let result = handler.handle(&context, &request, &mut reply);
                         reply.finish(result);
+                        if recording >= Recording::Every {
+                            let response = out.get(start + MBAP_HEADER_LEN..).unwrap_or(&[]);
+                            events.push_back(record(
+                                Verdict::Allowed,
+                                touches_of(&request),
+                                response,
+                            ));
+                        }
                     }
                     None => {
                         let id = RequestId(*next_id);
@@ -583,6 +741,9 @@ impl Server {
                             id,
                             header,
                             function,
+                            touches: touches_of(&request),
+                            arrived,
+                            request: with_pdus.then(|| Box::new(Pdu::copy_of(pdu))),
                         });
                         events.push_back(ServerEvent::Request {
                             id,
@@ -608,11 +769,34 @@ impl Server {
     }
 }
 
-/// Appends the exception ADU for `function` with `code`, header echoed.
-fn write_exception(out: &mut Vec<u8>, header: MbapHeader, function: u8, code: ExceptionCode) {
+/// Appends the exception ADU for `function` with `code`, header echoed;
+/// returns its PDU.
+fn write_exception(
+    out: &mut Vec<u8>,
+    header: MbapHeader,
+    function: u8,
+    code: ExceptionCode,
+) -> [u8; 2] {
     let mut adu = [0u8; 9];
     // An exception for a function code 1..=0x7F always encodes.
     if let Ok(n) = encode_response(header, &Response::exception(function, code), &mut adu) {
         out.extend_from_slice(&adu[..n]);
     }
+    [function | 0x80, code as u8]
+}
+
+/// The first two table ranges `request` touches.
+fn touches_of(request: &Request<'_>) -> [Option<Access>; 2] {
+    let mut accesses = mbaps_authz::accesses(request);
+    [accesses.next(), accesses.next()]
+}
+
+/// What an ADU just written answers: its outcome, and its PDU when the
+/// record keeps it.
+fn answer_in(adu: &[u8], with_pdus: bool) -> (RequestOutcome, Option<Pdu>) {
+    let pdu = adu.get(MBAP_HEADER_LEN..).unwrap_or(&[]);
+    (
+        RequestOutcome::of_response(pdu),
+        with_pdus.then(|| Pdu::copy_of(pdu)),
+    )
 }

@@ -6,7 +6,10 @@ mod common;
 use common::*;
 use mbaps_authz::{Denial, Role};
 use mbaps_codec::{ExceptionCode, Registers, Request, Response};
-use mbaps_session::{ClientConfig, ClientEvent, CloseReason, ServerConfig, ServerEvent};
+use mbaps_session::{
+    ClientConfig, ClientEvent, CloseReason, RequestOutcome, RequestRecord, ServerConfig,
+    ServerEvent, Verdict,
+};
 
 fn plain_pair(role: Option<&str>) -> Pair {
     let role = role.map(|r| Role::new(r).unwrap());
@@ -100,10 +103,10 @@ fn plain_requests_are_authorized_and_answered_like_tls_ones() {
     pair.drive().unwrap();
     assert!(pair.server_events.iter().any(|e| matches!(
         e,
-        ServerEvent::Denied {
-            denial: Denial::FunctionNotAllowed { function: 0x05 },
+        ServerEvent::Answered(RequestRecord {
+            verdict: Verdict::Denied(Denial::FunctionNotAllowed { function: 0x05 }),
             ..
-        }
+        })
     )));
     let id = pair.request_ids()[0];
     pair.server
@@ -146,11 +149,13 @@ fn a_plain_connection_without_a_configured_role_gets_the_null_role() {
         )
         .unwrap();
     pair.drive().unwrap();
-    assert!(
-        pair.server_events
-            .iter()
-            .any(|e| matches!(e, ServerEvent::Denied { .. }))
-    );
+    assert!(pair.server_events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Answered(RequestRecord {
+            verdict: Verdict::Denied(_),
+            ..
+        })
+    )));
 }
 
 #[test]
@@ -281,17 +286,19 @@ fn a_server_discards_foreign_protocol_ids_and_answers_bad_pdus_with_their_except
     ));
     assert!(matches!(
         events[1],
-        ServerEvent::Rejected {
-            exception: ExceptionCode::IllegalDataValue,
+        ServerEvent::Answered(RequestRecord {
+            verdict: Verdict::Rejected(_),
+            outcome: RequestOutcome::Exception(ExceptionCode::IllegalDataValue),
             ..
-        }
+        })
     ));
     assert!(matches!(
         events[2],
-        ServerEvent::Rejected {
-            exception: ExceptionCode::IllegalFunction,
+        ServerEvent::Answered(RequestRecord {
+            verdict: Verdict::Rejected(_),
+            outcome: RequestOutcome::Exception(ExceptionCode::IllegalFunction),
             ..
-        }
+        })
     ));
     assert!(matches!(events[3], ServerEvent::Authenticated { .. }));
     assert!(matches!(events[4], ServerEvent::Request { header, .. } if header.transaction_id == 4));

@@ -12,8 +12,8 @@ use mbaps_authz::{Access, Denial, Role, RoleError, Table};
 use mbaps_codec::{ExceptionCode, Registers, Request, Response};
 use mbaps_session::rustls::{self, CertificateError, ProtocolVersion};
 use mbaps_session::{
-    ClientEvent, CloseReason, ConfigError, CrlScope, ServerEvent, ServerVerification, SessionError,
-    TlsVersions, parse_crls,
+    ClientEvent, CloseReason, ConfigError, CrlScope, Recording, RequestOutcome, RequestRecord,
+    ServerEvent, ServerVerification, SessionError, TlsVersions, Verdict, parse_crls,
 };
 
 const READ: Request<'static> = Request::ReadHoldingRegisters {
@@ -139,13 +139,15 @@ fn an_allowed_read_is_answered_and_a_denied_write_gets_exception_01_and_the_sess
         last: 7,
     };
     assert!(pair.server_events.iter().any(|e| matches!(e,
-        ServerEvent::Denied {
+        ServerEvent::Answered(RequestRecord {
             header,
             function: 0x06,
-            denial: Denial::FunctionNotAllowed { function: 0x06 },
+            verdict: Verdict::Denied(Denial::FunctionNotAllowed { function: 0x06 }),
+            outcome: RequestOutcome::Exception(ExceptionCode::IllegalFunction),
             role: Some(role),
             touches: [Some(touched), None],
-        } if header.transaction_id == write
+            ..
+        }) if header.transaction_id == write
             && header.unit_id == 0x11
             && role.as_str() == "viewer"
             && *touched == written)));
@@ -254,7 +256,7 @@ fn beyond_its_window_the_server_holds_requests_until_a_slot_frees_and_the_client
         !pair
             .server_events
             .iter()
-            .any(|e| matches!(e, ServerEvent::Rejected { .. }))
+            .any(|e| matches!(e, ServerEvent::Answered(_)))
     );
     answer_requests(&mut pair);
     // The freed slots let the third in.
@@ -662,10 +664,11 @@ fn a_resumed_session_keeps_the_role_of_the_full_handshake() {
 }
 
 #[test]
-fn a_response_for_the_wrong_function_is_refused_by_the_server_session() {
+fn a_response_for_the_wrong_function_is_answered_0x04_by_the_server_session() {
     let mut pair = connected("operator", TlsVersions::Both);
+    pair.server.record(Recording::Every);
     pair.server_events.clear();
-    pair.client.send_request(pair.now, 1, &READ).unwrap();
+    let txn = pair.client.send_request(pair.now, 1, &READ).unwrap();
     pair.drive().unwrap();
     let id = pair.request_ids()[0];
     let wrong = Response::WriteSingleRegister {
@@ -679,16 +682,38 @@ fn a_response_for_the_wrong_function_is_refused_by_the_server_session() {
             found: 0x06
         })
     );
-    // Not fatal, and the request is still owed a response.
-    assert_eq!(pair.server.outstanding(), 1);
+    // Not fatal, and the request had its one answer: 0x04, not the wrong
+    // function's response (the client would take it for invalid).
+    assert_eq!(pair.server.outstanding(), 0);
     let right = Response::ReadHoldingRegisters {
         values: Registers::from_values(&[1, 2, 3]),
     };
-    pair.server.send_response(pair.now, id, &right).unwrap();
-    // Exactly one response per request.
     assert_eq!(
         pair.server.send_response(pair.now, id, &right),
         Err(SessionError::UnknownRequest(id))
+    );
+    pair.drive().unwrap();
+    assert_eq!(
+        responses(&pair),
+        [(
+            txn,
+            Response::exception(0x03, ExceptionCode::ServerDeviceFailure)
+        )]
+    );
+    let records: Vec<_> = pair
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Answered(record) => Some((record.verdict, record.outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        records,
+        [(
+            Verdict::Allowed,
+            RequestOutcome::Exception(ExceptionCode::ServerDeviceFailure)
+        )]
     );
 }
 

@@ -30,10 +30,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::*;
-use mbaps_codec::{Registers, Request, Response};
+use mbaps_codec::{ExceptionCode, Registers, Request, Response};
 use mbaps_session::{
-    Client, ClientConfig, ClientEvent, CloseReason, RequestId, Server, ServerConfig, ServerEvent,
-    SessionError, TlsVersions,
+    Client, ClientConfig, ClientEvent, CloseReason, Recording, RequestId, RequestOutcome,
+    RequestRecord, Server, ServerConfig, ServerEvent, SessionError, TlsVersions, Verdict,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -215,6 +215,7 @@ struct Tally {
     denials: usize,
     split_deliveries_after_open: usize,
     timeouts: usize,
+    abandoned: usize,
 }
 
 struct World {
@@ -233,6 +234,12 @@ struct World {
     sent: HashMap<u16, Vec<u8>>,
     /// The transaction ids of reads (the others are writes).
     reads: HashSet<u16>,
+    /// The server's record of each request, by transaction id.
+    recorded: HashMap<u16, RequestRecord>,
+    /// The requests the server handed to the application.
+    handed_out: HashSet<u16>,
+    /// The requests the client got a response to.
+    responded: HashSet<u16>,
     close_called: bool,
     tally: Tally,
 }
@@ -242,7 +249,11 @@ impl World {
         let now = virtual_epoch();
         let server = server_config(case.versions, case.server_window);
         World {
-            server: Server::new(server, now).unwrap(),
+            server: {
+                let mut server = Server::new(server, now).unwrap();
+                server.record(Recording::Every);
+                server
+            },
             client: Client::new(client_config(case.role), localhost(), now).unwrap(),
             now,
             role: ROLES[case.role],
@@ -254,6 +265,9 @@ impl World {
             answered: HashSet::new(),
             sent: HashMap::new(),
             reads: HashSet::new(),
+            recorded: HashMap::new(),
+            handed_out: HashSet::new(),
+            responded: HashSet::new(),
             close_called: false,
             tally: Tally::default(),
         }
@@ -305,6 +319,7 @@ impl World {
                         "the response to {transaction_id} is not the one sent"
                     );
                     self.outcome(transaction_id);
+                    self.responded.insert(transaction_id);
                     self.tally.responses += 1;
                 }
                 ClientEvent::Invalid {
@@ -330,6 +345,9 @@ impl World {
                 !self.to_server.closed,
                 "server event after Closed: {event:?}"
             );
+            if std::env::var_os("SM_DEBUG").is_some() {
+                eprintln!("server: {event:?}");
+            }
             match event {
                 ServerEvent::Request { id, header, pdu } => {
                     let txn = header.transaction_id;
@@ -348,15 +366,43 @@ impl World {
                         other => panic!("not sent: {other:?}"),
                     };
                     self.waiting.push((id, txn, request));
+                    self.handed_out.insert(txn);
                 }
-                ServerEvent::Denied { header, .. } => {
-                    let txn = header.transaction_id;
-                    let asked = self.asked.get(&txn).expect("a request nobody sent");
-                    assert!(!asked.allowed, "{txn}: an allowed request was denied");
-                    // The session answered 0x01 itself: that is what it sent.
-                    let function = if self.is_read(txn) { 0x83 } else { 0x86 };
-                    self.sent.insert(txn, vec![function, 0x01]);
-                    self.tally.denials += 1;
+                ServerEvent::Answered(record) => {
+                    let txn = record.header.transaction_id;
+                    let asked = self
+                        .asked
+                        .get(&txn)
+                        .expect("a record of a request nobody sent");
+                    match record.verdict {
+                        Verdict::Allowed => {
+                            assert!(asked.allowed, "{txn}: recorded allowed, the policy denies");
+                            assert!(self.handed_out.contains(&txn), "{txn}: never handed out");
+                        }
+                        Verdict::Denied(_) => {
+                            assert!(!asked.allowed, "{txn}: an allowed request was denied");
+                            assert_eq!(
+                                record.outcome,
+                                RequestOutcome::Exception(ExceptionCode::IllegalFunction)
+                            );
+                            // The session answered 0x01 itself: that is what it sent.
+                            let function = if self.is_read(txn) { 0x83 } else { 0x86 };
+                            self.sent.insert(txn, vec![function, 0x01]);
+                            self.tally.denials += 1;
+                        }
+                        Verdict::Rejected(why) => {
+                            panic!("{txn}: a valid request rejected: {why:?}")
+                        }
+                    }
+                    // The "no-role" certificate carries none: the NULL role.
+                    let role = Some(self.role).filter(|r| *r != "no-role");
+                    assert_eq!(record.role.as_ref().map(|r| r.as_str()), role);
+                    assert!(record.answered >= record.arrived);
+                    if record.outcome == RequestOutcome::Abandoned {
+                        self.tally.abandoned += 1;
+                    }
+                    let again = self.recorded.insert(txn, record);
+                    assert!(again.is_none(), "{txn}: recorded twice");
                 }
                 ServerEvent::Closed(reason) => {
                     self.to_server.closed = true;
@@ -611,12 +657,32 @@ fn run(case: &Case, tally: &mut Tally) -> Result<(), TestCaseError> {
             asked.outcomes
         );
     }
+    // Every request handed out has its one record, answered or abandoned,
+    // or is still with the application of a session that is open; every
+    // response the client got was recorded as sent.
+    let unrecorded = world
+        .handed_out
+        .iter()
+        .filter(|txn| !world.recorded.contains_key(txn))
+        .count();
+    prop_assert_eq!(unrecorded, world.server.outstanding());
+    prop_assert!(unrecorded == 0 || !world.server.is_closed());
+    for txn in &world.responded {
+        let record = world.recorded.get(txn);
+        prop_assert!(
+            record.is_some_and(|r| r.outcome != RequestOutcome::Abandoned),
+            "{} was answered but its record says {:?}",
+            txn,
+            record
+        );
+    }
     tally.cases += 1;
     tally.opened += usize::from(opened);
     tally.tls12 += world.tally.tls12;
     tally.responses += world.tally.responses;
     tally.denials += world.tally.denials;
     tally.timeouts += world.tally.timeouts;
+    tally.abandoned += world.tally.abandoned;
     tally.split_deliveries_after_open += world.tally.split_deliveries_after_open;
     Ok(())
 }
@@ -650,4 +716,5 @@ fn every_request_ends_once_with_the_answer_sent_for_it() {
     );
     assert!(per_case(tally.denials) >= 300, "{tally:?}");
     assert!(tally.timeouts > 0, "{tally:?}");
+    assert!(tally.abandoned > 0, "{tally:?}");
 }

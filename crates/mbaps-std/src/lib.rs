@@ -24,7 +24,7 @@ mod client;
 mod server;
 
 pub use client::StdClient;
-pub use mbaps_admission::SessionLog;
+pub use mbaps_admission::{AuditEntry, SessionLog};
 pub use mbaps_session::call::DeviceIdentification;
 pub use mbaps_session::{Calls, ClientError};
 pub use server::{Reloader, ServerHandle, StdServer};

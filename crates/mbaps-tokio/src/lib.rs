@@ -47,10 +47,8 @@ mod timer;
 pub use client::{ClientBuilder, Reconnect, TokioClient};
 pub use gateway::{Device, Gateway, GatewayBuilder, GatewayError, GatewayLog, Route};
 pub use handler::{AsyncHandler, IncomingRequest, IntoAnswering, Later};
-pub use mbaps_admission::SessionLog;
+pub use mbaps_admission::{AuditEntry, SessionLog};
 pub use mbaps_session::call::DeviceIdentification;
 pub use mbaps_session::upstream::UpstreamLimits;
 pub use mbaps_session::{AsyncCalls, ClientError};
-pub use server::{
-    AuditDecision, AuditEntry, AuditOutcome, AuditedRequest, Reloader, ServerHandle, TokioServer,
-};
+pub use server::{Reloader, ServerHandle, TokioServer};

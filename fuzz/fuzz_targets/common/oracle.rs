@@ -7,7 +7,7 @@ use mbaps_authz::{Decision, Denial, Policy, Role};
 use mbaps_codec::{
     CodecError, Decoded, ExceptionCode, MbapHeader, Request, Response, decode, encode_response,
 };
-use mbaps_session::{Server, ServerEvent};
+use mbaps_session::{Recording, RequestOutcome, Server, ServerEvent, Verdict};
 
 /// What must happen to one frame of the stream.
 #[derive(Debug, PartialEq)]
@@ -83,18 +83,33 @@ pub fn frames(stream: &[u8], policy: &Policy, role: Option<&Role>) -> (Vec<Frame
     }
 }
 
+/// What the checks have seen of a server so far.
+#[derive(Default)]
+pub struct Seen {
+    /// The frames met so far.
+    pub next: usize,
+    /// The ADUs that must come out (in any order: the session answers what
+    /// it refuses at once, the application later).
+    pub answers: Vec<Vec<u8>>,
+    /// Requests handed out whose record has not come yet.
+    awaiting_record: Vec<MbapHeader>,
+}
+
+/// Has `server` record every request, as the checks expect.
+pub fn record_every_request(server: &mut Server) {
+    server.record(Recording::Every);
+}
+
 /// Checks a server's events against the frames, in order, answering each
-/// request it hands over with exception 0x04; `next` counts the frames
-/// met so far, `answers` collects the ADUs that must come out (in any
-/// order: the session answers what it refuses at once, the application
-/// later).
-pub fn check_events(
-    server: &mut Server,
-    now: std::time::Instant,
-    frames: &[Frame],
-    next: &mut usize,
-    answers: &mut Vec<Vec<u8>>,
-) {
+/// request it hands over with exception 0x04; every request's record
+/// must come once, with the decision the policy gives (the server must
+/// record every request: [`record_every_request`]).
+pub fn check_events(server: &mut Server, now: std::time::Instant, frames: &[Frame], seen: &mut Seen) {
+    let Seen {
+        next,
+        answers,
+        awaiting_record,
+    } = seen;
     while let Some(event) = server.poll_event() {
         assert!(
             !matches!(event, ServerEvent::Closed(_)) || server.poll_event().is_none(),
@@ -110,6 +125,7 @@ pub fn check_events(
                     Response::exception(pdu.as_bytes()[0], ExceptionCode::ServerDeviceFailure);
                 // After a fatal error nothing is answered: the connection
                 // closes (what was queued may not go out either).
+                awaiting_record.push(header);
                 if !server.is_closed() {
                     server.send_response(now, id, &answer).unwrap();
                     assert!(
@@ -119,10 +135,32 @@ pub fn check_events(
                 }
                 (header, Outcome::Request)
             }
-            ServerEvent::Denied { header, denial, .. } => (header, Outcome::Denied(denial)),
-            ServerEvent::Rejected {
-                header, exception, ..
-            } => (header, Outcome::Rejected(exception)),
+            ServerEvent::Answered(record) => match record.verdict {
+                Verdict::Allowed => {
+                    // The record of a request answered above (0x04), or
+                    // abandoned by a session that failed first.
+                    let at = awaiting_record
+                        .iter()
+                        .position(|h| *h == record.header)
+                        .expect("a record of a request never handed out, or a second one");
+                    awaiting_record.remove(at);
+                    assert!(matches!(
+                        record.outcome,
+                        RequestOutcome::Exception(ExceptionCode::ServerDeviceFailure)
+                            | RequestOutcome::Abandoned
+                    ));
+                    continue;
+                }
+                Verdict::Denied(denial) => {
+                    let code = ExceptionCode::IllegalFunction;
+                    assert_eq!(record.outcome, RequestOutcome::Exception(code));
+                    (record.header, Outcome::Denied(denial))
+                }
+                Verdict::Rejected(_) => match record.outcome {
+                    RequestOutcome::Exception(code) => (record.header, Outcome::Rejected(code)),
+                    other => panic!("a rejected request answered {other:?}"),
+                },
+            },
             ServerEvent::Discarded { .. } => {
                 let frame = frames.get(*next).expect("a frame nobody sent");
                 assert_eq!(frame.outcome, Outcome::Discarded, "frame {}", *next);
@@ -162,21 +200,19 @@ pub fn check_events(
 /// a fatal frame, it reported every frame, and its output (`out`,
 /// plaintext) is the `answers` (some of them, after a fatal error: the
 /// connection closes and answers may be cut).
-pub fn check_end(
-    server: &Server,
-    frames: &[Frame],
-    fatal: bool,
-    next: usize,
-    out: &[u8],
-    answers: &[Vec<u8>],
-) {
+pub fn check_end(server: &Server, frames: &[Frame], fatal: bool, seen: &Seen, out: &[u8]) {
     assert_eq!(
         server.is_closed(),
         fatal,
         "the session ended, or not, against the stream"
     );
-    assert_eq!(next, frames.len(), "frames the session never reported");
-    check_output(out, answers, fatal);
+    assert_eq!(seen.next, frames.len(), "frames the session never reported");
+    assert!(
+        seen.awaiting_record.is_empty(),
+        "requests handed out without a record: {:?}",
+        seen.awaiting_record
+    );
+    check_output(out, &seen.answers, fatal);
 }
 
 /// Checks that `out`, a server's output, is the `answers`, each once, in

@@ -162,7 +162,7 @@ pub fn run_reads(dir: &Path, flags: &[&str], reads: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
-        if log.contains("closed: PeerClosed") || Instant::now() > deadline {
+        if log.contains(" ended (peer_closed)") || Instant::now() > deadline {
             server.terminate();
             return log;
         }

@@ -13,11 +13,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mbaps_admission::SessionLog;
 use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, Handle, LISTEN_BACKLOG,
     Order, Stage, holds_opening,
 };
+use mbaps_admission::{AuditEntry, Auditor, SessionLog};
 use mbaps_session::{Handler, ServerConfig};
 
 use connection::Conn;
@@ -46,6 +46,7 @@ pub struct StdServer {
     write_timeout: Duration,
     shutdown_grace: Duration,
     observer: Observer,
+    auditor: Option<Auditor>,
 }
 
 /// What the accept thread, the session threads and the handle share.
@@ -56,6 +57,7 @@ struct Shared {
     threads: Mutex<usize>,
     thread_ended: Condvar,
     observer: Observer,
+    auditor: Option<Auditor>,
 }
 
 impl Shared {
@@ -149,6 +151,7 @@ impl StdServer {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: Duration::from_secs(5),
             observer: Arc::new(|_| {}),
+            auditor: None,
         }
     }
 
@@ -202,6 +205,16 @@ impl StdServer {
         self
     }
 
+    /// Called with every entry of the audit trail: each session's start
+    /// (with the client's certificate) and end (exactly once, however it
+    /// ended), and each request's record, denied and rejected ones
+    /// included. Called on the sessions' threads: hand the entry over (a
+    /// bounded queue, a counter) rather than write it there.
+    pub fn on_audit(mut self, auditor: impl Fn(&AuditEntry) + Send + Sync + 'static) -> StdServer {
+        self.auditor = Some(Arc::new(auditor));
+        self
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -222,6 +235,7 @@ impl StdServer {
             threads: Mutex::new(0),
             thread_ended: Condvar::new(),
             observer: Arc::clone(&self.observer),
+            auditor: self.auditor.clone(),
         });
         let accepting = Arc::clone(&shared);
         let shutdown_grace = self.shutdown_grace;

@@ -4,11 +4,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use mbaps_admission::{Activity, ConnectionId, Order, SessionLog, holds_opening};
-use mbaps_codec::{ExceptionCode, Response};
-use mbaps_session::{Handler, Server, ServerConfig, ServerEvent};
+use mbaps_admission::{Activity, ConnectionId, Order, SessionLog, SessionReport, holds_opening};
+use mbaps_codec::ExceptionCode;
+use mbaps_session::{Closing, Cut, Handler, Server, ServerConfig, ServerEvent};
 
 use super::Shared;
 use super::connection::Conn;
@@ -31,32 +31,48 @@ pub(crate) struct Session {
     pub(crate) write_timeout: Duration,
 }
 
-/// Why writing stopped.
-enum WriteError {
-    /// The peer took nothing for the write timeout.
-    TimedOut,
-    /// The connection is gone.
-    Io,
-}
-
 impl Session {
     pub(crate) fn run(self, mut stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let peer = self.conn.peer;
         match Server::new(&self.config, Instant::now()) {
-            Ok(mut session) => self.serve(&mut session, &mut stream),
+            Ok(mut session) => {
+                let mut report = SessionReport::new(peer, self.shared.auditor.clone());
+                session.record(report.recording());
+                self.serve(&mut session, &mut stream, &mut report);
+            }
             Err(error) => self.shared.log(&SessionLog::Failed { peer, error }),
         }
         self.shared.table().closed(self.id);
         let _ = stream.shutdown(Shutdown::Write);
     }
 
-    fn log(&self, event: ServerEvent) {
-        self.shared.log(&SessionLog::of(self.conn.peer, event));
+    fn report(&self, report: &SessionReport, event: ServerEvent) {
+        report.event(event, SystemTime::now(), |entry| self.shared.log(entry));
     }
 
-    fn serve(&self, session: &mut Server, stream: &mut TcpStream) {
-        let peer = self.conn.peer;
+    fn serve(&self, session: &mut Server, stream: &mut TcpStream, report: &mut SessionReport) {
+        let ended = self.serve_until_cut(session, stream, report);
+        // However the loop ended, the session reports its end, once. A
+        // connection admission control dropped fails its reads and writes
+        // too: it was dropped.
+        if let Err(cut) = ended {
+            let dropped = self.conn.orders.strongest() == Order::Drop;
+            session.cut(Instant::now(), if dropped { Cut::Dropped } else { cut });
+        }
+        while let Some(event) = session.poll_event() {
+            self.report(report, event);
+        }
+    }
+
+    /// The run loop; `Err` when the connection was cut under the session
+    /// (its end is then reported by [`Server::cut`]).
+    fn serve_until_cut(
+        &self,
+        session: &mut Server,
+        stream: &mut TcpStream,
+        report: &mut SessionReport,
+    ) -> Result<(), Cut> {
         let mut input = vec![0u8; READ_CHUNK];
         let (mut start, mut end) = (0, 0);
         let mut out = Vec::new();
@@ -87,6 +103,8 @@ impl Session {
             // A place is asked for before any request is answered.
             if session.is_authenticated() && !admitted {
                 admitted = true;
+                // Before any of its requests is answered (and audited).
+                report.established(session, SystemTime::now());
                 leaving = !self.admit(session, now);
             }
             if !leaving {
@@ -95,12 +113,10 @@ impl Session {
             while let Some(event) = session.poll_event() {
                 match event {
                     // Every request was answered above: none is handed out.
-                    ServerEvent::Request { id, pdu, .. } => {
-                        let failure =
-                            Response::exception(pdu.function(), ExceptionCode::ServerDeviceFailure);
-                        let _ = session.send_response(now, id, &failure);
+                    ServerEvent::Request { id, .. } => {
+                        let _ = session.send_exception(now, id, ExceptionCode::ServerDeviceFailure);
                     }
-                    event => self.log(event),
+                    event => self.report(report, event),
                 }
             }
             // Requests held back in the session's buffer (its window or its
@@ -115,20 +131,7 @@ impl Session {
             }
             if produced > 0 {
                 last_traffic = now;
-                match self.write(stream, &out, now) {
-                    Ok(()) => {}
-                    Err(WriteError::TimedOut) => {
-                        if !session.is_closed()
-                            && !leaving
-                            && self.conn.orders.strongest() != Order::Drop
-                        {
-                            let timeout = self.write_timeout;
-                            self.shared.log(&SessionLog::WriteTimeout { peer, timeout });
-                        }
-                        return;
-                    }
-                    Err(WriteError::Io) => return,
-                }
+                self.write(stream, &out, now)?;
             }
             if session.is_authenticated() && session.outstanding() == 0 && start == end && !leaving
             {
@@ -137,21 +140,30 @@ impl Session {
                 self.activity.set_busy();
             }
             if session.is_closed() {
-                return;
+                return Ok(());
             }
             if leaving {
-                return self.leave(session, now);
+                // Our close_notify is out: the close is over without
+                // waiting for the peer's answer.
+                session.handle_eof(now);
+                return Ok(());
             }
             match self.conn.orders.strongest() {
-                Order::Drop => return,
+                Order::Drop => return Err(Cut::Dropped),
                 Order::Close => obeyed = Order::Close,
                 Order::None => {}
             }
-            if obeyed == Order::Close || self.shared.stopping.load(Ordering::Acquire) {
+            let stopping = self.shared.stopping.load(Ordering::Acquire);
+            if obeyed == Order::Close || stopping {
                 // Requests received so far were answered above; the peer
                 // gets close_notify after them.
                 leaving = true;
-                session.close(now);
+                let why = if stopping {
+                    Closing::Shutdown
+                } else {
+                    Closing::Evicted
+                };
+                session.close_for(now, why);
                 continue;
             }
             if (held_back && produced > 0) || (start < end && session.wants_read()) {
@@ -159,14 +171,12 @@ impl Session {
             }
             if eof {
                 // Nothing more will come; the session ends on its timers.
-                match session.poll_timeout() {
-                    Some(deadline) => {
-                        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                        session.handle_timeout(Instant::now());
-                        continue;
-                    }
-                    None => return,
-                }
+                let deadline = session
+                    .poll_timeout()
+                    .ok_or(Cut::Reset(ErrorKind::UnexpectedEof))?;
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                session.handle_timeout(Instant::now());
+                continue;
             }
             // At most RELOAD_CHECK: a reloaded configuration (a CRL that
             // revokes this client) is looked for even while idle.
@@ -205,60 +215,49 @@ impl Session {
                     }
                 }
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return,
+                Err(err) => return Err(Cut::Reset(err.kind())),
             }
-        }
-    }
-
-    /// The session's last bytes are out: a session we closed stops reading
-    /// here (its close is over), and its last events are logged.
-    fn leave(&self, session: &mut Server, now: Instant) {
-        session.handle_eof(now);
-        while let Some(event) = session.poll_event() {
-            self.log(event);
         }
     }
 
     /// Writes `bytes` within the write timeout. A first attempt does not
     /// wait: if the peer takes nothing, the session counts as stalled
     /// from now (admission control closes stalled sessions first).
-    fn write(&self, stream: &mut TcpStream, bytes: &[u8], now: Instant) -> Result<(), WriteError> {
+    fn write(&self, stream: &mut TcpStream, bytes: &[u8], now: Instant) -> Result<(), Cut> {
+        let reset = |error: std::io::Error| Cut::Reset(error.kind());
         let mut written = 0;
-        if stream.set_nonblocking(true).is_err() {
-            return Err(WriteError::Io);
-        }
+        stream.set_nonblocking(true).map_err(reset)?;
         while written < bytes.len() {
             match stream.write(&bytes[written..]) {
-                Ok(0) => return Err(WriteError::Io),
+                Ok(0) => return Err(Cut::Reset(ErrorKind::WriteZero)),
                 Ok(n) => written += n,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return Err(WriteError::Io),
+                Err(error) => return Err(reset(error)),
             }
         }
-        if stream.set_nonblocking(false).is_err() {
-            return Err(WriteError::Io);
-        }
+        stream.set_nonblocking(false).map_err(reset)?;
         if written == bytes.len() {
             return Ok(());
         }
         self.activity.set_stalled(now);
+        let timed_out = Cut::WriteTimeout(self.write_timeout);
         let deadline = now + self.write_timeout;
         while written < bytes.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
-                return Err(WriteError::TimedOut);
+                return Err(timed_out);
             }
             match stream.write(&bytes[written..]) {
-                Ok(0) => return Err(WriteError::Io),
+                Ok(0) => return Err(Cut::Reset(ErrorKind::WriteZero)),
                 Ok(n) => written += n,
                 Err(error) if error.kind() == ErrorKind::Interrupted => {}
                 Err(error)
                     if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
                 {
-                    return Err(WriteError::TimedOut);
+                    return Err(timed_out);
                 }
-                Err(_) => return Err(WriteError::Io),
+                Err(error) => return Err(reset(error)),
             }
         }
         Ok(())
@@ -271,7 +270,7 @@ impl Session {
         let decision = self.shared.table().authenticated(self.id, now);
         let stays = decision.carry_out(self.conn.peer, |entry| self.shared.log(entry));
         if !stays {
-            session.close(now);
+            session.close_for(now, Closing::Refused);
         }
         stays
     }

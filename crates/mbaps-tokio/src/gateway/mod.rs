@@ -39,8 +39,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mbaps_authz::Role;
 use mbaps_authz::Target;
+use mbaps_authz::{LoggedRole, Role};
 use mbaps_codec::ExceptionCode;
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::upstream::{
@@ -265,7 +265,7 @@ impl fmt::Display for GatewayLog {
                 device,
                 failure,
             } => {
-                let role = role.as_ref().map_or("[no_role]", |role| role.as_str());
+                let role = LoggedRole(role.as_ref());
                 let exception = failure
                     .as_ref()
                     .map_or(ExceptionCode::GatewayPathUnavailable, Failure::exception);

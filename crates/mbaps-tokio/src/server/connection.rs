@@ -32,7 +32,7 @@ thread_local! {
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) peer: SocketAddr,
-    orders: Orders,
+    pub(crate) orders: Orders,
     wake: Notify,
 }
 

@@ -3,22 +3,19 @@
 //! authenticated), bounded writes, graceful shutdown, a tracing span per
 //! session.
 
-mod audit;
 mod connection;
 mod session;
-
-pub use audit::{AuditDecision, AuditEntry, AuditOutcome, AuditedRequest};
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mbaps_admission::SessionLog;
 use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG,
     holds_opening,
 };
+use mbaps_admission::{AuditEntry, Auditor, SessionLog, Severity};
 use mbaps_session::ServerConfig;
 use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
@@ -73,7 +70,7 @@ pub struct TokioServer {
     write_timeout: Duration,
     shutdown_grace: Duration,
     observer: Observer,
-    auditor: Option<audit::Auditor>,
+    auditor: Option<Auditor>,
 }
 
 /// A server running on a background task: its address, and a way to stop
@@ -386,25 +383,11 @@ async fn accept_failed(error: &std::io::Error) {
     }
 }
 
-/// The `tracing` side of the log: refusals and failures warn; session
-/// starts and ends, denials and rejected requests are info (what an
-/// operator reads by default); the rest is debug.
+/// The `tracing` side of the log, at the entry's severity.
 pub(crate) fn trace_log(entry: &SessionLog) {
-    match entry {
-        SessionLog::Event {
-            event:
-                mbaps_session::ServerEvent::Denied { .. }
-                | mbaps_session::ServerEvent::Authenticated { .. }
-                | mbaps_session::ServerEvent::Rejected { .. }
-                | mbaps_session::ServerEvent::Closed(_),
-            ..
-        }
-        | SessionLog::Evicted { .. } => tracing::info!("{entry}"),
-        // A refused certificate, an alert, a timeout, a refusal.
-        SessionLog::Failed { .. }
-        | SessionLog::Refused { .. }
-        | SessionLog::HandshakeDropped { .. }
-        | SessionLog::WriteTimeout { .. } => tracing::warn!("{entry}"),
-        _ => tracing::debug!("{entry}"),
+    match entry.severity() {
+        Severity::Warn => tracing::warn!("{entry}"),
+        Severity::Info => tracing::info!("{entry}"),
+        Severity::Debug => tracing::debug!("{entry}"),
     }
 }

@@ -3,19 +3,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mbaps_admission::{Activity, ConnectionId, Order, SessionLog, holds_opening};
-use mbaps_authz::Access;
-use mbaps_codec::{ExceptionCode, MbapHeader, Response};
-use mbaps_session::{Handler, Pdu, RequestId, Server, ServerConfig, ServerEvent};
+use mbaps_admission::{
+    Activity, Auditor, ConnectionId, Order, SessionLog, SessionReport, holds_opening,
+};
+use mbaps_codec::ExceptionCode;
+use mbaps_session::{Closing, Cut, Handler, Pdu, RequestId, Server, ServerConfig, ServerEvent};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Span;
 
-use super::audit::{
-    self, AuditDecision, AuditEntry, AuditOutcome, AuditedHandler, AuditedRequest, Auditor,
-};
 use super::connection::{Conn, Io, Read};
 use super::{Observer, Table, lock, trace_log};
 use crate::handler::IncomingRequest;
@@ -48,7 +46,7 @@ pub(crate) struct Session {
 #[derive(Default)]
 struct Answers {
     tasks: Option<JoinSet<Result<Pdu, ExceptionCode>>>,
-    requests: Vec<(tokio::task::Id, RequestId, u8, Option<AuditStart>)>,
+    requests: Vec<(tokio::task::Id, RequestId)>,
 }
 
 impl Answers {
@@ -56,14 +54,14 @@ impl Answers {
         self.tasks.as_ref().is_none_or(JoinSet::is_empty)
     }
 
-    /// Runs `answer`, for request `id` (of `function`), as a task.
-    fn spawn(&mut self, id: RequestId, function: u8, answer: Answer, audit: Option<AuditStart>) {
+    /// Runs `answer`, for request `id`, as a task.
+    fn spawn(&mut self, id: RequestId, answer: Answer) {
         let task = self.tasks.get_or_insert_with(JoinSet::new).spawn(answer);
-        self.requests.push((task.id(), id, function, audit));
+        self.requests.push((task.id(), id));
     }
 
-    /// The next answer to come: the request, its function, and the result
-    /// (`None`: the handler panicked). Pending while there is none.
+    /// The next answer to come: the request and the result (`None`: the
+    /// handler panicked). Pending while there is none.
     async fn next(&mut self) -> Done {
         loop {
             let Some(done) = self.tasks.as_mut() else {
@@ -98,13 +96,8 @@ impl Answers {
             Err(error) => (error.id(), None),
         };
         let at = self.requests.iter().position(|(t, ..)| *t == task)?;
-        let (_, id, function, audit) = self.requests.swap_remove(at);
-        Some(Done {
-            id,
-            function,
-            result,
-            audit,
-        })
+        let (_, id) = self.requests.swap_remove(at);
+        Some(Done { id, result })
     }
 }
 
@@ -116,20 +109,11 @@ async fn reloaded(reloads: &mut watch::Receiver<Arc<ServerConfig>>) {
     }
 }
 
-/// An answered request: its id, its function, the handler's result
-/// (`None`: the handler panicked), and what the audit trail noted of it.
+/// An answered request: its id and the handler's result (`None`: the
+/// handler panicked).
 struct Done {
     id: RequestId,
-    function: u8,
     result: Option<Result<Pdu, ExceptionCode>>,
-    audit: Option<AuditStart>,
-}
-
-/// What the audit trail notes of a request handed to an async handler.
-struct AuditStart {
-    header: MbapHeader,
-    touches: [Option<Access>; 2],
-    started: Instant,
 }
 
 /// How far a session's task is from its end.
@@ -152,12 +136,17 @@ impl Session {
         (self.observer)(entry);
     }
 
-    fn log_event(&self, event: ServerEvent) {
+    /// Reports a session event to the trail and the log.
+    fn report(&self, report: &SessionReport, event: ServerEvent) {
         if let ServerEvent::Authenticated { role, .. } = &event {
-            let role = role.as_ref().map_or("<none>", |r| r.as_str());
-            self.span.record("role", role);
+            // A real role is a string (quoted by the formatter), the
+            // NULL role the bare word `null`.
+            match role {
+                Some(role) => self.span.record("role", role.as_str()),
+                None => self.span.record("role", tracing::field::display("null")),
+            };
         }
-        self.log(&SessionLog::of(self.conn.peer, event));
+        report.event(event, SystemTime::now(), |entry| self.log(entry));
     }
 
     pub(crate) async fn run(mut self, stream: TcpStream, mut stopping: watch::Receiver<bool>) {
@@ -170,16 +159,12 @@ impl Session {
                 return self.log(&SessionLog::Failed { peer, error });
             }
         };
+        let mut report = SessionReport::new(peer, self.auditor.clone());
+        session.record(report.recording());
         let mut io = Io::new(stream, self.write_timeout);
-        // The handler answering at once, each request audited if asked.
-        let now_handler: Option<Arc<dyn Handler>> = match (&self.answering, &self.auditor) {
-            (Answering::Now(handler), Some(auditor)) => Some(Arc::new(AuditedHandler {
-                inner: Arc::clone(handler),
-                peer,
-                auditor: Arc::clone(auditor),
-            })),
-            (Answering::Now(handler), None) => Some(Arc::clone(handler)),
-            (Answering::Later(_), _) => None,
+        let now_handler: Option<Arc<dyn Handler>> = match &self.answering {
+            Answering::Now(handler) => Some(Arc::clone(handler)),
+            Answering::Later(_) => None,
         };
         let mut timer = Timer::new();
         let mut answers = Answers::default();
@@ -190,7 +175,8 @@ impl Session {
         let mut hello = false;
         // The last time anything came in or went out: "idle since".
         let mut last_traffic = Instant::now();
-        loop {
+        // How the connection was cut under the session, if it was.
+        let cut = loop {
             let now = Instant::now();
             if io.has_input() && session.wants_read() {
                 // Busy from the moment a request may be in the input: a
@@ -203,14 +189,7 @@ impl Session {
             if session.is_authenticated() && !admitted {
                 admitted = true;
                 // Before any of its requests is answered (and audited).
-                if let Some(auditor) = &self.auditor {
-                    auditor(&AuditEntry::SessionStarted {
-                        at: SystemTime::now(),
-                        peer,
-                        role: session.role().cloned(),
-                        certificate: session.peer_certificate().cloned(),
-                    });
-                }
+                report.established(&session, SystemTime::now());
                 if !self.admit(&mut session, now) {
                     phase = Phase::Leaving;
                 }
@@ -229,20 +208,15 @@ impl Session {
                                 session: self.id.number(),
                                 pdu,
                             };
-                            let audit = self.auditor.as_ref().map(|_| AuditStart {
-                                header,
-                                touches: pdu.request().map_or([None, None], |r| audit::touches(&r)),
-                                started: now,
-                            });
-                            answers.spawn(id, pdu.function(), handler.answer(request), audit);
+                            answers.spawn(id, handler.answer(request));
                         }
                         // Every request was answered at once: none comes here.
-                        Answering::Now(_) => answer(&mut session, now, id, pdu.function(), None),
+                        Answering::Now(_) => {
+                            let failure = ExceptionCode::ServerDeviceFailure;
+                            let _ = session.send_exception(now, id, failure);
+                        }
                     },
-                    event => {
-                        self.audit_event(&session, &event);
-                        self.log_event(event);
-                    }
+                    event => self.report(&report, event),
                 }
             }
             // Requests held back in the session's buffer (its window or its
@@ -260,8 +234,8 @@ impl Session {
                     lock(&self.table).hello_received(self.id);
                 }
             }
-            if io.flush(now).is_err() {
-                break;
+            if let Err(error) = io.flush(now) {
+                break Some(Cut::Reset(error.kind()));
             }
             match io.blocked_since() {
                 Some(since) => self.activity.set_stalled(since),
@@ -277,7 +251,7 @@ impl Session {
             if phase == Phase::Draining && answers.is_empty() {
                 // The last answer is out: now the close.
                 phase = Phase::Leaving;
-                session.close(now);
+                session.close_for(now, Closing::Shutdown);
             }
             if session.is_closed() || phase == Phase::Leaving {
                 if io.is_flushed() {
@@ -286,7 +260,7 @@ impl Session {
                         session.handle_eof(now);
                         continue;
                     }
-                    break;
+                    break None;
                 }
                 // Only the last words (an alert, close_notify) are left:
                 // a peer that does not read them gets little time.
@@ -311,11 +285,11 @@ impl Session {
                 order = self.conn.ordered(obeyed) => {
                     obeyed = order;
                     match order {
-                        Order::Drop => break,
+                        Order::Drop => break Some(Cut::Dropped),
                         _ if phase == Phase::Leaving => {}
                         _ => {
                             phase = Phase::Leaving;
-                            session.close(Instant::now());
+                            session.close_for(Instant::now(), Closing::Evicted);
                         }
                     }
                 }
@@ -325,13 +299,7 @@ impl Session {
                     // close_notify after them.
                     phase = Phase::Draining;
                 }
-                () = io.write_timer.fired() => {
-                    if !session.is_closed() && phase != Phase::Leaving {
-                        let timeout = io.write_timeout();
-                        self.log(&SessionLog::WriteTimeout { peer, timeout });
-                    }
-                    break;
-                }
+                () = io.write_timer.fired() => break Some(Cut::WriteTimeout(io.write_timeout())),
                 () = timer.fired() => session.handle_timeout(Instant::now()),
                 () = reloaded(&mut self.reloads) => {
                     let config = Arc::clone(&self.reloads.borrow_and_update());
@@ -346,13 +314,13 @@ impl Session {
                     }
                 }
                 writable = io.stream.writable(), if !io.is_flushed() => {
-                    if writable.is_err() {
-                        break;
+                    if let Err(error) = writable {
+                        break Some(Cut::Reset(error.kind()));
                     }
                 }
                 readable = io.stream.readable(), if may_read => {
-                    if readable.is_err() {
-                        break;
+                    if let Err(error) = readable {
+                        break Some(Cut::Reset(error.kind()));
                     }
                     let now = Instant::now();
                     let plain = session.config().tls().is_none();
@@ -369,102 +337,36 @@ impl Session {
                     }) {
                         Ok(Read::Nothing | Read::Bytes) => {}
                         Ok(Read::End) => session.handle_eof(now),
-                        Err(_) => break,
+                        Err(error) => break Some(Cut::Reset(error.kind())),
                     }
                 }
             }
+        };
+        // However the loop ended, the session reports its end, once. A
+        // connection admission control dropped fails its reads and writes
+        // too: it was dropped.
+        if let Some(cut) = cut {
+            let dropped = self.conn.orders.strongest() == Order::Drop;
+            session.cut(Instant::now(), if dropped { Cut::Dropped } else { cut });
         }
         lock(&self.table).closed(self.id);
-        // What the session had still to say (its end, when the connection
-        // was dropped before it).
         while let Some(event) = session.poll_event() {
             if !matches!(event, ServerEvent::Request { .. }) {
-                self.audit_event(&session, &event);
-                self.log_event(event);
+                self.report(&report, event);
             }
         }
         let _ = io.stream.shutdown().await;
     }
 
-    /// Sends an async handler's answer, and audits it.
+    /// Sends an async handler's answer: its response, its exception, or
+    /// 0x04 when it panicked (`None`). The session answers one that does not
+    /// fit the request 0x04 itself; it records the answer.
     fn answer_later(&self, session: &mut Server, now: Instant, done: Done) {
-        let outcome = match &done.result {
-            Some(Ok(pdu)) => AuditOutcome::of(pdu),
-            Some(Err(code)) => AuditOutcome::Exception(*code),
-            None => AuditOutcome::Exception(ExceptionCode::ServerDeviceFailure),
+        let _ = match done.result {
+            Some(Ok(pdu)) => session.send_response_pdu(now, done.id, &pdu),
+            Some(Err(code)) => session.send_exception(now, done.id, code),
+            None => session.send_exception(now, done.id, ExceptionCode::ServerDeviceFailure),
         };
-        answer(session, now, done.id, done.function, done.result);
-        if let (Some(auditor), Some(start)) = (&self.auditor, done.audit) {
-            auditor(&AuditEntry::Request(AuditedRequest {
-                at: SystemTime::now(),
-                peer: self.conn.peer,
-                role: session.role().cloned(),
-                header: start.header,
-                function: done.function,
-                touches: start.touches,
-                decision: AuditDecision::Allowed,
-                outcome,
-                latency: now.saturating_duration_since(start.started),
-            }));
-        }
-    }
-
-    /// The audit trail's side of a session event: its end, and the
-    /// requests the session answered itself (denied, rejected).
-    fn audit_event(&self, session: &Server, event: &ServerEvent) {
-        let Some(auditor) = &self.auditor else {
-            return;
-        };
-        let peer = self.conn.peer;
-        let request = |header: &MbapHeader, function: u8, touches, decision, code| {
-            AuditEntry::Request(AuditedRequest {
-                at: SystemTime::now(),
-                peer,
-                role: session.role().cloned(),
-                header: *header,
-                function,
-                touches,
-                decision,
-                outcome: AuditOutcome::Exception(code),
-                latency: Duration::ZERO,
-            })
-        };
-        let entry = match event {
-            // The start is audited where the session is admitted, before
-            // its first request.
-            ServerEvent::Denied {
-                header,
-                function,
-                denial,
-                touches,
-                ..
-            } => request(
-                header,
-                *function,
-                *touches,
-                AuditDecision::Denied(*denial),
-                ExceptionCode::IllegalFunction,
-            ),
-            ServerEvent::Rejected {
-                header,
-                function,
-                exception,
-                ..
-            } => request(
-                header,
-                *function,
-                [None, None],
-                AuditDecision::Rejected,
-                *exception,
-            ),
-            ServerEvent::Closed(reason) if session.is_authenticated() => AuditEntry::SessionEnded {
-                at: SystemTime::now(),
-                peer,
-                reason: reason.clone(),
-            },
-            _ => return,
-        };
-        auditor(&entry);
     }
 
     /// Asks admission control for a place now that the session has
@@ -474,29 +376,8 @@ impl Session {
         let decision = lock(&self.table).authenticated(self.id, now);
         let stays = decision.carry_out(self.conn.peer, |entry| self.log(entry));
         if !stays {
-            session.close(now);
+            session.close_for(now, Closing::Refused);
         }
         stays
-    }
-}
-
-/// Sends an answer to request `id`: an async handler's response, its
-/// exception, or 0x04 when it panicked (`None`) or answered for another
-/// function. Every request gets exactly one answer.
-fn answer(
-    session: &mut Server,
-    now: Instant,
-    id: RequestId,
-    function: u8,
-    result: Option<Result<Pdu, ExceptionCode>>,
-) {
-    let failure = Response::exception(function, ExceptionCode::ServerDeviceFailure);
-    let sent = match result {
-        Some(Ok(pdu)) => session.send_response_pdu(now, id, &pdu),
-        Some(Err(code)) => session.send_response(now, id, &Response::exception(function, code)),
-        None => session.send_response(now, id, &failure),
-    };
-    if sent.is_err_and(|error| !error.is_fatal()) {
-        let _ = session.send_response(now, id, &failure);
     }
 }

@@ -1,0 +1,204 @@
+//! Every session's end is on the audit trail exactly once, with a stable
+//! reason, however the session ended: a peer's reset in the middle of a
+//! request, admission control dropping it, the write timeout. Both server
+//! adapters, each with its audit trail.
+
+#![allow(clippy::disallowed_methods)] // real sockets keep real time
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::attack;
+use common::{Adapter, Bounds, SlowAt999, Trail, localhost, pki, server_config, start_audited};
+use mbaps_admission::{AdmissionLimits, AuditEntry};
+use mbaps_codec::{MbapHeader, Request, encode_request};
+use mbaps_session::rustls;
+use mbaps_session::{RequestOutcome, Verdict};
+
+const ADAPTERS: [Adapter; 2] = [Adapter::Std, Adapter::Tokio];
+
+/// The trail's session ends, by reason label, once every started session
+/// has ended (waiting at most 10 s).
+fn ends_once_all_ended(trail: &Trail, started: usize) -> Vec<&'static str> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let entries = trail.lock().unwrap().clone();
+        let starts = entries
+            .iter()
+            .filter(|e| matches!(e, AuditEntry::SessionStarted { .. }))
+            .count();
+        let ends: Vec<_> = entries
+            .iter()
+            .filter_map(|e| match e {
+                AuditEntry::SessionEnded { reason, .. } => Some(reason.label()),
+                _ => None,
+            })
+            .collect();
+        if (starts >= started && ends.len() >= starts) || Instant::now() > deadline {
+            assert_eq!(starts, started, "sessions started: {entries:#?}");
+            return ends;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A TLS session with the viewer's certificate over a socket that resets
+/// when dropped (SO_LINGER 0), its handshake done.
+fn resetting_client(
+    server: SocketAddr,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let stream = std::net::TcpStream::connect(server).unwrap();
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    let config = attack::raw_client_config(pki().client("viewer").unwrap());
+    let conn = rustls::ClientConnection::new(config, localhost()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls
+}
+
+#[test]
+fn a_peer_that_resets_in_the_middle_of_a_request_leaves_one_end_reset() {
+    for adapter in ADAPTERS {
+        let handler = SlowAt999::new(Duration::from_millis(300));
+        let (running, trail) = start_audited(
+            adapter,
+            server_config(pki()),
+            handler,
+            |_| {},
+            Bounds::default(),
+        );
+        let mut client = resetting_client(running.address);
+        let header = MbapHeader {
+            transaction_id: 7,
+            unit_id: 1,
+        };
+        let read = Request::ReadHoldingRegisters {
+            address: 999,
+            quantity: 1,
+        };
+        let mut adu = [0u8; 12];
+        let n = encode_request(header, &read, &mut adu).unwrap();
+        client.write_all(&adu[..n]).unwrap();
+        client.flush().unwrap();
+        // The handler is at work on the read when the connection resets.
+        std::thread::sleep(Duration::from_millis(100));
+        drop(client);
+        assert_eq!(ends_once_all_ended(&trail, 1), ["reset"], "{adapter:?}");
+        // The read was carried out: it is on the trail, answered.
+        let entries = trail.lock().unwrap().clone();
+        let requests: Vec<_> = entries
+            .iter()
+            .filter_map(|e| match e {
+                AuditEntry::Request { record, .. } => Some(record),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 1, "{adapter:?}: {entries:#?}");
+        assert_eq!(requests[0].header, header);
+        assert_eq!(requests[0].verdict, Verdict::Allowed);
+        assert_eq!(requests[0].outcome, RequestOutcome::Response);
+        running.stop();
+    }
+}
+
+#[test]
+fn a_session_admission_drops_and_one_the_write_timeout_ends_each_leave_one_end() {
+    for adapter in ADAPTERS {
+        let bounds = Bounds {
+            limits: AdmissionLimits {
+                max_sessions: 1,
+                ..AdmissionLimits::default()
+            },
+            // Long enough that a loaded machine has the first flood stalled
+            // well before its write timeout could end it.
+            write_timeout: Duration::from_secs(3),
+        };
+        let handler = SlowAt999::new(Duration::ZERO);
+        let (running, trail) =
+            start_audited(adapter, server_config(pki()), handler, |_| {}, bounds);
+        let viewer = pki().client("viewer").unwrap();
+        // The first stops reading: it is stalled when the second comes,
+        // and dropped for it; the second then stalls too, alone, and
+        // meets the write timeout.
+        let first = attack::flood_without_reading(running.address, viewer);
+        let second = attack::flood_without_reading(running.address, viewer);
+        let mut ends = ends_once_all_ended(&trail, 2);
+        ends.sort_unstable();
+        assert_eq!(ends, ["dropped", "write_timeout"], "{adapter:?}");
+        drop((first, second));
+        running.stop();
+    }
+}
+
+/// What a trail says, without what differs from run to run (addresses,
+/// times): one line per entry.
+fn gist(trail: &Trail) -> Vec<String> {
+    trail
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|entry| match entry {
+            AuditEntry::SessionStarted {
+                role,
+                certificate,
+                handshake,
+                ..
+            } => format!(
+                "start role={:?} certificate={} tls={:?}",
+                role,
+                certificate.is_some(),
+                handshake.map(|h| h.version)
+            ),
+            AuditEntry::Request { record, .. } => format!(
+                "request {:?} fc={:#04x} {:?} {} {:?} role={:?}",
+                record.header,
+                record.function,
+                record.touches,
+                record.verdict,
+                record.outcome,
+                record.role
+            ),
+            AuditEntry::SessionEnded { reason, .. } => format!("end {}", reason.label()),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_std_and_the_tokio_server_write_the_same_trail_for_the_same_exchange() {
+    let trails: Vec<Vec<String>> = ADAPTERS
+        .iter()
+        .map(|&adapter| {
+            let handler = SlowAt999::new(Duration::ZERO);
+            let (running, trail) = start_audited(
+                adapter,
+                server_config(pki()),
+                handler,
+                |_| {},
+                Bounds::default(),
+            );
+            let mut viewer = mbaps_std::StdClient::connect(
+                running.address,
+                &common::role_config("viewer"),
+                localhost(),
+            )
+            .unwrap();
+            use mbaps_session::Calls;
+            assert_eq!(viewer.read_holding_registers(1, 5, 2).unwrap(), [5, 6]);
+            assert!(viewer.write_single_register(1, 100, 1).is_err());
+            viewer.close().unwrap();
+            ends_once_all_ended(&trail, 1);
+            running.stop();
+            gist(&trail)
+        })
+        .collect();
+    assert_eq!(trails[0].len(), 4, "{:#?}", trails[0]);
+    assert_eq!(trails[0], trails[1], "std, then tokio");
+}
