@@ -47,7 +47,7 @@ fn policy_allowing_all() -> mbaps_authz::Policy {
 
 /// A TLS gateway with the example policy in front of `gateway`.
 async fn tls_front(gateway: Gateway) -> ServerHandle {
-    TokioServer::bind("127.0.0.1:0", server_config(pki()), Later(gateway))
+    TokioServer::bind("127.0.0.1:0", server_config(pki()), gateway)
         .await
         .unwrap()
         .spawn()
@@ -361,7 +361,7 @@ fn a_plain_client_reaches_a_secure_device_as_the_plain_role_only() {
         let front_config = ServerConfig::plain(policy(), Some(Role::new("viewer").unwrap()))
             .build()
             .unwrap();
-        let front = TokioServer::bind("127.0.0.1:0", front_config, Later(gateway))
+        let front = TokioServer::bind("127.0.0.1:0", front_config, gateway)
             .await
             .unwrap()
             .spawn()

@@ -64,7 +64,7 @@ async fn slow_device(answer_time: Duration) -> ServerHandle {
 }
 
 async fn tls_front(gateway: Gateway) -> ServerHandle {
-    TokioServer::bind("127.0.0.1:0", server_config(pki()), Later(gateway))
+    TokioServer::bind("127.0.0.1:0", server_config(pki()), gateway)
         .await
         .unwrap()
         .spawn()

@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
         }
         out.clear();
         upstream.poll_transmit(&mut out);
-        while let Some(answer) = upstream.poll_answer() {
+        while let Some(answer) = upstream.poll_completion() {
             assert!(
                 answered.insert(answer.ticket),
                 "{:?} answered twice",
@@ -97,7 +97,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(upstream.queued() <= limits.queue);
     }
     upstream.close(now);
-    while let Some(answer) = upstream.poll_answer() {
+    while let Some(answer) = upstream.poll_completion() {
         assert!(
             answered.insert(answer.ticket),
             "{:?} answered twice",

@@ -1,11 +1,15 @@
 //! The audit trail's entries: every session's start and end and every
-//! request's record, as both server adapters hand them to their auditor
+//! request's record, as the served connection hands them to an auditor
 //! (which writes them, counts them, ships them). Nothing is built unless an
 //! auditor is set.
+//!
+//! Entries carry no time of their own: the auditor is called on the
+//! session's thread or task as the thing happens, so it stamps an entry
+//! with the wall clock when it takes it (this crate reads no clock). A
+//! request's record has the instants it arrived and was answered.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use mbaps_authz::Role;
 use mbaps_session::rustls::pki_types::CertificateDer;
@@ -18,10 +22,10 @@ pub enum AuditEntry {
     /// A client authenticated (on TLS; on plain Modbus/TCP, with its first
     /// request): the entries of its requests follow, then its end.
     SessionStarted {
-        /// When.
-        at: SystemTime,
         /// The client's address.
         peer: SocketAddr,
+        /// The server's address the client connected to.
+        local: SocketAddr,
         /// Its role (`None`: the NULL role).
         role: Option<Role>,
         /// Its certificate (`None` on plain Modbus/TCP): the subject and
@@ -33,19 +37,15 @@ pub enum AuditEntry {
     /// A request was decided and answered (or abandoned): its record, as
     /// the session wrote it.
     Request {
-        /// When the entry was made (the record's instants say when the
-        /// request came and was answered).
-        at: SystemTime,
         /// The client's address.
         peer: SocketAddr,
         /// The record.
         record: RequestRecord,
     },
     /// A session that started has ended: every started session's end is
-    /// reported exactly once, however it ended.
+    /// reported exactly once, however it ended, after the records of its
+    /// requests.
     SessionEnded {
-        /// When.
-        at: SystemTime,
         /// The client's address.
         peer: SocketAddr,
         /// How ([`CloseReason::label`] names it).

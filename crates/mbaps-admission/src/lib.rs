@@ -62,6 +62,7 @@ mod audit;
 mod log;
 mod order;
 mod report;
+mod served;
 
 use core::net::IpAddr;
 use std::collections::VecDeque;
@@ -72,7 +73,10 @@ pub use activity::{Activity, SessionActivity};
 pub use audit::{AuditEntry, Auditor};
 pub use log::{SessionLog, Severity};
 pub use order::{Handle, Order, Orders};
-pub use report::SessionReport;
+pub use report::{Logger, SessionReport};
+pub use served::{
+    Answering, IncomingRequest, LAST_WORDS, LATE_ANSWER_WAIT, Seat, Served, Table, lock,
+};
 
 /// How long a peer has to take the bytes a server sends it, by default:
 /// the adapters end a connection whose output has waited this long (a

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mbaps_authz::LoggedRole;
 use mbaps_codec::FunctionName;
-use mbaps_session::{CloseReason, RequestOutcome, ServerEvent, SessionError, Verdict};
+use mbaps_session::{CloseReason, LateAnswer, RequestOutcome, ServerEvent, SessionError, Verdict};
 
 use crate::{EvictionReason, HandshakeBound};
 
@@ -199,6 +199,16 @@ fn write_event(f: &mut fmt::Formatter<'_>, peer: SocketAddr, event: &ServerEvent
                     write!(f, ": exception {code} ({why})")
                 }
                 (_, RequestOutcome::Exception(code)) => write!(f, ": exception {code}"),
+                (_, RequestOutcome::Abandoned { late: Some(late) }) => {
+                    write!(f, ": abandoned, its session over (answered late: ")?;
+                    match late {
+                        LateAnswer::Response => write!(f, "response)"),
+                        LateAnswer::Exception(code) => write!(f, "exception {code})"),
+                    }
+                }
+                (_, RequestOutcome::Abandoned { late: None }) => {
+                    write!(f, ": abandoned, its session over (never answered)")
+                }
                 (_, outcome) => write!(f, ": {}", outcome.label()),
             }
         }

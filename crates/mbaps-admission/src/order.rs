@@ -13,12 +13,16 @@ use crate::{Admitted, Dropped, EvictionReason, SessionLog};
 pub enum Order {
     /// Nothing (yet).
     None = 0,
-    /// Close with close_notify: an idle session closed to make room, or
-    /// the server stopping.
-    Close = 1,
-    /// End at once: a pending handshake that gave way, or a session whose
-    /// peer stopped reading (it would not take a close_notify).
-    Drop = 2,
+    /// The server is stopping: answer the requests received, then close
+    /// with close_notify (the end is `shutdown`).
+    Stop = 1,
+    /// Close with close_notify now: an idle session closed to make room
+    /// (the end is `evicted`).
+    Close = 2,
+    /// End at once: a pending handshake that gave way, a session whose
+    /// peer stopped reading (it would not take a close_notify), or one
+    /// still open when a stopping server's grace period is over.
+    Drop = 3,
 }
 
 /// The strongest order given to one connection: written by whoever
@@ -36,7 +40,8 @@ impl Orders {
     pub fn strongest(&self) -> Order {
         match self.0.load(Ordering::Acquire) {
             0 => Order::None,
-            1 => Order::Close,
+            1 => Order::Stop,
+            2 => Order::Close,
             _ => Order::Drop,
         }
     }
@@ -57,6 +62,9 @@ impl EvictionReason {
 pub trait Handle {
     /// The peer's address, for the log.
     fn peer(&self) -> SocketAddr;
+    /// The orders given to the connection (read by its
+    /// [`crate::Served`] at every turn).
+    fn orders(&self) -> &Orders;
     /// Gives the connection `order` and wakes its task.
     fn order(&self, order: Order);
 }
@@ -64,6 +72,9 @@ pub trait Handle {
 impl<T: Handle + ?Sized> Handle for &T {
     fn peer(&self) -> SocketAddr {
         (**self).peer()
+    }
+    fn orders(&self) -> &Orders {
+        (**self).orders()
     }
     fn order(&self, order: Order) {
         (**self).order(order)
@@ -73,6 +84,9 @@ impl<T: Handle + ?Sized> Handle for &T {
 impl<T: Handle + ?Sized> Handle for std::sync::Arc<T> {
     fn peer(&self) -> SocketAddr {
         (**self).peer()
+    }
+    fn orders(&self) -> &Orders {
+        (**self).orders()
     }
     fn order(&self, order: Order) {
         (**self).order(order)
@@ -129,11 +143,14 @@ mod tests {
     use std::time::Duration;
 
     #[derive(Debug, Default)]
-    struct Recorded(Mutex<Vec<Order>>);
+    struct Recorded(Mutex<Vec<Order>>, Orders);
 
     impl Handle for Recorded {
         fn peer(&self) -> SocketAddr {
             SocketAddr::from(([192, 0, 2, 1], 40000))
+        }
+        fn orders(&self) -> &Orders {
+            &self.1
         }
         fn order(&self, order: Order) {
             self.0.lock().unwrap().push(order);
@@ -144,7 +161,11 @@ mod tests {
     fn a_stronger_order_outranks_and_a_weaker_one_does_not() {
         let orders = Orders::default();
         assert_eq!(orders.strongest(), Order::None);
+        orders.give(Order::Stop);
+        assert_eq!(orders.strongest(), Order::Stop);
         orders.give(Order::Close);
+        assert_eq!(orders.strongest(), Order::Close);
+        orders.give(Order::Stop);
         assert_eq!(orders.strongest(), Order::Close);
         orders.give(Order::Drop);
         orders.give(Order::Close);

@@ -3,29 +3,48 @@
 //! each once, in one vocabulary.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::sync::Arc;
 
-use mbaps_session::{Recording, Server, ServerEvent, Verdict};
+use mbaps_session::{Recording, RequestOutcome, Server, ServerEvent, Verdict};
 
 use crate::audit::{AuditEntry, Auditor};
 use crate::log::SessionLog;
 
+/// Where log entries go: the adapter's log (and the application's
+/// observer behind it).
+pub type Logger = Arc<dyn Fn(&SessionLog) + Send + Sync>;
+
 /// One session's reporter: hands its events to the auditor and the log.
 pub struct SessionReport {
     peer: SocketAddr,
+    local: SocketAddr,
     auditor: Option<Auditor>,
+    log: Logger,
     /// Its start is on the trail: its end will be too.
     started: bool,
 }
 
 impl SessionReport {
-    /// The reporter of the session with `peer`, audited by `auditor`.
-    pub fn new(peer: SocketAddr, auditor: Option<Auditor>) -> SessionReport {
+    /// The reporter of the session from `peer` to `local`, audited by
+    /// `auditor`, logged to `log`.
+    pub fn new(
+        peer: SocketAddr,
+        local: SocketAddr,
+        auditor: Option<Auditor>,
+        log: Logger,
+    ) -> SessionReport {
         SessionReport {
             peer,
+            local,
             auditor,
+            log,
             started: false,
         }
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// What the session must record of its requests: every one for an
@@ -38,19 +57,23 @@ impl SessionReport {
         }
     }
 
+    /// Logs an entry that is not a session event (an eviction, a refusal).
+    pub fn log(&self, entry: &SessionLog) {
+        (self.log)(entry);
+    }
+
     /// The session is established (authenticated, or a plain session's
     /// first request): its start goes on the trail, once, before the
-    /// record of any of its requests. `at` is the wall clock now (the
-    /// adapter reads it: this crate takes time as an argument).
-    pub fn established(&mut self, session: &Server, at: SystemTime) {
+    /// record of any of its requests.
+    pub fn established(&mut self, session: &Server) {
         if self.started {
             return;
         }
         self.started = true;
         if let Some(auditor) = &self.auditor {
             auditor(&AuditEntry::SessionStarted {
-                at,
                 peer: self.peer,
+                local: self.local,
                 role: session.role().cloned(),
                 certificate: session.peer_certificate().cloned(),
                 handshake: session.handshake(),
@@ -59,14 +82,14 @@ impl SessionReport {
     }
 
     /// Reports a session event: a request's record to the trail, and the
-    /// end of a session whose start it holds; then to `log` everything but
-    /// the records of allowed requests (the trail keeps those; a log line
-    /// each would drown the rest). `at` is the wall clock now.
-    pub fn event(&self, event: ServerEvent, at: SystemTime, log: impl FnOnce(&SessionLog)) {
+    /// end of a session whose start it holds; then to the log everything
+    /// but the records of allowed requests that were answered (the trail
+    /// keeps those; a log line each would drown the rest).
+    pub fn event(&self, event: ServerEvent) {
         let peer = self.peer;
         let event = match (event, &self.auditor) {
             (ServerEvent::Answered(record), Some(auditor)) => {
-                let entry = AuditEntry::Request { at, peer, record };
+                let entry = AuditEntry::Request { peer, record };
                 auditor(&entry);
                 let AuditEntry::Request { record, .. } = entry else {
                     return;
@@ -75,7 +98,6 @@ impl SessionReport {
             }
             (ServerEvent::Closed(reason), Some(auditor)) if self.started => {
                 auditor(&AuditEntry::SessionEnded {
-                    at,
                     peer,
                     reason: reason.clone(),
                 });
@@ -85,9 +107,10 @@ impl SessionReport {
         };
         if let ServerEvent::Answered(record) = &event
             && record.verdict == Verdict::Allowed
+            && !matches!(record.outcome, RequestOutcome::Abandoned { .. })
         {
             return;
         }
-        log(&SessionLog::of(peer, event));
+        self.log(&SessionLog::of(peer, event));
     }
 }

@@ -19,7 +19,7 @@ use mbaps_session::{
 };
 use mbaps_tokio::{IntoAnswering, TokioServer};
 
-use crate::metrics::Metrics;
+use mbaps_observe::Metrics;
 
 /// The front: where clients connect and how they are admitted. Every
 /// flag but `--config` may instead be a key of the configuration file
@@ -450,11 +450,12 @@ impl Front {
         });
         let (audit, audit_writer) = match self.audit_log.clone() {
             Some(path) => {
-                let (sink, writer) = crate::audit_log::start(crate::audit_log::AuditTarget {
-                    path,
-                    max_bytes: self.audit_max_bytes,
-                    keep: self.audit_keep,
-                })?;
+                let (sink, writer) =
+                    mbaps_observe::trail::start(mbaps_observe::trail::AuditTarget {
+                        path,
+                        max_bytes: self.audit_max_bytes,
+                        keep: self.audit_keep,
+                    })?;
                 (Some(sink), Some(writer))
             }
             None => (None, None),

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use mbaps_codec::ExceptionCode;
 use mbaps_gateway_config::{RouteSpec, TlsSpec};
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::upstream::{MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
 use mbaps_session::{ClientConfig, load_certificates, load_private_key};
-use mbaps_tokio::{Device, Gateway, Later, Route};
+use mbaps_tokio::{Device, Gateway, GatewayLog, Route};
 
 use crate::front::{FrontArgs, seconds};
 
@@ -107,13 +108,24 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
         if let Some(metrics) = metrics {
             let latency = std::sync::Arc::clone(&metrics);
             gateway = gateway
-                .on_log(move |entry| metrics.gateway_log(entry))
+                .on_log(move |entry| match entry {
+                    GatewayLog::Answered {
+                        device, failure, ..
+                    } => {
+                        let exception = failure
+                            .as_ref()
+                            .map_or(ExceptionCode::GatewayPathUnavailable, |f| f.exception());
+                        metrics.gateway_answer(device.as_deref(), exception)
+                    }
+                    GatewayLog::Link { device, event } => metrics.gateway_link(device, event),
+                    _ => {}
+                })
                 .on_upstream_latency(move |device, elapsed| {
                     latency.upstream_latency(device, elapsed)
                 });
         }
         let gateway = gateway.start().context("starting the gateway")?;
-        Ok(Later(gateway))
+        Ok(gateway)
     })
 }
 

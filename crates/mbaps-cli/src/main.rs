@@ -20,7 +20,6 @@
 // A tool, not the sans-IO core: it may read the clock.
 #![allow(clippy::disallowed_methods)]
 
-mod audit_log;
 mod client_commands;
 mod connect;
 mod decode;

@@ -92,7 +92,7 @@ pub(crate) async fn measure(pki: &Pki, rounds: usize) -> Result<Fairness> {
     let front = TokioServer::bind(
         "127.0.0.1:0",
         pki.server(Some(TlsVersions::Tls13Only))?,
-        Later(gateway),
+        gateway,
     )
     .await?
     .spawn()?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use mbaps_session::TlsVersions;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_tokio::{AsyncCalls, Device, Gateway, Later, TokioClient, TokioServer, UpstreamLimits};
+use mbaps_tokio::{AsyncCalls, Device, Gateway, TokioClient, TokioServer, UpstreamLimits};
 
 use crate::pki::Pki;
 use crate::throughput::{load, median, yield_count};
@@ -71,7 +71,7 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
     let front = TokioServer::bind(
         "127.0.0.1:0",
         pki.server(Some(TlsVersions::Tls13Only))?,
-        Later(gateway),
+        gateway,
     )
     .await?
     .spawn()?;

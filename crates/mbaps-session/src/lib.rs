@@ -167,7 +167,7 @@ pub use load::{
     LoadError, LoadProblem, MAX_CREDENTIAL_FILE_BYTES, load_certificates, load_crls,
     load_private_key, parse_certificates, parse_crls, parse_private_key,
 };
-pub use record::{RecordedPdus, Recording, RequestOutcome, RequestRecord, Verdict};
+pub use record::{LateAnswer, RecordedPdus, Recording, RequestOutcome, RequestRecord, Verdict};
 pub use server::Server;
 
 /// Re-exported so that users name the same rustls types mbaps uses.

@@ -497,6 +497,12 @@ impl Link {
         self.last_activity = now;
     }
 
+    /// Whether bytes wait for `poll_transmit` (an alert, close_notify,
+    /// responses).
+    pub(crate) fn wants_write(&self) -> bool {
+        !self.pending.is_empty() || self.conn.wants_write()
+    }
+
     /// Appends every byte waiting to go to the peer (an alert too).
     pub(crate) fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let before = out.len();

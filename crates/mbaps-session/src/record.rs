@@ -67,9 +67,26 @@ pub enum RequestOutcome {
     Response,
     /// An exception response.
     Exception(ExceptionCode),
-    /// No answer: the session ended while the request was with the
-    /// application (its connection closes unanswered).
-    Abandoned,
+    /// No answer reached the client: the session ended while the request
+    /// was with the application (its connection closed unanswered).
+    Abandoned {
+        /// What the application answered after the session had ended,
+        /// when it did: a device behind a gateway that carried out a write
+        /// whose client had gone. `None`: the application never answered
+        /// (or the server stopped waiting, see
+        /// [`crate::Server::abandon_requests`]).
+        late: Option<LateAnswer>,
+    },
+}
+
+/// The answer an application gave to a request whose session had ended:
+/// nobody received it, but it says what was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LateAnswer {
+    /// A normal response: the request was carried out.
+    Response,
+    /// An exception response.
+    Exception(ExceptionCode),
 }
 
 impl RequestOutcome {
@@ -78,7 +95,18 @@ impl RequestOutcome {
         match self {
             RequestOutcome::Response => "response",
             RequestOutcome::Exception(_) => "exception",
-            RequestOutcome::Abandoned => "abandoned",
+            RequestOutcome::Abandoned { .. } => "abandoned",
+        }
+    }
+
+    /// The exception code answered (or, abandoned, answered late), if any.
+    pub fn exception(&self) -> Option<ExceptionCode> {
+        match self {
+            RequestOutcome::Exception(code)
+            | RequestOutcome::Abandoned {
+                late: Some(LateAnswer::Exception(code)),
+            } => Some(*code),
+            _ => None,
         }
     }
 
@@ -91,6 +119,26 @@ impl RequestOutcome {
                     .map_or(RequestOutcome::Response, RequestOutcome::Exception)
             }
             _ => RequestOutcome::Response,
+        }
+    }
+
+    /// The same answer, given after the session had ended.
+    pub(crate) fn too_late(self) -> RequestOutcome {
+        let late = match self {
+            RequestOutcome::Response => Some(LateAnswer::Response),
+            RequestOutcome::Exception(code) => Some(LateAnswer::Exception(code)),
+            RequestOutcome::Abandoned { late } => late,
+        };
+        RequestOutcome::Abandoned { late }
+    }
+}
+
+impl LateAnswer {
+    /// A stable word: `response` or `exception`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            LateAnswer::Response => "response",
+            LateAnswer::Exception(_) => "exception",
         }
     }
 }
@@ -115,7 +163,8 @@ pub struct RequestRecord {
     pub outcome: RequestOutcome,
     /// When the bytes that completed it were handed to the session.
     pub arrived: Instant,
-    /// When it was answered (or, abandoned, when its session ended).
+    /// When it was answered (or, abandoned, when its late answer came or
+    /// the server stopped waiting for one).
     pub answered: Instant,
     /// The request and response PDUs, with [`Recording::EveryWithPdus`].
     pub pdus: Option<Box<RecordedPdus>>,
@@ -133,6 +182,7 @@ impl RequestRecord {
 pub struct RecordedPdus {
     /// The request's PDU, as received (a rejected one's bytes included).
     pub request: Pdu,
-    /// The response's PDU, as sent (`None`: abandoned).
+    /// The response's PDU, as sent (abandoned: as the application gave it
+    /// late; `None` if it never did).
     pub response: Option<Pdu>,
 }

@@ -10,7 +10,7 @@ use mbaps_codec::{Adu, CodecError, ExceptionCode, MbapHeader, Request, Response,
 
 use crate::config::ServerConfig;
 use crate::error::SessionError;
-use crate::event::{Closing, Cut, Pdu, Rejection, RequestId, ServerEvent};
+use crate::event::{CloseReason, Closing, Cut, Pdu, Rejection, RequestId, ServerEvent};
 use crate::handler::{Handler, Reply, RequestContext};
 use crate::link::{Frame, Link};
 use crate::record::{RecordedPdus, Recording, RequestOutcome, RequestRecord, Verdict};
@@ -75,6 +75,10 @@ pub struct Server {
     /// connection's handshake runs on: when a reload has put another in
     /// force meanwhile, the handshake's outcome is checked again.
     handshake_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    /// How the session ended, held back while requests it handed out wait
+    /// for the records of their late answers: reported as the last event
+    /// once they have them.
+    held_end: Option<CloseReason>,
 }
 
 /// Where the client stands with the session: one state.
@@ -116,6 +120,7 @@ impl Server {
             recording: Recording::default(),
             config: config.clone(),
             handshake_verifier: config.verifier.as_ref().map(|(v, _)| Arc::clone(v)),
+            held_end: None,
         };
         if let Some(sessions) = &config.sessions {
             session.link.forget_on_alert(Forget::Server {
@@ -149,7 +154,7 @@ impl Server {
             self.drop_frames_unless_open();
             self.await_first_request();
         }
-        self.settle();
+        self.report_end();
         bytes.len() - input.len()
     }
 
@@ -166,7 +171,7 @@ impl Server {
         self.link.read_eof();
         self.drop_frames_unless_open();
         self.await_first_request();
-        self.settle();
+        self.report_end();
     }
 
     /// Checks the timers; call when [`Server::poll_timeout`] is reached.
@@ -180,7 +185,7 @@ impl Server {
             self.link.fail(SessionError::NoRequest(waited));
         }
         self.link.check_timers(now, self.outstanding.is_empty());
-        self.settle();
+        self.report_end();
     }
 
     /// When [`Server::handle_timeout`] must be called next, if ever.
@@ -205,7 +210,7 @@ impl Server {
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         if self.events.is_empty() {
             self.take_requests(None);
-            self.settle();
+            self.report_end();
         }
         let event = self.events.pop_front();
         if event.is_none()
@@ -230,13 +235,30 @@ impl Server {
     pub fn answer_requests(&mut self, now: Instant, handler: &dyn Handler) {
         self.now = now;
         self.take_requests(Some(handler));
-        self.settle();
+        self.report_end();
     }
 
     /// Appends the bytes to write to the connection; returns how many.
     /// Drain after every call; after a failure it holds the alert.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         self.link.poll_transmit(out)
+    }
+
+    /// What [`Server::poll_transmit`] gave went out at `now`: the idle
+    /// timer counts from then. A [`Handler`] that takes long answers at
+    /// the `now` of [`Server::answer_requests`], before it worked; the
+    /// session was busy meanwhile, not idle.
+    pub fn handle_transmitted(&mut self, now: Instant) {
+        self.now = now;
+        if self.link.is_open() {
+            self.link.touch(now);
+        }
+    }
+
+    /// Whether bytes wait for [`Server::poll_transmit`]: responses, or
+    /// the alert or close_notify an ended session still owes its peer.
+    pub fn wants_write(&self) -> bool {
+        self.link.wants_write()
     }
 
     /// Answers request `id` (a [`ServerEvent::Request`]) with `response`,
@@ -303,15 +325,20 @@ impl Server {
         encode: impl FnOnce(MbapHeader, &mut [u8]) -> Result<usize, CodecError>,
     ) -> Result<(), SessionError> {
         self.now = now;
+        let at = self.outstanding.iter().position(|o| o.id == id);
         if let Some(refused) = self.link.refusal() {
+            if let Some(at) = at {
+                // Its session ended: nobody receives the answer, but its
+                // record says what the application did.
+                let pending = self.outstanding.remove(at);
+                self.record_late(pending, function, encode);
+                self.report_end();
+            }
             return Err(refused);
         }
-        let at = self
+        let pending = self
             .outstanding
-            .iter()
-            .position(|o| o.id == id)
-            .ok_or(SessionError::UnknownRequest(id))?;
-        let pending = self.outstanding.remove(at);
+            .remove(at.ok_or(SessionError::UnknownRequest(id))?);
         let with_pdus = self.recording == Recording::EveryWithPdus;
         let mut sent = None;
         let mut result = Ok(());
@@ -341,11 +368,12 @@ impl Server {
             None => {
                 // The output overflowed: the session failed, and the
                 // request goes unanswered with it.
-                self.record_handed_out(pending, RequestOutcome::Abandoned, None);
+                let abandoned = RequestOutcome::Abandoned { late: None };
+                self.record_handed_out(pending, abandoned, None);
                 result = Err(self.link.refusal().unwrap_or(SessionError::SendBufferFull));
             }
         }
-        self.settle();
+        self.report_end();
         result
     }
 
@@ -378,19 +406,55 @@ impl Server {
         }));
     }
 
-    /// The requests still with the application will get no answer (the
-    /// session is ending): each is recorded as abandoned.
-    fn abandon_outstanding(&mut self) {
-        for pending in std::mem::take(&mut self.outstanding) {
-            self.record_handed_out(pending, RequestOutcome::Abandoned, None);
+    /// Records the answer the application gave to a request after its
+    /// session ended: abandoned, with what the answer says was done (an
+    /// answer for another function, or one that does not encode, as the
+    /// 0x04 the client would have had).
+    fn record_late(
+        &mut self,
+        pending: Outstanding,
+        function: u8,
+        encode: impl FnOnce(MbapHeader, &mut [u8]) -> Result<usize, CodecError>,
+    ) {
+        let mut adu = [0u8; mbaps_codec::limits::MAX_ADU_LEN];
+        let failure = |adu: &mut [u8]| {
+            let failure = Response::exception(pending.function, ExceptionCode::ServerDeviceFailure);
+            encode_response(pending.header, &failure, adu).unwrap_or(0)
+        };
+        let len = if function == pending.function {
+            encode(pending.header, &mut adu).unwrap_or_else(|_| failure(&mut adu))
+        } else {
+            failure(&mut adu)
+        };
+        let with_pdus = self.recording == Recording::EveryWithPdus;
+        let (outcome, response) = answer_in(&adu[..len], with_pdus);
+        self.record_handed_out(pending, outcome.too_late(), response);
+    }
+
+    /// Gives up on the late answers of the requests the application still
+    /// holds, once the session has ended: each is recorded abandoned
+    /// without one, and the session's end, held back for them, is reported.
+    /// Before the end this does nothing: a request of an open session is
+    /// owed its answer. An adapter calls this when it stops waiting (its
+    /// bound on late answers, a server stopping for good).
+    pub fn abandon_requests(&mut self, now: Instant) {
+        if !self.link.is_closed() {
+            return;
         }
+        self.now = now;
+        for pending in std::mem::take(&mut self.outstanding) {
+            let abandoned = RequestOutcome::Abandoned { late: None };
+            self.record_handed_out(pending, abandoned, None);
+        }
+        self.report_end();
     }
 
     /// Closes the session with close_notify. Requests not yet answered are
     /// not answered: their connection closes (every accepted request gets
     /// exactly one response, or its connection closes), and they are
-    /// recorded as abandoned. The peer has the close timeout to answer with
-    /// its own close_notify. The session's end is
+    /// recorded as abandoned, with the answer the application still gives
+    /// them ([`Server::abandon_requests`]). The peer has the close timeout
+    /// to answer with its own close_notify. The session's end is
     /// [`CloseReason::LocalClose`](crate::CloseReason::LocalClose).
     pub fn close(&mut self, now: Instant) {
         self.close_for(now, Closing::Requested);
@@ -401,8 +465,7 @@ impl Server {
     pub fn close_for(&mut self, now: Instant, why: Closing) {
         self.now = now;
         self.link.close(now, why.reason());
-        self.abandon_outstanding();
-        self.settle();
+        self.report_end();
     }
 
     /// The connection under the session is gone (`cut`: dropped by
@@ -415,7 +478,7 @@ impl Server {
     pub fn cut(&mut self, now: Instant, cut: Cut) {
         self.now = now;
         self.link.cut(cut.reason());
-        self.settle();
+        self.report_end();
     }
 
     /// Which requests are reported as [`ServerEvent::Answered`]: the ones
@@ -453,7 +516,9 @@ impl Server {
         matches!(self.standing, Standing::Established(_))
     }
 
-    /// Requests handed to the application and not yet answered.
+    /// Requests handed to the application and not yet answered; once the
+    /// session has ended, those whose records wait for their late answers
+    /// (see [`Server::abandon_requests`]).
     pub fn outstanding(&self) -> usize {
         self.outstanding.len()
     }
@@ -476,10 +541,21 @@ impl Server {
     }
 
     /// The one place that reports the end: once, as the last event, after
-    /// the records of the requests it abandons.
-    fn settle(&mut self) {
+    /// the records of the requests it abandoned. Where requests are
+    /// recorded and some are still with the application, the end waits
+    /// for their late answers ([`Server::send_response`] after the end) or
+    /// for [`Server::abandon_requests`].
+    fn report_end(&mut self) {
         if let Some(reason) = self.link.take_end() {
-            self.abandon_outstanding();
+            if self.recording < Recording::Every {
+                // Nobody reads their records: nothing to wait for.
+                self.outstanding.clear();
+            }
+            self.held_end = Some(reason);
+        }
+        if self.outstanding.is_empty()
+            && let Some(reason) = self.held_end.take()
+        {
             self.events.push_back(ServerEvent::Closed(reason));
         }
     }
@@ -525,7 +601,7 @@ impl Server {
             self.link
                 .close_failed(SessionError::NoLongerAccepted(error));
         }
-        self.settle();
+        self.report_end();
     }
 
     /// The client's certificate chain checked against the verifier in

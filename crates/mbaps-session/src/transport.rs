@@ -197,6 +197,14 @@ impl Transport {
         }
     }
 
+    /// Whether bytes wait to go out.
+    pub(crate) fn wants_write(&self) -> bool {
+        match self {
+            Transport::Tls(tls) => tls.conn.wants_write(),
+            Transport::Plain(plain) => !plain.outbox.is_empty(),
+        }
+    }
+
     /// Sends close_notify (TLS); plain Modbus/TCP closes by closing the socket.
     pub(crate) fn send_close(&mut self) {
         if let Transport::Tls(tls) = self {

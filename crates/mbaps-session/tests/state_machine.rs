@@ -398,7 +398,7 @@ impl World {
                     let role = Some(self.role).filter(|r| *r != "no-role");
                     assert_eq!(record.role.as_ref().map(|r| r.as_str()), role);
                     assert!(record.answered >= record.arrived);
-                    if record.outcome == RequestOutcome::Abandoned {
+                    if matches!(record.outcome, RequestOutcome::Abandoned { .. }) {
                         self.tally.abandoned += 1;
                     }
                     let again = self.recorded.insert(txn, record);
@@ -621,6 +621,12 @@ impl World {
             self.client.handle_timeout(self.now);
             self.drain();
         }
+        // The application answers what it still holds, late if the
+        // session is over: the records come, then the end.
+        while !self.waiting.is_empty() {
+            self.answer(0);
+        }
+        self.drain();
     }
 }
 
@@ -667,10 +673,16 @@ fn run(case: &Case, tally: &mut Tally) -> Result<(), TestCaseError> {
         .count();
     prop_assert_eq!(unrecorded, world.server.outstanding());
     prop_assert!(unrecorded == 0 || !world.server.is_closed());
+    // An ended session reports its end, after the records of the requests
+    // it abandoned (late answers included).
+    prop_assert!(
+        !world.server.is_closed() || world.to_server.closed,
+        "the session ended without its Closed event"
+    );
     for txn in &world.responded {
         let record = world.recorded.get(txn);
         prop_assert!(
-            record.is_some_and(|r| r.outcome != RequestOutcome::Abandoned),
+            record.is_some_and(|r| !matches!(r.outcome, RequestOutcome::Abandoned { .. })),
             "{} was answered but its record says {:?}",
             txn,
             record

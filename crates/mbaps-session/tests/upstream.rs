@@ -243,7 +243,7 @@ impl World {
             self.held.clear();
             self.received.clear();
         }
-        while let Some(answer) = self.upstream.poll_answer() {
+        while let Some(answer) = self.upstream.poll_completion() {
             let ticket = answer.ticket.0;
             if let Ok(pdu) = &answer.result {
                 match pdu.response() {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use mbaps_authz::Policy;
 use mbaps_session::{ServerConfig, load_certificates, load_private_key};
-use mbaps_tokio::{Device, Gateway, Later, TokioServer, UpstreamLimits};
+use mbaps_tokio::{Device, Gateway, TokioServer, UpstreamLimits};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route(0..=255, device, None)
         .on_log(|entry| println!("{entry}"))
         .start()?;
-    let server = TokioServer::bind(listen.as_str(), front, Later(gateway))
+    let server = TokioServer::bind(listen.as_str(), front, gateway)
         .await?
         .on_log(|entry| println!("{entry}"));
     println!("listening on {}", server.local_addr()?);

@@ -1,44 +1,25 @@
 //! How the tokio server answers requests: at once, with a synchronous
 //! [`Handler`] on the session's task (the fast path: the request borrowed
-//! from the receive buffer, the response encoded into the output), or
-//! later, with an [`AsyncHandler`] whose futures run as tasks of their
-//! own, so that a handler that waits (a database, another device) never
-//! holds a runtime worker, and the requests of one session are answered
-//! concurrently, up to the session's window.
+//! from the receive buffer, the response encoded into the output); later,
+//! with an [`AsyncHandler`] whose futures run as tasks of their own, so
+//! that a handler that waits (a database, another device) never holds a
+//! runtime worker and the requests of one session are answered
+//! concurrently, up to the session's window; or forwarded by a
+//! [`crate::Gateway`] straight to its device's queue, without a task.
+//!
+//! Answers given later come back to their session on one channel per
+//! session ([`Reply`]); every request handed out gets exactly one, even
+//! from a handler that panics.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use mbaps_authz::Role;
-use mbaps_codec::{CodecError, ExceptionCode, Request};
-use mbaps_session::{Handler, Pdu};
+use mbaps_codec::ExceptionCode;
+use mbaps_session::{Handler, Pdu, RequestId};
+use tokio::sync::mpsc;
 
-/// A request handed to an [`AsyncHandler`]: authorized already, and owned,
-/// so that it can be answered later.
-#[derive(Clone, Debug)]
-pub struct IncomingRequest {
-    /// The unit id the request is addressed to.
-    pub unit_id: u8,
-    /// The transaction id (echoed by the session).
-    pub transaction_id: u16,
-    /// The client's authenticated role (`None`: the NULL role).
-    pub role: Option<Role>,
-    /// The session the request came on: a number unique among the
-    /// sessions of one server (a gateway takes turns between sessions by
-    /// it).
-    pub session: u64,
-    /// The request PDU, as received (and decoded once by the session).
-    pub pdu: Pdu,
-}
-
-impl IncomingRequest {
-    /// The request, decoded from its PDU (which the session decoded
-    /// already, so this cannot fail in practice).
-    pub fn request(&self) -> Result<Request<'_>, CodecError> {
-        self.pdu.request()
-    }
-}
+pub use mbaps_admission::IncomingRequest;
 
 /// Answers authorized requests later: each call's future runs as a task of
 /// its own, and its answer is sent when it ends.
@@ -48,7 +29,9 @@ impl IncomingRequest {
 /// the device does not have, 0x04 for a failure, 0x0B for a device behind a
 /// gateway that did not answer). A future that panics, or a response for
 /// another function, is answered 0x04: every request gets exactly one
-/// answer.
+/// answer. A future still running when its session ends runs on; what it
+/// answers then is not sent, but recorded (the request abandoned, with the
+/// late answer) if an audit trail is kept.
 pub trait AsyncHandler: Send + Sync + 'static {
     /// Answers one request.
     fn handle(
@@ -70,13 +53,58 @@ pub trait AsyncHandler: Send + Sync + 'static {
 /// ```
 pub struct Later<H>(pub H);
 
-/// What [`crate::TokioServer`] answers with: a [`Handler`] (at once) or
-/// [`Later`] around an [`AsyncHandler`]. Sealed: those two are the ways.
+/// What [`crate::TokioServer`] answers with: a [`Handler`] (at once),
+/// [`Later`] around an [`AsyncHandler`], or a [`crate::Gateway`]. Sealed:
+/// those three are the ways.
 pub trait IntoAnswering: sealed::Sealed {}
 
 impl<H: Handler> IntoAnswering for H {}
 
 impl<H: AsyncHandler> IntoAnswering for Later<H> {}
+
+impl IntoAnswering for crate::Gateway {}
+
+/// A request's answer and the request it answers, on its way back to its
+/// session.
+pub(crate) type Answer = (RequestId, Result<Pdu, ExceptionCode>);
+
+/// Where a session's answers come back.
+pub(crate) type AnswerSender = mpsc::UnboundedSender<Answer>;
+
+/// The answer owed to one request handed out: sent once, to its session;
+/// dropped unsent (a handler that panicked, a device task that ended), it
+/// sends its fallback exception instead. A session that has ended and
+/// stopped waiting receives nothing, and nothing is kept.
+pub(crate) struct Reply {
+    to: Option<AnswerSender>,
+    id: RequestId,
+    fallback: ExceptionCode,
+}
+
+impl Reply {
+    pub(crate) fn new(to: &AnswerSender, id: RequestId, fallback: ExceptionCode) -> Reply {
+        Reply {
+            to: Some(to.clone()),
+            id,
+            fallback,
+        }
+    }
+
+    /// Sends `answer`.
+    pub(crate) fn send(mut self, answer: Result<Pdu, ExceptionCode>) {
+        if let Some(to) = self.to.take() {
+            let _ = to.send((self.id, answer));
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(to) = self.to.take() {
+            let _ = to.send((self.id, Err(self.fallback)));
+        }
+    }
+}
 
 /// The ways of answering, unnameable outside the crate.
 #[allow(unreachable_pub)]
@@ -84,15 +112,15 @@ pub(crate) mod sealed {
     use super::*;
 
     /// A boxed answer of an [`AsyncHandler`].
-    pub type Answer = Pin<Box<dyn Future<Output = Result<Pdu, ExceptionCode>> + Send>>;
+    pub type BoxedAnswer = Pin<Box<dyn Future<Output = Result<Pdu, ExceptionCode>> + Send>>;
 
     /// An [`AsyncHandler`] behind a pointer.
     pub trait LaterHandler: Send + Sync {
-        fn answer(&self, request: IncomingRequest) -> Answer;
+        fn answer(&self, request: IncomingRequest) -> BoxedAnswer;
     }
 
     impl<H: AsyncHandler> LaterHandler for H {
-        fn answer(&self, request: IncomingRequest) -> Answer {
+        fn answer(&self, request: IncomingRequest) -> BoxedAnswer {
             Box::pin(AsyncHandler::handle(self, request))
         }
     }
@@ -104,6 +132,35 @@ pub(crate) mod sealed {
         Now(Arc<dyn Handler>),
         /// Later, on tasks of their own.
         Later(Arc<dyn LaterHandler>),
+        /// Forwarded to a device's queue, answered by its task.
+        Forward(crate::Gateway),
+    }
+
+    impl Answering {
+        /// How the served connection answers.
+        pub fn served(&self) -> mbaps_admission::Answering {
+            match self {
+                Answering::Now(handler) => mbaps_admission::Answering::Now(Arc::clone(handler)),
+                Answering::Later(_) | Answering::Forward(_) => mbaps_admission::Answering::Later,
+            }
+        }
+
+        /// Starts answering request `id`: its answer comes back on
+        /// `answers`.
+        pub fn start(&self, id: RequestId, request: IncomingRequest, answers: &AnswerSender) {
+            match self {
+                Answering::Later(handler) => {
+                    let answer = handler.answer(request);
+                    let reply = Reply::new(answers, id, ExceptionCode::ServerDeviceFailure);
+                    tokio::spawn(async move { reply.send(answer.await) });
+                }
+                Answering::Forward(gateway) => gateway.forward(id, request, answers),
+                // Answered at once: nothing is handed out.
+                Answering::Now(_) => {
+                    Reply::new(answers, id, ExceptionCode::ServerDeviceFailure);
+                }
+            }
+        }
     }
 
     /// The conversion behind [`IntoAnswering`], out of users' reach.
@@ -120,6 +177,12 @@ pub(crate) mod sealed {
     impl<H: AsyncHandler> Sealed for Later<H> {
         fn into_answering(self) -> Answering {
             Answering::Later(Arc::new(self.0))
+        }
+    }
+
+    impl Sealed for crate::Gateway {
+        fn into_answering(self) -> Answering {
+            Answering::Forward(self)
         }
     }
 }

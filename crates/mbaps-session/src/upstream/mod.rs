@@ -9,7 +9,7 @@
 //! request by more than one request of each), at most `in_flight` of them
 //! are on the wire (each under a transaction id of the upstream session,
 //! so front sessions' ids never meet), and every request submitted ends in
-//! exactly one [`Answer`], whatever happens to the connection: the
+//! exactly one [`Completion`], whatever happens to the connection: the
 //! device's response, or a [`Failure`] that says which Modbus exception
 //! the front answers with (0x06, 0x0A, 0x0B).
 //!
@@ -92,9 +92,9 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The end of one submitted request.
+/// The end of one submitted request: exactly one per submission.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Answer {
+pub struct Completion {
     /// The request's ticket.
     pub ticket: Ticket,
     /// The device's response PDU (an exception response included), or why
@@ -175,7 +175,7 @@ pub struct Upstream {
     queue: FairQueue,
     /// Upstream transaction id to the request's ticket.
     in_flight: HashMap<u16, Ticket>,
-    answers: VecDeque<Answer>,
+    completions: VecDeque<Completion>,
     /// Responses discarded by the sessions that ended.
     discarded_before: u64,
     /// What happened on the connection, for the log.
@@ -195,7 +195,7 @@ impl Upstream {
             flapping: false,
             queue: FairQueue::new(limits.queue, limits.session_share()),
             in_flight: HashMap::with_capacity(limits.in_flight),
-            answers: VecDeque::new(),
+            completions: VecDeque::new(),
             discarded_before: 0,
             link_events: VecDeque::new(),
             parting: Vec::new(),
@@ -208,7 +208,7 @@ impl Upstream {
     }
 
     /// Takes a request from `requester` (its front session) to forward to
-    /// `unit_id`. Its answer comes through [`Upstream::poll_answer`]: at
+    /// `unit_id`. Its answer comes through [`Upstream::poll_completion`]: at
     /// once, 0x06, if the requester holds its share of the queue or the
     /// queue is full of requesters holding no more than it (a full queue
     /// makes the requester holding the most give up its newest request,
@@ -266,7 +266,7 @@ impl Upstream {
             return;
         }
         self.link = Link::Handshaking(Box::new(session));
-        self.settle(now);
+        self.take_session_events(now);
     }
 
     /// The TCP connection could not be opened: the requests waiting are
@@ -288,7 +288,7 @@ impl Upstream {
         if let Some(session) = self.session() {
             session.handle_tls(now, bytes);
         }
-        self.settle(now);
+        self.take_session_events(now);
     }
 
     /// The connection's read side ended.
@@ -296,7 +296,7 @@ impl Upstream {
         if let Some(session) = self.session() {
             session.handle_eof(now);
         }
-        self.settle(now);
+        self.take_session_events(now);
     }
 
     /// Expires requests and session timers; call at [`Upstream::poll_timeout`].
@@ -304,15 +304,15 @@ impl Upstream {
         if let Some(session) = self.session() {
             session.handle_timeout(now);
         }
-        self.settle(now);
+        self.take_session_events(now);
         let failure = if self.is_up() {
             Failure::Timeout
         } else {
             Failure::Unreachable
         };
-        let answers = &mut self.answers;
+        let completions = &mut self.completions;
         self.queue.expire(now, |ticket| {
-            answers.push_back(Answer {
+            completions.push_back(Completion {
                 ticket,
                 result: Err(failure.clone()),
             })
@@ -334,9 +334,10 @@ impl Upstream {
         }
     }
 
-    /// The next answer; drain until `None` after every call.
-    pub fn poll_answer(&mut self) -> Option<Answer> {
-        self.answers.pop_front()
+    /// The next completed request (the device's answer, or the failure
+    /// that stands for it); drain until `None` after every call.
+    pub fn poll_completion(&mut self) -> Option<Completion> {
+        self.completions.pop_front()
     }
 
     /// Appends the bytes to write to the connection; returns how many.
@@ -390,7 +391,7 @@ impl Upstream {
         if let Some(session) = self.session() {
             session.close(now);
         }
-        self.settle(now);
+        self.take_session_events(now);
         self.fail_queue(Failure::Unreachable);
         self.link = Link::Closed;
     }
@@ -403,7 +404,7 @@ impl Upstream {
     }
 
     fn fail(&mut self, ticket: Ticket, failure: Failure) {
-        self.answers.push_back(Answer {
+        self.completions.push_back(Completion {
             ticket,
             result: Err(failure),
         });
@@ -411,9 +412,9 @@ impl Upstream {
 
     /// Answers every waiting request with `failure`.
     fn fail_queue(&mut self, failure: Failure) {
-        let answers = &mut self.answers;
+        let completions = &mut self.completions;
         self.queue.clear(|ticket| {
-            answers.push_back(Answer {
+            completions.push_back(Completion {
                 ticket,
                 result: Err(failure.clone()),
             })
@@ -433,7 +434,7 @@ impl Upstream {
     /// Takes the session's events: answers, frames that answer nothing,
     /// the handshake's end, the connection's end; then sends what the
     /// free slots allow.
-    fn settle(&mut self, now: Instant) {
+    fn take_session_events(&mut self, now: Instant) {
         let mut ended = None;
         let mut connected = false;
         let mut dropped: Vec<(u16, DropReason)> = Vec::new();
@@ -487,7 +488,7 @@ impl Upstream {
                     } => (transaction_id, Err(Failure::Lost(reason))),
                 };
                 if let Some(ticket) = self.in_flight.remove(&transaction_id) {
-                    self.answers.push_back(Answer { ticket, result });
+                    self.completions.push_back(Completion { ticket, result });
                 }
             }
             for (transaction_id, reason) in dropped {
@@ -516,7 +517,7 @@ impl Upstream {
                         found: transaction_id,
                         protocol_id,
                     };
-                    self.answers.push_back(Answer {
+                    self.completions.push_back(Completion {
                         ticket,
                         result: Err(Failure::Invalid(error)),
                     });
@@ -617,7 +618,7 @@ impl Upstream {
                 .checked_duration_since(now)
                 .filter(|d| !d.is_zero())
             else {
-                self.answers.push_back(Answer {
+                self.completions.push_back(Completion {
                     ticket: next.ticket,
                     result: Err(Failure::Timeout),
                 });
@@ -630,7 +631,7 @@ impl Upstream {
                 Err(error) => {
                     // Only a session that is ending refuses a request in a
                     // free slot; its end comes next.
-                    self.answers.push_back(Answer {
+                    self.completions.push_back(Completion {
                         ticket: next.ticket,
                         result: Err(Failure::Lost(CloseReason::Failed(error))),
                     });

@@ -12,7 +12,7 @@ pub(crate) struct Conn {
     /// A second descriptor on the socket: shutting it down wakes the
     /// connection's thread from a blocking read (and, for `Drop`, write).
     control: TcpStream,
-    pub(crate) orders: Orders,
+    orders: Orders,
 }
 
 impl Conn {
@@ -30,7 +30,12 @@ impl Handle for Conn {
         self.peer
     }
 
-    /// Orders the thread and wakes it: a read returns at once; for
+    fn orders(&self) -> &Orders {
+        &self.orders
+    }
+
+    /// Orders the thread and wakes it: a read returns at once (as an end
+    /// of stream, which the served connection takes for the order); for
     /// `Drop`, a write fails at once too.
     fn order(&self, order: Order) {
         self.orders.give(order);

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, Handle, LISTEN_BACKLOG,
-    Order, Stage, holds_opening,
+    Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
 };
 use mbaps_admission::{AuditEntry, Auditor, SessionLog};
 use mbaps_session::{Handler, ServerConfig};
 
 use connection::Conn;
+use session::Connection;
 
 type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
 
@@ -51,28 +52,18 @@ pub struct StdServer {
 
 /// What the accept thread, the session threads and the handle share.
 struct Shared {
-    table: Mutex<Admission<Arc<Conn>>>,
+    table: Table<Arc<Conn>>,
     stopping: AtomicBool,
     /// Connection threads still running.
     threads: Mutex<usize>,
     thread_ended: Condvar,
-    observer: Observer,
+    log: Logger,
     auditor: Option<Auditor>,
 }
 
 impl Shared {
-    fn table(&self) -> MutexGuard<'_, Admission<Arc<Conn>>> {
-        // The table's operations cannot panic half-way: a poisoned lock
-        // still holds a consistent table.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn threads(&self) -> MutexGuard<'_, usize> {
         self.threads.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn log(&self, entry: &SessionLog) {
-        (self.observer)(entry);
     }
 
     /// Waits until no connection thread runs, at most `grace`; whether
@@ -229,12 +220,13 @@ impl StdServer {
     pub fn spawn(self) -> std::io::Result<ServerHandle> {
         let address = self.listener.local_addr()?;
         self.listener.set_nonblocking(false)?;
+        let observer = Arc::clone(&self.observer);
         let shared = Arc::new(Shared {
-            table: Mutex::new(Admission::new(self.limits, Instant::now())),
+            table: Arc::new(Mutex::new(Admission::new(self.limits, Instant::now()))),
             stopping: AtomicBool::new(false),
             threads: Mutex::new(0),
             thread_ended: Condvar::new(),
-            observer: Arc::clone(&self.observer),
+            log: Arc::new(move |entry: &SessionLog| observer(entry)),
             auditor: self.auditor.clone(),
         });
         let accepting = Arc::clone(&shared);
@@ -275,39 +267,34 @@ impl StdServer {
             // reload after this point reaches the session, which may still
             // be in its handshake.
             let (generation, config) = self.config.snapshot();
-            let hello = hello_waiting(&stream, config.tls().is_none());
-            let connected =
-                shared
-                    .table()
-                    .connect(Instant::now(), peer.ip(), hello, Arc::clone(&conn));
-            if let Some(dropped) = connected.dropped {
-                dropped.carry_out(|entry| shared.log(entry));
-            }
-            let session = session::Session {
+            let opening = hello_waiting(&stream, config.tls().is_none());
+            let log = |entry: &SessionLog| (shared.log)(entry);
+            let seat = Seat::take(&shared.table, Instant::now(), peer.ip(), opening, conn, log);
+            let local = stream
+                .local_addr()
+                .or_else(|_| self.listener.local_addr())
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            let report =
+                SessionReport::new(peer, local, shared.auditor.clone(), Arc::clone(&shared.log));
+            let connection = Connection {
+                seat,
+                report,
                 config,
                 generation,
                 reloads: self.config.clone(),
                 handler: Arc::clone(&self.handler),
-                shared: Arc::clone(shared),
-                id: connected.id,
-                activity: connected.activity,
-                conn,
                 write_timeout: self.write_timeout,
             };
             *shared.threads() += 1;
             let count = ThreadCount(Arc::clone(shared));
-            let spawned = std::thread::Builder::new()
+            // A thread that cannot start takes the connection with it: its
+            // seat is given back as it is dropped.
+            let _ = std::thread::Builder::new()
                 .name(format!("mbaps-session-{peer}"))
                 .spawn(move || {
                     let _count = count;
-                    session.run(stream);
+                    session::run(connection, stream);
                 });
-            if let Err(error) = spawned {
-                // The closure (and so the count and the stream) is gone
-                // with the error; the table must forget the connection.
-                let _ = error;
-                shared.table().closed(connected.id);
-            }
         }
     }
 }
@@ -380,7 +367,7 @@ impl ServerHandle {
         }
         self.order_all(|stage| match stage {
             Stage::Handshake => Order::Drop,
-            Stage::Session => Order::Close,
+            Stage::Session => Order::Stop,
         });
         if !self.shared.wait_for_threads(self.shutdown_grace) {
             self.order_all(|_| Order::Drop);
@@ -389,7 +376,7 @@ impl ServerHandle {
     }
 
     fn order_all(&self, order: impl Fn(Stage) -> Order) {
-        let table = self.shared.table();
+        let table = lock(&self.shared.table);
         for (conn, stage) in table.connections() {
             conn.order(order(stage));
         }

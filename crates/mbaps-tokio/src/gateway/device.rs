@@ -1,7 +1,8 @@
 //! One device behind the gateway on tokio: a task that owns the
 //! connection and runs [`Upstream`] (the sans-IO queue, transaction ids and
 //! answers) on it. Front sessions hand it requests through a bounded
-//! channel and get each answer back through a oneshot.
+//! channel, each with the [`Reply`] its answer goes back to the session
+//! with: no task per request.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,18 +14,20 @@ use mbaps_session::upstream::{Failure, MAX_UPSTREAM_QUEUE, Requester, Ticket, Up
 use mbaps_session::{Client, ClientConfig, Pdu};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{GatewayLog, Observer};
+use super::{GatewayLog, LatencyObserver, Observer, Routed};
 use crate::timer::Timer;
 
 /// A request on its way to the device's task.
 pub(crate) struct Submission {
     pub(crate) requester: Requester,
+    /// The unit id the device is addressed with.
     pub(crate) unit_id: u8,
     pub(crate) pdu: Pdu,
-    pub(crate) reply: oneshot::Sender<Result<Pdu, Failure>>,
+    /// Where its answer goes, and what its failure is logged with.
+    pub(crate) routed: Routed,
 }
 
 /// The front's end of a device: where requests go.
@@ -36,26 +39,20 @@ pub(crate) struct DeviceHandle {
 }
 
 impl DeviceHandle {
-    /// Forwards one request of `requester` and waits for its answer. A
-    /// task that is gone is an unreachable path (0x0A).
-    pub(crate) async fn forward(
-        &self,
-        requester: Requester,
-        unit_id: u8,
-        pdu: Pdu,
-    ) -> Result<Pdu, Failure> {
-        let (reply, answer) = oneshot::channel();
-        let submission = Submission {
-            requester,
-            unit_id,
-            pdu,
-            reply,
+    /// Hands one request to the device's task, whose answer goes back
+    /// with its reply; one that cannot go (the channel full: 0x06; the
+    /// task gone: 0x0A) is answered at once, and logged to `observer`.
+    pub(crate) fn submit(&self, submission: Submission, observer: &Observer) {
+        let (submission, failure) = match self.submissions.try_send(submission) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(submission)) => (submission, Failure::QueueFull),
+            Err(mpsc::error::TrySendError::Closed(submission)) => {
+                (submission, Failure::Unreachable)
+            }
         };
-        match self.submissions.try_send(submission) {
-            Ok(()) => answer.await.unwrap_or(Err(Failure::Unreachable)),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Failure::QueueFull),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Failure::Unreachable),
-        }
+        submission
+            .routed
+            .fail(observer, Some(&self.address), failure);
     }
 }
 
@@ -69,7 +66,12 @@ pub(crate) struct Dialer {
 
 /// Starts the device's task; it ends when every [`DeviceHandle`] is gone
 /// (the gateway dropped), after answering what it holds.
-pub(crate) fn start(dialer: Dialer, upstream: Upstream, observer: Observer) -> DeviceHandle {
+pub(crate) fn start(
+    dialer: Dialer,
+    upstream: Upstream,
+    observer: Observer,
+    latency: Option<LatencyObserver>,
+) -> DeviceHandle {
     // The channel holds what the task has not taken yet; the task takes
     // eagerly, so the upstream's own queue (fair between sessions) is the
     // bound that answers 0x06, never the channel: what is in it at once is
@@ -83,6 +85,8 @@ pub(crate) fn start(dialer: Dialer, upstream: Upstream, observer: Observer) -> D
         waiting: HashMap::new(),
         next_ticket: 0,
         observer,
+        latency,
+        address: Arc::clone(&address),
     };
     tokio::spawn(task.run());
     DeviceHandle {
@@ -95,9 +99,13 @@ struct DeviceTask {
     upstream: Upstream,
     dialer: Dialer,
     submissions: mpsc::Receiver<Submission>,
-    waiting: HashMap<Ticket, oneshot::Sender<Result<Pdu, Failure>>>,
+    /// The requests submitted and not yet answered, by ticket.
+    waiting: HashMap<Ticket, (Routed, Instant)>,
     next_ticket: u64,
     observer: Observer,
+    latency: Option<LatencyObserver>,
+    /// The device's address, for the log and the metrics.
+    address: Arc<str>,
 }
 
 impl DeviceTask {
@@ -107,7 +115,6 @@ impl DeviceTask {
         let mut buf = vec![0u8; 4096];
         let mut out = Vec::new();
         let mut timer = Timer::new();
-        let address = Arc::<str>::from(self.dialer.address.as_str());
         loop {
             if self.upstream.poll_connect(Instant::now()) {
                 dialing = Some(tokio::spawn(dial(
@@ -130,7 +137,7 @@ impl DeviceTask {
             if !self.upstream.has_connection() {
                 stream = None;
             }
-            self.settle(&address);
+            self.deliver_answers();
             timer.set(self.upstream.poll_timeout());
             let read = async {
                 match stream.as_mut() {
@@ -170,7 +177,7 @@ impl DeviceTask {
                         if let Some(tcp) = stream.as_mut() {
                             let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&out)).await;
                         }
-                        self.settle(&address);
+                        self.deliver_answers();
                         return;
                     }
                 },
@@ -188,12 +195,12 @@ impl DeviceTask {
                                 self.upstream.connected(now, session);
                             }
                             Err(error) => {
-                                tracing::warn!(device = %address, %error, "cannot start a session to the device");
+                                tracing::warn!(device = %self.address, %error, "cannot start a session to the device");
                                 self.upstream.connect_failed(now);
                             }
                         },
                         Ok(Err(error)) => {
-                            tracing::debug!(device = %address, %error, "connect failed");
+                            tracing::debug!(device = %self.address, %error, "connect failed");
                             self.upstream.connect_failed(now);
                         }
                         Err(_) => self.upstream.connect_failed(now),
@@ -207,9 +214,10 @@ impl DeviceTask {
     fn submit(&mut self, submission: Submission) {
         let ticket = Ticket(self.next_ticket);
         self.next_ticket += 1;
-        self.waiting.insert(ticket, submission.reply);
+        let now = Instant::now();
+        self.waiting.insert(ticket, (submission.routed, now));
         self.upstream.submit(
-            Instant::now(),
+            now,
             submission.requester,
             ticket,
             submission.unit_id,
@@ -217,16 +225,28 @@ impl DeviceTask {
         );
     }
 
-    /// Hands every answer to its front session (one that gave up is gone:
-    /// its answer is dropped) and logs the connection's changes.
-    fn settle(&mut self, address: &str) {
-        while let Some(answer) = self.upstream.poll_answer() {
-            if let Some(reply) = self.waiting.remove(&answer.ticket) {
-                let _ = reply.send(answer.result);
+    /// Hands every answer back to its front session (one whose session
+    /// has ended still records it: a write carried out for a client that
+    /// has gone is on the audit trail), and logs the connection's changes.
+    fn deliver_answers(&mut self) {
+        while let Some(answer) = self.upstream.poll_completion() {
+            let Some((routed, submitted)) = self.waiting.remove(&answer.ticket) else {
+                continue;
+            };
+            match answer.result {
+                Ok(pdu) => {
+                    if let Some(latency) = &self.latency {
+                        latency(&self.address, submitted.elapsed());
+                    }
+                    routed.reply.send(Ok(pdu));
+                }
+                Err(failure) => {
+                    routed.fail(&self.observer, Some(&self.address), failure);
+                }
             }
         }
         while let Some(event) = self.upstream.poll_link_event() {
-            let device = Arc::from(address);
+            let device = Arc::clone(&self.address);
             super::log(&self.observer, &GatewayLog::Link { device, event });
         }
     }

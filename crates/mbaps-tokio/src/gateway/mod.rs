@@ -11,6 +11,13 @@
 //!                                    transaction ids remapped, reconnect)
 //! ```
 //!
+//! Given to [`TokioServer::bind`](crate::TokioServer::bind) as it is, a
+//! gateway takes each request from its front session straight to the
+//! device's queue, and the device's task sends the answer back to the
+//! session: no task per request. A request whose session has ended when
+//! its answer comes is still recorded, with that answer, on the audit
+//! trail (a write the device carried out for a client that had gone).
+//!
 //! Front sessions share one connection per device. Every request gets
 //! exactly one answer: the device's; 0x06 when the device's queue is full;
 //! 0x0A when no route or no connection reaches the device; 0x0B when it
@@ -21,23 +28,22 @@
 //!
 //! ```no_run
 //! # async fn run(front: mbaps_session::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
-//! use mbaps_tokio::{Device, Gateway, Later, TokioServer};
+//! use mbaps_tokio::{Device, Gateway, TokioServer};
 //!
 //! let gateway = Gateway::builder()
 //!     .route(0..=255, Device::plain("10.0.0.5:502"), None)
 //!     .on_log(|entry| println!("{entry}"))
 //!     .start()?;
-//! let server = TokioServer::bind("0.0.0.0:802", front, Later(gateway)).await?.spawn()?;
+//! let server = TokioServer::bind("0.0.0.0:802", front, gateway).await?.spawn()?;
 //! # Ok(()) }
 //! ```
 
 mod device;
 
 use std::fmt;
-use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mbaps_authz::Target;
 use mbaps_authz::{LoggedRole, Role};
@@ -46,10 +52,10 @@ use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::upstream::{
     Failure, LimitError, LinkEvent, Requester, Upstream, UpstreamLimits,
 };
-use mbaps_session::{ClientConfig, ConfigError, DropReason, Pdu, Timers};
+use mbaps_session::{ClientConfig, ConfigError, DropReason, Pdu, RequestId, Timers};
 
-use crate::handler::{AsyncHandler, IncomingRequest};
-use device::{DeviceHandle, Dialer};
+use crate::handler::{AnswerSender, IncomingRequest, Reply};
+use device::{DeviceHandle, Dialer, Submission};
 
 /// A device behind the gateway: where it is, how it is reached (plain
 /// Modbus/TCP, or Modbus/TCP Security with the gateway's own certificate
@@ -219,7 +225,6 @@ pub struct Gateway {
     /// Indexed by unit id.
     routes: Arc<[Option<Destination>; 256]>,
     observer: Observer,
-    latency: Option<LatencyObserver>,
 }
 
 /// Where log entries go (besides `tracing`).
@@ -356,7 +361,35 @@ pub struct GatewayBuilder {
 }
 
 /// Where each forwarded request's round trip to its device goes.
-type LatencyObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+pub(crate) type LatencyObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+
+/// A forwarded request's way back: the reply to its session, and what its
+/// failure is logged with.
+pub(crate) struct Routed {
+    pub(crate) reply: Reply,
+    role: Option<Role>,
+    /// The unit id the client addressed.
+    unit: u8,
+    pdu: Pdu,
+}
+
+impl Routed {
+    /// Answers the request with the exception `failure` stands for
+    /// (`None`: no route), and logs why, with the role, unit, function and
+    /// addresses.
+    pub(crate) fn fail(self, observer: &Observer, device: Option<&Arc<str>>, failure: Failure) {
+        let exception = failure.exception();
+        let entry = GatewayLog::Answered {
+            role: self.role,
+            unit: self.unit,
+            request: self.pdu,
+            device: device.cloned(),
+            failure: Some(failure),
+        };
+        log(observer, &entry);
+        self.reply.send(Err(exception));
+    }
+}
 
 impl GatewayBuilder {
     /// Sends `units` to `device`, addressed as `rewrite_unit` if given.
@@ -406,9 +439,7 @@ impl GatewayBuilder {
     /// ([`GatewayError::SharedDeviceDiffers`]). Unit ids no route takes
     /// are answered 0x0A.
     pub fn start(self) -> Result<Gateway, GatewayError> {
-        let mut gateway = start(self.routes, self.observer)?;
-        gateway.latency = self.latency;
-        Ok(gateway)
+        start(self.routes, self.observer, self.latency)
     }
 }
 
@@ -439,7 +470,11 @@ impl Gateway {
     }
 }
 
-fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError> {
+fn start(
+    routes: Vec<Route>,
+    observer: Observer,
+    latency: Option<LatencyObserver>,
+) -> Result<Gateway, GatewayError> {
     if routes.is_empty() {
         return Err(GatewayError::NoRoutes);
     }
@@ -493,7 +528,7 @@ fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError
         let handle = match existing {
             Some(handle) => handle,
             None => {
-                let handle = start_device(&route.device, &observer)?;
+                let handle = start_device(&route.device, &observer, &latency)?;
                 devices.push((&route.device, handle.clone()));
                 handle
             }
@@ -509,12 +544,15 @@ fn start(routes: Vec<Route>, observer: Observer) -> Result<Gateway, GatewayError
     Ok(Gateway {
         routes: Arc::new(routes),
         observer,
-        latency: None,
     })
 }
 
 /// Validates a device and starts its task.
-fn start_device(device: &Device, observer: &Observer) -> Result<DeviceHandle, GatewayError> {
+fn start_device(
+    device: &Device,
+    observer: &Observer,
+    latency: &Option<LatencyObserver>,
+) -> Result<DeviceHandle, GatewayError> {
     let address = device.address.clone();
     let limits = device.limits;
     let upstream = Upstream::new(limits, std::time::Instant::now()).map_err(|source| {
@@ -561,51 +599,47 @@ fn start_device(device: &Device, observer: &Observer) -> Result<DeviceHandle, Ga
         config: Arc::new(config),
         server_name,
     };
-    Ok(device::start(dialer, upstream, Arc::clone(observer)))
+    Ok(device::start(
+        dialer,
+        upstream,
+        Arc::clone(observer),
+        latency.clone(),
+    ))
 }
 
-impl AsyncHandler for Gateway {
-    fn handle(
-        &self,
-        request: IncomingRequest,
-    ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
-        let destination = self.routes[usize::from(request.unit_id)].clone();
-        let observer = Arc::clone(&self.observer);
-        let latency = self.latency.clone();
-        async move {
-            let answered =
-                |device: Option<Arc<str>>, failure: Option<Failure>| GatewayLog::Answered {
-                    role: request.role.clone(),
-                    unit: request.unit_id,
-                    request: request.pdu,
-                    device,
-                    failure,
-                };
-            let Some(destination) = destination else {
-                log(&observer, &answered(None, None));
-                return Err(ExceptionCode::GatewayPathUnavailable);
+impl Gateway {
+    /// Forwards request `id` of a front session to the device its unit id
+    /// routes to; its answer (the device's, or the exception that stands
+    /// for its failure, logged) comes back on `answers`.
+    pub(crate) fn forward(&self, id: RequestId, request: IncomingRequest, answers: &AnswerSender) {
+        // Until the device's task takes it, a request that cannot reach it
+        // is an unreachable path.
+        let reply = Reply::new(answers, id, ExceptionCode::GatewayPathUnavailable);
+        let routed = Routed {
+            reply,
+            role: request.role,
+            unit: request.unit_id,
+            pdu: request.pdu,
+        };
+        let Some(destination) = &self.routes[usize::from(request.unit_id)] else {
+            let entry = GatewayLog::Answered {
+                role: routed.role,
+                unit: routed.unit,
+                request: routed.pdu,
+                device: None,
+                failure: None,
             };
-            let unit = destination.rewrite_unit.unwrap_or(request.unit_id);
-            let started = Instant::now();
-            let requester = Requester(request.session);
-            match destination
-                .device
-                .forward(requester, unit, request.pdu)
-                .await
-            {
-                Ok(pdu) => {
-                    if let Some(latency) = &latency {
-                        latency(&destination.device.address, started.elapsed());
-                    }
-                    Ok(pdu)
-                }
-                Err(failure) => {
-                    let exception = failure.exception();
-                    let device = Arc::clone(&destination.device.address);
-                    log(&observer, &answered(Some(device), Some(failure)));
-                    Err(exception)
-                }
-            }
-        }
+            log(&self.observer, &entry);
+            return routed
+                .reply
+                .send(Err(ExceptionCode::GatewayPathUnavailable));
+        };
+        let submission = Submission {
+            requester: Requester(request.session),
+            unit_id: destination.rewrite_unit.unwrap_or(request.unit_id),
+            pdu: request.pdu,
+            routed,
+        };
+        destination.device.submit(submission, &self.observer);
     }
 }

@@ -12,33 +12,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mbaps_admission::{
-    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, LISTEN_BACKLOG,
-    holds_opening,
+    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, Handle, LISTEN_BACKLOG,
+    Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
 };
 use mbaps_admission::{AuditEntry, Auditor, SessionLog, Severity};
-use mbaps_session::ServerConfig;
+use mbaps_session::{ServerConfig, ServerEvent};
 use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{Instrument, field};
+use tracing::{Instrument, Span, field};
 
 use crate::handler::IntoAnswering;
 use crate::handler::sealed::Answering;
 use connection::Conn;
-use session::Session;
+use session::Connection;
 
 type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
-
-/// The admission table the accept loop and the session tasks share.
-pub(crate) type Table = Arc<Mutex<Admission<Arc<Conn>>>>;
-
-/// Locks the admission table. Its operations cannot panic half-way, so a
-/// poisoned lock still holds a consistent table.
-pub(crate) fn lock(table: &Table) -> std::sync::MutexGuard<'_, Admission<Arc<Conn>>> {
-    table
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A Modbus/TCP Security server on a tokio `TcpListener`.
 ///
@@ -275,8 +264,13 @@ impl TokioServer {
     /// Serves until `shutdown` completes, then shuts down gracefully (see
     /// [`ServerHandle::shutdown`]).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let table: Table = Arc::new(Mutex::new(Admission::new(self.limits, Instant::now())));
-        let (stop_sessions, stopping) = watch::channel(false);
+        let table: Table<Arc<Conn>> =
+            Arc::new(Mutex::new(Admission::new(self.limits, Instant::now())));
+        let observer = Arc::clone(&self.observer);
+        let log: Logger = Arc::new(move |entry| {
+            trace_log(entry);
+            observer(entry);
+        });
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -291,38 +285,43 @@ impl TokioServer {
                             continue;
                         }
                     };
-                    let conn = Arc::new(Conn::new(peer));
                     // Subscribed before the configuration is read: a reload
                     // after this point reaches the session, which may
                     // still be in its handshake.
                     let mut reloads = self.config.0.subscribe();
-                    let config = Arc::clone(&reloads.borrow_and_update());
-                    let hello = hello_waiting(&stream, config.tls().is_none());
-                    let connected =
-                        lock(&table).connect(Instant::now(), peer.ip(), hello, Arc::clone(&conn));
-                    if let Some(dropped) = connected.dropped {
-                        dropped.carry_out(|entry| self.log(entry));
-                    }
+                    let plain = reloads.borrow_and_update().tls().is_none();
+                    let opening = hello_waiting(&stream, plain);
+                    let conn = Arc::new(Conn::new(peer));
+                    let seat = Seat::take(&table, Instant::now(), peer.ip(), opening, conn, |e| log(e));
                     let span = tracing::info_span!("session", %peer, role = field::Empty);
-                    let session = Session {
-                        config,
-                        reloads,
-                        auditor: self.auditor.clone(),
+                    let local = stream
+                        .local_addr()
+                        .or_else(|_| self.listener.local_addr())
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    let report = SessionReport::new(
+                        peer,
+                        local,
+                        self.auditor.clone(),
+                        session_log(&log, &span),
+                    );
+                    let connection = Connection {
+                        seat,
+                        report,
                         answering: self.answering.clone(),
-                        observer: Arc::clone(&self.observer),
-                        table: Arc::clone(&table),
-                        id: connected.id,
-                        activity: connected.activity,
-                        conn,
+                        reloads,
                         write_timeout: self.write_timeout,
-                        span: span.clone(),
                     };
-                    sessions.spawn(session.run(stream, stopping.clone()).instrument(span));
+                    sessions.spawn(session::run(connection, stream).instrument(span));
                 }
             }
         }
         drop(self.listener);
-        let _ = stop_sessions.send(true);
+        // Sessions answer what they received and close with close_notify;
+        // handshakes end now.
+        order_all(&table, |stage| match stage {
+            Stage::Handshake => Order::Drop,
+            Stage::Session => Order::Stop,
+        });
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while sessions.join_next().await.is_some() {}
         })
@@ -332,15 +331,45 @@ impl TokioServer {
                 left = sessions.len(),
                 "sessions still open after the shutdown grace period: dropped"
             );
+            order_all(&table, |_| Order::Drop);
+            // Each reports its end as it goes; one that does not go is
+            // aborted, and reports it as it is dropped.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while sessions.join_next().await.is_some() {}
+            })
+            .await;
             sessions.shutdown().await;
         }
         Ok(())
     }
+}
 
-    fn log(&self, entry: &SessionLog) {
-        trace_log(entry);
-        (self.observer)(entry);
+/// Gives every connection in `table` the order its stage calls for.
+fn order_all(table: &Table<Arc<Conn>>, order: impl Fn(Stage) -> Order) {
+    for (conn, stage) in lock(table).connections() {
+        conn.order(order(stage));
     }
+}
+
+/// One session's log: the server's, and the session's span takes the
+/// client's role once it is known.
+fn session_log(log: &Logger, span: &Span) -> Logger {
+    let (log, span) = (Arc::clone(log), span.clone());
+    Arc::new(move |entry| {
+        if let SessionLog::Event {
+            event: ServerEvent::Authenticated { role, .. },
+            ..
+        } = entry
+        {
+            // A real role is a string (quoted by the formatter), the NULL
+            // role the bare word `null`.
+            match role {
+                Some(role) => span.record("role", role.as_str()),
+                None => span.record("role", field::display("null")),
+            };
+        }
+        log(entry);
+    })
 }
 
 /// Whether a whole ClientHello (or, on a plain front, a whole frame) waits

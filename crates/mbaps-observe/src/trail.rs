@@ -1,8 +1,10 @@
-//! `--audit-log`: the audit trail as JSON lines, one object per session
-//! start, request decision and session end, written by a thread of its own
-//! so that no session ever waits for the disk. The queue between them is
-//! bounded: when it is full an entry is dropped, counted, and the count
-//! written (and logged) as soon as there is room, never a stall.
+//! The audit trail as JSON lines, one object per session start, request
+//! record and session end, written by a thread of its own so that no
+//! session ever waits for the disk. The queue between them is bounded:
+//! when it is full an entry is dropped, counted, and the count written
+//! (and logged) as soon as there is room, never a stall. Each entry is
+//! stamped with the wall clock as it is handed over, on the session's
+//! thread or task: when it happened, not when it was written.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -32,26 +34,28 @@ const IDLE_POLL: Duration = Duration::from_millis(10);
 
 /// Where entries are written, and how the file is rotated.
 #[derive(Clone, Debug)]
-pub(crate) struct AuditTarget {
+pub struct AuditTarget {
     /// A file, or `-` for standard output.
-    pub(crate) path: PathBuf,
+    pub path: PathBuf,
     /// Rotate when the file would grow past this many bytes (0: never).
-    pub(crate) max_bytes: u64,
+    pub max_bytes: u64,
     /// Rotated files kept (`PATH.1` the newest).
-    pub(crate) keep: u32,
+    pub keep: u32,
 }
 
-/// The sessions' end of the trail: hands entries to the writer.
+/// The sessions' end of the trail: hands entries to the writer. Give
+/// [`AuditSink::record`] to a server's `on_audit`.
 #[derive(Clone)]
-pub(crate) struct AuditSink {
-    queue: SyncSender<AuditEntry>,
+pub struct AuditSink {
+    queue: SyncSender<(SystemTime, AuditEntry)>,
     dropped: Arc<AtomicU64>,
 }
 
 impl AuditSink {
-    /// Queues `entry`; a full queue drops it and counts the drop.
-    pub(crate) fn record(&self, entry: &AuditEntry) {
-        match self.queue.try_send(entry.clone()) {
+    /// Queues `entry`, stamped with the time now; a full queue drops it
+    /// and counts the drop.
+    pub fn record(&self, entry: &AuditEntry) {
+        match self.queue.try_send((SystemTime::now(), entry.clone())) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -61,14 +65,14 @@ impl AuditSink {
 }
 
 /// The writer thread, to wait for at the end.
-pub(crate) struct AuditWriter {
+pub struct AuditWriter {
     done: Receiver<()>,
 }
 
 impl AuditWriter {
     /// Waits until the writer has written what was queued (its sinks are
     /// all gone), for a few seconds at most.
-    pub(crate) fn finish(self) {
+    pub fn finish(self) {
         if self.done.recv_timeout(Duration::from_secs(5)).is_err() {
             tracing::warn!("the audit log's writer did not finish in 5 s");
         }
@@ -78,7 +82,7 @@ impl AuditWriter {
 /// Opens the trail (the file is created or appended to now, so that a
 /// path that cannot be written is an error at start) and starts its
 /// writer thread.
-pub(crate) fn start(target: AuditTarget) -> Result<(AuditSink, AuditWriter)> {
+pub fn start(target: AuditTarget) -> Result<(AuditSink, AuditWriter)> {
     let out = Output::open(&target)?;
     let (queue, entries) = sync_channel(QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
@@ -222,6 +226,9 @@ struct RequestLine<'a> {
     denied_for: Option<String>,
     rejected_for: Option<String>,
     outcome: &'static str,
+    /// Abandoned: what the application answered after the session ended.
+    late_outcome: Option<&'static str>,
+    /// The exception answered (abandoned: answered late).
     exception: Option<u8>,
     latency_us: u64,
 }
@@ -240,12 +247,12 @@ fn as_text<S: serde::Serializer>(table: &Table, serializer: S) -> Result<S::Ok, 
 }
 
 impl Writer {
-    fn run(mut self, entries: Receiver<AuditEntry>) {
+    fn run(mut self, entries: Receiver<(SystemTime, AuditEntry)>) {
         loop {
             match entries.try_recv() {
-                Ok(entry) => {
+                Ok((at, entry)) => {
                     self.write_dropped();
-                    self.record(entry);
+                    self.record(at, entry);
                 }
                 // Nothing queued: write out, then look again a moment
                 // later. Polling, not blocking: a blocked reader is woken
@@ -278,15 +285,15 @@ impl Writer {
         let _ = self.file.out.stream.flush();
     }
 
-    /// Writes the JSON object of `entry`.
-    fn record(&mut self, entry: AuditEntry) {
+    /// Writes the JSON object of `entry`, which happened `at`.
+    fn record(&mut self, at: SystemTime, entry: AuditEntry) {
         let line = match entry {
             AuditEntry::SessionStarted {
-                at,
                 peer,
+                local,
                 role,
                 certificate,
-                ..
+                handshake,
             } => {
                 let (subject, fingerprint) = match &certificate {
                     Some(der) => (
@@ -301,16 +308,26 @@ impl Writer {
                     role: role.as_ref().map_or(Value::Null, |r| r.as_str().into()),
                 };
                 self.identities.insert(peer, identity.clone());
+                let (tls, suite) = match handshake {
+                    Some(h) => (
+                        Value::from(format!("{:?}", h.version)),
+                        Value::from(format!("{:?}", h.cipher_suite)),
+                    ),
+                    None => (Value::Null, Value::Null),
+                };
                 json!({
                     "time": rfc3339(at),
                     "event": "session_start",
                     "peer": peer.to_string(),
+                    "local": local.to_string(),
                     "subject": identity.subject,
                     "fingerprint": identity.fingerprint,
                     "role": identity.role,
+                    "tls": tls,
+                    "cipher_suite": suite,
                 })
             }
-            AuditEntry::SessionEnded { at, peer, reason } => {
+            AuditEntry::SessionEnded { peer, reason } => {
                 let identity = self.identities.remove(&peer);
                 let (subject, fingerprint, role) = unpack(identity);
                 json!({
@@ -324,7 +341,7 @@ impl Writer {
                     "detail": reason.to_string(),
                 })
             }
-            AuditEntry::Request { at, peer, record } => {
+            AuditEntry::Request { peer, record } => {
                 let identity = self.identities.get(&peer);
                 let accesses = record.touches.iter().flatten().map(|access| AccessLine {
                     table: access.table,
@@ -336,9 +353,9 @@ impl Writer {
                     Verdict::Denied(denial) => (Some(denial.to_string()), None),
                     Verdict::Rejected(why) => (None, Some(why.to_string())),
                 };
-                let exception = match record.outcome {
-                    RequestOutcome::Exception(code) => Some(code as u8),
-                    RequestOutcome::Response | RequestOutcome::Abandoned => None,
+                let late_outcome = match record.outcome {
+                    RequestOutcome::Abandoned { late } => late.map(|late| late.label()),
+                    RequestOutcome::Response | RequestOutcome::Exception(_) => None,
                 };
                 let line = RequestLine {
                     time: rfc3339(at),
@@ -356,7 +373,8 @@ impl Writer {
                     denied_for,
                     rejected_for,
                     outcome: record.outcome.label(),
-                    exception,
+                    late_outcome,
+                    exception: record.outcome.exception().map(|code| code as u8),
                     latency_us: u64::try_from(record.latency().as_micros()).unwrap_or(u64::MAX),
                 };
                 return self.file.write(&line);
