@@ -414,3 +414,134 @@ fn a_flood_of_anonymous_connects_leaves_plain_clients_in_place() {
         front.shutdown().await.unwrap();
     });
 }
+
+/// A device that takes `answer_time` for each write and keeps what it was
+/// asked to write.
+#[derive(Clone)]
+struct SlowWriteDevice {
+    answer_time: Duration,
+    written: Arc<Mutex<Vec<(u16, u16)>>>,
+}
+
+impl AsyncHandler for SlowWriteDevice {
+    fn handle(
+        &self,
+        request: IncomingRequest,
+    ) -> impl Future<Output = Result<Pdu, ExceptionCode>> + Send + 'static {
+        let (answer_time, written) = (self.answer_time, Arc::clone(&self.written));
+        async move {
+            tokio::time::sleep(answer_time).await;
+            match request.request() {
+                Ok(mbaps_codec::Request::WriteSingleRegister { address, value }) => {
+                    written.lock().unwrap().push((address, value));
+                    let echo = mbaps_codec::Response::WriteSingleRegister { address, value };
+                    Ok(Pdu::encode_response(&echo).unwrap())
+                }
+                _ => Err(ExceptionCode::IllegalFunction),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_write_whose_client_has_gone_is_carried_out_and_on_the_trail_with_the_device_answer() {
+    use mbaps_admission::AuditEntry;
+    use mbaps_session::{LateAnswer, RequestOutcome, Verdict};
+    let runtime = runtime();
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let trail = Arc::new(Mutex::new(Vec::<AuditEntry>::new()));
+    let (front, device) = runtime.block_on(async {
+        let config = ServerConfig::plain(policy_allowing_all(), None)
+            .build()
+            .unwrap();
+        let handler = SlowWriteDevice {
+            answer_time: Duration::from_millis(300),
+            written: Arc::clone(&written),
+        };
+        let device = TokioServer::bind("127.0.0.1:0", config, Later(handler))
+            .await
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let gateway = Gateway::to(Device::plain(device.local_addr().to_string())).unwrap();
+        let kept = Arc::clone(&trail);
+        let front = TokioServer::bind("127.0.0.1:0", server_config(pki()), gateway)
+            .await
+            .unwrap()
+            .on_audit(move |entry| kept.lock().unwrap().push(entry.clone()))
+            .spawn()
+            .unwrap();
+        (front, device)
+    });
+    // The operator sends a write, then its connection resets while the
+    // device is carrying it out.
+    let stream = TcpStream::connect(front.local_addr()).unwrap();
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    let config = common::attack::raw_client_config(pki().client("operator").unwrap());
+    let conn = mbaps_session::rustls::ClientConnection::new(config, localhost()).unwrap();
+    let mut tls = mbaps_session::rustls::StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    let write = mbaps_codec::Request::WriteSingleRegister {
+        address: 40,
+        value: 4242,
+    };
+    let header = mbaps_codec::MbapHeader {
+        transaction_id: 3,
+        unit_id: 1,
+    };
+    let mut adu = [0u8; 12];
+    let n = mbaps_codec::encode_request(header, &write, &mut adu).unwrap();
+    tls.write_all(&adu[..n]).unwrap();
+    tls.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(tls);
+    // The session ends; the write's record waits for the device.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries = trail.lock().unwrap().clone();
+        if entries
+            .iter()
+            .any(|e| matches!(e, AuditEntry::SessionEnded { .. }))
+            || Instant::now() > deadline
+        {
+            break entries;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(
+        *written.lock().unwrap(),
+        [(40, 4242)],
+        "the device carried it out"
+    );
+    let kinds: Vec<_> = entries
+        .iter()
+        .map(|e| match e {
+            AuditEntry::SessionStarted { .. } => "start",
+            AuditEntry::Request { .. } => "request",
+            AuditEntry::SessionEnded { .. } => "end",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["start", "request", "end"], "{entries:#?}");
+    let AuditEntry::Request { record, .. } = &entries[1] else {
+        unreachable!()
+    };
+    assert_eq!(record.header, header);
+    assert_eq!(record.verdict, Verdict::Allowed);
+    assert_eq!(
+        record.outcome,
+        RequestOutcome::Abandoned {
+            late: Some(LateAnswer::Response)
+        },
+        "abandoned by its client, answered by the device"
+    );
+    assert!(record.latency() >= Duration::from_millis(250), "{record:?}");
+    runtime.block_on(async {
+        front.shutdown().await.unwrap();
+        device.shutdown().await.unwrap();
+    });
+}

@@ -91,6 +91,7 @@ fn a_peer_that_resets_in_the_middle_of_a_request_leaves_one_end_reset() {
         std::thread::sleep(Duration::from_millis(100));
         drop(client);
         assert_eq!(ends_once_all_ended(&trail, 1), ["reset"], "{adapter:?}");
+        assert_eq!(sessions_open(&trail), 0, "{adapter:?}");
         // The read was carried out: it is on the trail, answered.
         let entries = trail.lock().unwrap().clone();
         let requests: Vec<_> = entries
@@ -132,6 +133,7 @@ fn a_session_admission_drops_and_one_the_write_timeout_ends_each_leave_one_end()
         let mut ends = ends_once_all_ended(&trail, 2);
         ends.sort_unstable();
         assert_eq!(ends, ["dropped", "write_timeout"], "{adapter:?}");
+        assert_eq!(sessions_open(&trail), 0, "{adapter:?}");
         drop((first, second));
         running.stop();
     }
@@ -171,18 +173,47 @@ fn gist(trail: &Trail) -> Vec<String> {
         .collect()
 }
 
+/// The trail's JSON lines as the file holds them, without what differs
+/// from run to run (times, addresses, ports, latencies).
+fn trail_file_gist(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let object = value.as_object_mut().unwrap();
+            assert!(object.remove("time").is_some(), "no time in {line}");
+            assert!(object.remove("peer").is_some(), "no peer in {line}");
+            // The server's address on a start, a latency on a request.
+            object.remove("local");
+            object.remove("latency_us");
+            value
+        })
+        .collect()
+}
+
 #[test]
 fn the_std_and_the_tokio_server_write_the_same_trail_for_the_same_exchange() {
-    let trails: Vec<Vec<String>> = ADAPTERS
+    let dir = std::env::temp_dir().join(format!("mbaps-same-trail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trails: Vec<(Vec<String>, Vec<serde_json::Value>)> = ADAPTERS
         .iter()
         .map(|&adapter| {
+            let path = dir.join(format!("{adapter:?}.jsonl"));
+            let _ = std::fs::remove_file(&path);
+            let (sink, writer) = mbaps_observe::trail::start(mbaps_observe::trail::AuditTarget {
+                path: path.clone(),
+                max_bytes: 0,
+                keep: 0,
+            })
+            .unwrap();
             let handler = SlowAt999::new(Duration::ZERO);
-            let (running, trail) = start_audited(
+            let (running, trail) = common::start_audited_with(
                 adapter,
                 server_config(pki()),
                 handler,
-                |_| {},
                 Bounds::default(),
+                move |entry| sink.record(entry),
             );
             let mut viewer = mbaps_std::StdClient::connect(
                 running.address,
@@ -196,9 +227,64 @@ fn the_std_and_the_tokio_server_write_the_same_trail_for_the_same_exchange() {
             viewer.close().unwrap();
             ends_once_all_ended(&trail, 1);
             running.stop();
-            gist(&trail)
+            // The sinks went with the server: the writer empties its queue.
+            writer.finish();
+            (gist(&trail), trail_file_gist(&path))
         })
         .collect();
-    assert_eq!(trails[0].len(), 4, "{:#?}", trails[0]);
-    assert_eq!(trails[0], trails[1], "std, then tokio");
+    assert_eq!(trails[0].0.len(), 4, "{:#?}", trails[0].0);
+    assert_eq!(trails[0].0, trails[1].0, "std, then tokio");
+    assert_eq!(trails[0].1.len(), 4, "{:#?}", trails[0].1);
+    assert_eq!(trails[0].1, trails[1].1, "the files: std, then tokio");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `mbaps_sessions_open`, counted from `trail` as the metrics count it.
+fn sessions_open(trail: &Trail) -> i64 {
+    let metrics = mbaps_observe::Metrics::new();
+    for entry in trail.lock().unwrap().iter() {
+        metrics.audit(entry);
+    }
+    let text = metrics.encode();
+    text.lines()
+        .find_map(|line| line.strip_prefix("mbaps_sessions_open "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sessions_open in {text}"))
+}
+
+#[test]
+fn plain_sessions_reset_after_a_request_each_end_once_and_leave_no_session_open() {
+    for adapter in ADAPTERS {
+        let config = common::plain_server_config();
+        let handler = SlowAt999::new(Duration::ZERO);
+        let (running, trail) = start_audited(adapter, config, handler, |_| {}, Bounds::default());
+        for transaction_id in 0..20u16 {
+            let mut stream = std::net::TcpStream::connect(running.address).unwrap();
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            let header = MbapHeader {
+                transaction_id,
+                unit_id: 1,
+            };
+            let read = Request::ReadHoldingRegisters {
+                address: 1,
+                quantity: 1,
+            };
+            let mut adu = [0u8; 12];
+            let n = encode_request(header, &read, &mut adu).unwrap();
+            stream.write_all(&adu[..n]).unwrap();
+            let mut answer = [0u8; 11];
+            std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
+        }
+        let ends = ends_once_all_ended(&trail, 20);
+        assert_eq!(ends.len(), 20, "{adapter:?}: {ends:?}");
+        assert!(
+            ends.iter()
+                .all(|end| ["reset", "peer_closed"].contains(end)),
+            "{adapter:?}: {ends:?}"
+        );
+        assert_eq!(sessions_open(&trail), 0, "{adapter:?}");
+        running.stop();
+    }
 }

@@ -150,6 +150,31 @@ pub fn start_bounded(
 /// The audit trail a server wrote, as its entries.
 pub type Trail = Arc<std::sync::Mutex<Vec<AuditEntry>>>;
 
+/// [`start_bounded`] with an audit trail kept in memory, each entry also
+/// handed to `also` (a file's sink).
+pub fn start_audited_with(
+    adapter: Adapter,
+    config: ServerConfig,
+    handler: impl Handler,
+    bounds: Bounds,
+    also: impl Fn(&AuditEntry) + Send + Sync + 'static,
+) -> (Running, Trail) {
+    let trail = Trail::default();
+    let kept = Arc::clone(&trail);
+    let auditor: Auditor = Arc::new(move |entry: &AuditEntry| {
+        kept.lock().unwrap().push(entry.clone());
+        also(entry);
+    });
+    let running = start_observed(adapter, config, handler, |_| {}, bounds, Some(auditor));
+    (running, trail)
+}
+
+/// A plain Modbus/TCP front, every connection authorized as the operator.
+pub fn plain_server_config() -> ServerConfig {
+    let role = mbaps_authz::Role::new("operator").unwrap();
+    ServerConfig::plain(policy(), Some(role)).build().unwrap()
+}
+
 /// [`start_bounded`] with an audit trail kept in memory.
 pub fn start_audited(
     adapter: Adapter,

@@ -541,4 +541,6 @@ impl Source {
 }
 
 #[cfg(test)]
+mod served_tests;
+#[cfg(test)]
 mod tests;

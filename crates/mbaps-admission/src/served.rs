@@ -45,7 +45,7 @@ pub fn lock<H>(table: &Table<H>) -> MutexGuard<'_, Admission<H>> {
 pub struct Seat<H: Handle> {
     table: Table<H>,
     id: ConnectionId,
-    activity: Arc<Activity>,
+    pub(crate) activity: Arc<Activity>,
     handle: H,
 }
 
@@ -213,7 +213,7 @@ enum Stream {
 /// ```
 pub struct Served<H: Handle> {
     session: Server,
-    seat: Seat<H>,
+    pub(crate) seat: Seat<H>,
     report: SessionReport,
     answering: Answering,
     phase: Phase,

@@ -817,3 +817,105 @@ fn bytes_after_the_peers_close_notify_are_dropped_not_read_forever() {
         .expect("handle_tls returned");
     assert!(events.contains(&ClientEvent::Closed(CloseReason::PeerClosed)));
 }
+
+/// A recorded session whose client closes while a write is with the
+/// application: the late answer is recorded (abandoned, with what was
+/// done), and only then is the end reported, as the last event.
+#[test]
+fn a_late_answer_is_recorded_abandoned_with_what_was_done_and_the_end_follows() {
+    let mut pair = connected("operator", TlsVersions::Both);
+    pair.server.record(Recording::EveryWithPdus);
+    pair.server_events.clear();
+    pair.client.send_request(pair.now, 9, &WRITE).unwrap();
+    pair.drive().unwrap();
+    let id = pair.request_ids()[0];
+    pair.client.close(pair.now);
+    pair.drive().unwrap();
+    assert!(pair.server.is_closed());
+    assert!(
+        !pair
+            .server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Closed(_))),
+        "the end waits for the record: {:?}",
+        pair.server_events
+    );
+    assert_eq!(pair.server.outstanding(), 1);
+    pair.now += Duration::from_millis(30);
+    let done = Response::WriteSingleRegister {
+        address: 7,
+        value: 42,
+    };
+    assert_eq!(
+        pair.server.send_response(pair.now, id, &done),
+        Err(SessionError::Closed),
+        "nothing is sent"
+    );
+    pair.collect();
+    let tail: Vec<_> = pair.server_events.iter().rev().take(2).rev().collect();
+    let [
+        ServerEvent::Answered(record),
+        ServerEvent::Closed(CloseReason::PeerClosed),
+    ] = tail[..]
+    else {
+        panic!("{:?}", pair.server_events);
+    };
+    assert_eq!(
+        record.outcome,
+        RequestOutcome::Abandoned {
+            late: Some(mbaps_session::LateAnswer::Response)
+        }
+    );
+    assert_eq!(record.latency(), Duration::from_millis(30));
+    let pdus = record.pdus.as_ref().unwrap();
+    assert_eq!(pdus.response.unwrap().as_bytes(), [0x06, 0, 7, 0, 42]);
+    assert_eq!(pair.server.outstanding(), 0);
+}
+
+/// An adapter that stops waiting gives the requests up: each is recorded
+/// abandoned without an answer, then the end. Without a record to keep
+/// (nobody audits), the end comes at once.
+#[test]
+fn requests_given_up_are_recorded_never_answered_and_unrecorded_ones_do_not_hold_the_end() {
+    for recording in [Recording::Every, Recording::Refused] {
+        let mut pair = connected("operator", TlsVersions::Both);
+        pair.server.record(recording);
+        pair.server_events.clear();
+        pair.client.send_request(pair.now, 9, &WRITE).unwrap();
+        pair.drive().unwrap();
+        pair.server.abandon_requests(pair.now);
+        assert_eq!(
+            pair.server.outstanding(),
+            1,
+            "an open session owes its answer"
+        );
+        pair.client.close(pair.now);
+        pair.drive().unwrap();
+        let ended = |pair: &Pair| {
+            pair.server_events
+                .iter()
+                .any(|e| matches!(e, ServerEvent::Closed(_)))
+        };
+        if recording == Recording::Refused {
+            assert!(ended(&pair), "nothing to wait for");
+            assert_eq!(pair.server.outstanding(), 0);
+            continue;
+        }
+        assert!(!ended(&pair));
+        pair.server.abandon_requests(pair.now);
+        pair.collect();
+        let records: Vec<_> = pair
+            .server_events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::Answered(record) => Some(record.outcome),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(records, [RequestOutcome::Abandoned { late: None }]);
+        assert!(matches!(
+            pair.server_events.last(),
+            Some(ServerEvent::Closed(_))
+        ));
+    }
+}
