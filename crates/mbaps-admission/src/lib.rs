@@ -86,6 +86,14 @@ pub use served::{
 /// operator notices.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stopping server waits for its sessions to answer what they
+/// received and close, by default; those still open then are dropped.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The most a bound of [`AdmissionLimits`] may be set to: far above any
+/// plant's clients, and low enough that the tables' memory stays small.
+pub const MAX_BOUND: usize = 100_000;
+
 /// The listen backlog the adapters' servers ask for: connections the
 /// kernel has completed and the server not yet accepted. The usual 128
 /// fills in a burst of connects, and then the kernel drops new SYNs, a
@@ -116,7 +124,51 @@ impl Default for AdmissionLimits {
     }
 }
 
+/// A bound of [`AdmissionLimits`] out of its range, 1 to [`MAX_BOUND`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoundError {
+    /// Which bound (`max_sessions`, `max_handshakes`,
+    /// `max_handshakes_per_address`).
+    pub bound: &'static str,
+    /// The value given.
+    pub value: usize,
+}
+
+impl core::fmt::Display for BoundError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} is {}: it must be 1 to {MAX_BOUND}",
+            self.bound, self.value
+        )
+    }
+}
+
+impl std::error::Error for BoundError {}
+
+/// Checks one bound: 1 to [`MAX_BOUND`] (a bound of 0 would admit nobody).
+/// The one range of every admission bound; the configuration file and the
+/// command line check theirs with it.
+pub fn check_bound(bound: &'static str, value: usize) -> Result<usize, BoundError> {
+    if (1..=MAX_BOUND).contains(&value) {
+        Ok(value)
+    } else {
+        Err(BoundError { bound, value })
+    }
+}
+
 impl AdmissionLimits {
+    /// Checks every bound ([`check_bound`]).
+    pub fn validate(&self) -> Result<(), BoundError> {
+        check_bound("max_sessions", self.max_sessions)?;
+        check_bound("max_handshakes", self.max_handshakes)?;
+        check_bound(
+            "max_handshakes_per_address",
+            self.max_handshakes_per_address,
+        )?;
+        Ok(())
+    }
+
     /// The limits with every bound at least 1 (a bound of 0 would admit
     /// nobody).
     fn at_least_one(self) -> AdmissionLimits {
@@ -264,6 +316,9 @@ pub enum Stage {
     Handshake,
     /// Authenticated.
     Session,
+    /// Over, but waiting for the late answers of requests its session
+    /// handed out (see [`Admission::linger`]).
+    Lingering,
 }
 
 struct Pending<H> {
@@ -292,6 +347,9 @@ pub struct Admission<H> {
     /// In order of arrival: the oldest first.
     handshakes: VecDeque<Pending<H>>,
     sessions: Vec<Open<H>>,
+    /// Connections over whose records wait for late answers: at most
+    /// `max_sessions` of them.
+    lingering: Vec<(ConnectionId, H)>,
 }
 
 impl<H> Admission<H> {
@@ -303,6 +361,7 @@ impl<H> Admission<H> {
             next_id: 0,
             handshakes: VecDeque::new(),
             sessions: Vec::new(),
+            lingering: Vec::new(),
         }
     }
 
@@ -496,6 +555,31 @@ impl<H> Admission<H> {
             self.handshakes.remove(index);
         } else if let Some(index) = self.sessions.iter().position(|s| s.id == id) {
             self.sessions.swap_remove(index);
+        } else if let Some(index) = self.lingering.iter().position(|(l, _)| *l == id) {
+            self.lingering.swap_remove(index);
+        }
+    }
+
+    /// Connection `id` is over, but requests of its session are still
+    /// with the application, whose late answers their records wait for:
+    /// it gives its place back and waits among the lingering, at most
+    /// `max_sessions` of them (a peer that connects, asks and leaves
+    /// cannot make the server hold more). `false` when there is no room:
+    /// it must give up on the late answers now.
+    pub fn linger(&mut self, id: ConnectionId) -> bool {
+        let handle = if let Some(index) = self.handshakes.iter().position(|p| p.id == id) {
+            self.handshakes.remove(index).map(|p| p.handle)
+        } else if let Some(index) = self.sessions.iter().position(|s| s.id == id) {
+            Some(self.sessions.swap_remove(index).handle)
+        } else {
+            None
+        };
+        match handle {
+            Some(handle) if self.lingering.len() < self.limits.max_sessions => {
+                self.lingering.push((id, handle));
+                true
+            }
+            _ => false,
         }
     }
 
@@ -509,6 +593,11 @@ impl<H> Admission<H> {
         self.sessions.len()
     }
 
+    /// Connections over that wait for late answers.
+    pub fn lingering(&self) -> usize {
+        self.lingering.len()
+    }
+
     /// Every connection's handle, with its stage (to stop a server).
     pub fn connections(&self) -> impl Iterator<Item = (&H, Stage)> {
         let handshakes = self
@@ -516,7 +605,8 @@ impl<H> Admission<H> {
             .iter()
             .map(|p| (&p.handle, Stage::Handshake));
         let sessions = self.sessions.iter().map(|s| (&s.handle, Stage::Session));
-        handshakes.chain(sessions)
+        let lingering = self.lingering.iter().map(|(_, h)| (h, Stage::Lingering));
+        handshakes.chain(sessions).chain(lingering)
     }
 }
 

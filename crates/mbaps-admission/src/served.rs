@@ -320,6 +320,8 @@ impl<H: Handle> Served<H> {
             // connection meanwhile.
             self.heard();
         }
+        // An order given meanwhile decides first what is done with it.
+        self.obey(now);
         let taken = if self.input.is_empty() && self.accepts_input() {
             self.session.handle_tls(now, bytes)
         } else {
@@ -481,9 +483,13 @@ impl<H: Handle> Served<H> {
         Some(since + wait)
     }
 
-    /// Whether the session may be handed input now.
+    /// Whether the session may be handed input now (while draining too:
+    /// what was read before the stop was received, and is answered).
     fn accepts_input(&self) -> bool {
-        matches!(self.phase, Phase::Opening { .. } | Phase::Serving) && self.session.wants_read()
+        matches!(
+            self.phase,
+            Phase::Opening { .. } | Phase::Serving | Phase::Draining
+        ) && self.session.wants_read()
     }
 
     /// Admission is told the client's opening came (once).
@@ -513,7 +519,39 @@ impl<H: Handle> Served<H> {
         if self.phase == Phase::Over {
             return;
         }
+        // Orders first: an end of stream may be an order's wake-up, and
+        // what was read is answered, or not, as the order says.
         self.obey(now);
+        loop {
+            self.feed(now);
+            if matches!(self.phase, Phase::Opening { .. }) && self.session.is_authenticated() {
+                self.seat_established(now);
+            }
+            if let (Phase::Serving | Phase::Draining, Answering::Now(handler)) =
+                (self.phase, &self.answering)
+            {
+                self.session.answer_requests(now, handler.as_ref());
+            }
+            self.drain_events(now);
+            // Answering may have emptied the session's buffer: what was
+            // read and not taken yet goes in now, or nothing would ask.
+            if self.input.is_empty() || !self.accepts_input() {
+                break;
+            }
+        }
+        if self.phase == Phase::Draining && self.session.outstanding() == 0 {
+            // The last answer is out: now the close.
+            self.phase = Phase::Leaving;
+            self.session.close_for(now, Closing::Shutdown);
+            self.drain_events(now);
+        }
+        self.end_if_over(now);
+        self.update_activity();
+    }
+
+    /// Hands the session what was read and not taken yet, and the end of
+    /// the stream once everything before it is in.
+    fn feed(&mut self, now: Instant) {
         while !self.input.is_empty() && self.accepts_input() {
             let taken = self.session.handle_tls(now, &self.input);
             self.input.drain(..taken);
@@ -536,28 +574,17 @@ impl<H: Handle> Served<H> {
             self.stream = Stream::Told;
             self.session.handle_eof(now);
         }
-        if matches!(self.phase, Phase::Opening { .. }) && self.session.is_authenticated() {
-            self.seat_established(now);
-        }
-        if let (Phase::Serving, Answering::Now(handler)) = (self.phase, &self.answering) {
-            self.session.answer_requests(now, handler.as_ref());
-        }
-        self.drain_events(now);
-        if self.phase == Phase::Draining && self.session.outstanding() == 0 {
-            // The last answer is out: now the close.
-            self.phase = Phase::Leaving;
-            self.session.close_for(now, Closing::Shutdown);
-            self.drain_events(now);
-        }
-        self.end_if_over(now);
-        self.update_activity();
     }
 
     /// Carries out the strongest order given.
     fn obey(&mut self, now: Instant) {
         let order = self.seat.handle.orders().strongest();
         match (order, self.phase) {
-            (_, Phase::Lingering { .. } | Phase::Over) | (Order::None, _) => {}
+            (_, Phase::Over) | (Order::None, _) => {}
+            // A stopping server that can wait no longer: the late answers
+            // are given up.
+            (Order::Drop, Phase::Lingering { .. }) => self.session.abandon_requests(now),
+            (_, Phase::Lingering { .. }) => {}
             (Order::Drop, _) => self.cut(now, Cut::Dropped),
             (Order::Close, Phase::Opening { .. } | Phase::Serving | Phase::Draining) => {
                 self.phase = Phase::Leaving;
@@ -620,9 +647,11 @@ impl<H: Handle> Served<H> {
     }
 
     /// The connection is over once its session has ended and its last
-    /// words are written (or cannot be): the seat is given back; the
-    /// whole is over once the late answers are in (or waited for long
-    /// enough) and the end reported.
+    /// words are written (or cannot be): requests handed out that the
+    /// application has not taken up are given up, and if some are still
+    /// with it, the connection waits for their late answers among the
+    /// lingering (bounded by admission; without room, it gives them up
+    /// too). The whole is over once the end is reported.
     fn end_if_over(&mut self, now: Instant) {
         let written = match self.output {
             Output::Gone => true,
@@ -630,9 +659,15 @@ impl<H: Handle> Served<H> {
             Output::Writing | Output::Blocked { .. } => false,
         };
         if !self.is_disconnected() && self.session.is_closed() && written {
-            self.seat.table().closed(self.seat.id);
             self.input = Vec::new();
-            self.requests.clear();
+            for (id, _) in std::mem::take(&mut self.requests) {
+                self.session.abandon_request(now, id);
+            }
+            if self.session.outstanding() == 0 {
+                self.seat.table().closed(self.seat.id);
+            } else if !self.seat.table().linger(self.seat.id) {
+                self.session.abandon_requests(now);
+            }
             self.phase = Phase::Lingering {
                 until: now + LATE_ANSWER_WAIT,
             };
@@ -642,6 +677,7 @@ impl<H: Handle> Served<H> {
         {
             // The end was reported with the last record.
             self.drain_events(now);
+            self.seat.table().closed(self.seat.id);
             self.phase = Phase::Over;
         }
     }
@@ -676,7 +712,6 @@ impl<H: Handle> Drop for Served<H> {
         let now = self.now;
         if !self.is_disconnected() {
             self.cut(now, Cut::Dropped);
-            self.seat.table().closed(self.seat.id);
         }
         self.session.abandon_requests(now);
         self.requests.clear();

@@ -466,3 +466,114 @@ fn input_beyond_the_window_is_kept_and_taken_as_slots_free() {
     assert_eq!(answered, 40);
     assert!(bench.served.wants_read());
 }
+
+#[test]
+fn requests_handed_out_but_never_taken_are_given_up_at_once_without_lingering() {
+    let mut bench = Bench::later();
+    bench.send(1, &WRITE);
+    // The adapter has not taken the request when the client goes.
+    bench.served.handle_eof(bench.now);
+    assert!(bench.served.is_over(), "nothing is with the application");
+    assert_eq!(
+        bench.reported.records()[0].outcome,
+        RequestOutcome::Abandoned { late: None }
+    );
+    assert_eq!(bench.reported.ends(), ["peer_closed"]);
+    assert_eq!(bench.seated(), (0, 0));
+}
+
+#[test]
+fn lingering_connections_are_bounded_and_a_stopping_server_gives_up_their_answers() {
+    let now = epoch();
+    let limits = AdmissionLimits {
+        max_sessions: 1,
+        ..AdmissionLimits::default()
+    };
+    let mut admission: Admission<&'static str> = Admission::new(limits, now);
+    let first = admission.connect(now, "192.0.2.1".parse().unwrap(), false, "first");
+    let second = admission.connect(now, "192.0.2.2".parse().unwrap(), false, "second");
+    assert!(admission.linger(first.id));
+    assert!(!admission.linger(second.id), "one lingering at most");
+    assert_eq!((admission.handshakes(), admission.lingering()), (0, 1));
+    admission.closed(first.id);
+    assert_eq!(admission.lingering(), 0);
+
+    // A lingering connection ordered to drop gives its late answers up.
+    let mut bench = Bench::later();
+    bench.send(1, &WRITE);
+    let _ = bench.served.poll_request().unwrap();
+    bench.served.handle_eof(bench.now);
+    assert!(!bench.served.is_over());
+    assert_eq!(lock(&bench.table).lingering(), 1);
+    bench.conn.order(Order::Stop);
+    bench.served.handle_order(bench.now);
+    assert!(!bench.served.is_over(), "a stop waits for the answer");
+    bench.conn.order(Order::Drop);
+    bench.served.handle_order(bench.now);
+    assert!(bench.served.is_over());
+    assert_eq!(
+        bench.reported.records()[0].outcome,
+        RequestOutcome::Abandoned { late: None }
+    );
+    assert_eq!(lock(&bench.table).lingering(), 0);
+}
+
+#[test]
+fn a_stop_given_before_requests_are_read_still_answers_them_then_closes() {
+    let mut bench = Bench::now_answering();
+    bench.send(1, &READ);
+    bench.flush();
+    bench.wire.clear();
+    // The stop comes while two more requests are on their way in.
+    bench.conn.order(Order::Stop);
+    let mut bytes = Vec::new();
+    for transaction_id in [2u16, 3] {
+        let mut adu = [0u8; 12];
+        let header = MbapHeader {
+            transaction_id,
+            unit_id: 1,
+        };
+        let n = encode_request(header, &READ, &mut adu).unwrap();
+        bytes.extend_from_slice(&adu[..n]);
+    }
+    bench.served.handle_read(bench.now, &bytes);
+    bench.flush();
+    assert_eq!(bench.wire.len(), 2 * 13, "both answered: {:?}", bench.wire);
+    assert!(bench.served.is_over());
+    assert_eq!(bench.reported.ends(), ["shutdown"]);
+    assert_eq!(bench.reported.records().len(), 3);
+}
+
+#[test]
+fn a_session_has_both_its_start_and_its_end_on_the_trail_or_neither_whenever_an_order_comes() {
+    for (order, label) in [
+        (Order::Close, "evicted"),
+        (Order::Stop, "shutdown"),
+        (Order::Drop, "dropped"),
+    ] {
+        let starts = |bench: &Bench| {
+            bench
+                .reported
+                .audit()
+                .iter()
+                .filter(|e| matches!(e, AuditEntry::SessionStarted { .. }))
+                .count()
+        };
+        // Ordered before its first request is read: it never starts.
+        let mut bench = Bench::now_answering();
+        bench.conn.order(order);
+        bench.send(1, &READ);
+        bench.flush();
+        assert!(bench.served.is_over(), "{label}");
+        assert_eq!((starts(&bench), bench.reported.ends().len()), (0, 0));
+        assert_eq!(bench.seated(), (0, 0));
+        // Ordered once established: its start and its end.
+        let mut bench = Bench::now_answering();
+        bench.send(1, &READ);
+        bench.conn.order(order);
+        bench.served.handle_order(bench.now);
+        bench.flush();
+        assert!(bench.served.is_over(), "{label}");
+        assert_eq!((starts(&bench), bench.reported.ends()), (1, vec![label]));
+    }
+}

@@ -88,6 +88,6 @@ pub use policy::{
     Problem, Rule, Subject, function_key, line_column, resolve_function_name,
 };
 pub use role::{
-    LoggedRole, MAX_ROLE_LEN, ROLE_OID, Role, RoleError, role_from_certificate,
+    LoggedRole, MAX_ROLE_LEN, NULL_ROLE_NAME, ROLE_OID, Role, RoleError, role_from_certificate,
     role_from_extension_value,
 };

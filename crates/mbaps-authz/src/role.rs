@@ -38,6 +38,9 @@ impl Role {
         if let Some((offset, character)) = name.char_indices().find(|(_, c)| c.is_control()) {
             return Err(RoleError::ControlCharacter { offset, character });
         }
+        if name == NULL_ROLE_NAME {
+            return Err(RoleError::NamedAsTheNullRole);
+        }
         Ok(Role(Arc::from(name)))
     }
 
@@ -134,7 +137,19 @@ pub enum RoleError {
         /// The character.
         character: char,
     },
+    /// The role is named as the policy file names the NULL role
+    /// (`[no_role]`, R-23): a real role of that name could not be told from
+    /// the certificates without one.
+    #[error(
+        "the role is named {NULL_ROLE_NAME:?}, the policy file's name for the NULL role (clients without a role)"
+    )]
+    NamedAsTheNullRole,
 }
+
+/// How the policy file names the NULL role, the role of a certificate
+/// without a role extension: its `[no_role]` table. No real role may
+/// have this name ([`RoleError::NamedAsTheNullRole`]).
+pub const NULL_ROLE_NAME: &str = "[no_role]";
 
 impl RoleError {
     /// The rule of the specification the certificate breaks: `R-65` for
@@ -151,9 +166,10 @@ impl RoleError {
             | RoleError::Malformed(_)
             | RoleError::TrailingBytes { .. }
             | RoleError::InvalidUtf8 { .. } => "R-22",
-            RoleError::Empty | RoleError::TooLong { .. } | RoleError::ControlCharacter { .. } => {
-                "R-21"
-            }
+            RoleError::Empty
+            | RoleError::TooLong { .. }
+            | RoleError::ControlCharacter { .. }
+            | RoleError::NamedAsTheNullRole => "R-21",
         }
     }
 }

@@ -139,3 +139,17 @@ fn the_server_certificate_and_the_ca_carry_no_role_and_garbage_is_an_error() {
         ));
     }
 }
+
+#[test]
+fn no_real_role_takes_the_name_the_policy_gives_the_null_role() {
+    let error = mbaps_authz::Role::new(mbaps_authz::NULL_ROLE_NAME).unwrap_err();
+    assert_eq!(error, mbaps_authz::RoleError::NamedAsTheNullRole);
+    assert_eq!(error.requirement(), "R-21");
+    assert!(error.to_string().contains("[no_role]"), "{error}");
+    // A policy file that names a real role so is refused, placed.
+    let text = "[roles.\"[no_role]\"]\nallow = []\n";
+    let refused = mbaps_authz::Policy::from_toml(text)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("NULL role"), "{refused}");
+}

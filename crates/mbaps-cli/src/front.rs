@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mbaps_admission::AdmissionLimits;
+use mbaps_admission::{AdmissionLimits, DEFAULT_WRITE_TIMEOUT, MAX_BOUND};
 use mbaps_authz::{Policy, Role};
-use mbaps_gateway_config::{GatewayFile, RouteSpec};
+use mbaps_config::{ConfigFile, RouteSpec};
 use mbaps_session::{
     CrlScope, ServerConfig, Timers, load_certificates, load_crls, load_private_key,
 };
@@ -58,16 +58,16 @@ pub(crate) struct FrontArgs {
     /// authenticated client beyond closes the session whose peer stopped
     /// reading, else the one idle the longest; if every session is busy,
     /// the newcomer is closed.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_BOUND as i64))]
     max_sessions: Option<u32>,
     /// Connections in their TLS handshake at once (default 32); beyond, a
     /// pending handshake is dropped (silent or slow ones first).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_BOUND as i64))]
     max_handshakes: Option<u32>,
     /// Connections in their TLS handshake at once from one address (an
     /// IPv6 /64; default 8); beyond, that address's oldest pending
     /// handshake is dropped.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_BOUND as i64))]
     max_handshakes_per_address: Option<u32>,
     /// Seconds a client has to finish its TLS handshake (default 10).
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
@@ -140,9 +140,9 @@ pub(crate) struct Front {
     crl: Vec<PathBuf>,
     crl_scope: CrlScopeArg,
     policy: PathBuf,
-    max_sessions: u32,
-    max_handshakes: u32,
-    max_handshakes_per_address: u32,
+    max_sessions: usize,
+    max_handshakes: usize,
+    max_handshakes_per_address: usize,
     handshake_timeout: Duration,
     write_timeout: Duration,
     idle_timeout: IdleTimeout,
@@ -162,8 +162,8 @@ impl FrontArgs {
     /// The flags over the configuration file (read now) over the defaults.
     pub(crate) fn resolve(&self) -> Result<Front> {
         let file = match &self.config {
-            Some(path) => mbaps_gateway_config::load(path)?,
-            None => GatewayFile::default(),
+            Some(path) => mbaps_config::load(path)?,
+            None => ConfigFile::default(),
         };
         let f = file.front;
         let plain = self.plain || f.plain.unwrap_or(false);
@@ -205,6 +205,7 @@ impl FrontArgs {
             (false, false, Some("verbose")) => (false, true),
             (quiet, verbose, _) => (quiet, verbose),
         };
+        let (bounds, timers) = (AdmissionLimits::default(), Timers::default());
         let log_format = match (self.log_format, f.log_format.as_deref()) {
             (Some(format), _) => format,
             (None, Some("json")) => LogFormat::Json,
@@ -220,29 +221,36 @@ impl FrontArgs {
             crl,
             crl_scope,
             policy,
-            max_sessions: self.max_sessions.or(f.max_sessions).unwrap_or(64),
-            max_handshakes: self.max_handshakes.or(f.max_handshakes).unwrap_or(32),
+            // The defaults are the libraries': written once, there.
+            max_sessions: self
+                .max_sessions
+                .or(f.max_sessions)
+                .map_or(bounds.max_sessions, |n| n as usize),
+            max_handshakes: self
+                .max_handshakes
+                .or(f.max_handshakes)
+                .map_or(bounds.max_handshakes, |n| n as usize),
             max_handshakes_per_address: self
                 .max_handshakes_per_address
                 .or(f.max_handshakes_per_address)
-                .unwrap_or(8),
+                .map_or(bounds.max_handshakes_per_address, |n| n as usize),
             handshake_timeout: self
                 .handshake_timeout
                 .or(f.handshake_timeout)
-                .unwrap_or(Duration::from_secs(10)),
+                .unwrap_or(timers.handshake_timeout),
             write_timeout: self
                 .write_timeout
                 .or(f.write_timeout)
-                .unwrap_or(Duration::from_secs(10)),
+                .unwrap_or(DEFAULT_WRITE_TIMEOUT),
             idle_timeout: self
                 .idle_timeout
                 .or(f.idle_timeout.map(IdleTimeout))
-                .unwrap_or(IdleTimeout(Some(Duration::from_secs(300)))),
+                .unwrap_or(IdleTimeout(timers.idle_timeout)),
             plain,
             plain_role,
             audit_log,
             audit_max_bytes: audit_max_bytes.unwrap_or(0),
-            audit_keep: audit_keep.unwrap_or(5),
+            audit_keep: audit_keep.unwrap_or(mbaps_observe::trail::DEFAULT_KEEP),
             metrics: self.metrics.clone().or(f.metrics),
             quiet,
             verbose,
@@ -252,7 +260,7 @@ impl FrontArgs {
     }
 }
 
-use mbaps_gateway_config::{MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS};
+use mbaps_config::{MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS};
 
 /// A timeout in seconds (fractions allowed), from 1 ms to a day (the
 /// configuration file's range).
@@ -436,9 +444,9 @@ impl Front {
         self.start_logging();
         let config = self.config()?;
         let limits = AdmissionLimits {
-            max_sessions: self.max_sessions as usize,
-            max_handshakes: self.max_handshakes as usize,
-            max_handshakes_per_address: self.max_handshakes_per_address as usize,
+            max_sessions: self.max_sessions,
+            max_handshakes: self.max_handshakes,
+            max_handshakes_per_address: self.max_handshakes_per_address,
         };
         let listen = self.listen.clone().unwrap_or_else(|| {
             if self.plain {

@@ -1,6 +1,6 @@
 //! `mbaps gateway`: the front of `mbaps server` (TLS with roles, or plain
 //! as one role), forwarding each authorized request to a device
-//! ([`mbaps_tokio::Gateway`]). A thin shell: the flags or the route file
+//! ([`mbaps_tokio::Gateway`]). A thin shell: the flags or the configuration file
 //! become [`Route`]s, the rest is the library's.
 
 use crate::key_log::KeyLogFromEnv;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use mbaps_codec::ExceptionCode;
-use mbaps_gateway_config::{RouteSpec, TlsSpec};
+use mbaps_config::{RouteSpec, TlsSpec};
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::upstream::{MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
 use mbaps_session::{ClientConfig, load_certificates, load_private_key};
@@ -60,24 +60,25 @@ pub(crate) struct GatewayArgs {
     /// --upstream).
     #[arg(long, requires = "upstream_tls")]
     upstream_server_name: Option<String>,
-    /// Requests on the wire to the device at once (most plain devices
-    /// answer one at a time).
-    #[arg(long, default_value_t = 1, requires = "upstream", value_parser = clap::value_parser!(u8).range(1..=MAX_UPSTREAM_IN_FLIGHT as i64))]
-    in_flight: u8,
+    /// Requests on the wire to the device at once (default 1: most plain
+    /// devices answer one at a time).
+    #[arg(long, requires = "upstream", value_parser = clap::value_parser!(u8).range(1..=MAX_UPSTREAM_IN_FLIGHT as i64))]
+    in_flight: Option<u8>,
     /// Requests waiting for the device, from every front session
-    /// together; one more is answered 0x06 (a session past its share,
-    /// see --queue-per-session, first).
-    #[arg(long, default_value_t = 64, requires = "upstream", value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
-    queue: u32,
+    /// together (default 64); one more is answered 0x06 (a session past
+    /// its share, see --queue-per-session, first).
+    #[arg(long, requires = "upstream", value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
+    queue: Option<u32>,
     /// Requests one front session may have waiting for the device
     /// (default: a quarter of --queue, so that at least four sessions can
     /// queue at once); its next is answered 0x06 while other sessions'
     /// requests are still taken.
     #[arg(long, value_name = "N", requires = "upstream", value_parser = clap::value_parser!(u32).range(1..=MAX_UPSTREAM_QUEUE as i64))]
     queue_per_session: Option<u32>,
-    /// Seconds from a request's arrival to its answer; past them, 0x0B.
-    #[arg(long, default_value = "3", value_name = "SECONDS", requires = "upstream", value_parser = seconds)]
-    upstream_timeout: Duration,
+    /// Seconds from a request's arrival to its answer (default 3); past
+    /// them, 0x0B.
+    #[arg(long, value_name = "SECONDS", requires = "upstream", value_parser = seconds)]
+    upstream_timeout: Option<Duration>,
     /// The unit id the device is addressed with, whatever the request's.
     #[arg(long, requires = "upstream")]
     unit_id: Option<u8>,
@@ -142,29 +143,33 @@ fn single_route(args: &GatewayArgs) -> Result<RouteSpec> {
             server_name: args
                 .upstream_server_name
                 .clone()
-                .unwrap_or_else(|| mbaps_gateway_config::host_of(&upstream).to_owned()),
+                .unwrap_or_else(|| mbaps_config::host_of(&upstream).to_owned()),
         }),
         _ => None,
     };
-    if let Some(share) = args.queue_per_session
-        && share > args.queue
+    // The defaults are the library's; its check names what is wrong.
+    let defaults = UpstreamLimits::default();
+    let limits = UpstreamLimits {
+        in_flight: args.in_flight.map_or(defaults.in_flight, usize::from),
+        queue: args.queue.map_or(defaults.queue, |n| n as usize),
+        queue_per_session: args.queue_per_session.map(|n| n as usize),
+        timeout: args.upstream_timeout.unwrap_or(defaults.timeout),
+        ..defaults
+    };
+    if let Some(share) = limits.queue_per_session
+        && share > limits.queue
     {
         anyhow::bail!(
             "--queue-per-session {share} is more than --queue {}: a session's share is part of the queue",
-            args.queue
+            limits.queue
         );
     }
+    limits.validate()?;
     Ok(RouteSpec {
         units: 0..=255,
         upstream,
         rewrite_unit: args.unit_id,
-        limits: UpstreamLimits {
-            in_flight: usize::from(args.in_flight),
-            queue: args.queue as usize,
-            queue_per_session: args.queue_per_session.map(|n| n as usize),
-            timeout: args.upstream_timeout,
-            ..UpstreamLimits::default()
-        },
+        limits,
         tls,
     })
 }

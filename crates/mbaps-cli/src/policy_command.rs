@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use mbaps_authz::{Decision, Policy, Role, Target};
+use mbaps_authz::{Decision, NULL_ROLE_NAME, Policy, Role, Target};
 use mbaps_codec::Request;
 
 /// Check a policy file, or explain a decision.
@@ -86,7 +86,7 @@ fn explain(args: &ExplainArgs) -> Result<bool> {
         .context("--role")?;
     let bytes = crate::decode::parse_hex(&args.pdu.join(" ")).context("the request PDU")?;
     let request = Request::decode(&bytes).context("the request PDU does not decode")?;
-    let subject = role.as_ref().map_or("[no_role]".to_owned(), |role| {
+    let subject = role.as_ref().map_or(NULL_ROLE_NAME.to_owned(), |role| {
         format!("roles.{}", role.as_str())
     });
     let explanation = policy

@@ -1,5 +1,5 @@
 //! `mbaps gateway --config`: units routed to two plain devices by a route
-//! file, one with its unit id rewritten; and a route file with mistakes,
+//! file, one with its unit id rewritten; and a configuration file with mistakes,
 //! each reported at its line and column before anything listens.
 
 mod common;

@@ -32,6 +32,9 @@ const QUEUE: usize = 65_536;
 /// 200,000 requests a second, 2,000 of its 65,536).
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
+/// Rotated files kept by default (`PATH.1` to `PATH.5`).
+pub const DEFAULT_KEEP: u32 = 5;
+
 /// Where entries are written, and how the file is rotated.
 #[derive(Clone, Debug)]
 pub struct AuditTarget {

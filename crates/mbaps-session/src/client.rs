@@ -8,9 +8,9 @@ use mbaps_codec::{Adu, CodecError, MbapHeader, Request, Response, encode_request
 use rustls::pki_types::ServerName;
 
 use crate::config::ClientConfig;
+use crate::connection::{Connection, Frame};
 use crate::error::SessionError;
 use crate::event::{ClientEvent, CloseReason, DropReason, InvalidResponse, Pdu};
-use crate::link::{Frame, Link};
 use crate::resumption::Forget;
 use crate::transport::{Tls, Transport};
 
@@ -32,7 +32,7 @@ struct Pending {
 /// [`ClientEvent::Aborted`]. The last event is [`ClientEvent::Closed`],
 /// exactly once.
 pub struct Client {
-    link: Link,
+    connection: Connection,
     outstanding: Vec<Pending>,
     max_outstanding: usize,
     next_transaction_id: u16,
@@ -95,7 +95,7 @@ impl Client {
             None => Transport::Plain(Default::default()),
         };
         let mut session = Client {
-            link: Link::new(transport, now, config.timers),
+            connection: Connection::new(transport, now, config.timers),
             outstanding: Vec::with_capacity(config.max_outstanding),
             max_outstanding: config.max_outstanding,
             next_transaction_id: 0,
@@ -105,9 +105,9 @@ impl Client {
             config: config.clone(),
         };
         if let Some(forget) = forget {
-            session.link.forget_on_alert(forget);
+            session.connection.forget_on_alert(forget);
         }
-        if session.link.is_open() {
+        if session.connection.is_open() {
             // Plain Modbus/TCP is up from the start.
             session.events.push_back(ClientEvent::Connected(None));
         }
@@ -167,7 +167,7 @@ impl Client {
         timeout: Duration,
         encode: impl FnOnce(MbapHeader, &mut [u8]) -> Result<usize, CodecError>,
     ) -> Result<u16, SessionError> {
-        if let Some(refused) = self.link.refusal() {
+        if let Some(refused) = self.connection.refusal() {
             return Err(refused);
         }
         if self.outstanding.len() >= self.max_outstanding {
@@ -179,14 +179,19 @@ impl Client {
             unit_id,
         };
         let written = self
-            .link
+            .connection
             .write_adu(now, |out| encode(header, out))
             .map(|written| written.map(|_| ()));
-        self.settle();
+        self.report_end();
         match written {
             Some(Ok(())) => {}
             Some(Err(error)) => return Err(SessionError::InvalidRequest(error)),
-            None => return Err(self.link.refusal().unwrap_or(SessionError::SendBufferFull)),
+            None => {
+                return Err(self
+                    .connection
+                    .refusal()
+                    .unwrap_or(SessionError::SendBufferFull));
+            }
         }
         self.outstanding.push(Pending {
             transaction_id,
@@ -217,20 +222,20 @@ impl Client {
     pub fn handle_tls(&mut self, now: Instant, bytes: &[u8]) {
         let mut input = bytes;
         while !input.is_empty() {
-            if self.link.read_tls(now, &mut input) {
-                let handshake = self.link.handshake();
+            if self.connection.read_tls(now, &mut input) {
+                let handshake = self.connection.handshake();
                 self.events.push_back(ClientEvent::Connected(handshake));
             }
             self.take_responses();
         }
-        self.settle();
+        self.report_end();
     }
 
     /// The connection's read side ended (a read returned 0 bytes).
     pub fn handle_eof(&mut self, _now: Instant) {
-        self.link.read_eof();
+        self.connection.read_eof();
         self.take_responses();
-        self.settle();
+        self.report_end();
     }
 
     /// Expires requests past their deadline and checks the session timers;
@@ -247,13 +252,14 @@ impl Client {
             }
             !expired
         });
-        self.link.check_timers(now, self.outstanding.is_empty());
-        self.settle();
+        self.connection
+            .check_timers(now, self.outstanding.is_empty());
+        self.report_end();
     }
 
     /// When [`Client::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let session = self.link.deadline(self.outstanding.is_empty());
+        let session = self.connection.deadline(self.outstanding.is_empty());
         let request = self.outstanding.iter().map(|p| p.deadline).min();
         match (session, request) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -268,7 +274,7 @@ impl Client {
 
     /// Appends the bytes to write to the connection; returns how many.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        self.link.poll_transmit(out)
+        self.connection.poll_transmit(out)
     }
 
     /// Closes the session with close_notify; requests in flight end with
@@ -276,18 +282,18 @@ impl Client {
     /// to answer with its own close_notify.
     pub fn close(&mut self, now: Instant) {
         self.abort_outstanding(&CloseReason::LocalClose);
-        self.link.close(now, CloseReason::LocalClose);
-        self.settle();
+        self.connection.close(now, CloseReason::LocalClose);
+        self.report_end();
     }
 
     /// Whether the server is verified and the session up.
     pub fn is_connected(&self) -> bool {
-        self.link.is_open()
+        self.connection.is_open()
     }
 
     /// Whether the session is over (its last event is reported).
     pub fn is_closed(&self) -> bool {
-        self.link.is_closed()
+        self.connection.is_closed()
     }
 
     /// Requests in flight.
@@ -324,8 +330,8 @@ impl Client {
 
     /// The one place that reports the end: requests in flight are
     /// aborted, then the end is the last event.
-    fn settle(&mut self) {
-        if let Some(reason) = self.link.take_end() {
+    fn report_end(&mut self) {
+        if let Some(reason) = self.connection.take_end() {
             self.abort_outstanding(&reason);
             self.events.push_back(ClientEvent::Closed(reason));
         }
@@ -344,14 +350,14 @@ impl Client {
     fn take_responses(&mut self) {
         loop {
             let Client {
-                link,
+                connection,
                 outstanding,
                 events,
                 discarded,
                 ended,
                 ..
             } = self;
-            let taken = link.take_frame(|frame, _| match frame {
+            let taken = connection.take_frame(|frame, _| match frame {
                 Frame::Discarded {
                     protocol_id,
                     transaction_id,

@@ -139,10 +139,10 @@
 pub mod call;
 mod client;
 mod config;
+mod connection;
 mod error;
 mod event;
 mod handler;
-mod link;
 mod load;
 mod record;
 mod resumption;
@@ -154,8 +154,8 @@ pub use call::{AsyncCalls, Calls, ClientError, Outcome};
 pub use client::Client;
 pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, CrlScope, DEFAULT_MAX_OUTSTANDING,
-    MAX_OUTSTANDING_LIMIT, MIN_TIMEOUT, PlainConfigBuilder, ServerConfig, ServerConfigBuilder,
-    ServerVerification, Timers, TlsVersions, crypto_provider,
+    MAX_OUTSTANDING_LIMIT, MAX_TIMEOUT, MIN_TIMEOUT, PlainConfigBuilder, ServerConfig,
+    ServerConfigBuilder, ServerVerification, Timers, TlsVersions, check_timeout, crypto_provider,
 };
 pub use error::SessionError;
 pub use event::{

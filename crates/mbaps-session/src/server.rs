@@ -9,10 +9,10 @@ use mbaps_codec::limits::MBAP_HEADER_LEN;
 use mbaps_codec::{Adu, CodecError, ExceptionCode, MbapHeader, Request, Response, encode_response};
 
 use crate::config::ServerConfig;
+use crate::connection::{Connection, Frame};
 use crate::error::SessionError;
 use crate::event::{CloseReason, Closing, Cut, Pdu, Rejection, RequestId, ServerEvent};
 use crate::handler::{Handler, Reply, RequestContext};
-use crate::link::{Frame, Link};
 use crate::record::{RecordedPdus, Recording, RequestOutcome, RequestRecord, Verdict};
 use crate::resumption::Forget;
 use crate::transport::{Tls, Transport};
@@ -53,7 +53,7 @@ const OUTPUT_HIGH_WATER: usize = 16 * 1024;
 /// is reported once as [`ServerEvent::Answered`] (the refused ones always,
 /// the others as [`Server::record`] asks).
 pub struct Server {
-    link: Link,
+    connection: Connection,
     /// Whom the session serves, and with which permissions.
     standing: Standing,
     role: Option<Role>,
@@ -108,7 +108,7 @@ impl Server {
             None => Transport::Plain(Default::default()),
         };
         let mut session = Server {
-            link: Link::new(transport, now, config.timers),
+            connection: Connection::new(transport, now, config.timers),
             standing: Standing::Handshaking,
             role: None,
             max_outstanding: config.max_outstanding,
@@ -123,12 +123,12 @@ impl Server {
             held_end: None,
         };
         if let Some(sessions) = &config.sessions {
-            session.link.forget_on_alert(Forget::Server {
+            session.connection.forget_on_alert(Forget::Server {
                 sessions: Arc::clone(sessions),
                 keys: Vec::new(),
             });
         }
-        if session.link.is_open() {
+        if session.connection.is_open() {
             // Plain Modbus/TCP: up from the start, but established only by
             // a request that decodes (see `Standing::AwaitingRequest`).
             let permissions = config.policy.permissions(config.plain_role.as_ref());
@@ -148,7 +148,7 @@ impl Server {
         self.arrived = now;
         let mut input = bytes;
         while !input.is_empty() && self.wants_read() {
-            if self.link.read_tls(now, &mut input) {
+            if self.connection.read_tls(now, &mut input) {
                 self.authenticate();
             }
             self.drop_frames_unless_open();
@@ -161,14 +161,14 @@ impl Server {
     /// Whether the session takes more input now: `false` while it holds
     /// received requests it has not handed out, and once it is over.
     pub fn wants_read(&self) -> bool {
-        !self.link.is_closed() && !self.link.has_plaintext()
+        !self.connection.is_closed() && !self.connection.has_plaintext()
     }
 
     /// The connection's read side ended (a read returned 0 bytes).
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = now;
         self.arrived = now;
-        self.link.read_eof();
+        self.connection.read_eof();
         self.drop_frames_unless_open();
         self.await_first_request();
         self.report_end();
@@ -178,27 +178,28 @@ impl Server {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if matches!(self.standing, Standing::AwaitingRequest(_))
-            && self.link.is_open()
-            && now >= self.link.handshake_deadline()
+            && self.connection.is_open()
+            && now >= self.connection.handshake_deadline()
         {
             let waited = self.config.timers.handshake_timeout;
-            self.link.fail(SessionError::NoRequest(waited));
+            self.connection.fail(SessionError::NoRequest(waited));
         }
-        self.link.check_timers(now, self.outstanding.is_empty());
+        self.connection
+            .check_timers(now, self.outstanding.is_empty());
         self.report_end();
     }
 
     /// When [`Server::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let link = self.link.deadline(self.outstanding.is_empty());
+        let connection = self.connection.deadline(self.outstanding.is_empty());
         match self.standing {
             // A plain connection has the handshake timeout to send its
             // first request.
-            Standing::AwaitingRequest(_) if self.link.is_open() => {
-                let first = self.link.handshake_deadline();
-                Some(link.map_or(first, |at| at.min(first)))
+            Standing::AwaitingRequest(_) if self.connection.is_open() => {
+                let first = self.connection.handshake_deadline();
+                Some(connection.map_or(first, |at| at.min(first)))
             }
-            _ => link,
+            _ => connection,
         }
     }
 
@@ -241,7 +242,7 @@ impl Server {
     /// Appends the bytes to write to the connection; returns how many.
     /// Drain after every call; after a failure it holds the alert.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
-        self.link.poll_transmit(out)
+        self.connection.poll_transmit(out)
     }
 
     /// What [`Server::poll_transmit`] gave went out at `now`: the idle
@@ -250,15 +251,15 @@ impl Server {
     /// session was busy meanwhile, not idle.
     pub fn handle_transmitted(&mut self, now: Instant) {
         self.now = now;
-        if self.link.is_open() {
-            self.link.touch(now);
+        if self.connection.is_open() {
+            self.connection.touch(now);
         }
     }
 
     /// Whether bytes wait for [`Server::poll_transmit`]: responses, or
     /// the alert or close_notify an ended session still owes its peer.
     pub fn wants_write(&self) -> bool {
-        self.link.wants_write()
+        self.connection.wants_write()
     }
 
     /// Answers request `id` (a [`ServerEvent::Request`]) with `response`,
@@ -326,7 +327,7 @@ impl Server {
     ) -> Result<(), SessionError> {
         self.now = now;
         let at = self.outstanding.iter().position(|o| o.id == id);
-        if let Some(refused) = self.link.refusal() {
+        if let Some(refused) = self.connection.refusal() {
             if let Some(at) = at {
                 // Its session ended: nobody receives the answer, but its
                 // record says what the application did.
@@ -343,7 +344,10 @@ impl Server {
         let mut sent = None;
         let mut result = Ok(());
         if function == pending.function {
-            match self.link.write_adu(now, |out| encode(pending.header, out)) {
+            match self
+                .connection
+                .write_adu(now, |out| encode(pending.header, out))
+            {
                 Some(Ok(adu)) => sent = Some(answer_in(adu, with_pdus)),
                 Some(Err(error)) => result = Err(SessionError::InvalidResponse(error)),
                 None => {}
@@ -357,7 +361,7 @@ impl Server {
         if sent.is_none() && result.is_err() {
             let failure = Response::exception(pending.function, ExceptionCode::ServerDeviceFailure);
             if let Some(Ok(adu)) = self
-                .link
+                .connection
                 .write_adu(now, |out| encode_response(pending.header, &failure, out))
             {
                 sent = Some(answer_in(adu, with_pdus));
@@ -370,7 +374,10 @@ impl Server {
                 // request goes unanswered with it.
                 let abandoned = RequestOutcome::Abandoned { late: None };
                 self.record_handed_out(pending, abandoned, None);
-                result = Err(self.link.refusal().unwrap_or(SessionError::SendBufferFull));
+                result = Err(self
+                    .connection
+                    .refusal()
+                    .unwrap_or(SessionError::SendBufferFull));
             }
         }
         self.report_end();
@@ -438,7 +445,7 @@ impl Server {
     /// owed its answer. An adapter calls this when it stops waiting (its
     /// bound on late answers, a server stopping for good).
     pub fn abandon_requests(&mut self, now: Instant) {
-        if !self.link.is_closed() {
+        if !self.connection.is_closed() {
             return;
         }
         self.now = now;
@@ -447,6 +454,23 @@ impl Server {
             self.record_handed_out(pending, abandoned, None);
         }
         self.report_end();
+    }
+
+    /// Gives up on request `id` alone, once the session has ended: one
+    /// handed out as an event that the application never took up (its
+    /// session ended first), so no late answer will come. As
+    /// [`Server::abandon_requests`], it does nothing before the end.
+    pub fn abandon_request(&mut self, now: Instant, id: RequestId) {
+        if !self.connection.is_closed() {
+            return;
+        }
+        self.now = now;
+        if let Some(at) = self.outstanding.iter().position(|o| o.id == id) {
+            let pending = self.outstanding.remove(at);
+            let abandoned = RequestOutcome::Abandoned { late: None };
+            self.record_handed_out(pending, abandoned, None);
+            self.report_end();
+        }
     }
 
     /// Closes the session with close_notify. Requests not yet answered are
@@ -464,7 +488,7 @@ impl Server {
     /// reported with the matching reason (evicted, refused, shutdown).
     pub fn close_for(&mut self, now: Instant, why: Closing) {
         self.now = now;
-        self.link.close(now, why.reason());
+        self.connection.close(now, why.reason());
         self.report_end();
     }
 
@@ -477,7 +501,7 @@ impl Server {
     /// reported exactly once.
     pub fn cut(&mut self, now: Instant, cut: Cut) {
         self.now = now;
-        self.link.cut(cut.reason());
+        self.connection.cut(cut.reason());
         self.report_end();
     }
 
@@ -491,7 +515,7 @@ impl Server {
     /// The client's certificate, once verified (`None` on plain Modbus/TCP
     /// and before the handshake has finished): for an audit trail.
     pub fn peer_certificate(&self) -> Option<&rustls::pki_types::CertificateDer<'static>> {
-        self.link
+        self.connection
             .transport()
             .peer_certificates()
             .and_then(|chain| chain.first())
@@ -500,7 +524,7 @@ impl Server {
     /// How the TLS session was set up, once the handshake is done (`None`
     /// before, and on plain Modbus/TCP).
     pub fn handshake(&self) -> Option<crate::event::Handshake> {
-        self.link.handshake()
+        self.connection.handshake()
     }
 
     /// The client's role, once authenticated (`None`: the NULL role).
@@ -525,7 +549,7 @@ impl Server {
 
     /// Whether the session is over (its last event is reported).
     pub fn is_closed(&self) -> bool {
-        self.link.is_closed()
+        self.connection.is_closed()
     }
 
     /// The configuration the session runs with.
@@ -537,7 +561,7 @@ impl Server {
     /// too many responses wait for `poll_transmit`.
     fn is_full(&self) -> bool {
         self.outstanding.len() >= self.max_outstanding
-            || self.link.queued_output() >= OUTPUT_HIGH_WATER
+            || self.connection.queued_output() >= OUTPUT_HIGH_WATER
     }
 
     /// The one place that reports the end: once, as the last event, after
@@ -546,7 +570,7 @@ impl Server {
     /// for their late answers ([`Server::send_response`] after the end) or
     /// for [`Server::abandon_requests`].
     fn report_end(&mut self) {
-        if let Some(reason) = self.link.take_end() {
+        if let Some(reason) = self.connection.take_end() {
             if self.recording < Recording::Every {
                 // Nobody reads their records: nothing to wait for.
                 self.outstanding.clear();
@@ -563,8 +587,8 @@ impl Server {
     /// Once closing, what still arrives is read only to find the peer's
     /// close: its frames are dropped.
     fn drop_frames_unless_open(&mut self) {
-        if !self.link.is_open() {
-            while self.link.take_frame(|_, _| ()).is_some() {}
+        if !self.connection.is_open() {
+            while self.connection.take_frame(|_, _| ()).is_some() {}
         }
     }
 
@@ -598,7 +622,7 @@ impl Server {
         if self.is_authenticated()
             && let Some(Err(error)) = self.verify_peer_again()
         {
-            self.link
+            self.connection
                 .close_failed(SessionError::NoLongerAccepted(error));
         }
         self.report_end();
@@ -609,7 +633,7 @@ impl Server {
     /// (plain Modbus/TCP, no certificate yet).
     fn verify_peer_again(&self) -> Option<Result<(), rustls::Error>> {
         let (verifier, clock) = self.config.verifier.as_ref()?;
-        let chain = self.link.transport().peer_certificates()?;
+        let chain = self.connection.transport().peer_certificates()?;
         let (leaf, intermediates) = chain.split_first()?;
         let checked = clock
             .current_time()
@@ -625,7 +649,7 @@ impl Server {
     /// checked at all (rustls takes the certificate from the session
     /// store), though it may have been revoked or expired since.
     fn handshake_needs_checking(&self) -> bool {
-        let resumed = self.link.handshake().is_some_and(|h| h.resumed);
+        let resumed = self.connection.handshake().is_some_and(|h| h.resumed);
         let replaced = match (&self.handshake_verifier, &self.config.verifier) {
             (Some(accepted), Some((current, _))) => !Arc::ptr_eq(accepted, current),
             _ => false,
@@ -640,19 +664,19 @@ impl Server {
     /// ([`Server::handshake_needs_checking`]): one it no longer accepts
     /// closes the session before any request is served.
     fn authenticate(&mut self) {
-        let role = if self.link.transport().is_plain() {
+        let role = if self.connection.transport().is_plain() {
             self.config.plain_role.clone()
         } else {
             // The verifier has checked the chain and the role extension; a
             // resumed session brings the same certificate back.
             let leaf = self
-                .link
+                .connection
                 .transport()
                 .peer_certificates()
                 .and_then(|chain| chain.first());
             let Some(leaf) = leaf else {
                 let error = rustls::Error::NoCertificatesPresented;
-                return self.link.fail(SessionError::Tls(error));
+                return self.connection.fail(SessionError::Tls(error));
             };
             let role = match role_from_certificate(leaf) {
                 Ok(role) => role,
@@ -660,14 +684,14 @@ impl Server {
                     let error = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
                         rustls::OtherError(Arc::new(error)),
                     ));
-                    return self.link.fail(SessionError::Tls(error));
+                    return self.connection.fail(SessionError::Tls(error));
                 }
             };
             if self.handshake_needs_checking()
                 && let Some(Err(error)) = self.verify_peer_again()
             {
                 return self
-                    .link
+                    .connection
                     .close_failed(SessionError::NoLongerAccepted(error));
             }
             role
@@ -676,7 +700,7 @@ impl Server {
         self.role = role.clone();
         self.events.push_back(ServerEvent::Authenticated {
             role,
-            handshake: self.link.handshake(),
+            handshake: self.connection.handshake(),
         });
     }
 
@@ -688,10 +712,10 @@ impl Server {
     /// admission for a place ([`Server::is_authenticated`]).
     fn await_first_request(&mut self) {
         while matches!(self.standing, Standing::AwaitingRequest(_))
-            && self.link.is_open()
+            && self.connection.is_open()
             && !self.is_full()
         {
-            let request = self.link.peek_frame(|frame| match frame {
+            let request = self.connection.peek_frame(|frame| match frame {
                 Frame::Adu { pdu, .. } => pdu[0] & 0x7F != 0 && Request::decode(pdu).is_ok(),
                 Frame::Discarded { .. } => false,
             });
@@ -710,7 +734,7 @@ impl Server {
     /// Takes requests out of the buffer while the window has room (see
     /// [`Server::take_frame`]).
     fn take_requests(&mut self, handler: Option<&dyn Handler>) {
-        while self.link.is_open() && !self.is_full() && self.is_authenticated() {
+        while self.connection.is_open() && !self.is_full() && self.is_authenticated() {
             if !self.take_frame(handler) {
                 break;
             }
@@ -723,7 +747,7 @@ impl Server {
     /// the session itself. `false` when there was no whole frame.
     fn take_frame(&mut self, handler: Option<&dyn Handler>) -> bool {
         let Server {
-            link,
+            connection,
             standing,
             role,
             outstanding,
@@ -742,7 +766,7 @@ impl Server {
                 &**permissions
             }
         };
-        let taken = link.take_frame(|frame, out| match frame {
+        let taken = connection.take_frame(|frame, out| match frame {
             Frame::Discarded { protocol_id, .. } => {
                 events.push_back(ServerEvent::Discarded { protocol_id });
                 Ok(())
@@ -834,11 +858,11 @@ impl Server {
         match taken {
             None => false,
             Some(Ok(())) => {
-                self.link.touch(self.now);
+                self.connection.touch(self.now);
                 true
             }
             Some(Err(error)) => {
-                self.link.fail(error);
+                self.connection.fail(error);
                 false
             }
         }

@@ -622,11 +622,15 @@ impl World {
             self.drain();
         }
         // The application answers what it still holds, late if the
-        // session is over: the records come, then the end.
+        // session is over (a session that ends as its last buffered
+        // request is taken hands that one out first): the records come,
+        // then the end.
         while !self.waiting.is_empty() {
-            self.answer(0);
+            while !self.waiting.is_empty() {
+                self.answer(0);
+            }
+            self.drain();
         }
-        self.drain();
     }
 }
 

@@ -14,7 +14,7 @@ fn refused(result: Result<impl std::fmt::Debug, ConfigError>, named: &str) {
     match result {
         Err(ConfigError::Option { option, limit, .. }) => {
             assert_eq!(option, named);
-            assert_eq!(limit, "at least 1 ms");
+            assert_eq!(limit, "at least 1 ms and at most a day");
         }
         other => panic!("{named}: {other:?}"),
     }
@@ -71,7 +71,7 @@ fn timers_below_one_millisecond_are_refused_by_name() {
     let error = server_builder().timers(handshake).build().unwrap_err();
     assert_eq!(
         error.to_string(),
-        "handshake_timeout is 0ns, but must be at least 1 ms"
+        "handshake_timeout is 0ns, but must be at least 1 ms and at most a day"
     );
 }
 

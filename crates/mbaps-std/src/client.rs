@@ -149,13 +149,13 @@ impl StdClient {
     fn wait(
         &mut self,
         txns: &[u16],
-        mut settle: impl FnMut(u16, Result<Pdu, ClientError>),
+        mut deliver: impl FnMut(u16, Result<Pdu, ClientError>),
     ) -> Result<(), ClientError> {
         let mut left = txns.len();
         while left > 0 {
             self.wait_any(txns, |txn, result| {
                 left -= 1;
-                settle(txn, result);
+                deliver(txn, result);
             })?;
         }
         Ok(())
@@ -166,18 +166,18 @@ impl StdClient {
     fn wait_any(
         &mut self,
         txns: &[u16],
-        mut settle: impl FnMut(u16, Result<Pdu, ClientError>),
+        mut deliver: impl FnMut(u16, Result<Pdu, ClientError>),
     ) -> Result<(), ClientError> {
         loop {
-            let mut settled = false;
+            let mut delivered = false;
             while let Some(event) = self.session.poll_event() {
                 match Outcome::from(event) {
                     Outcome::Call {
                         transaction_id,
                         result,
                     } if txns.contains(&transaction_id) => {
-                        settled = true;
-                        settle(transaction_id, result);
+                        delivered = true;
+                        deliver(transaction_id, result);
                     }
                     // Responses that came with the close are still handed
                     // over (every outcome comes before `Closed`).
@@ -186,7 +186,7 @@ impl StdClient {
                     _ => {}
                 }
             }
-            if settled {
+            if delivered {
                 return Ok(());
             }
             if let Some(reason) = &self.ended {

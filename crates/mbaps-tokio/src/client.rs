@@ -411,11 +411,11 @@ impl Driver {
                 // The connection is gone: responses that came before are
                 // handed over; the calls still waiting get the error.
                 Err(error) => {
-                    self.settle(link);
+                    self.deliver_outcomes(link);
                     return (!closing).then_some(error);
                 }
             }
-            if let Some(reason) = self.settle(link) {
+            if let Some(reason) = self.deliver_outcomes(link) {
                 // What the session owes the server (close_notify in answer
                 // to its own, or an alert), then the end.
                 let _ = link.flush(&mut out).await;
@@ -443,7 +443,7 @@ impl Driver {
 
     /// Hands every outcome to its caller (a caller that gave up is gone:
     /// its outcome is dropped). Returns how the session ended, if it did.
-    fn settle(&mut self, link: &mut Connection) -> Option<CloseReason> {
+    fn deliver_outcomes(&mut self, link: &mut Connection) -> Option<CloseReason> {
         let mut closed = None;
         while let Some(event) = link.session.poll_event() {
             match Outcome::from(event) {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use mbaps_codec::ExceptionCode;
 use mbaps_session::{Handler, Pdu, RequestId};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 pub use mbaps_admission::IncomingRequest;
 
@@ -70,6 +71,45 @@ pub(crate) type Answer = (RequestId, Result<Pdu, ExceptionCode>);
 
 /// Where a session's answers come back.
 pub(crate) type AnswerSender = mpsc::UnboundedSender<Answer>;
+
+/// The answers given later to one session's requests: the channel they
+/// come back on, and the tasks of an [`AsyncHandler`]'s futures, aborted
+/// when the session's task ends (after its late answers are in, or
+/// waited for long enough). Nothing is allocated before the first.
+#[derive(Default)]
+pub(crate) struct Answers {
+    channel: Option<(AnswerSender, mpsc::UnboundedReceiver<Answer>)>,
+    tasks: Option<JoinSet<()>>,
+}
+
+impl Answers {
+    /// Where an answer for this session is sent.
+    fn sender(&mut self) -> &AnswerSender {
+        &self.channel.get_or_insert_with(mpsc::unbounded_channel).0
+    }
+
+    /// Runs `answer` as a task of this session; its result goes back with
+    /// `reply`.
+    fn spawn(&mut self, answer: sealed::BoxedAnswer, reply: Reply) {
+        let tasks = self.tasks.get_or_insert_with(JoinSet::new);
+        // Tasks that ended are let go of as new ones come.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move { reply.send(answer.await) });
+    }
+
+    /// The next answer; pending while none can come.
+    pub(crate) async fn next(&mut self) -> Option<Answer> {
+        match &mut self.channel {
+            Some((_, receiver)) => receiver.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// An answer that came already, if any.
+    pub(crate) fn ready(&mut self) -> Option<Answer> {
+        self.channel.as_mut()?.1.try_recv().ok()
+    }
+}
 
 /// The answer owed to one request handed out: sent once, to its session;
 /// dropped unsent (a handler that panicked, a device task that ended), it
@@ -138,26 +178,28 @@ pub(crate) mod sealed {
 
     impl Answering {
         /// How the served connection answers.
-        pub fn served(&self) -> mbaps_admission::Answering {
+        pub(crate) fn served(&self) -> mbaps_admission::Answering {
             match self {
                 Answering::Now(handler) => mbaps_admission::Answering::Now(Arc::clone(handler)),
                 Answering::Later(_) | Answering::Forward(_) => mbaps_admission::Answering::Later,
             }
         }
 
-        /// Starts answering request `id`: its answer comes back on
+        /// Starts answering request `id`: its answer comes back in
         /// `answers`.
-        pub fn start(&self, id: RequestId, request: IncomingRequest, answers: &AnswerSender) {
+        pub(crate) fn start(&self, id: RequestId, request: IncomingRequest, answers: &mut Answers) {
             match self {
                 Answering::Later(handler) => {
                     let answer = handler.answer(request);
-                    let reply = Reply::new(answers, id, ExceptionCode::ServerDeviceFailure);
-                    tokio::spawn(async move { reply.send(answer.await) });
+                    let reply =
+                        Reply::new(answers.sender(), id, ExceptionCode::ServerDeviceFailure);
+                    answers.spawn(answer, reply);
                 }
-                Answering::Forward(gateway) => gateway.forward(id, request, answers),
-                // Answered at once: nothing is handed out.
+                Answering::Forward(gateway) => gateway.forward(id, request, answers.sender()),
+                // Answered at once: nothing is handed out, and one that
+                // were would get 0x04 (the reply dropped unsent).
                 Answering::Now(_) => {
-                    Reply::new(answers, id, ExceptionCode::ServerDeviceFailure);
+                    Reply::new(answers.sender(), id, ExceptionCode::ServerDeviceFailure);
                 }
             }
         }

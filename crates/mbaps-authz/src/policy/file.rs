@@ -198,7 +198,7 @@ impl Checker<'_> {
 }
 
 /// 1-based line and column (in characters) of a byte offset of `text`:
-/// where a [`Problem`] of a file is reported (the gateway's route file
+/// where a [`Problem`] of a file is reported (the gateway's configuration file
 /// reports its mistakes the same way).
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or(text);

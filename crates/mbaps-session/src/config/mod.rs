@@ -181,21 +181,28 @@ impl Default for Timers {
 /// timeout of `None`).
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
-/// Checks that `value`, the option `option`, is at least [`MIN_TIMEOUT`].
-pub(crate) fn check_timeout(option: &'static str, value: Duration) -> Result<(), ConfigError> {
-    if value < MIN_TIMEOUT {
+/// The longest timeout any timer takes: a day. A longer one is a mistake
+/// (a value in milliseconds given as seconds), and where "never" is meant
+/// the option says so.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Checks that `value`, the option `option`, is from [`MIN_TIMEOUT`] to
+/// [`MAX_TIMEOUT`]: the one range of every timeout of mbaps (the
+/// configuration file and the command line check theirs against these).
+pub fn check_timeout(option: &'static str, value: Duration) -> Result<(), ConfigError> {
+    if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&value) {
         return Err(ConfigError::Option {
             option,
             value: format!("{value:?}"),
-            limit: "at least 1 ms",
+            limit: "at least 1 ms and at most a day",
         });
     }
     Ok(())
 }
 
 impl Timers {
-    /// Checks every timer against [`MIN_TIMEOUT`] (the idle timeout may
-    /// be `None`: never).
+    /// Checks every timer against [`MIN_TIMEOUT`] and [`MAX_TIMEOUT`]
+    /// (the idle timeout may be `None`: never).
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_timeout("handshake_timeout", self.handshake_timeout)?;
         check_timeout("close_timeout", self.close_timeout)?;

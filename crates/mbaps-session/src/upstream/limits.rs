@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{MAX_OUTSTANDING_LIMIT, MIN_TIMEOUT};
+use crate::config::{MAX_OUTSTANDING_LIMIT, MAX_TIMEOUT, MIN_TIMEOUT};
 
 /// The most requests a gateway keeps on the wire to one device: legacy
 /// devices answer one at a time, and the Implementation Guide's 16 is the
@@ -73,8 +73,8 @@ pub enum LimitError {
         /// `queue`.
         queue: usize,
     },
-    /// `timeout` below 1 ms.
-    #[error("timeout is {0:?}: it must be at least 1 ms")]
+    /// `timeout` below 1 ms or above a day.
+    #[error("timeout is {0:?}: it must be at least 1 ms and at most a day")]
     Timeout(Duration),
     /// `initial_backoff` below 1 ms or above `max_backoff`.
     #[error("initial_backoff {initial:?} must be at least 1 ms and at most max_backoff {max:?}")]
@@ -103,7 +103,7 @@ impl UpstreamLimits {
                 queue: self.queue,
             });
         }
-        if self.timeout < MIN_TIMEOUT {
+        if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&self.timeout) {
             return Err(LimitError::Timeout(self.timeout));
         }
         if self.initial_backoff < MIN_TIMEOUT || self.initial_backoff > self.max_backoff {

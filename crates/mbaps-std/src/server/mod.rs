@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mbaps_admission::{
-    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, Handle, LISTEN_BACKLOG,
-    Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
+    Admission, AdmissionLimits, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN,
+    Handle, LISTEN_BACKLOG, Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
 };
 use mbaps_admission::{AuditEntry, Auditor, SessionLog};
 use mbaps_session::{Handler, ServerConfig};
@@ -140,7 +140,7 @@ impl StdServer {
             handler: Arc::new(handler),
             limits: AdmissionLimits::default(),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             observer: Arc::new(|_| {}),
             auditor: None,
         }
@@ -367,7 +367,8 @@ impl ServerHandle {
         }
         self.order_all(|stage| match stage {
             Stage::Handshake => Order::Drop,
-            Stage::Session => Order::Stop,
+            // Lingering ones wait for their late answers within the grace.
+            Stage::Session | Stage::Lingering => Order::Stop,
         });
         if !self.shared.wait_for_threads(self.shutdown_grace) {
             self.order_all(|_| Order::Drop);

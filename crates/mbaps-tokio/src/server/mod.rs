@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mbaps_admission::{
-    Admission, AdmissionLimits, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN, Handle, LISTEN_BACKLOG,
-    Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
+    Admission, AdmissionLimits, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN,
+    Handle, LISTEN_BACKLOG, Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
 };
 use mbaps_admission::{AuditEntry, Auditor, SessionLog, Severity};
 use mbaps_session::{ServerConfig, ServerEvent};
@@ -160,7 +160,7 @@ impl TokioServer {
             answering: handler.into_answering(),
             limits: AdmissionLimits::default(),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             observer: Arc::new(|_| {}),
             auditor: None,
         }
@@ -320,7 +320,8 @@ impl TokioServer {
         // handshakes end now.
         order_all(&table, |stage| match stage {
             Stage::Handshake => Order::Drop,
-            Stage::Session => Order::Stop,
+            // Lingering ones wait for their late answers within the grace.
+            Stage::Session | Stage::Lingering => Order::Stop,
         });
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while sessions.join_next().await.is_some() {}

@@ -8,11 +8,11 @@ use mbaps_admission::{Seat, Served, SessionReport};
 use mbaps_session::{Cut, ServerConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::connection::{Conn, Io, Read};
+use crate::handler::Answers;
 use crate::handler::sealed::Answering;
-use crate::handler::{Answer, AnswerSender};
 use crate::timer::Timer;
 
 /// Where a connection is served from: what the accept loop hands its
@@ -50,16 +50,14 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
     let Ok(mut served) = served else {
         return;
     };
-    let mut shut = false;
     let mut io = Io::new(stream);
     let mut timer = Timer::new();
-    // Where answers given later come back: made at the first.
-    let mut answers: Option<(AnswerSender, mpsc::UnboundedReceiver<Answer>)> = None;
+    let mut answers = Answers::default();
+    // The connection: until nothing more is read or written on it.
     loop {
         let now = Instant::now();
         while let Some((id, request)) = served.poll_request() {
-            let (to, _) = answers.get_or_insert_with(mpsc::unbounded_channel);
-            answering.start(id, request, to);
+            answering.start(id, request, &mut answers);
         }
         if !io.is_flushed() || served.poll_transmit(now, io.out()) > 0 {
             match io.flush() {
@@ -71,13 +69,8 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
                 continue;
             }
         }
-        if served.is_over() {
+        if served.is_disconnected() {
             break;
-        }
-        if served.is_disconnected() && !shut {
-            // Over but for late answers' records: the peer gets its FIN.
-            shut = true;
-            let _ = io.stream.shutdown().await;
         }
         timer.set(served.poll_timeout());
         // Biased: orders first, so that once told to stop the session
@@ -86,24 +79,22 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
             biased;
             () = conn.wake.notified() => served.handle_order(Instant::now()),
             () = timer.fired() => served.handle_timeout(Instant::now()),
-            changed = reloads.changed(), if !served.is_disconnected() => if changed.is_ok() {
+            changed = reloads.changed() => if changed.is_ok() {
                 let config = Arc::clone(&reloads.borrow_and_update());
                 served.handle_reload(Instant::now(), &config);
             },
-            Some((id, answer)) = next_answer(&mut answers) => {
+            Some((id, answer)) = answers.next() => {
                 // Answers that end together go out together (one write, one
                 // TLS record), not one by one.
                 let now = Instant::now();
                 served.handle_answer(now, id, answer);
-                while let Some((id, answer)) = answers.as_mut().and_then(|(_, a)| a.try_recv().ok()) {
+                while let Some((id, answer)) = answers.ready() {
                     served.handle_answer(now, id, answer);
                 }
             }
-            writable = io.stream.writable(), if !io.is_flushed() && !served.is_disconnected() => {
-                if let Err(error) = writable {
-                    served.handle_cut(Instant::now(), Cut::Reset(error.kind()));
-                }
-            }
+            writable = io.stream.writable(), if !io.is_flushed() => if let Err(error) = writable {
+                served.handle_cut(Instant::now(), Cut::Reset(error.kind()));
+            },
             readable = io.stream.readable(), if served.wants_read() => {
                 let now = Instant::now();
                 match readable.and_then(|()| io.try_read(|bytes| served.handle_read(now, bytes))) {
@@ -114,14 +105,18 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
             }
         }
     }
-}
-
-/// The next answer given later; pending while none can come.
-async fn next_answer(
-    answers: &mut Option<(AnswerSender, mpsc::UnboundedReceiver<Answer>)>,
-) -> Option<Answer> {
-    match answers {
-        Some((_, receiver)) => receiver.recv().await,
-        None => std::future::pending().await,
+    let _ = io.stream.shutdown().await;
+    drop(io);
+    // Over but for the records of requests still with the application:
+    // their late answers are waited for without the socket (bounded in
+    // time and in number by the served connection).
+    while !served.is_over() {
+        timer.set(served.poll_timeout());
+        tokio::select! {
+            biased;
+            () = conn.wake.notified() => served.handle_order(Instant::now()),
+            () = timer.fired() => served.handle_timeout(Instant::now()),
+            Some((id, answer)) = answers.next() => served.handle_answer(Instant::now(), id, answer),
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! # mbaps-gateway-config
+//! # mbaps-config
 //!
 //! The configuration file of `mbaps server --config` and `mbaps gateway
 //! --config`: the front's settings (top-level keys named as the flags are:
@@ -50,19 +50,20 @@ use mbaps_session::upstream::{MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, Upstre
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
-/// Largest route file accepted, in bytes.
-pub const MAX_GATEWAY_FILE_BYTES: usize = 256 * 1024;
-/// The longest timeout accepted, in seconds: a day.
-pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+/// Largest configuration file accepted, in bytes.
+pub const MAX_CONFIG_FILE_BYTES: usize = 256 * 1024;
+/// The longest timeout accepted, in seconds: a day
+/// ([`mbaps_session::MAX_TIMEOUT`]).
+pub const MAX_TIMEOUT_SECONDS: f64 = mbaps_session::MAX_TIMEOUT.as_secs_f64();
 /// The shortest timeout accepted, in seconds: 1 ms
 /// ([`mbaps_session::MIN_TIMEOUT`]).
-pub const MIN_TIMEOUT_SECONDS: f64 = 0.001;
+pub const MIN_TIMEOUT_SECONDS: f64 = mbaps_session::MIN_TIMEOUT.as_secs_f64();
 
 /// A configuration file, checked: what `mbaps server` and `mbaps gateway`
 /// take from it (every key means what the flag of its name means; a flag
 /// given overrides its key), and the gateway's routes.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct GatewayFile {
+pub struct ConfigFile {
     /// The front's settings.
     pub front: FrontSettings,
     /// The routes, in file order; no two take the same unit id. Only
@@ -119,9 +120,6 @@ pub struct FrontSettings {
     pub log_format: Option<String>,
 }
 
-/// The most sessions or handshakes a bound may be set to.
-pub const MAX_BOUND: i64 = 100_000;
-
 /// One route of the file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RouteSpec {
@@ -152,10 +150,10 @@ pub struct TlsSpec {
     pub server_name: String,
 }
 
-/// Why a route file could not be loaded.
+/// Why a configuration file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum GatewayFileError {
+pub enum ConfigFileError {
     /// The file could not be read.
     #[error("cannot read the gateway file {}: {source}", path.display())]
     Io {
@@ -175,34 +173,34 @@ pub enum GatewayFileError {
     },
 }
 
-impl GatewayFileError {
+impl ConfigFileError {
     /// The mistakes, if the file was read but is wrong.
     pub fn problems(&self) -> &[Problem] {
         match self {
-            GatewayFileError::Invalid { problems, .. } => problems,
-            GatewayFileError::Io { .. } => &[],
+            ConfigFileError::Invalid { problems, .. } => problems,
+            ConfigFileError::Io { .. } => &[],
         }
     }
 }
 
-/// Reads and checks a route file; relative TLS paths are taken from the
+/// Reads and checks a configuration file; relative TLS paths are taken from the
 /// file's folder.
-pub fn load(path: &Path) -> Result<GatewayFile, GatewayFileError> {
-    let io = |source| GatewayFileError::Io {
+pub fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
+    let io = |source| ConfigFileError::Io {
         path: path.to_owned(),
         source,
     };
     let size = std::fs::metadata(path).map_err(io)?.len();
     let origin = path.display().to_string();
-    if size > MAX_GATEWAY_FILE_BYTES as u64 {
-        return Err(GatewayFileError::Invalid {
+    if size > MAX_CONFIG_FILE_BYTES as u64 {
+        return Err(ConfigFileError::Invalid {
             origin,
             problems: vec![too_long(size)],
         });
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
     let mut file =
-        parse(&text).map_err(|problems| GatewayFileError::Invalid { origin, problems })?;
+        parse(&text).map_err(|problems| ConfigFileError::Invalid { origin, problems })?;
     let folder = path.parent().unwrap_or(Path::new("."));
     let relative = |path: &mut PathBuf| {
         if path.is_relative() && path.as_os_str() != "-" {
@@ -236,7 +234,7 @@ fn too_long(size: u64) -> Problem {
         line: 1,
         column: 1,
         message: format!(
-            "the file is {size} bytes long; at most {MAX_GATEWAY_FILE_BYTES} are accepted"
+            "the file is {size} bytes long; at most {MAX_CONFIG_FILE_BYTES} are accepted"
         ),
     }
 }
@@ -367,10 +365,12 @@ impl Checker<'_> {
         let text = |value: &Option<Spanned<String>>| value.as_ref().map(|v| v.get_ref().clone());
         let path =
             |value: &Option<Spanned<String>>| value.as_ref().map(|v| PathBuf::from(v.get_ref()));
+        // The admission bounds' range is mbaps_admission's.
+        let max_bound = mbaps_admission::MAX_BOUND as i64;
         let mut bound = |key: &str, value: &Option<Spanned<i64>>| {
             value
                 .as_ref()
-                .and_then(|v| self.number(key, v, 1..=MAX_BOUND))
+                .and_then(|v| self.number(key, v, 1..=max_bound))
                 .map(|n| n as u32)
         };
         let max_sessions = bound("max_sessions", &doc.max_sessions);
@@ -624,9 +624,9 @@ pub fn host_of(upstream: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-/// Parses and checks a route file's text, reporting every mistake.
-pub fn parse(text: &str) -> Result<GatewayFile, Vec<Problem>> {
-    if text.len() > MAX_GATEWAY_FILE_BYTES {
+/// Parses and checks a configuration file's text, reporting every mistake.
+pub fn parse(text: &str) -> Result<ConfigFile, Vec<Problem>> {
+    if text.len() > MAX_CONFIG_FILE_BYTES {
         return Err(vec![too_long(text.len() as u64)]);
     }
     let doc: FileDoc = toml::from_str(text).map_err(|error| {
@@ -721,7 +721,7 @@ pub fn parse(text: &str) -> Result<GatewayFile, Vec<Problem>> {
         routes.push(spec);
     }
     if checker.problems.is_empty() {
-        Ok(GatewayFile { front, routes })
+        Ok(ConfigFile { front, routes })
     } else {
         checker.problems.sort_by_key(|p| (p.line, p.column));
         Err(checker.problems)

@@ -1,4 +1,4 @@
-//! The TLS link both sides share: ciphertext in, MBAP frames out, ADUs in,
+//! The connection under a session, either side: ciphertext in, MBAP frames out, ADUs in,
 //! ciphertext out, and the session's one lifecycle state. It holds the
 //! session's only buffers, each with a fixed bound, and its timers.
 //!
@@ -10,7 +10,7 @@
 //!           close(), peer's close      alert, a stream that cannot be followed
 //! ```
 //!
-//! Every move to `Closed` goes through [`Link::finish`], which leaves the
+//! Every move to `Closed` goes through [`Connection::finish`], which leaves the
 //! reason for the side to report once, as its last event, after any alert
 //! owed to the peer is queued.
 
@@ -63,7 +63,7 @@ pub(crate) enum Frame<'a> {
     },
 }
 
-/// What the front of some plaintext held, for [`Link::take_frame`].
+/// What the front of some plaintext held, for [`Connection::take_frame`].
 enum Step<R, F> {
     /// A whole frame, handed to the caller: drop `consumed` bytes.
     Taken { result: R, consumed: usize },
@@ -109,7 +109,7 @@ fn next_frame<R, F: FnOnce(Frame<'_>, &mut Vec<u8>) -> R>(
     }
 }
 
-pub(crate) struct Link {
+pub(crate) struct Connection {
     conn: Transport,
     state: State,
     /// How the session ended, until the side has reported it.
@@ -133,15 +133,15 @@ pub(crate) struct Link {
     forget: Option<Forget>,
 }
 
-impl Link {
-    pub(crate) fn new(mut conn: Transport, now: Instant, timers: Timers) -> Link {
+impl Connection {
+    pub(crate) fn new(mut conn: Transport, now: Instant, timers: Timers) -> Connection {
         conn.set_send_limit(SEND_BUFFER_LIMIT);
         let state = if conn.is_plain() {
             State::Open
         } else {
             State::Handshaking
         };
-        Link {
+        Connection {
             conn,
             state,
             end: None,
@@ -167,7 +167,7 @@ impl Link {
     }
 
     /// The one move to `Closed`: the first reason stays; it waits in
-    /// [`Link::take_end`] for the side to report.
+    /// [`Connection::take_end`] for the side to report.
     fn finish(&mut self, reason: CloseReason) {
         if matches!(self.state, State::Closed(_)) {
             return;
@@ -303,7 +303,7 @@ impl Link {
         }
     }
 
-    /// Whether the link holds plaintext that may make a frame: the side
+    /// Whether the connection holds plaintext that may make a frame: the side
     /// must take frames before more input is read.
     pub(crate) fn has_plaintext(&self) -> bool {
         let in_rx = !self.rx.is_empty()
@@ -324,7 +324,7 @@ impl Link {
     }
 
     /// Calls `f` with the next whole frame of the stream, as
-    /// [`Link::take_frame`] does, but leaves the frame where it is: the
+    /// [`Connection::take_frame`] does, but leaves the frame where it is: the
     /// next `take_frame` gets it again. `None` when no whole frame is
     /// there (or the session is over).
     pub(crate) fn peek_frame<R>(&mut self, f: impl FnOnce(Frame<'_>) -> R) -> Option<R> {

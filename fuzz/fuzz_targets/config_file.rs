@@ -1,6 +1,6 @@
-//! The gateway's route file on arbitrary text: never panics; every error
-//! is placed at a line and column; a file that loads routes each unit id
-//! at most once, with limits in range.
+//! The configuration file (the front's keys and the gateway's routes) on
+//! arbitrary text: never panics; every error is placed at a line and column;
+//! a file that loads routes each unit id at most once, with limits in range.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match mbaps_gateway_config::parse(text) {
+    match mbaps_config::parse(text) {
         Ok(file) => {
             let mut taken = [false; 256];
             for route in &file.routes {

@@ -101,7 +101,7 @@ fn unknown_keys_and_syntax_errors_are_placed() {
     let found = problems("[[route]\n");
     assert_eq!(found[0].0, 1);
     // An empty file is a file with nothing in it: the defaults, no route.
-    assert_eq!(parse("").unwrap(), GatewayFile::default());
+    assert_eq!(parse("").unwrap(), ConfigFile::default());
 }
 
 #[test]
