@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use mbaps_admission::AuditEntry;
-use mbaps_authz::Table;
+
 use mbaps_codec::function_name;
-use mbaps_session::{RequestOutcome, Verdict};
+use mbaps_session::{RequestOutcome, RequestRecord, Verdict};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -95,6 +95,7 @@ pub fn start(target: AuditTarget) -> Result<(AuditSink, AuditWriter)> {
             target,
             text: Vec::with_capacity(512),
         },
+        clock: Clock::default(),
         dropped: Arc::clone(&dropped),
         identities: HashMap::new(),
     };
@@ -142,10 +143,67 @@ struct Identity {
     subject: Value,
     fingerprint: Value,
     role: Value,
+    /// `"peer":…,"subject":…,"fingerprint":…` as each of its request
+    /// lines has them: serialized once, at the session's start.
+    fields: Vec<u8>,
+}
+
+impl Identity {
+    /// `"peer":…,"subject":…,"fingerprint":…` of a request line.
+    fn fields(peer: SocketAddr, subject: &Value, fingerprint: &Value) -> Vec<u8> {
+        let mut fields = Vec::with_capacity(160);
+        let _ = write!(fields, "\"peer\":\"{peer}\",\"subject\":");
+        let _ = serde_json::to_writer(&mut fields, subject);
+        fields.extend_from_slice(b",\"fingerprint\":");
+        let _ = serde_json::to_writer(&mut fields, fingerprint);
+        fields
+    }
+}
+
+/// RFC 3339 times, UTC, to the microsecond: the date and time of the
+/// current second are formatted once a second, not once a line.
+#[derive(Default)]
+struct Clock {
+    second: Option<u64>,
+    /// `YYYY-MM-DDTHH:MM:SS` of `second`.
+    prefix: String,
+}
+
+impl Clock {
+    /// Appends `at`, formatted.
+    fn write(&mut self, at: SystemTime, out: &mut Vec<u8>) {
+        let since = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        if self.second != Some(since.as_secs()) {
+            let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs());
+            let date = time::OffsetDateTime::from(whole);
+            self.prefix = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                date.year(),
+                u8::from(date.month()),
+                date.day(),
+                date.hour(),
+                date.minute(),
+                date.second()
+            );
+            self.second = Some(since.as_secs());
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        let _ = write!(out, ".{:06}Z", since.subsec_micros());
+    }
+
+    /// `at`, formatted, as a string.
+    fn format(&mut self, at: SystemTime) -> String {
+        let mut out = Vec::with_capacity(27);
+        self.write(at, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
 }
 
 struct Writer {
     file: TrailFile,
+    clock: Clock,
     dropped: Arc<AtomicU64>,
     /// The sessions open, by peer: their requests are written with the
     /// subject and fingerprint of the session's certificate.
@@ -168,6 +226,11 @@ impl TrailFile {
         if serde_json::to_writer(&mut self.text, line).is_err() {
             return;
         }
+        self.commit();
+    }
+
+    /// Writes the line built in `text` (a JSON object), and a newline.
+    fn commit(&mut self) {
         self.text.push(b'\n');
         let len = self.text.len() as u64;
         if self.target.max_bytes > 0
@@ -210,45 +273,6 @@ impl TrailFile {
     }
 }
 
-/// A request's line: serialized straight from borrowed fields (the hot
-/// path of the trail; a session's lines are rare and built as values).
-#[derive(Serialize)]
-struct RequestLine<'a> {
-    time: String,
-    event: &'static str,
-    peer: SocketAddr,
-    subject: &'a Value,
-    fingerprint: &'a Value,
-    role: Option<&'a str>,
-    unit: u8,
-    transaction_id: u16,
-    function: u8,
-    function_name: Option<&'static str>,
-    accesses: Vec<AccessLine>,
-    decision: &'static str,
-    denied_for: Option<String>,
-    rejected_for: Option<String>,
-    outcome: &'static str,
-    /// Abandoned: what the application answered after the session ended.
-    late_outcome: Option<&'static str>,
-    /// The exception answered (abandoned: answered late).
-    exception: Option<u8>,
-    latency_us: u64,
-}
-
-/// One table range of a request.
-#[derive(Serialize)]
-struct AccessLine {
-    #[serde(serialize_with = "as_text")]
-    table: Table,
-    address: u32,
-    quantity: u32,
-}
-
-fn as_text<S: serde::Serializer>(table: &Table, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(table)
-}
-
 impl Writer {
     fn run(mut self, entries: Receiver<(SystemTime, AuditEntry)>) {
         loop {
@@ -268,7 +292,13 @@ impl Writer {
                     }
                     std::thread::sleep(IDLE_POLL);
                 }
-                Err(TryRecvError::Disconnected) => return self.write_dropped(),
+                Err(TryRecvError::Disconnected) => {
+                    self.write_dropped();
+                    if let Err(error) = self.file.out.stream.flush() {
+                        tracing::error!(%error, "the audit log cannot be written");
+                    }
+                    return;
+                }
             }
         }
     }
@@ -279,13 +309,12 @@ impl Writer {
         if dropped > 0 {
             tracing::warn!(dropped, "audit log: entries dropped, the queue was full");
             let line = json!({
-                "time": rfc3339(SystemTime::now()),
+                "time": self.clock.format(SystemTime::now()),
                 "event": "dropped",
                 "count": dropped,
             });
             self.file.write(&line);
         }
-        let _ = self.file.out.stream.flush();
     }
 
     /// Writes the JSON object of `entry`, which happened `at`.
@@ -306,6 +335,7 @@ impl Writer {
                     None => (Value::Null, Value::Null),
                 };
                 let identity = Identity {
+                    fields: Identity::fields(peer, &subject, &fingerprint),
                     subject,
                     fingerprint,
                     role: role.as_ref().map_or(Value::Null, |r| r.as_str().into()),
@@ -319,7 +349,7 @@ impl Writer {
                     None => (Value::Null, Value::Null),
                 };
                 json!({
-                    "time": rfc3339(at),
+                    "time": self.clock.format(at),
                     "event": "session_start",
                     "peer": peer.to_string(),
                     "local": local.to_string(),
@@ -334,7 +364,7 @@ impl Writer {
                 let identity = self.identities.remove(&peer);
                 let (subject, fingerprint, role) = unpack(identity);
                 json!({
-                    "time": rfc3339(at),
+                    "time": self.clock.format(at),
                     "event": "session_end",
                     "peer": peer.to_string(),
                     "subject": subject,
@@ -344,47 +374,86 @@ impl Writer {
                     "detail": reason.to_string(),
                 })
             }
-            AuditEntry::Request { peer, record } => {
-                let identity = self.identities.get(&peer);
-                let accesses = record.touches.iter().flatten().map(|access| AccessLine {
-                    table: access.table,
-                    address: access.first,
-                    quantity: access.last - access.first + 1,
-                });
-                let (denied_for, rejected_for) = match &record.verdict {
-                    Verdict::Allowed => (None, None),
-                    Verdict::Denied(denial) => (Some(denial.to_string()), None),
-                    Verdict::Rejected(why) => (None, Some(why.to_string())),
-                };
-                let late_outcome = match record.outcome {
-                    RequestOutcome::Abandoned { late } => late.map(|late| late.label()),
-                    RequestOutcome::Response | RequestOutcome::Exception(_) => None,
-                };
-                let line = RequestLine {
-                    time: rfc3339(at),
-                    event: "request",
-                    peer,
-                    subject: identity.map_or(&Value::Null, |i| &i.subject),
-                    fingerprint: identity.map_or(&Value::Null, |i| &i.fingerprint),
-                    role: record.role.as_ref().map(|r| r.as_str()),
-                    unit: record.header.unit_id,
-                    transaction_id: record.header.transaction_id,
-                    function: record.function,
-                    function_name: function_name(record.function),
-                    accesses: accesses.collect(),
-                    decision: record.verdict.label(),
-                    denied_for,
-                    rejected_for,
-                    outcome: record.outcome.label(),
-                    late_outcome,
-                    exception: record.outcome.exception().map(|code| code as u8),
-                    latency_us: u64::try_from(record.latency().as_micros()).unwrap_or(u64::MAX),
-                };
-                return self.file.write(&line);
-            }
-            _ => json!({ "time": rfc3339(SystemTime::now()), "event": "unknown" }),
+            AuditEntry::Request { peer, record } => return self.request(at, peer, &record),
+            _ => json!({ "time": self.clock.format(at), "event": "unknown" }),
         };
         self.file.write(&line);
+    }
+}
+
+impl Writer {
+    /// Writes a request's line: by hand, from the record's fields and the
+    /// session's identity serialized once (the hot path of the trail: a
+    /// line per request).
+    fn request(&mut self, at: SystemTime, peer: SocketAddr, record: &RequestRecord) {
+        let text = &mut self.file.text;
+        text.clear();
+        text.extend_from_slice(b"{\"time\":\"");
+        self.clock.write(at, text);
+        text.extend_from_slice(b"\",\"event\":\"request\",");
+        match self.identities.get(&peer) {
+            Some(identity) => text.extend_from_slice(&identity.fields),
+            None => text.extend_from_slice(&Identity::fields(peer, &Value::Null, &Value::Null)),
+        }
+        text.extend_from_slice(b",\"role\":");
+        json_str(text, record.role.as_ref().map(|r| r.as_str()));
+        let _ = write!(
+            text,
+            ",\"unit\":{},\"transaction_id\":{},\"function\":{},\"function_name\":",
+            record.header.unit_id, record.header.transaction_id, record.function
+        );
+        json_str(text, function_name(record.function));
+        text.extend_from_slice(b",\"accesses\":[");
+        for (n, access) in record.touches.iter().flatten().enumerate() {
+            if n > 0 {
+                text.push(b',');
+            }
+            let _ = write!(
+                text,
+                "{{\"table\":\"{}\",\"address\":{},\"quantity\":{}}}",
+                access.table,
+                access.first,
+                access.last - access.first + 1
+            );
+        }
+        text.extend_from_slice(b"],\"decision\":");
+        json_str(text, Some(record.verdict.label()));
+        let (denied_for, rejected_for) = match &record.verdict {
+            Verdict::Allowed => (None, None),
+            Verdict::Denied(denial) => (Some(denial.to_string()), None),
+            Verdict::Rejected(why) => (None, Some(why.to_string())),
+        };
+        text.extend_from_slice(b",\"denied_for\":");
+        json_str(text, denied_for.as_deref());
+        text.extend_from_slice(b",\"rejected_for\":");
+        json_str(text, rejected_for.as_deref());
+        text.extend_from_slice(b",\"outcome\":");
+        json_str(text, Some(record.outcome.label()));
+        let late_outcome = match record.outcome {
+            RequestOutcome::Abandoned { late } => late.map(|late| late.label()),
+            RequestOutcome::Response | RequestOutcome::Exception(_) => None,
+        };
+        text.extend_from_slice(b",\"late_outcome\":");
+        json_str(text, late_outcome);
+        match record.outcome.exception() {
+            Some(code) => {
+                let _ = write!(text, ",\"exception\":{}", code as u8);
+            }
+            None => text.extend_from_slice(b",\"exception\":null"),
+        }
+        let latency = u64::try_from(record.latency().as_micros()).unwrap_or(u64::MAX);
+        let _ = write!(text, ",\"latency_us\":{latency}}}");
+        self.file.commit();
+    }
+}
+
+/// Appends `value` as a JSON string, or `null`.
+fn json_str(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(value) => {
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -392,13 +461,6 @@ fn unpack(identity: Option<Identity>) -> (Value, Value, Value) {
     identity.map_or((Value::Null, Value::Null, Value::Null), |i| {
         (i.subject, i.fingerprint, i.role)
     })
-}
-
-/// RFC 3339, UTC, microseconds.
-fn rfc3339(at: SystemTime) -> String {
-    let at = time::OffsetDateTime::from(at);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// The certificate's subject, as RFC 4514 writes it.

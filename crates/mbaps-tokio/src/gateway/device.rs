@@ -127,9 +127,21 @@ impl DeviceTask {
             if !out.is_empty()
                 && let Some(tcp) = stream.as_mut()
             {
-                // A device that takes none of our bytes for the timeout is lost.
-                let written =
-                    tokio::time::timeout(self.upstream.limits().timeout, tcp.write_all(&out)).await;
+                // A device that takes none of our bytes for the timeout is
+                // lost. Most writes go at once: the timer is for the rest.
+                let written = match tcp.try_write(&out) {
+                    Ok(n) if n == out.len() => Ok(Ok(())),
+                    Ok(n) => {
+                        let rest = &out[n..];
+                        tokio::time::timeout(self.upstream.limits().timeout, tcp.write_all(rest))
+                            .await
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        tokio::time::timeout(self.upstream.limits().timeout, tcp.write_all(&out))
+                            .await
+                    }
+                    Err(error) => Ok(Err(error)),
+                };
                 if !matches!(written, Ok(Ok(()))) {
                     self.upstream.handle_eof(Instant::now());
                 }

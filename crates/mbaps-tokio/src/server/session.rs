@@ -91,6 +91,15 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
                 while let Some((id, answer)) = answers.ready() {
                     served.handle_answer(now, id, answer);
                 }
+                if served.session().outstanding() > 0 {
+                    // More are under way: whoever is handing them over
+                    // (a device's task, on the other worker) gets a turn
+                    // to finish, and they share this write.
+                    tokio::task::yield_now().await;
+                    while let Some((id, answer)) = answers.ready() {
+                        served.handle_answer(now, id, answer);
+                    }
+                }
             }
             writable = io.stream.writable(), if !io.is_flushed() => if let Err(error) = writable {
                 served.handle_cut(Instant::now(), Cut::Reset(error.kind()));
