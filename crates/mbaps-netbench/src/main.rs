@@ -442,8 +442,13 @@ fn fairness_report(fairness: &fairness::Fairness) -> serde_json::Value {
     })
 }
 
-/// The audit trail and metrics together cost at most 10% at 16 in flight.
-const OPERATIONS_TARGET: f64 = 0.9;
+/// The audit trail and metrics together cost at most 5% at 16 in flight:
+/// the rate's target (the rate of a server sharing the load generator's
+/// cores moves with the machine: the CPU time per request is the figure).
+const OPERATIONS_TARGET: f64 = 0.95;
+
+/// The same target on the CPU time per request.
+const OPERATIONS_CPU_TARGET: f64 = 1.05;
 
 fn operations_table(rates: &operations::OperationsRates) -> String {
     use std::fmt::Write;
@@ -454,23 +459,34 @@ fn operations_table(rates: &operations::OperationsRates) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<30} {:>12} {:>12}",
-        "server", "1 in flight", "16 in flight"
+        "  {:<30} {:>12} {:>12} {:>20}",
+        "server", "1 in flight", "16 in flight", "CPU us/request (16)"
     );
-    for ((name, _), [one, sixteen]) in operations::SERVERS.iter().zip(&rates.per_second) {
-        let _ = writeln!(out, "  {name:<30} {one:>12.0} {sixteen:>12.0}");
+    for (((name, _), [one, sixteen]), cpu) in operations::SERVERS
+        .iter()
+        .zip(&rates.per_second)
+        .zip(&rates.cpu_us_per_request)
+    {
+        let cpu = cpu.map_or("-".to_owned(), |us| format!("{us:.2}"));
+        let _ = writeln!(out, "  {name:<30} {one:>12.0} {sixteen:>12.0} {cpu:>20}");
     }
     for (index, (name, _)) in operations::SERVERS.iter().enumerate().skip(2) {
         let measured = rates.ratio(index, 1);
-        let target = (index == 4).then_some(OPERATIONS_TARGET);
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "  {name} / default log, 16 in flight: {measured:.2}{}",
-            target.map_or(String::new(), |t| format!(
-                " (target >= {t}) {}",
-                verdict(measured >= t)
-            ))
+            "  {name} / default log, 16 in flight: rate {measured:.2}"
         );
+        if let Some(cpu) = rates.cpu_ratio(index) {
+            let _ = write!(out, ", CPU per request {cpu:.2}");
+            if index == 4 {
+                let _ = write!(
+                    out,
+                    " (target <= {OPERATIONS_CPU_TARGET}) {}",
+                    verdict(cpu <= OPERATIONS_CPU_TARGET)
+                );
+            }
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(
         out,
@@ -484,23 +500,36 @@ fn operations_report(rates: &operations::OperationsRates) -> serde_json::Value {
     let servers: Vec<_> = operations::SERVERS
         .iter()
         .zip(&rates.per_second)
-        .map(|((name, _), [one, sixteen])| {
-            serde_json::json!({ "server": name, "one_in_flight": one, "sixteen_in_flight": sixteen })
-        })
-        .collect();
-    let ratios: Vec<_> = operations::SERVERS
-        .iter()
-        .enumerate()
-        .skip(2)
-        .map(|(index, (name, _))| {
+        .zip(&rates.cpu_us_per_request)
+        .map(|(((name, _), [one, sixteen]), cpu)| {
             serde_json::json!({
-                "name": format!("{name} / default log, 16 in flight"),
-                "measured": rates.ratio(index, 1),
-                "target": (index == 4).then_some(OPERATIONS_TARGET),
+                "server": name,
+                "one_in_flight": one,
+                "sixteen_in_flight": sixteen,
+                "cpu_us_per_request": cpu,
             })
         })
         .collect();
-    serde_json::json!({ "servers": servers, "ratios": ratios })
+    let mut ratios = Vec::new();
+    for (index, (name, _)) in operations::SERVERS.iter().enumerate().skip(2) {
+        ratios.push(serde_json::json!({
+            "name": format!("{name} / default log, 16 in flight"),
+            "measured": rates.ratio(index, 1),
+            "target": (index == 4).then_some(OPERATIONS_TARGET),
+        }));
+    }
+    // The CPU ratio is the other way round (lower is better): it is
+    // reported, and checked against its target in the text.
+    let cpu_ratios: Vec<_> = (2..operations::SERVERS.len())
+        .map(|index| {
+            serde_json::json!({
+                "name": format!("{} CPU per request / default log's", operations::SERVERS[index].0),
+                "measured": rates.cpu_ratio(index),
+                "target_at_most": (index == 4).then_some(OPERATIONS_CPU_TARGET),
+            })
+        })
+        .collect();
+    serde_json::json!({ "servers": servers, "ratios": ratios, "cpu_ratios": cpu_ratios })
 }
 
 fn attack_table(attack: &under_attack::UnderAttack) -> String {

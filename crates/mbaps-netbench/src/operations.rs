@@ -2,7 +2,10 @@
 //! own) with its default logging, with `--audit-log`, with `--metrics`
 //! and with both, side by side, and the library server with neither (in
 //! this process), reading 10 holding registers over TLS 1.3 with 1 and 16
-//! in flight.
+//! in flight. Besides the rates, the CPU time each `mbaps server` process
+//! spent per request (user and system, from `/proc`): the load generator
+//! shares the two cores, so the rate of a server moves with the machine,
+//! while what it spends per request is its own.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -35,9 +38,12 @@ pub(crate) const SERVERS: [(&str, Option<&[&str]>); 5] = [
 ];
 
 /// Requests/s, medians, by server (in [`SERVERS`]' order) and in flight
-/// (1, then 16).
+/// (1, then 16); and the `mbaps server` processes' CPU time per request at
+/// 16 in flight, in microseconds (`None`: the library server, or no
+/// `/proc`).
 pub(crate) struct OperationsRates {
     pub(crate) per_second: Vec<[f64; 2]>,
+    pub(crate) cpu_us_per_request: Vec<Option<f64>>,
 }
 
 impl OperationsRates {
@@ -46,6 +52,23 @@ impl OperationsRates {
     pub(crate) fn ratio(&self, index: usize, flight: usize) -> f64 {
         self.per_second[index][flight] / self.per_second[1][flight]
     }
+
+    /// Server `index`'s CPU time per request over the default `mbaps
+    /// server`'s, at 16 in flight: what its options cost.
+    pub(crate) fn cpu_ratio(&self, index: usize) -> Option<f64> {
+        Some(self.cpu_us_per_request[index]? / self.cpu_us_per_request[1]?)
+    }
+}
+
+/// The CPU time (user and system) process `pid` has spent, from
+/// `/proc/PID/stat`, in clock ticks of 10 ms (Linux's USER_HZ).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (in parentheses, which may hold
+    // spaces): state is the first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Kills the child however the measurement ends.
@@ -83,6 +106,7 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
     pki.pki.write_to(&dir)?;
     std::fs::write(dir.join("policy.toml"), POLICY)?;
     let mut measured = vec![[Vec::new(), Vec::new()]; SERVERS.len()];
+    let mut cpu = vec![Vec::new(); SERVERS.len()];
     for _ in 0..rounds {
         for (index, (_, flags)) in SERVERS.iter().enumerate() {
             for (flight, in_flight) in [1, 16].into_iter().enumerate() {
@@ -97,8 +121,16 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
                         rate?
                     }
                     Some(flags) => {
-                        let (_child, address) = start(&binary, &dir, flags)?;
-                        rate(pki, address, in_flight, window).await?
+                        let (child, address) = start(&binary, &dir, flags)?;
+                        let before = cpu_time(child.0.id());
+                        let rate = rate(pki, address, in_flight, window).await?;
+                        if let (1, Some(before), Some(after)) =
+                            (flight, before, cpu_time(child.0.id()))
+                        {
+                            let requests = rate * window.as_secs_f64();
+                            cpu[index].push((after - before).as_secs_f64() * 1e6 / requests);
+                        }
+                        rate
                     }
                 };
                 measured[index][flight].push(rate);
@@ -110,6 +142,10 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
         per_second: measured
             .iter()
             .map(|[one, sixteen]| [median(one), median(sixteen)])
+            .collect(),
+        cpu_us_per_request: cpu
+            .iter()
+            .map(|samples| (!samples.is_empty()).then(|| median(samples)))
             .collect(),
     })
 }

@@ -11,10 +11,12 @@ use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use mbaps_admission::{AuditEntry, EvictionReason, HandshakeBound, SessionLog};
+use mbaps_authz::Role;
 use mbaps_codec::{ExceptionCode, function_name};
 use mbaps_session::upstream::LinkEvent;
 use mbaps_session::{CloseReason, ServerEvent, SessionError};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,12 +27,41 @@ use prometheus_client::registry::Registry;
 /// names, decisions), so that counting a request allocates little.
 type Labels = Vec<(&'static str, Cow<'static, str>)>;
 
+/// The labels of a request's count: role, function, decision.
+type RequestLabels = [(&'static str, RequestLabel); 3];
+
+/// A label value of a request's count, held as the record has it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RequestLabel {
+    /// The client's role: the NULL role is the empty value (no real role
+    /// is empty).
+    Role(Option<Role>),
+    /// A function code: its name, or `0xNN` for one without.
+    Function(u8),
+    /// A fixed word (the decision).
+    Word(&'static str),
+}
+
+impl EncodeLabelValue for RequestLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        match self {
+            RequestLabel::Role(role) => encoder.write_str(role.as_ref().map_or("", Role::as_str)),
+            RequestLabel::Function(code) => match function_name(*code) {
+                Some(name) => encoder.write_str(name),
+                None => write!(encoder, "0x{code:02X}"),
+            },
+            RequestLabel::Word(word) => encoder.write_str(word),
+        }
+    }
+}
+
 /// The figures, shared by the sessions (which count) and the endpoint
 /// (which encodes them). Feed it a server's audit entries
 /// ([`Metrics::audit`]) and session log ([`Metrics::session_log`]).
 pub struct Metrics {
     registry: Registry,
-    requests: Family<Labels, Counter>,
+    requests: Family<RequestLabels, Counter>,
     latency: Histogram,
     sessions_started: Counter,
     sessions_open: Gauge<i64, AtomicI64>,
@@ -56,7 +87,7 @@ impl Metrics {
     /// The figures, all zero, registered under the prefix `mbaps`.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("mbaps");
-        let requests = Family::<Labels, Counter>::default();
+        let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "requests",
             "Requests decided, by role, function and decision (allowed, denied, rejected)",
@@ -132,20 +163,13 @@ impl Metrics {
                 self.sessions_open.dec();
             }
             AuditEntry::Request { record, .. } => {
-                // The NULL role is the empty label: no real role is empty.
-                let role = record
-                    .role
-                    .as_ref()
-                    .map_or(Cow::Borrowed(""), |r| Cow::Owned(r.as_str().to_owned()));
-                let function = function_name(record.function).map_or_else(
-                    || Cow::Owned(format!("0x{:02X}", record.function)),
-                    Cow::Borrowed,
-                );
+                // Nothing allocated per request: the role is the record's
+                // (shared), the function and decision fixed words.
                 self.requests
-                    .get_or_create(&vec![
-                        ("role", role),
-                        ("function", function),
-                        ("decision", Cow::Borrowed(record.verdict.label())),
+                    .get_or_create(&[
+                        ("role", RequestLabel::Role(record.role.clone())),
+                        ("function", RequestLabel::Function(record.function)),
+                        ("decision", RequestLabel::Word(record.verdict.label())),
                     ])
                     .inc();
                 self.latency.observe(record.latency().as_secs_f64());
