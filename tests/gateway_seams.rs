@@ -475,27 +475,12 @@ fn a_write_whose_client_has_gone_is_carried_out_and_on_the_trail_with_the_device
     });
     // The operator sends a write, then its connection resets while the
     // device is carrying it out.
-    let stream = TcpStream::connect(front.local_addr()).unwrap();
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    let config = common::attack::raw_client_config(pki().client("operator").unwrap());
-    let conn = mbaps_session::rustls::ClientConnection::new(config, localhost()).unwrap();
-    let mut tls = mbaps_session::rustls::StreamOwned::new(conn, stream);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
-    }
+    let mut tls = common::attack::resetting_tls(front.local_addr(), "operator");
     let write = mbaps_codec::Request::WriteSingleRegister {
         address: 40,
         value: 4242,
     };
-    let header = mbaps_codec::MbapHeader {
-        transaction_id: 3,
-        unit_id: 1,
-    };
-    let mut adu = [0u8; 12];
-    let n = mbaps_codec::encode_request(header, &write, &mut adu).unwrap();
-    tls.write_all(&adu[..n]).unwrap();
+    tls.write_all(&common::attack::adu(3, &write)).unwrap();
     tls.flush().unwrap();
     std::thread::sleep(Duration::from_millis(100));
     drop(tls);
@@ -530,7 +515,7 @@ fn a_write_whose_client_has_gone_is_carried_out_and_on_the_trail_with_the_device
     let AuditEntry::Request { record, .. } = &entries[1] else {
         unreachable!()
     };
-    assert_eq!(record.header, header);
+    assert_eq!(record.header.transaction_id, 3);
     assert_eq!(record.verdict, Verdict::Allowed);
     assert_eq!(
         record.outcome,

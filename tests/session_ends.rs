@@ -8,14 +8,12 @@
 mod common;
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::attack;
 use common::{Adapter, Bounds, SlowAt999, Trail, localhost, pki, server_config, start_audited};
 use mbaps_admission::{AdmissionLimits, AuditEntry};
-use mbaps_codec::{MbapHeader, Request, encode_request};
-use mbaps_session::rustls;
+use mbaps_codec::Request;
 use mbaps_session::{RequestOutcome, Verdict};
 
 const ADAPTERS: [Adapter; 2] = [Adapter::Std, Adapter::Tokio];
@@ -45,24 +43,6 @@ fn ends_once_all_ended(trail: &Trail, started: usize) -> Vec<&'static str> {
     }
 }
 
-/// A TLS session with the viewer's certificate over a socket that resets
-/// when dropped (SO_LINGER 0), its handshake done.
-fn resetting_client(
-    server: SocketAddr,
-) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
-    let stream = std::net::TcpStream::connect(server).unwrap();
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    let config = attack::raw_client_config(pki().client("viewer").unwrap());
-    let conn = rustls::ClientConnection::new(config, localhost()).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, stream);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
-    }
-    tls
-}
-
 #[test]
 fn a_peer_that_resets_in_the_middle_of_a_request_leaves_one_end_reset() {
     for adapter in ADAPTERS {
@@ -74,18 +54,12 @@ fn a_peer_that_resets_in_the_middle_of_a_request_leaves_one_end_reset() {
             |_| {},
             Bounds::default(),
         );
-        let mut client = resetting_client(running.address);
-        let header = MbapHeader {
-            transaction_id: 7,
-            unit_id: 1,
-        };
+        let mut client = attack::resetting_tls(running.address, "viewer");
         let read = Request::ReadHoldingRegisters {
             address: 999,
             quantity: 1,
         };
-        let mut adu = [0u8; 12];
-        let n = encode_request(header, &read, &mut adu).unwrap();
-        client.write_all(&adu[..n]).unwrap();
+        client.write_all(&attack::adu(7, &read)).unwrap();
         client.flush().unwrap();
         // The handler is at work on the read when the connection resets.
         std::thread::sleep(Duration::from_millis(100));
@@ -102,7 +76,7 @@ fn a_peer_that_resets_in_the_middle_of_a_request_leaves_one_end_reset() {
             })
             .collect();
         assert_eq!(requests.len(), 1, "{adapter:?}: {entries:#?}");
-        assert_eq!(requests[0].header, header);
+        assert_eq!(requests[0].header.transaction_id, 7);
         assert_eq!(requests[0].verdict, Verdict::Allowed);
         assert_eq!(requests[0].outcome, RequestOutcome::Response);
         running.stop();
@@ -258,22 +232,15 @@ fn plain_sessions_reset_after_a_request_each_end_once_and_leave_no_session_open(
         let config = common::plain_server_config();
         let handler = SlowAt999::new(Duration::ZERO);
         let (running, trail) = start_audited(adapter, config, handler, |_| {}, Bounds::default());
+        let read = Request::ReadHoldingRegisters {
+            address: 1,
+            quantity: 1,
+        };
         for transaction_id in 0..20u16 {
-            let mut stream = std::net::TcpStream::connect(running.address).unwrap();
-            socket2::SockRef::from(&stream)
-                .set_linger(Some(Duration::ZERO))
+            let mut stream = attack::resetting_tcp(running.address);
+            stream
+                .write_all(&attack::adu(transaction_id, &read))
                 .unwrap();
-            let header = MbapHeader {
-                transaction_id,
-                unit_id: 1,
-            };
-            let read = Request::ReadHoldingRegisters {
-                address: 1,
-                quantity: 1,
-            };
-            let mut adu = [0u8; 12];
-            let n = encode_request(header, &read, &mut adu).unwrap();
-            stream.write_all(&adu[..n]).unwrap();
             let mut answer = [0u8; 11];
             std::io::Read::read_exact(&mut stream, &mut answer).unwrap();
         }

@@ -232,3 +232,38 @@ pub fn open_files_limit() -> usize {
         .and_then(|soft| soft.parse().ok())
         .unwrap_or(1024)
 }
+
+/// The ADU of `request`, unit 1, under `transaction_id`.
+pub fn adu(transaction_id: u16, request: &Request<'_>) -> Vec<u8> {
+    let header = MbapHeader {
+        transaction_id,
+        unit_id: 1,
+    };
+    let mut adu = [0u8; 260];
+    let n = encode_request(header, request, &mut adu).unwrap();
+    adu[..n].to_vec()
+}
+
+/// A TCP connection to `server` that resets when dropped (SO_LINGER 0).
+pub fn resetting_tcp(server: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(server).unwrap();
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    stream
+}
+
+/// A TLS session with the client `role` of the shared PKI, its handshake
+/// done, over a [`resetting_tcp`] connection.
+pub fn resetting_tls(
+    server: SocketAddr,
+    role: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let config = raw_client_config(pki().client(role).unwrap());
+    let conn = rustls::ClientConnection::new(config, localhost()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, resetting_tcp(server));
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls
+}
