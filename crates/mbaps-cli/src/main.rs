@@ -12,6 +12,7 @@
 //! mbaps policy         ──► check a policy file, explain a decision
 //! mbaps decode HEX|-   ──► mbaps-codec ──► text or JSON, one entry per ADU
 //! mbaps conformance    ──► raw TLS and Modbus checks against a server under test
+//! mbaps fuzz           ──► mbaps-fuzzer: a campaign against a device, findings as replay files
 //! ```
 //!
 //! Exit status: 0 when everything asked for succeeded, 1 when some input
@@ -26,6 +27,7 @@ mod decode;
 mod demo;
 mod describe;
 mod front;
+mod fuzz_command;
 mod gateway_command;
 mod key_log;
 mod metrics;
@@ -79,6 +81,10 @@ enum Command {
     /// Probe a Modbus/TCP Security server for conformance (TLS floor,
     /// client certificates, roles, exceptions, MBAP echo).
     Conformance(probe::ConformanceArgs),
+    /// Fuzz a device through an authenticated session: structure-aware
+    /// inputs, an oracle of what the specification allows, findings saved
+    /// as replay files.
+    Fuzz(fuzz_command::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +101,8 @@ fn main() -> ExitCode {
         Command::Pki(args) => pki_command::run(args),
         Command::Decode(args) => decode::run(args),
         Command::Conformance(args) => probe::run(args),
+        // Its exit status has more to say than success or failure.
+        Command::Fuzz(args) => return fuzz_command::run(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -196,6 +196,63 @@ fn call<T>(
     Call { request, read }
 }
 
+/// Whether `response` answers `request`: an exception for its function,
+/// or the response its typed call reads (the same function, and the counts
+/// that must match the request's). The check every call of this module
+/// makes, for those who judge a device's answers without a typed call (a
+/// fuzzer's oracle).
+pub fn answers(request: &Request<'_>, response: &Response<'_>) -> bool {
+    if let Response::Exception { function, .. } = response {
+        return *function == request.function().code();
+    }
+    // Each call's reader looks at the request it is given, not at the one
+    // it was built with: built with nothing, it reads this one.
+    match request {
+        Request::ReadCoils { .. } => (read_coils(0, 0).read)(request, response).is_some(),
+        Request::ReadDiscreteInputs { .. } => {
+            (read_discrete_inputs(0, 0).read)(request, response).is_some()
+        }
+        Request::ReadHoldingRegisters { .. } => {
+            (read_holding_registers(0, 0).read)(request, response).is_some()
+        }
+        Request::ReadInputRegisters { .. } => {
+            (read_input_registers(0, 0).read)(request, response).is_some()
+        }
+        Request::WriteSingleCoil { .. } => {
+            (write_single_coil(0, false).read)(request, response).is_some()
+        }
+        Request::WriteSingleRegister { .. } => {
+            (write_single_register(0, 0).read)(request, response).is_some()
+        }
+        Request::WriteMultipleCoils { .. } => {
+            (write_multiple_coils(0, &[]).read)(request, response).is_some()
+        }
+        Request::WriteMultipleRegisters { .. } => {
+            (write_multiple_registers(0, &[]).read)(request, response).is_some()
+        }
+        Request::ReadFileRecord { .. } => {
+            (read_file_records(&[]).read)(request, response).is_some()
+        }
+        Request::WriteFileRecord { .. } => {
+            (write_file_records(&[]).read)(request, response).is_some()
+        }
+        Request::MaskWriteRegister { .. } => {
+            (mask_write_register(0, 0, 0).read)(request, response).is_some()
+        }
+        Request::ReadWriteMultipleRegisters { .. } => {
+            (read_write_multiple_registers(0, 0, 0, &[]).read)(request, response).is_some()
+        }
+        Request::ReadFifoQueue { .. } => (read_fifo_queue(0).read)(request, response).is_some(),
+        Request::ReadDeviceIdentification { .. } => {
+            (read_device_identification(ReadDeviceIdCode::Basic, 0).read)(request, response)
+                .is_some()
+        }
+        Request::UserDefined { function, .. } => {
+            (user_defined(*function, &[]).read)(request, response).is_some()
+        }
+    }
+}
+
 fn first_bits(values: &Bits<'_>, quantity: u16) -> Option<Vec<bool>> {
     let quantity = usize::from(quantity);
     (values.len() >= quantity).then(|| values.iter().take(quantity).collect())

@@ -1,0 +1,215 @@
+//! One batch on one connection: the inputs sent together, what came back,
+//! and the oracle's judgement, with the check on a fresh connection that
+//! tells a hang from a crash. The campaign, the replay and the minimizer
+//! all go through here, so that a replay does exactly what the campaign
+//! did.
+
+use std::time::{Duration, Instant};
+
+use mbaps_codec::{MbapHeader, Request, encode_request};
+
+use crate::input::{Delivery, Expect, Step};
+use crate::oracle::{End, FindingKind, Judgement, Verdict, describe, judge};
+use crate::wire::{Frame, Link, Received, Target};
+
+/// A read the device answers, whatever it answers (an exception too): the
+/// check that it is alive, after every batch and on a fresh connection.
+pub(crate) fn liveness(transaction_id: u16, unit_id: u8) -> Step {
+    let header = MbapHeader {
+        transaction_id,
+        unit_id,
+    };
+    let read = Request::ReadHoldingRegisters {
+        address: 0,
+        quantity: 1,
+    };
+    let mut adu = [0u8; 12];
+    let n = encode_request(header, &read, &mut adu).unwrap_or(0);
+    Step::new(adu[..n].to_vec(), Delivery::Record)
+}
+
+/// What came back for one connection's inputs.
+#[derive(Clone, Debug)]
+pub(crate) struct Exchange {
+    /// The frames, in order.
+    pub frames: Vec<Frame>,
+    /// How the connection stood at the end.
+    pub end: End,
+}
+
+/// Sends `steps` on `link` at once, and reads until every input that must
+/// be answered was, the connection ended, or `timeout` passed without a
+/// frame. A device answers a connection's requests in order, so once the
+/// last (the liveness read) is answered, an answer to a frame it should
+/// have discarded has come too.
+pub(crate) fn exchange(link: &mut Link, steps: &[Step], timeout: Duration) -> Exchange {
+    let mut frames = Vec::new();
+    if let Err(error) = link.send(steps) {
+        return Exchange {
+            frames,
+            end: End::Failed(format!("sending: {error}")),
+        };
+    }
+    // What follows a frame the device may lose the framing on is not owed
+    // an answer (the oracle's rule too).
+    let mut owed: Vec<u16> = steps
+        .iter()
+        .take_while(|s| s.expect != Expect::MayClose)
+        .filter(|s| !s.expect.may_be_silent())
+        .map(Step::transaction_id)
+        .collect();
+    let mut deadline = Instant::now() + timeout;
+    while !owed.is_empty() {
+        match link.read(deadline) {
+            Received::Frame(frame) => {
+                if let Some(at) = owed.iter().position(|&t| t == frame.transaction_id) {
+                    owed.swap_remove(at);
+                }
+                frames.push(frame);
+                deadline = Instant::now() + timeout;
+            }
+            Received::Timeout => {
+                return Exchange {
+                    frames,
+                    end: End::Open,
+                };
+            }
+            Received::Closed => {
+                return Exchange {
+                    frames,
+                    end: End::Closed,
+                };
+            }
+            Received::Failed(why) => {
+                return Exchange {
+                    frames,
+                    end: End::Failed(why),
+                };
+            }
+            Received::Garbage(bytes) => {
+                return Exchange {
+                    frames,
+                    end: End::Garbage(bytes),
+                };
+            }
+        }
+    }
+    Exchange {
+        frames,
+        end: End::Open,
+    }
+}
+
+/// Whether the device is alive: a fresh connection answers the liveness
+/// read. `Err` says how it is not.
+pub fn check_alive(target: &Target, unit_id: u8, timeout: Duration) -> Result<(), String> {
+    let mut link = Link::connect(target, timeout).map_err(|e| e.to_string())?;
+    let step = liveness(0xFFFF, unit_id);
+    let exchange = exchange(&mut link, std::slice::from_ref(&step), timeout);
+    if exchange.frames.is_empty() {
+        return Err(match exchange.end {
+            End::Open => format!("a fresh connection got no answer to a read within {timeout:?}"),
+            End::Closed => "a fresh connection was closed without an answer to a read".into(),
+            End::Failed(why) => format!("a fresh connection failed: {why}"),
+            End::Garbage(_) => "a fresh connection got bytes that are no MBAP frame".into(),
+        });
+    }
+    Ok(())
+}
+
+/// What became of one batch.
+#[derive(Clone, Debug)]
+pub(crate) struct Outcome {
+    /// What came back.
+    pub exchange: Exchange,
+    /// The findings, the crash or hang among them.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// Runs one batch on `link` (opening one if there is none) and judges it:
+/// inputs left unanswered on an open connection are a hang when a fresh
+/// connection is answered, a crash when it is not; a connection that
+/// cannot be opened is a crash.
+pub(crate) fn run_batch(
+    target: &Target,
+    link: &mut Option<Link>,
+    steps: &[Step],
+    unit_id: u8,
+    timeout: Duration,
+) -> Outcome {
+    let connection = match link.take() {
+        Some(open) => Ok(open),
+        None => Link::connect(target, timeout),
+    };
+    let mut connection = match connection {
+        Ok(connection) => connection,
+        Err(error) => {
+            return Outcome {
+                exchange: Exchange {
+                    frames: Vec::new(),
+                    end: End::Failed(error.to_string()),
+                },
+                verdicts: vec![Verdict {
+                    kind: FindingKind::Crash,
+                    step: None,
+                    summary: format!("the device cannot be reached: {error}"),
+                }],
+            };
+        }
+    };
+    let exchange = exchange(&mut connection, steps, timeout);
+    let Judgement {
+        mut verdicts,
+        silent,
+    } = judge(steps, &exchange.frames, &exchange.end);
+    let ended = exchange.end != End::Open;
+    // A connection whose framing may be broken, or that holds frames whose
+    // answers may still come, is not used again; after one that went
+    // silent, ended, or got a frame that may break it, the device is asked
+    // on a fresh connection whether it lives.
+    let reusable = !ended && silent.is_empty() && steps.iter().all(|s| !s.expect.may_be_silent());
+    let broken = steps.iter().any(|s| s.expect == Expect::MayClose);
+    if reusable {
+        *link = Some(connection);
+    } else if !silent.is_empty() || ended || broken {
+        drop(connection);
+        // The input the connection went silent or closed on.
+        let blamed = silent.first().copied().or_else(|| {
+            verdicts
+                .iter()
+                .find(|v| v.kind == FindingKind::Disconnect)
+                .and_then(|v| v.step)
+        });
+        match check_alive(target, unit_id, timeout) {
+            Err(why) => {
+                // Whatever else the connection did follows from the crash.
+                verdicts.retain(|v| !matches!(v.kind, FindingKind::Disconnect));
+                verdicts.insert(
+                    0,
+                    Verdict {
+                        kind: FindingKind::Crash,
+                        step: blamed,
+                        summary: match blamed {
+                            Some(step) => format!("after {}: {why}", describe(&steps[step])),
+                            None => why,
+                        },
+                    },
+                );
+            }
+            Ok(()) if !silent.is_empty() => verdicts.insert(
+                0,
+                Verdict {
+                    kind: FindingKind::Hang,
+                    step: Some(silent[0]),
+                    summary: format!(
+                        "no answer within {timeout:?} to {} (and {} more), while a fresh connection is answered",
+                        describe(&steps[silent[0]]),
+                        silent.len() - 1
+                    ),
+                },
+            ),
+            Ok(()) => {}
+        }
+    }
+    Outcome { exchange, verdicts }
+}
