@@ -74,7 +74,11 @@ enum Kind {
     Mutated,
 }
 
-/// The generator of a campaign (see the [module docs](self)).
+/// The generator of a campaign: request PDUs from the grammar of every
+/// function code the codec knows (valid, on the boundaries of each field,
+/// outside it), framing mutations on top, and mutations of inputs the
+/// device answered in a way not seen before ([`Generator::remember`]).
+/// The same seed and scope give the same inputs.
 #[derive(Clone, Debug)]
 pub struct Generator {
     rng: Rng,
