@@ -45,6 +45,8 @@ pub struct Options {
     pub recovery: Duration,
     /// Runs a finding's minimization may take.
     pub minimize_attempts: usize,
+    /// Time a finding's minimization may take.
+    pub minimize_time: Duration,
 }
 
 impl Options {
@@ -65,6 +67,7 @@ impl Options {
             stop_on_first: false,
             recovery: Duration::from_secs(30),
             minimize_attempts: 48,
+            minimize_time: Duration::from_secs(30),
         }
     }
 
@@ -303,7 +306,7 @@ fn save(
         kind,
         FindingKind::Crash | FindingKind::Hang | FindingKind::Disconnect
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + options.minimize_time;
     // The verdict of the last run that reproduced, with its inputs.
     let mut last: (Verdict, Vec<Step>) = (verdict.clone(), steps.to_vec());
     let connections = minimize(
@@ -332,12 +335,14 @@ fn save(
         attempts,
     );
     let (verdict, inputs) = last;
-    // An answer under a transaction id never sent names no input; once
-    // minimized to one input and the liveness read, it is about that one.
-    let function = function_of(&verdict, &inputs).or(match inputs.as_slice() {
+    // Once minimized to one input and the liveness read, the finding is
+    // about that input: an answer under a transaction id never sent names
+    // none, and a device that stops answering after an input is blamed on
+    // the read that got no answer.
+    let function = match inputs.as_slice() {
         [only, _liveness] => only.function(),
-        _ => None,
-    });
+        _ => function_of(&verdict, &inputs),
+    };
     let replay = Replay {
         format: REPLAY_FORMAT.into(),
         kind,

@@ -196,20 +196,37 @@ pub(crate) fn run_batch(
                     },
                 );
             }
-            Ok(()) if !silent.is_empty() => verdicts.insert(
-                0,
-                Verdict {
-                    kind: FindingKind::Hang,
-                    step: Some(silent[0]),
-                    summary: format!(
-                        "no answer within {timeout:?} to {} (and {} more), while a fresh connection is answered",
-                        describe(&steps[silent[0]]),
-                        silent.len() - 1
-                    ),
-                },
-            ),
+            Ok(()) if !silent.is_empty() => verdicts.insert(0, hang(steps, &silent, timeout)),
             Ok(()) => {}
         }
     }
     Outcome { exchange, verdicts }
+}
+
+/// The hang of a connection that left `silent` unanswered: blamed on the
+/// first of them; or, when that is the liveness read alone, on the input
+/// before it, after which the connection answered nothing more.
+fn hang(steps: &[Step], silent: &[usize], timeout: Duration) -> Verdict {
+    let first = silent[0];
+    let only_the_liveness_read = silent == [steps.len() - 1] && first > 0;
+    if only_the_liveness_read {
+        let culprit = first - 1;
+        return Verdict {
+            kind: FindingKind::Hang,
+            step: Some(culprit),
+            summary: format!(
+                "after {}, nothing more on the connection: no answer within {timeout:?} to the read that followed, while a fresh connection is answered",
+                describe(&steps[culprit])
+            ),
+        };
+    }
+    Verdict {
+        kind: FindingKind::Hang,
+        step: Some(first),
+        summary: format!(
+            "no answer within {timeout:?} to {} (and {} more), while a fresh connection is answered",
+            describe(&steps[first]),
+            silent.len() - 1
+        ),
+    }
 }
