@@ -366,6 +366,7 @@ fn run_readme_section(heading: &str, folder: &Certificates) -> (Vec<Server>, Vec
                 "examples/policy.toml" => policy(),
                 path if path.starts_with("certs/") => certs.join(&path["certs/".len()..]),
                 "site" => folder.0.join("site"),
+                "findings" => folder.0.join("findings"),
                 path if path.starts_with("site/") => folder.0.join(path),
                 address if address.starts_with("127.0.0.1:") => match addresses.get(address) {
                     Some(actual) => actual.into(),
@@ -497,4 +498,19 @@ fn the_readme_gateway_section_runs_as_written() {
             .any(|line| line.starts_with("request") && line.contains("write")),
         "{log:#?}"
     );
+}
+
+#[test]
+fn the_readme_fuzzing_section_runs_as_written() {
+    let folder = Certificates::new("fuzzing");
+    let (_servers, outputs) = run_readme_section("Fuzzing a device: mbaps fuzz", &folder);
+    let [_certs, (fuzzed, printed)] = &outputs[..] else {
+        panic!("{outputs:#?}");
+    };
+    assert!(*fuzzed, "{printed}");
+    assert!(
+        printed.contains("seed 42") && printed.contains("no finding"),
+        "{printed}"
+    );
+    assert!(!folder.0.join("findings").exists(), "no finding, no folder");
 }

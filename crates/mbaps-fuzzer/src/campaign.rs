@@ -14,6 +14,10 @@ use crate::oracle::{FindingKind, Verdict};
 use crate::replay::{REPLAY_FORMAT, Replay, TlsFiles, minimize, run};
 use crate::wire::{Link, Target};
 
+/// A batch's inputs, in windows of `in_flight`: the liveness read comes
+/// after every this many windows.
+pub const BATCH_WINDOWS: usize = 4;
+
 /// How a campaign runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -33,8 +37,9 @@ pub struct Options {
     pub rate: Option<u32>,
     /// How long an answer is waited for.
     pub timeout: Duration,
-    /// Requests in flight at once: the inputs of a batch, sent together
-    /// (the liveness read comes after them).
+    /// Requests in flight at once, each answer making room for the next;
+    /// a batch holds [`BATCH_WINDOWS`] times as many, then the liveness
+    /// read.
     pub in_flight: usize,
     /// Where replay files go (made at the first finding).
     pub out: PathBuf,
@@ -183,9 +188,16 @@ pub fn run_campaign(
                 std::thread::sleep(due - elapsed);
             }
         }
-        let mut steps = generator.batch(in_flight);
+        let mut steps = generator.batch(BATCH_WINDOWS * in_flight);
         steps.push(liveness(generator.transaction_id(), unit));
-        let outcome = run_batch(&options.target, &mut link, &steps, unit, options.timeout);
+        let outcome = run_batch(
+            &options.target,
+            &mut link,
+            &steps,
+            unit,
+            options.timeout,
+            in_flight,
+        );
         report.requests += steps.len() as u64;
         for step in &steps {
             report.sent_digest = fnv(report.sent_digest, &step.adu);
@@ -315,7 +327,13 @@ fn save(
             if Instant::now() >= deadline {
                 return false;
             }
-            let verdicts = run(&options.target, candidate, unit, options.timeout);
+            let verdicts = run(
+                &options.target,
+                candidate,
+                unit,
+                options.timeout,
+                options.in_flight.max(1),
+            );
             if verdicts.iter().any(|v| v.kind == FindingKind::Crash) {
                 // The next attempt needs the device back.
                 let _ = wait_for_recovery(options, unit);
@@ -352,6 +370,7 @@ fn save(
         target: options.target.address.to_string(),
         tls: options.tls_files.clone(),
         timeout_ms: u64::try_from(options.timeout.as_millis()).unwrap_or(u64::MAX),
+        in_flight: options.in_flight.max(1),
         unit,
         connections,
     };

@@ -37,29 +37,58 @@ pub(crate) struct Exchange {
     pub end: End,
 }
 
-/// Sends `steps` on `link` at once, and reads until every input that must
-/// be answered was, the connection ended, or `timeout` passed without a
-/// frame. A device answers a connection's requests in order, so once the
-/// last (the liveness read) is answered, an answer to a frame it should
-/// have discarded has come too.
-pub(crate) fn exchange(link: &mut Link, steps: &[Step], timeout: Duration) -> Exchange {
-    let mut frames = Vec::new();
-    if let Err(error) = link.send(steps) {
-        return Exchange {
-            frames,
-            end: End::Failed(format!("sending: {error}")),
-        };
-    }
+/// Sends `steps` on `link`, at most `window` owed an answer in flight at
+/// once and refilled in groups once half of it is answered (a step joined
+/// with the next goes out with it), and reads until
+/// every input that must be answered was, the connection ended, or
+/// `timeout` passed without a frame. A device answers a connection's
+/// requests in order, so once the last (the liveness read) is answered, an
+/// answer to a frame it should have discarded has come too.
+pub(crate) fn exchange(
+    link: &mut Link,
+    steps: &[Step],
+    timeout: Duration,
+    window: usize,
+) -> Exchange {
     // What follows a frame the device may lose the framing on is not owed
     // an answer (the oracle's rule too).
-    let mut owed: Vec<u16> = steps
+    let framed = steps
         .iter()
-        .take_while(|s| s.expect != Expect::MayClose)
-        .filter(|s| !s.expect.may_be_silent())
-        .map(Step::transaction_id)
-        .collect();
+        .position(|s| s.expect == Expect::MayClose)
+        .unwrap_or(steps.len());
+    let owes = |i: usize| i < framed && !steps[i].expect.may_be_silent();
+    let mut frames = Vec::new();
+    let mut sent = 0;
+    let mut owed: Vec<u16> = Vec::new();
     let mut deadline = Instant::now() + timeout;
-    while !owed.is_empty() {
+    let window = window.max(1);
+    loop {
+        // The window is refilled once half of it is answered: requests go
+        // out in groups (fewer writes and records), and the device is never
+        // left without one.
+        let refill = owed.len() <= window / 2;
+        while refill && sent < steps.len() && owed.len() < window {
+            let mut last = sent;
+            while last + 1 < steps.len() && steps[last].delivery == Delivery::Joined {
+                last += 1;
+            }
+            if let Err(error) = link.send(&steps[sent..=last]) {
+                return Exchange {
+                    frames,
+                    end: End::Failed(format!("sending: {error}")),
+                };
+            }
+            owed.extend(
+                (sent..=last)
+                    .filter(|&i| owes(i))
+                    .map(|i| steps[i].transaction_id()),
+            );
+            sent = last + 1;
+            deadline = Instant::now() + timeout;
+        }
+        if owed.is_empty() {
+            break;
+        }
         match link.read(deadline) {
             Received::Frame(frame) => {
                 if let Some(at) = owed.iter().position(|&t| t == frame.transaction_id) {
@@ -105,7 +134,7 @@ pub(crate) fn exchange(link: &mut Link, steps: &[Step], timeout: Duration) -> Ex
 pub fn check_alive(target: &Target, unit_id: u8, timeout: Duration) -> Result<(), String> {
     let mut link = Link::connect(target, timeout).map_err(|e| e.to_string())?;
     let step = liveness(0xFFFF, unit_id);
-    let exchange = exchange(&mut link, std::slice::from_ref(&step), timeout);
+    let exchange = exchange(&mut link, std::slice::from_ref(&step), timeout, 1);
     if exchange.frames.is_empty() {
         return Err(match exchange.end {
             End::Open => format!("a fresh connection got no answer to a read within {timeout:?}"),
@@ -136,6 +165,7 @@ pub(crate) fn run_batch(
     steps: &[Step],
     unit_id: u8,
     timeout: Duration,
+    window: usize,
 ) -> Outcome {
     let connection = match link.take() {
         Some(open) => Ok(open),
@@ -157,18 +187,19 @@ pub(crate) fn run_batch(
             };
         }
     };
-    let exchange = exchange(&mut connection, steps, timeout);
+    let exchange = exchange(&mut connection, steps, timeout, window);
     let Judgement {
         mut verdicts,
         silent,
     } = judge(steps, &exchange.frames, &exchange.end);
     let ended = exchange.end != End::Open;
-    // A connection whose framing may be broken, or that holds frames whose
-    // answers may still come, is not used again; after one that went
-    // silent, ended, or got a frame that may break it, the device is asked
-    // on a fresh connection whether it lives.
-    let reusable = !ended && silent.is_empty() && steps.iter().all(|s| !s.expect.may_be_silent());
+    // A connection whose framing may be broken is not used again (one
+    // with frames to be discarded is: the device answers in order, so an
+    // answer to them came before the liveness read's); after one that
+    // went silent, ended, or got a frame that may break it, the device is
+    // asked on a fresh connection whether it lives.
     let broken = steps.iter().any(|s| s.expect == Expect::MayClose);
+    let reusable = !ended && silent.is_empty() && !broken;
     if reusable {
         *link = Some(connection);
     } else if !silent.is_empty() || ended || broken {

@@ -61,7 +61,9 @@ mod replay;
 mod rng;
 mod wire;
 
-pub use campaign::{CampaignError, Finding, Options, Progress, Report, run_campaign};
+pub use campaign::{
+    BATCH_WINDOWS, CampaignError, Finding, Options, Progress, Report, run_campaign,
+};
 pub use exchange::check_alive;
 pub use grammar::{Generator, READ_ONLY, Scope};
 pub use input::{Delivery, Expect, MAX_ADU_BYTES, Step, exception_allowed, expect_of};

@@ -14,6 +14,7 @@
 //!   "target": "127.0.0.1:802",
 //!   "tls": {"ca": "ca.pem", "cert": "client.pem", "key": "client.key", "server_name": "localhost", "version": "1.3"},
 //!   "timeout_ms": 2000,
+//!   "in_flight": 4,
 //!   "unit": 1,
 //!   "connections": [[{"adu": "000100000006010400000001", "delivery": {"as": "record"}, "expect": "answer"}]]
 //! }
@@ -72,6 +73,9 @@ pub struct Replay {
     pub tls: Option<TlsFiles>,
     /// How long an answer was waited for, in milliseconds.
     pub timeout_ms: u64,
+    /// Requests in flight at once.
+    #[serde(default = "one")]
+    pub in_flight: usize,
     /// The unit id of the liveness read.
     pub unit: u8,
     /// What was sent on each connection, in order.
@@ -101,6 +105,10 @@ pub enum ReplayError {
     Unreachable(String),
 }
 
+fn one() -> usize {
+    1
+}
+
 /// Reads a replay file's text.
 pub fn parse(text: &str) -> Result<Replay, ReplayError> {
     let replay: Replay =
@@ -124,10 +132,11 @@ pub(crate) fn run(
     connections: &[Vec<Step>],
     unit: u8,
     timeout: Duration,
+    window: usize,
 ) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     for steps in connections {
-        let outcome = run_batch(target, &mut None, steps, unit, timeout);
+        let outcome = run_batch(target, &mut None, steps, unit, timeout, window);
         let crashed = outcome
             .verdicts
             .iter()
@@ -152,7 +161,14 @@ pub struct Replayed {
 /// Runs `replay` against `target` once the device answers.
 pub fn replay(target: &Target, replay: &Replay) -> Result<Replayed, ReplayError> {
     check_alive(target, replay.unit, replay.timeout()).map_err(ReplayError::Unreachable)?;
-    let verdicts = run(target, &replay.connections, replay.unit, replay.timeout());
+    let window = replay.in_flight.clamp(1, 256);
+    let verdicts = run(
+        target,
+        &replay.connections,
+        replay.unit,
+        replay.timeout(),
+        window,
+    );
     Ok(Replayed {
         reproduced: verdicts.iter().any(|v| v.kind == replay.kind),
         verdicts,
@@ -252,6 +268,7 @@ mod tests {
             target: "127.0.0.1:802".into(),
             tls: None,
             timeout_ms: 2000,
+            in_flight: 4,
             unit: 1,
             connections: vec![vec![step(1), step(2)]],
         };

@@ -90,6 +90,8 @@ pub struct Link {
     /// Ciphertext to write.
     out: Vec<u8>,
     closed: bool,
+    /// The socket's read timeout, as last set.
+    read_timeout: Option<Duration>,
 }
 
 impl Link {
@@ -117,6 +119,7 @@ impl Link {
             input: Vec::new(),
             out: Vec::new(),
             closed: false,
+            read_timeout: None,
         };
         let deadline = Instant::now() + timeout;
         while let Session::Tls(conn) = &link.session
@@ -184,19 +187,17 @@ impl Link {
         if !joined.is_empty() {
             self.record(&joined)?;
         }
-        Ok(())
+        // The records go out together, in one write.
+        self.flush()
     }
 
-    /// `bytes` as one TLS record (one write on plain Modbus/TCP).
+    /// `bytes` as one TLS record, queued (on plain Modbus/TCP, one write).
     fn record(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
         match &mut self.session {
-            Session::Tls(conn) => {
-                conn.writer().write_all(bytes)?;
-                self.flush()
-            }
+            Session::Tls(conn) => conn.writer().write_all(bytes),
             Session::Plain => self.socket.write_all(bytes),
         }
     }
@@ -285,9 +286,18 @@ impl Link {
             if left.is_zero() {
                 return Err(TIMEOUT.into());
             }
-            self.socket
-                .set_read_timeout(Some(left))
-                .map_err(|e| e.to_string())?;
+            // Set again only when the wait left is under half of it (or
+            // past it): a system call per read would cost more than the
+            // reads, and a read may end up to twice as late as asked.
+            if self
+                .read_timeout
+                .is_none_or(|set| left > set || left < set / 2)
+            {
+                self.socket
+                    .set_read_timeout(Some(left))
+                    .map_err(|e| e.to_string())?;
+                self.read_timeout = Some(left);
+            }
             let n = match self.socket.read(&mut buf) {
                 Ok(n) => n,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {

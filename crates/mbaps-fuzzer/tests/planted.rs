@@ -23,6 +23,8 @@ struct Defects {
     /// A read of 0 holding registers brings the whole device down for a
     /// moment.
     crash: bool,
+    /// The crash is for good.
+    for_good: bool,
     /// A read of 126 input registers hangs its connection.
     hang: bool,
     /// A read of 2000 coils is answered under another transaction id.
@@ -113,7 +115,12 @@ fn serve(
             let frame: Vec<u8> = input.drain(..end).collect();
             let pdu = frame.get(7..).unwrap_or(&[]);
             if defects.crash && pdu.len() == 5 && pdu[0] == 0x03 && pdu[3..5] == [0, 0] {
-                *down_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(200));
+                let down = if defects.for_good {
+                    Duration::from_secs(3600)
+                } else {
+                    Duration::from_millis(200)
+                };
+                *down_until.lock().unwrap() = Some(Instant::now() + down);
                 let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                 return;
             }
@@ -170,6 +177,7 @@ fn every_planted_defect_is_found_replayed_and_minimized() {
         hang: true,
         wrong_transaction: true,
         twice: true,
+        ..Defects::default()
     });
     let options = options(plain(device.address), "planted", 1_500);
     let report = run_campaign(&options, &mut |_| {}).unwrap();
@@ -222,4 +230,23 @@ fn a_device_without_defects_gives_no_finding_and_a_seed_sends_the_same_bytes() {
     options.seed = 8;
     let other = run_campaign(&options, &mut |_| {}).unwrap();
     assert_ne!(other.sent_digest, first.sent_digest);
+}
+
+#[test]
+fn a_device_that_does_not_come_back_is_lost_with_its_finding_kept() {
+    let device = device(Defects {
+        crash: true,
+        for_good: true,
+        ..Defects::default()
+    });
+    let mut options = options(plain(device.address), "lost", 5_000);
+    options.recovery = Duration::from_millis(600);
+    let report = run_campaign(&options, &mut |_| {}).unwrap();
+    let lost = report.lost.expect("the device was lost");
+    assert!(lost.contains("did not come back"), "{lost}");
+    assert!(report.requests < 5_000, "the campaign stopped");
+    let crash = &report.findings[0];
+    assert_eq!(crash.kind, FindingKind::Crash);
+    assert!(crash.replay.exists(), "kept, unminimized");
+    let _ = std::fs::remove_dir_all(&options.out);
 }

@@ -25,6 +25,7 @@
 
 mod client_ratio;
 mod fairness;
+mod fuzzer;
 mod gateway;
 mod handshakes;
 mod idle_memory;
@@ -51,7 +52,7 @@ struct Options {
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "throughput",
     "handshakes",
     "memory",
@@ -60,6 +61,7 @@ const SCENARIOS: [&str; 8] = [
     "fairness",
     "operations",
     "attack",
+    "fuzzer",
 ];
 
 impl Options {
@@ -71,7 +73,7 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack,fuzzer]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -194,6 +196,26 @@ fn main() -> Result<()> {
         let rates = runtime.block_on(operations::measure(&pki, window, options.rounds))?;
         text.push_str(&operations_table(&rates));
         report.insert("operations".into(), operations_report(&rates));
+    }
+    if options.runs("fuzzer") {
+        eprintln!("mbaps fuzz against the server, beside a client at the same depth ...");
+        let rate = runtime.block_on(fuzzer::measure(&pki, window, options.rounds))?;
+        let ratio = rate.ratio();
+        text.push_str(&format!(
+            "\nfuzzer: a campaign (reads only, {} in flight) against the TLS 1.3 server, requests/s:\n  mbaps fuzz                  {:>10.0}\n  TokioClient, same depth     {:>10.0}\n  fuzzer / client: {ratio:.2} (target >= {FUZZER_TARGET}) {}\n",
+            fuzzer::IN_FLIGHT,
+            rate.fuzzer_per_second,
+            rate.client_per_second,
+            verdict(ratio >= FUZZER_TARGET),
+        ));
+        report.insert(
+            "fuzzer".into(),
+            serde_json::json!({
+                "fuzzer_per_second": rate.fuzzer_per_second,
+                "client_per_second": rate.client_per_second,
+                "ratios": [{"name": "mbaps fuzz / client at the same depth", "measured": ratio, "target": FUZZER_TARGET}],
+            }),
+        );
     }
     if options.runs("attack") {
         eprintln!(
@@ -441,6 +463,10 @@ fn fairness_report(fairness: &fairness::Fairness) -> serde_json::Value {
         }],
     })
 }
+
+/// The fuzzer drives a device at least this fast, against a client at the
+/// same depth.
+const FUZZER_TARGET: f64 = 0.8;
 
 /// The audit trail and metrics together cost at most 5% at 16 in flight:
 /// the rate's target (the rate of a server sharing the load generator's

@@ -72,7 +72,7 @@ fn cpu_time(pid: u32) -> Option<Duration> {
 }
 
 /// Kills the child however the measurement ends.
-struct Child(std::process::Child);
+pub(crate) struct Child(std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
@@ -83,7 +83,7 @@ impl Drop for Child {
 
 /// `mbaps`, beside this executable (`cargo xtask bench` builds both), or
 /// `MBAPS_BIN`.
-fn mbaps_binary() -> Result<PathBuf> {
+pub(crate) fn mbaps_binary() -> Result<PathBuf> {
     let path = match std::env::var_os("MBAPS_BIN") {
         Some(path) => PathBuf::from(path),
         None => std::env::current_exe()?
@@ -152,7 +152,7 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
 
 /// `mbaps server` with the PKI and policy of `dir` and `flags` (`AUDIT`
 /// stands for a file in `dir`); its address once it listens.
-fn start(binary: &Path, dir: &Path, flags: &[&str]) -> Result<(Child, SocketAddr)> {
+pub(crate) fn start(binary: &Path, dir: &Path, flags: &[&str]) -> Result<(Child, SocketAddr)> {
     let audit = dir.join("audit.jsonl");
     let _ = std::fs::remove_file(&audit);
     let mut command = Command::new(binary);
