@@ -39,8 +39,9 @@ with them, and a write can move real equipment.
 Findings (each minimized and saved under --out as a replay file): crash, hang, \
 disconnect, invalid_response, duplicate_response, accepted_malformed. What the \
 specification allows is never one: a frame with a protocol id other than 0 discarded, a \
-connection closed on a broken MBAP length or function code 0, the exceptions 0x05, \
-0x06, 0x0A and 0x0B.
+connection closed on a broken MBAP length or function code 0, a request to unit 0 or \
+255 (unless given with --unit) left unanswered, the exceptions 0x05, 0x06, 0x0A and \
+0x0B.
 
 Exit status: 0 no finding (replay: reproduced), 1 findings (replay: not reproduced), 2 \
 usage or connection errors before the campaign, 3 the device lost for good during it.")]
@@ -84,7 +85,10 @@ pub(crate) struct FuzzArgs {
     /// Seconds an answer is waited for.
     #[arg(long, default_value_t = 2.0, value_name = "S")]
     timeout: f64,
-    /// Requests in flight at once.
+    /// Requests in flight at once. Inputs the device may leave unanswered
+    /// (a protocol id other than 0, unit 0 or 255) are not waited for, and
+    /// two ADUs in one record are a mutation of their own: with 1, a
+    /// device is still sent a request while it may be answering another.
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     in_flight: u16,
     /// A unit id to address (repeatable; default 1).

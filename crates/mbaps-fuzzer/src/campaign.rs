@@ -37,9 +37,10 @@ pub struct Options {
     pub rate: Option<u32>,
     /// How long an answer is waited for.
     pub timeout: Duration,
-    /// Requests in flight at once, each answer making room for the next;
-    /// a batch holds [`BATCH_WINDOWS`] times as many, then the liveness
-    /// read.
+    /// Requests owed an answer in flight at once, answers making room for
+    /// the next; a batch holds [`BATCH_WINDOWS`] times as many, then the
+    /// liveness read. Inputs the device may leave unanswered
+    /// ([`crate::Expect::may_be_silent`]) are not waited for.
     pub in_flight: usize,
     /// Where replay files go (made at the first finding).
     pub out: PathBuf,

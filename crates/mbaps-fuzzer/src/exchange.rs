@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mbaps_codec::{MbapHeader, Request, encode_request};
 
 use crate::input::{Delivery, Expect, Step};
-use crate::oracle::{End, FindingKind, Judgement, Verdict, describe, judge};
+use crate::oracle::{End, FindingKind, Judgement, Verdict, describe, judge, pair};
 use crate::wire::{Frame, Link, Received, Target};
 
 /// A read the device answers, whatever it answers (an exception too): the
@@ -59,15 +59,18 @@ pub(crate) fn exchange(
     let owes = |i: usize| i < framed && !steps[i].expect.may_be_silent();
     let mut frames = Vec::new();
     let mut sent = 0;
-    let mut owed: Vec<u16> = Vec::new();
+    // Answers paired with inputs as the oracle pairs them, so that an
+    // answer under a reused transaction id does not stand for another's.
+    let mut answered = vec![false; steps.len()];
+    let mut owed = 0;
     let mut deadline = Instant::now() + timeout;
     let window = window.max(1);
     loop {
         // The window is refilled once half of it is answered: requests go
         // out in groups (fewer writes and records), and the device is never
         // left without one.
-        let refill = owed.len() <= window / 2;
-        while refill && sent < steps.len() && owed.len() < window {
+        let refill = owed <= window / 2;
+        while refill && sent < steps.len() && owed < window {
             let mut last = sent;
             while last + 1 < steps.len() && steps[last].delivery == Delivery::Joined {
                 last += 1;
@@ -78,21 +81,18 @@ pub(crate) fn exchange(
                     end: End::Failed(format!("sending: {error}")),
                 };
             }
-            owed.extend(
-                (sent..=last)
-                    .filter(|&i| owes(i))
-                    .map(|i| steps[i].transaction_id()),
-            );
+            owed += (sent..=last).filter(|&i| owes(i)).count();
             sent = last + 1;
             deadline = Instant::now() + timeout;
         }
-        if owed.is_empty() {
+        if owed == 0 {
             break;
         }
         match link.read(deadline) {
             Received::Frame(frame) => {
-                if let Some(at) = owed.iter().position(|&t| t == frame.transaction_id) {
-                    owed.swap_remove(at);
+                if let Some(index) = pair(&steps[..sent], &answered, &frame) {
+                    answered[index] = true;
+                    owed -= usize::from(owes(index));
                 }
                 frames.push(frame);
                 deadline = Instant::now() + timeout;
@@ -259,5 +259,53 @@ fn hang(steps: &[Step], silent: &[usize], timeout: Duration) -> Verdict {
             describe(&steps[first]),
             silent.len() - 1
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// Two requests under one transaction id, the first to a unit the
+    /// device may not serve (nothing owed), the second owed: the exchange
+    /// waits for the second's answer, not only for an answer under the id.
+    #[test]
+    fn an_answer_under_a_reused_id_does_not_stand_for_the_owed_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let device = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut requests = [0u8; 24];
+            socket.read_exact(&mut requests).unwrap();
+            // Unit 0 refused at once, unit 1 answered a moment later.
+            socket
+                .write_all(&hex::decode("000700000003008302").unwrap())
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            socket
+                .write_all(&hex::decode("0007000000050103020001").unwrap())
+                .unwrap();
+            // Held open until the exchange is over.
+            let _ = socket.read(&mut requests);
+        });
+        let unserved = {
+            let mut step = liveness(7, 0);
+            step.expect = step.expect.for_unserved_unit();
+            step
+        };
+        let steps = [unserved, liveness(7, 1)];
+        let target = Target { address, tls: None };
+        let mut link = Link::connect(&target, Duration::from_secs(2)).unwrap();
+        let exchange = exchange(&mut link, &steps, Duration::from_secs(2), 4);
+        assert_eq!(exchange.frames.len(), 2, "{exchange:?}");
+        assert_eq!(
+            judge(&steps, &exchange.frames, &exchange.end),
+            Judgement::default()
+        );
+        drop(link);
+        device.join().unwrap();
     }
 }

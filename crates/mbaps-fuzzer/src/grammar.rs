@@ -189,7 +189,11 @@ impl Generator {
                 },
                 other => other,
             };
-            steps.push(Step::new(adu, delivery));
+            let mut step = Step::new(adu, delivery);
+            if !self.scope.units.contains(&header.unit_id) {
+                step.expect = step.expect.for_unserved_unit();
+            }
+            steps.push(step);
         }
         steps
     }
@@ -493,6 +497,8 @@ mod tests {
             Expect::Refusal,
             Expect::Silence,
             Expect::MayClose,
+            Expect::AnswerIfServed,
+            Expect::RefusalIfServed,
         ] {
             assert!(count(expect) > 20, "{expect:?}: {}", count(expect));
         }

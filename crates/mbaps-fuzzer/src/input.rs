@@ -47,6 +47,17 @@ pub enum Expect {
     /// outside 2..=254 or not the frame's, function code 0 or 0x80, a
     /// frame cut short. Anything but a crash or a hang of the device.
     MayClose,
+    /// A request that decodes, to a unit id the campaign was not told the
+    /// device serves (0 or 255, from a framing mutation): a device reached
+    /// directly answers it as it answers [`Expect::Answer`] (0xFF, or 0,
+    /// addresses a device reached directly: SPEC "MBAP header"); a server
+    /// of several units, or a gateway, may leave it unanswered, as a
+    /// serial device does a unit id not its own, or answer 0x0A/0x0B.
+    AnswerIfServed,
+    /// A request to be refused ([`Expect::Refusal`]) to a unit id the
+    /// device may not serve ([`Expect::AnswerIfServed`]): unanswered, or
+    /// refused.
+    RefusalIfServed,
 }
 
 impl Expect {
@@ -57,7 +68,25 @@ impl Expect {
 
     /// Whether the device may leave this input unanswered.
     pub fn may_be_silent(self) -> bool {
-        matches!(self, Expect::Silence | Expect::MayClose)
+        matches!(
+            self,
+            Expect::Silence | Expect::MayClose | Expect::AnswerIfServed | Expect::RefusalIfServed
+        )
+    }
+
+    /// Whether an answer, if one comes, must be a refusal (an exception).
+    pub fn must_refuse(self) -> bool {
+        matches!(self, Expect::Refusal | Expect::RefusalIfServed)
+    }
+
+    /// What is expected of this input sent to a unit id the device may
+    /// not serve: what was owed becomes owed only if the unit is served.
+    pub fn for_unserved_unit(self) -> Expect {
+        match self {
+            Expect::Answer => Expect::AnswerIfServed,
+            Expect::Refusal => Expect::RefusalIfServed,
+            other => other,
+        }
     }
 }
 

@@ -111,11 +111,7 @@ pub fn judge(steps: &[Step], frames: &[Frame], end: &End) -> Judgement {
             misdirected.push(frame);
             continue;
         }
-        // An answer echoes its request's protocol id: one under 0 answers
-        // a request, not a frame to be discarded, when both are waiting.
-        let echoes = |i: &usize| steps[*i].protocol_id() == frame.protocol_id;
-        let waiting = || candidates.iter().filter(|&&i| !answered[i]);
-        let Some(&index) = waiting().find(|i| echoes(i)).or_else(|| waiting().next()) else {
+        let Some(index) = pair(steps, &answered, frame) else {
             // The request of the answer's function, of those under the id.
             let function = frame.pdu.first().map(|f| f & 0x7F);
             let blamed = candidates
@@ -214,6 +210,34 @@ pub fn judge(steps: &[Step], frames: &[Frame], end: &End) -> Judgement {
     judgement
 }
 
+/// The input `frame` answers, of `steps` not yet `answered`: of those
+/// under its transaction id, the one whose protocol id, unit id and
+/// function it echoes, else the one whose protocol id it echoes, else the
+/// first. Under a reused transaction id, or with a frame to be discarded
+/// waiting beside a request, an answer is the one of the input it echoes.
+/// The exchange pairs by this rule too, so that it waits for the answers
+/// the oracle will look for.
+pub(crate) fn pair(steps: &[Step], answered: &[bool], frame: &Frame) -> Option<usize> {
+    let answered_function = frame.pdu.first().map(|f| f & 0x7F);
+    let echoes = |step: &Step| step.protocol_id() == frame.protocol_id;
+    let fits = |step: &Step| {
+        echoes(step)
+            && step.unit_id() == frame.unit_id
+            && step.function().map(|f| f & 0x7F) == answered_function
+    };
+    let waiting = || {
+        steps.iter().enumerate().filter(|&(i, step)| {
+            !answered.get(i).copied().unwrap_or(true)
+                && step.transaction_id() == frame.transaction_id
+        })
+    };
+    waiting()
+        .find(|(_, step)| fits(step))
+        .or_else(|| waiting().find(|(_, step)| echoes(step)))
+        .or_else(|| waiting().next())
+        .map(|(i, _)| i)
+}
+
 /// Checks one answer against the input it answers.
 fn check_answer(step: &Step, frame: &Frame) -> Option<(FindingKind, String)> {
     let input = describe(step);
@@ -227,7 +251,7 @@ fn check_answer(step: &Step, frame: &Frame) -> Option<(FindingKind, String)> {
         }
         // What a broken frame is answered with is the device's business.
         Expect::MayClose => return None,
-        Expect::Answer | Expect::Refusal => {}
+        Expect::Answer | Expect::Refusal | Expect::AnswerIfServed | Expect::RefusalIfServed => {}
     }
     if frame.protocol_id != 0 {
         return invalid(format!("an answer with protocol id {}", frame.protocol_id));
@@ -253,7 +277,7 @@ fn check_answer(step: &Step, frame: &Frame) -> Option<(FindingKind, String)> {
             pdu => invalid(format!("an exception response of {} bytes", pdu.len())),
         };
     }
-    if step.expect == Expect::Refusal {
+    if step.expect.must_refuse() {
         return Some((
             FindingKind::AcceptedMalformed,
             format!(
@@ -374,5 +398,57 @@ mod tests {
         );
         let answered = judge(&[foreign], &[frame(5, &[0x03, 2, 0, 0])], &End::Open);
         assert_eq!(kinds(&answered), [FindingKind::AcceptedMalformed]);
+    }
+
+    /// A read of `quantity` registers under `txn` to `unit`, a unit the
+    /// device may not serve.
+    fn unserved(txn: u16, unit: u8, quantity: u16) -> Step {
+        let mut step = read(txn, quantity);
+        step.adu[6] = unit;
+        let mut step = Step::new(step.adu, Delivery::Record);
+        step.expect = step.expect.for_unserved_unit();
+        step
+    }
+
+    #[test]
+    fn a_unit_the_device_may_not_serve_may_go_unanswered_but_a_malformed_request_to_it_is_still_refused()
+     {
+        let steps = [unserved(1, 255, 1), unserved(2, 0, 0), read(3, 1)];
+        assert_eq!(steps[0].expect, Expect::AnswerIfServed);
+        assert_eq!(steps[1].expect, Expect::RefusalIfServed);
+        // Neither answered: only the served unit's request is owed.
+        let judgement = judge(&steps, &[frame(3, &[0x03, 2, 0, 1])], &End::Open);
+        assert_eq!(judgement, Judgement::default());
+        let answered = |unit, txn, pdu: &[u8]| Frame {
+            unit_id: unit,
+            ..frame(txn, pdu)
+        };
+        // Answered as a device reached directly: judged as any answer.
+        let frames = [
+            answered(255, 1, &[0x03, 2, 0, 1]),
+            answered(0, 2, &[0x03, 0]),
+            frame(3, &[0x03, 2, 0, 1]),
+        ];
+        let judgement = judge(&steps, &frames, &End::Open);
+        assert_eq!(kinds(&judgement), [FindingKind::AcceptedMalformed]);
+        assert_eq!(judgement.verdicts[0].step, Some(1));
+        let refused = [answered(0, 2, &[0x83, 0x0B]), frame(3, &[0x03, 2, 0, 1])];
+        assert_eq!(judge(&steps, &refused, &End::Open), Judgement::default());
+    }
+
+    #[test]
+    fn under_a_reused_transaction_id_an_answer_is_paired_with_the_request_it_echoes() {
+        // Unit 255 left unanswered, unit 1's read (the same id) answered:
+        // the answer is unit 1's, not a wrong answer to unit 255's read.
+        let steps = [unserved(7, 255, 1), read(7, 2)];
+        let judgement = judge(&steps, &[frame(7, &[0x03, 4, 0, 1, 0, 2])], &End::Open);
+        assert_eq!(judgement, Judgement::default());
+        // The same under one unit, two functions: each answer to its own.
+        let mut coils = read(8, 1);
+        coils.adu[7] = 0x01;
+        let coils = Step::new(coils.adu, Delivery::Record);
+        let steps = [read(8, 1), coils];
+        let frames = [frame(8, &[0x01, 1, 1]), frame(8, &[0x03, 2, 0, 1])];
+        assert_eq!(judge(&steps, &frames, &End::Open), Judgement::default());
     }
 }

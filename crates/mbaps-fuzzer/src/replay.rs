@@ -23,8 +23,10 @@
 //! `tls` is `null` on plain Modbus/TCP; it names the files, never holds a
 //! key. Each connection is a list of steps: the ADU in hex, how it was
 //! handed over (`record`, `joined` with the next, `split` at a byte,
-//! `close_after` a byte), and what the device may do with it. The last step
-//! of each is the liveness read.
+//! `close_after` a byte), and what the device may do with it (`answer`,
+//! `refusal`, `silence`, `may_close`, `answer_if_served`,
+//! `refusal_if_served`: [`crate::Expect`]). The last step of each is the
+//! liveness read.
 
 use std::path::PathBuf;
 use std::time::Duration;
