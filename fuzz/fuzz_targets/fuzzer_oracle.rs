@@ -31,7 +31,12 @@ fuzz_target!(|data: &[u8]| {
         });
         rest = &tail[len..];
     }
-    for end in [End::Open, End::Closed, End::Failed("reset".into()), End::Garbage(vec![0; 3])] {
+    for end in [
+        End::Open,
+        End::Closed,
+        End::Failed("reset".into()),
+        End::Garbage(vec![0; 3]),
+    ] {
         let judgement = judge(&steps, &frames, &end);
         for verdict in &judgement.verdicts {
             assert!(verdict.step.is_none_or(|i| i < steps.len()), "{verdict:?}");
@@ -42,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!steps[silent].expect.may_be_silent(), "{:?}", steps[silent]);
         }
         if end != End::Open {
-            assert!(judgement.silent.is_empty(), "silence is only on an open connection");
+            assert!(
+                judgement.silent.is_empty(),
+                "silence is only on an open connection"
+            );
         }
     }
 });

@@ -49,6 +49,10 @@ pub enum Field {
     ObjectLength,
     /// The caller's output buffer.
     OutputBuffer,
+    /// The length of an RTU frame (unit id, PDU and CRC), 4..=256 bytes.
+    FrameLength,
+    /// The CRC-16 of an RTU frame.
+    Crc,
 }
 
 impl Field {
@@ -75,6 +79,8 @@ impl Field {
             Field::ObjectCount => "object_count",
             Field::ObjectLength => "object_length",
             Field::OutputBuffer => "output_buffer",
+            Field::FrameLength => "frame_length",
+            Field::Crc => "crc",
         }
     }
 }
@@ -145,6 +151,25 @@ pub enum CodecError {
         /// The function code (exception bit cleared for responses).
         code: u8,
     },
+    /// The CRC of an RTU frame is not the CRC of its bytes (Serial Line
+    /// V1.02, 2.5.1.2): a byte was corrupted on the line, or the bytes are
+    /// not a frame. The receiver discards the frame without answering.
+    Crc {
+        /// The CRC of the frame's bytes.
+        computed: u16,
+        /// The CRC the frame carries (its last two bytes, low byte first).
+        received: u16,
+        /// Length of the frame the CRC was checked over, CRC included.
+        frame_len: usize,
+    },
+    /// An RTU frame whose length cannot be known from its function code:
+    /// code 0, the user-defined codes, an MEI type other than 0x0E, a
+    /// request with the exception bit. Such functions cannot be carried on
+    /// a serial line or as RTU over TCP.
+    NoLengthRule {
+        /// The function code byte.
+        code: u8,
+    },
     /// The caller's output buffer is too small for what is being encoded.
     InsufficientSize {
         /// Bytes the encoding needs.
@@ -162,7 +187,10 @@ impl CodecError {
             | CodecError::Mismatch { field, .. }
             | CodecError::InvalidValue { field, .. } => field,
             CodecError::ProtocolId { .. } => Field::ProtocolId,
-            CodecError::UnsupportedFunction { .. } => Field::FunctionCode,
+            CodecError::UnsupportedFunction { .. } | CodecError::NoLengthRule { .. } => {
+                Field::FunctionCode
+            }
+            CodecError::Crc { .. } => Field::Crc,
             CodecError::InsufficientSize { .. } => Field::OutputBuffer,
         }
     }
@@ -174,7 +202,10 @@ impl CodecError {
             | CodecError::Mismatch { value, .. }
             | CodecError::InvalidValue { value, .. } => value,
             CodecError::ProtocolId { value, .. } => u32::from(value),
-            CodecError::UnsupportedFunction { code } => u32::from(code),
+            CodecError::UnsupportedFunction { code } | CodecError::NoLengthRule { code } => {
+                u32::from(code)
+            }
+            CodecError::Crc { received, .. } => u32::from(received),
             CodecError::InsufficientSize { available, .. } => saturate(available),
         }
     }
@@ -185,8 +216,12 @@ impl CodecError {
             CodecError::OutOfRange { function, .. }
             | CodecError::Mismatch { function, .. }
             | CodecError::InvalidValue { function, .. } => function,
-            CodecError::UnsupportedFunction { code } => Some(code),
-            CodecError::ProtocolId { .. } | CodecError::InsufficientSize { .. } => None,
+            CodecError::UnsupportedFunction { code } | CodecError::NoLengthRule { code } => {
+                Some(code)
+            }
+            CodecError::ProtocolId { .. }
+            | CodecError::Crc { .. }
+            | CodecError::InsufficientSize { .. } => None,
         }
     }
 
@@ -195,13 +230,20 @@ impl CodecError {
     /// Errors inside a PDU and a non-zero protocol id leave the MBAP framing
     /// intact: the caller can skip the ADU and decode the next one. A bad
     /// MBAP length does not: the stream cannot be resynchronised and the
-    /// connection must be closed.
+    /// connection must be closed. No RTU framing error leaves an RTU stream
+    /// in step: the reader hunts for the next frame (or the line's silence).
     pub fn is_framing_intact(&self) -> bool {
         !matches!(
             self,
             CodecError::OutOfRange { function: None, .. }
                 | CodecError::Mismatch { function: None, .. }
                 | CodecError::InvalidValue { function: None, .. }
+                | CodecError::OutOfRange {
+                    field: Field::FrameLength,
+                    ..
+                }
+                | CodecError::Crc { .. }
+                | CodecError::NoLengthRule { .. }
         )
     }
 
@@ -212,7 +254,13 @@ impl CodecError {
     /// response is owed: MBAP header errors and encoding errors.
     pub fn exception_code(&self) -> Option<ExceptionCode> {
         match *self {
-            CodecError::UnsupportedFunction { .. } => Some(ExceptionCode::IllegalFunction),
+            CodecError::UnsupportedFunction { .. } | CodecError::NoLengthRule { .. } => {
+                Some(ExceptionCode::IllegalFunction)
+            }
+            CodecError::OutOfRange {
+                field: Field::FrameLength,
+                ..
+            } => None,
             CodecError::InvalidValue {
                 function: Some(_),
                 field: Field::MeiType,
@@ -302,6 +350,19 @@ impl fmt::Display for CodecError {
                     "function_code 0x{code:02X} is not a Modbus/TCP function code"
                 ),
             },
+            CodecError::Crc {
+                computed,
+                received,
+                frame_len,
+            } => write!(
+                f,
+                "RTU frame of {frame_len} bytes: crc 0x{received:04X} is not 0x{computed:04X}, the CRC of its bytes"
+            ),
+            CodecError::NoLengthRule { code } => write!(
+                f,
+                "{}: no length rule, so it cannot be framed as RTU (a serial line or RTU over TCP)",
+                In(Some(code))
+            ),
             CodecError::InsufficientSize {
                 required,
                 available,

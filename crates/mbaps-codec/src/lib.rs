@@ -52,6 +52,7 @@ mod items;
 mod pdu;
 mod request;
 mod response;
+pub mod rtu;
 mod wire;
 
 pub use data::{Bits, BitsIter, List, ListIter, Registers, RegistersIter, WireItem};

@@ -6,6 +6,9 @@
 //!   valid encodings alike, encodes back to exactly the bytes it came from.
 //! - The stream decoder never claims more bytes than it was given, never asks
 //!   for more than one ADU, and finds the same frames wherever a stream is cut.
+//! - Every valid request and response of a function with a length rule is
+//!   framed as RTU and found again in a stream of frames, wherever it is cut;
+//!   a flipped bit anywhere in an RTU frame is never taken for a frame.
 //!
 //! Proptest generates owned values (`Vec`s); each test builds the borrowed
 //! typed value from them in its body.
@@ -13,7 +16,7 @@
 use mbaps_codec::{
     Adu, Bits, CodecError, ConformityLevel, Decoded, DeviceIdObject, DeviceIdentification,
     ExceptionCode, Field, FileRecordData, FileRecordRead, FileRecordWrite, List, MbapHeader,
-    ReadDeviceIdCode, Registers, Request, Response, decode, encode_request, encode_response,
+    ReadDeviceIdCode, Registers, Request, Response, decode, encode_request, encode_response, rtu,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -700,8 +703,109 @@ fn frames_fed_in_pieces(
     Ok(frames)
 }
 
+/// RTU frames of `pdus`, back to back, and the frames' lengths.
+fn rtu_stream(pdus: &[(u8, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
+    let mut stream = Vec::new();
+    let mut lengths = Vec::new();
+    for (unit_id, pdu) in pdus {
+        let mut out = [0u8; rtu::MAX_RTU_FRAME_LEN];
+        let frame = rtu::RtuFrame {
+            unit_id: *unit_id,
+            pdu,
+        };
+        let len = frame.encode(&mut out).expect("a valid PDU frames");
+        stream.extend_from_slice(&out[..len]);
+        lengths.push(len);
+    }
+    (stream, lengths)
+}
+
+/// Decodes `stream`, fed `chunk` bytes at a time, into (unit, PDU) pairs.
+fn rtu_frames_fed_in_pieces(
+    stream: &[u8],
+    chunk: usize,
+    kind: rtu::RtuFrameKind,
+) -> Result<Vec<(u8, Vec<u8>)>, TestCaseError> {
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut frames = Vec::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        buffer.extend_from_slice(piece);
+        loop {
+            match rtu::decode_rtu(&buffer, kind) {
+                Ok(rtu::RtuDecoded::Frame { frame, consumed }) => {
+                    frames.push((frame.unit_id, frame.pdu.to_vec()));
+                    buffer.drain(..consumed);
+                }
+                Ok(rtu::RtuDecoded::Incomplete { needed }) => {
+                    prop_assert!(buffer.len() + needed <= rtu::MAX_RTU_FRAME_LEN);
+                    break;
+                }
+                Err(err) => return Err(fail(&buffer, err)),
+            }
+        }
+    }
+    prop_assert!(buffer.is_empty(), "{} bytes left", buffer.len());
+    Ok(frames)
+}
+
+/// PDUs of functions with an RTU length rule (the user-defined codes have
+/// none), each with the kind of frame it travels in.
+fn rtu_pdus() -> impl Strategy<Value = (rtu::RtuFrameKind, Vec<(u8, Vec<u8>)>)> {
+    let framed = |pdu: &Vec<u8>| !matches!(pdu[0] & 0x7F, 65..=72 | 100..=110);
+    prop_oneof![
+        vec(
+            (
+                any::<u8>(),
+                request_strategy().prop_map(|o| request_bytes(&o))
+            ),
+            1..6
+        )
+        .prop_map(|pdus| (rtu::RtuFrameKind::Request, pdus)),
+        vec(
+            (
+                any::<u8>(),
+                response_strategy().prop_map(|o| response_bytes(&o))
+            ),
+            1..6
+        )
+        .prop_map(|pdus| (rtu::RtuFrameKind::Response, pdus)),
+    ]
+    .prop_map(move |(kind, pdus)| (kind, pdus.into_iter().filter(|(_, p)| framed(p)).collect()))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn rtu_frames_are_found_again_wherever_the_stream_is_cut(
+        (kind, pdus) in rtu_pdus(),
+        chunk in 1usize..40,
+    ) {
+        let (stream, _) = rtu_stream(&pdus);
+        prop_assert_eq!(rtu_frames_fed_in_pieces(&stream, chunk, kind)?, pdus);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_an_rtu_frame_is_never_a_frame(
+        (kind, pdus) in rtu_pdus(),
+        at in any::<Index>(),
+        bit in 0u8..8,
+    ) {
+        let Some(first) = pdus.first() else { return Ok(()) };
+        let (mut stream, lengths) = rtu_stream(core::slice::from_ref(first));
+        let at = at.index(lengths[0]);
+        stream[at] ^= 1 << bit;
+        // The CRC-16 finds every single-bit error in a frame of the same
+        // length. A flip in a function code or a byte count changes the
+        // length rule: the frame read then is another one (whose CRC is
+        // right once in 65,536), not this one with an error in it.
+        if let Ok(rtu::RtuDecoded::Frame { frame, consumed }) = rtu::decode_rtu(&stream, kind) {
+            prop_assert!(
+                consumed != lengths[0],
+                "bit {} of byte {} flipped, frame accepted: {:?}", bit, at, frame
+            );
+        }
+    }
 
     #[test]
     fn every_valid_request_encodes_and_decodes_to_itself(

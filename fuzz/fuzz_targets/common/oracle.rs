@@ -104,7 +104,12 @@ pub fn record_every_request(server: &mut Server) {
 /// request it hands over with exception 0x04; every request's record
 /// must come once, with the decision the policy gives (the server must
 /// record every request: [`record_every_request`]).
-pub fn check_events(server: &mut Server, now: std::time::Instant, frames: &[Frame], seen: &mut Seen) {
+pub fn check_events(
+    server: &mut Server,
+    now: std::time::Instant,
+    frames: &[Frame],
+    seen: &mut Seen,
+) {
     let Seen {
         next,
         answers,
