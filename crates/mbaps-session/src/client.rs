@@ -400,26 +400,44 @@ impl Client {
 
 /// A response to `pending`: its outcome.
 fn on_response(pending: Pending, header: MbapHeader, pdu: &[u8]) -> ClientEvent {
-    let transaction_id = pending.transaction_id;
+    judge_response(
+        pending.transaction_id,
+        pending.function,
+        pending.unit_id,
+        header.unit_id,
+        pdu,
+    )
+}
+
+/// The outcome of request `transaction_id` (of `function`, to
+/// `expected_unit`) answered by `unit_id` with `pdu`: a response, or why
+/// it is not one. The one rule for MBAP and RTU links.
+pub(crate) fn judge_response(
+    transaction_id: u16,
+    function: u8,
+    expected_unit: u8,
+    unit_id: u8,
+    pdu: &[u8],
+) -> ClientEvent {
     let invalid = |error| ClientEvent::Invalid {
         transaction_id,
         error,
     };
     match Response::decode(pdu) {
         Err(error) => invalid(InvalidResponse::Malformed(error)),
-        Ok(response) if response.function_code() != pending.function => {
+        Ok(response) if response.function_code() != function => {
             invalid(InvalidResponse::WrongFunction {
-                expected: pending.function,
+                expected: function,
                 found: response.function_code(),
             })
         }
-        Ok(_) if header.unit_id != pending.unit_id => invalid(InvalidResponse::WrongUnit {
-            expected: pending.unit_id,
-            found: header.unit_id,
+        Ok(_) if unit_id != expected_unit => invalid(InvalidResponse::WrongUnit {
+            expected: expected_unit,
+            found: unit_id,
         }),
         Ok(_) => ClientEvent::Response {
             transaction_id,
-            unit_id: header.unit_id,
+            unit_id,
             pdu: Pdu::copy_of(pdu),
         },
     }

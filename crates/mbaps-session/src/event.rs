@@ -365,6 +365,13 @@ pub enum DropReason {
     /// Its protocol id is not 0: not a Modbus frame (Implementation Guide
     /// 3.1.3).
     ProtocolId(u16),
+    /// An RTU frame from another unit than the one addressed (a server
+    /// that answers for an address not its own): the answer awaited may
+    /// still come.
+    OtherUnit(u8),
+    /// An RTU frame whose CRC is wrong (a corrupted byte, or noise): the
+    /// answer awaited may still come, or its timeout ends it.
+    Crc,
 }
 
 /// What a [`crate::Client`] reports.

@@ -4,14 +4,18 @@
 //! once, a response reaches only the request it answers, no request goes to
 //! the device twice, the queue and the wire stay within their limits, and
 //! a session is answered busy only when it holds its share of the queue or
-//! the queue is full.
+//! the queue is full. The same holds over an RTU line (a serial device,
+//! with noise, other units' answers and retries of reads), where at most
+//! one request is ever on the line.
 
 #![allow(clippy::disallowed_methods)] // the simulated clock starts at the real now
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use mbaps_codec::rtu::{RtuDecoded, RtuFrame, RtuFrameKind, decode_rtu};
 use mbaps_codec::{Request, Response};
+use mbaps_session::upstream::rtu::{RtuLine, RtuSettings};
 use mbaps_session::upstream::{Failure, LinkEvent, Requester, Ticket, Upstream, UpstreamLimits};
 use mbaps_session::{
     Client, ClientConfig, DropReason, InvalidResponse, Pdu, rustls::pki_types::ServerName,
@@ -74,6 +78,28 @@ fn limits() -> impl Strategy<Value = UpstreamLimits> {
     })
 }
 
+/// How the device is framed.
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    Mbap,
+    /// An RTU line that retries reads this many times.
+    Rtu {
+        retries: u8,
+    },
+}
+
+fn rtu_limits() -> impl Strategy<Value = (UpstreamLimits, Framing)> {
+    (limits(), 0u8..=2).prop_map(|(limits, retries)| {
+        (
+            UpstreamLimits {
+                in_flight: 1,
+                ..limits
+            },
+            Framing::Rtu { retries },
+        )
+    })
+}
+
 /// A request as the device received it.
 struct Held {
     transaction_id: u16,
@@ -85,6 +111,7 @@ struct Held {
 /// connection, and what each ticket is owed.
 struct World {
     upstream: Upstream,
+    framing: Framing,
     config: ClientConfig,
     now: Instant,
     /// Requests the device holds on the current connection.
@@ -106,13 +133,24 @@ struct World {
 
 impl World {
     fn new(limits: UpstreamLimits) -> World {
+        World::framed(limits, Framing::Mbap)
+    }
+
+    fn framed(limits: UpstreamLimits, framing: Framing) -> World {
         let now = Instant::now();
         let config = ClientConfig::plain()
             .max_outstanding(limits.in_flight)
             .build()
             .unwrap();
+        let upstream = match framing {
+            Framing::Mbap => Upstream::new(limits, now).unwrap(),
+            Framing::Rtu { .. } => {
+                Upstream::rtu(limits, World::rtu_settings(framing), now).unwrap()
+            }
+        };
         World {
-            upstream: Upstream::new(limits, now).unwrap(),
+            upstream,
+            framing,
             config,
             now,
             held: Vec::new(),
@@ -123,6 +161,17 @@ impl World {
             sessions: BTreeMap::new(),
             next_ticket: 0,
             link_events: Vec::new(),
+        }
+    }
+
+    fn rtu_settings(framing: Framing) -> RtuSettings {
+        let retries = match framing {
+            Framing::Rtu { retries } => retries,
+            Framing::Mbap => 0,
+        };
+        RtuSettings {
+            retries,
+            ..RtuSettings::serial(9_600, Duration::from_millis(400))
         }
     }
 
@@ -165,7 +214,10 @@ impl World {
             Step::Answer { pick, how } => {
                 if self.upstream.has_connection() && !self.held.is_empty() {
                     let held = self.held.remove(pick % self.held.len());
-                    let frame = answer(&held, how);
+                    let frame = match self.framing {
+                        Framing::Mbap => answer(&held, how),
+                        Framing::Rtu { .. } => rtu_answer(&held, how),
+                    };
                     if matches!(how, How::Right) {
                         self.answered_rightly.insert(held.address);
                     }
@@ -190,9 +242,18 @@ impl World {
             Step::Dial { ok } => {
                 if self.upstream.poll_connect(self.now) {
                     if ok {
-                        let name = ServerName::try_from("device").unwrap();
-                        let session = Client::new(&self.config, name, self.now).unwrap();
-                        self.upstream.connected(self.now, session);
+                        match self.framing {
+                            Framing::Mbap => {
+                                let name = ServerName::try_from("device").unwrap();
+                                let session = Client::new(&self.config, name, self.now).unwrap();
+                                self.upstream.connected(self.now, session);
+                            }
+                            Framing::Rtu { .. } => {
+                                let settings = World::rtu_settings(self.framing);
+                                self.upstream
+                                    .connected(self.now, RtuLine::new(settings, self.now));
+                            }
+                        }
                     } else {
                         self.upstream.connect_failed(self.now);
                     }
@@ -200,6 +261,34 @@ impl World {
             }
         }
         self.collect()
+    }
+
+    /// The device reads RTU requests: it holds only the last (a serial
+    /// device that hears a new request has given up the one before).
+    fn device_reads_rtu(&mut self, retries: u8) -> Result<(), TestCaseError> {
+        while let Ok(RtuDecoded::Frame { frame, consumed }) =
+            decode_rtu(&self.received, RtuFrameKind::Request)
+        {
+            let address = u16::from_be_bytes([frame.pdu[1], frame.pdu[2]]);
+            // Reads are retried after a timeout: the same request again.
+            let first = self.seen.insert(address);
+            prop_assert!(
+                first || retries > 0,
+                "request {address} sent twice without retries"
+            );
+            self.held.clear();
+            self.held.push(Held {
+                transaction_id: 0,
+                unit: frame.unit_id,
+                address,
+            });
+            self.received.drain(..consumed);
+        }
+        prop_assert!(
+            self.upstream.in_flight() <= 1,
+            "two requests on an RTU line"
+        );
+        Ok(())
     }
 
     /// The requests of `session` waiting in the queue: its tickets not
@@ -221,7 +310,10 @@ impl World {
         let mut out = Vec::new();
         self.upstream.poll_transmit(&mut out);
         self.received.extend_from_slice(&out);
-        while self.received.len() >= 7 {
+        if let Framing::Rtu { retries } = self.framing {
+            self.device_reads_rtu(retries)?;
+        }
+        while matches!(self.framing, Framing::Mbap) && self.received.len() >= 7 {
             let len = usize::from(u16::from_be_bytes([self.received[4], self.received[5]]));
             if self.received.len() < 6 + len {
                 break;
@@ -301,8 +393,67 @@ fn answer(held: &Held, how: How) -> Vec<u8> {
     frame
 }
 
+/// The device's RTU answer to `held`: right, or wrong in the way asked
+/// (a corrupted byte for a wrong transaction, noise for garbage).
+fn rtu_answer(held: &Held, how: How) -> Vec<u8> {
+    let [hi, lo] = held.address.to_be_bytes();
+    let (unit, pdu) = match how {
+        How::Right | How::WrongTransaction => (held.unit, vec![0x03, 2, hi, lo]),
+        How::WrongFunction => (held.unit, vec![0x04, 2, hi, lo]),
+        How::WrongUnit => (held.unit.wrapping_add(1), vec![0x03, 2, hi, lo]),
+        How::Exception => (held.unit, vec![0x83, 0x02]),
+        How::Garbage => return vec![0xFF, 0x00, 0x13],
+    };
+    let mut out = [0u8; 256];
+    let len = RtuFrame {
+        unit_id: unit,
+        pdu: &pdu,
+    }
+    .encode(&mut out)
+    .unwrap();
+    let mut frame = out[..len].to_vec();
+    if matches!(how, How::WrongTransaction) {
+        frame[3] ^= 0x40;
+    }
+    frame
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn over_an_rtu_line_every_request_is_answered_exactly_once(
+        (limits, framing) in rtu_limits(),
+        steps in prop::collection::vec(step(), 1..120),
+    ) {
+        let mut world = World::framed(limits, framing);
+        for step in steps {
+            world.run(step)?;
+        }
+        world.upstream.close(world.now);
+        world.collect()?;
+        for ticket in 0..world.next_ticket {
+            prop_assert!(world.answers.contains_key(&ticket), "ticket {ticket} never answered");
+        }
+    }
+
+    #[test]
+    fn over_an_rtu_line_time_alone_answers_every_request(
+        (limits, framing) in rtu_limits(),
+        steps in prop::collection::vec(step(), 1..120),
+    ) {
+        let mut world = World::framed(limits, framing);
+        for step in steps {
+            world.run(step)?;
+        }
+        // Each attempt has 400 ms, at most three attempts.
+        for _ in 0..12 {
+            world.run(Step::Advance { millis: 1_600 })?;
+        }
+        for ticket in 0..world.next_ticket {
+            prop_assert!(world.answers.contains_key(&ticket), "ticket {ticket} never answered");
+        }
+    }
 
     #[test]
     fn every_request_is_answered_exactly_once(

@@ -76,6 +76,21 @@ pub enum LimitError {
     /// `timeout` below 1 ms or above a day.
     #[error("timeout is {0:?}: it must be at least 1 ms and at most a day")]
     Timeout(Duration),
+    /// `in_flight` above 1 on an RTU route: the line carries one request
+    /// at a time (Serial Line V1.02, 2.4).
+    #[error(
+        "in_flight is {0}: an RTU route (a serial line or RTU over TCP) carries one request at a time"
+    )]
+    RtuInFlight(usize),
+    /// An RTU line's turnaround delay or response timeout outside 1 ms to a
+    /// day.
+    #[error("{name} is {value:?}: it must be at least 1 ms and at most a day")]
+    RtuTiming {
+        /// `turnaround` or `response_timeout`.
+        name: &'static str,
+        /// The value.
+        value: Duration,
+    },
     /// `initial_backoff` below 1 ms or above `max_backoff`.
     #[error("initial_backoff {initial:?} must be at least 1 ms and at most max_backoff {max:?}")]
     Backoff {

@@ -25,20 +25,23 @@
 //! [`Upstream::poll_transmit`] gives out, as for a [`Client`].
 
 mod limits;
+mod line;
 mod queue;
+pub mod rtu;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use mbaps_codec::ExceptionCode;
+use mbaps_codec::{CodecError, ExceptionCode};
 
-use crate::client::Client;
 use crate::event::{ClientEvent, CloseReason, DropReason, InvalidResponse, Pdu};
 
 pub use limits::{LimitError, MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
+pub use line::Line;
 pub use queue::Requester;
 use queue::{Admission, FairQueue, Queued};
+use rtu::{LineCounters, RtuSettings};
 
 /// The caller's name for a submitted request, handed back with its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,6 +59,13 @@ pub enum Failure {
     /// The connection was lost with the request on the wire: 0x0B (the
     /// request is not sent again: a write may have been carried out).
     Lost(CloseReason),
+    /// A request to unit 0 on an RTU route that is not a write: a
+    /// broadcast gets no answer, so only writes may be broadcast (Serial
+    /// Line V1.02, 2.2): 0x0A.
+    BroadcastNotWrite,
+    /// The function has no RTU length rule (a user-defined code), so it
+    /// cannot be framed on a serial line or RTU over TCP: 0x01.
+    Unframeable(CodecError),
     /// The device answered, but not this request (another function or
     /// unit, a malformed PDU, or, while it was the only one on the wire,
     /// under another transaction or protocol id): never passed on, 0x0B.
@@ -69,7 +79,10 @@ impl Failure {
     pub fn exception(&self) -> ExceptionCode {
         match self {
             Failure::QueueFull => ExceptionCode::ServerDeviceBusy,
-            Failure::Unreachable => ExceptionCode::GatewayPathUnavailable,
+            Failure::Unreachable | Failure::BroadcastNotWrite => {
+                ExceptionCode::GatewayPathUnavailable
+            }
+            Failure::Unframeable(_) => ExceptionCode::IllegalFunction,
             Failure::Timeout | Failure::Lost(_) | Failure::Invalid(_) => {
                 ExceptionCode::GatewayTargetFailedToRespond
             }
@@ -85,6 +98,11 @@ impl fmt::Display for Failure {
                 "the device's queue is full, or this session holds its share of it"
             ),
             Failure::Unreachable => write!(f, "the device cannot be reached"),
+            Failure::BroadcastNotWrite => write!(
+                f,
+                "unit 0 on an RTU route is a broadcast, which no server answers: only writes may be broadcast"
+            ),
+            Failure::Unframeable(error) => write!(f, "{error}"),
             Failure::Timeout => write!(f, "the device did not answer in time"),
             Failure::Lost(reason) => write!(f, "the connection to the device was lost: {reason:?}"),
             Failure::Invalid(error) => write!(f, "the device's answer is not valid: {error}"),
@@ -150,12 +168,12 @@ enum Link {
     /// The adapter is opening a TCP connection.
     Dialing,
     /// TCP is up, the TLS handshake under way.
-    Handshaking(Box<Client>),
+    Handshaking(Line),
     /// Requests go out; up `since`, and whether it has answered anything
     /// (a connection that answers is one that works: its loss is redialled
     /// at once, and the backoff starts over).
     Up {
-        session: Box<Client>,
+        session: Line,
         since: Instant,
         answered: bool,
     },
@@ -182,6 +200,11 @@ pub struct Upstream {
     link_events: VecDeque<LinkEvent>,
     /// What an ended session still owed the device (an alert).
     parting: Vec<u8>,
+    /// How the device is framed: `None` for Modbus/TCP (MBAP), the line's
+    /// settings for RTU (a serial line, or RTU over TCP).
+    rtu: Option<RtuSettings>,
+    /// What the RTU lines that ended counted.
+    counters_before: LineCounters,
 }
 
 impl Upstream {
@@ -199,7 +222,55 @@ impl Upstream {
             discarded_before: 0,
             link_events: VecDeque::new(),
             parting: Vec::new(),
+            rtu: None,
+            counters_before: LineCounters::default(),
         })
+    }
+
+    /// A device reached by RTU frames (a serial line, or RTU over TCP):
+    /// the adapter hands [`Upstream::connected`] an [`rtu::RtuLine`] made
+    /// with `settings` when the port or the connection is open. One
+    /// request at a time: `limits.in_flight` must be 1.
+    pub fn rtu(
+        limits: UpstreamLimits,
+        settings: RtuSettings,
+        now: Instant,
+    ) -> Result<Upstream, LimitError> {
+        if limits.in_flight != 1 {
+            return Err(LimitError::RtuInFlight(limits.in_flight));
+        }
+        for (name, value) in [
+            ("turnaround", settings.turnaround),
+            ("response_timeout", settings.response_timeout),
+        ] {
+            if !(crate::MIN_TIMEOUT..=crate::MAX_TIMEOUT).contains(&value) {
+                return Err(LimitError::RtuTiming { name, value });
+            }
+        }
+        let mut upstream = Upstream::new(limits, now)?;
+        upstream.rtu = Some(settings);
+        Ok(upstream)
+    }
+
+    /// The RTU line's settings, on an RTU upstream.
+    pub fn rtu_settings(&self) -> Option<&RtuSettings> {
+        self.rtu.as_ref()
+    }
+
+    /// What the RTU lines of this device counted (requests, CRC errors,
+    /// timeouts, retries, discarded frames, busy time), over every line
+    /// opened; `None` for Modbus/TCP.
+    pub fn line_counters(&self) -> Option<LineCounters> {
+        self.rtu?;
+        let current = match &self.link {
+            Link::Handshaking(Line::Rtu(line))
+            | Link::Up {
+                session: Line::Rtu(line),
+                ..
+            } => line.counters(),
+            _ => LineCounters::default(),
+        };
+        Some(self.counters_before.plus(current))
     }
 
     /// The limits.
@@ -231,6 +302,17 @@ impl Upstream {
             self.fail(ticket, Failure::Unreachable);
             return;
         }
+        if self.rtu.is_some() {
+            if let Err(error) = rtu::check_frameable(unit_id, &pdu) {
+                self.fail(ticket, Failure::Unframeable(error));
+                return;
+            }
+            if unit_id == mbaps_codec::rtu::BROADCAST_UNIT && rtu::broadcast_answer(&pdu).is_none()
+            {
+                self.fail(ticket, Failure::BroadcastNotWrite);
+                return;
+            }
+        }
         let request = Queued {
             ticket,
             unit_id,
@@ -258,14 +340,15 @@ impl Upstream {
         }
     }
 
-    /// The TCP connection is open: `session` runs on it (its handshake, if
-    /// TLS, is under way; a plain session is up at once).
-    pub fn connected(&mut self, now: Instant, session: Client) {
+    /// The connection is open: `session` runs on it (a [`crate::Client`]
+    /// whose handshake, if TLS, is under way, a plain one being up at once;
+    /// or an [`rtu::RtuLine`], up at once, on an RTU upstream).
+    pub fn connected(&mut self, now: Instant, session: impl Into<Line>) {
         if !matches!(self.link, Link::Dialing) {
             // Not asked for: dropped, and so closed.
             return;
         }
-        self.link = Link::Handshaking(Box::new(session));
+        self.link = Link::Handshaking(session.into());
         self.take_session_events(now);
     }
 
@@ -286,7 +369,7 @@ impl Upstream {
     /// Bytes read from the connection.
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
         if let Some(session) = self.session() {
-            session.handle_tls(now, bytes);
+            session.handle_bytes(now, bytes);
         }
         self.take_session_events(now);
     }
@@ -295,6 +378,15 @@ impl Upstream {
     pub fn handle_eof(&mut self, now: Instant) {
         if let Some(session) = self.session() {
             session.handle_eof(now);
+        }
+        self.take_session_events(now);
+    }
+
+    /// The connection failed under the link (a serial port's read or
+    /// write error, a reset).
+    pub fn handle_error(&mut self, now: Instant, kind: std::io::ErrorKind) {
+        if let Some(session) = self.session() {
+            session.handle_error(now, kind);
         }
         self.take_session_events(now);
     }
@@ -396,7 +488,7 @@ impl Upstream {
         self.link = Link::Closed;
     }
 
-    fn session(&mut self) -> Option<&mut Client> {
+    fn session(&mut self) -> Option<&mut Line> {
         match &mut self.link {
             Link::Handshaking(session) | Link::Up { session, .. } => Some(session),
             Link::Down { .. } | Link::Dialing | Link::Closed => None,
@@ -495,7 +587,14 @@ impl Upstream {
                 let mut on_wire: Vec<u16> = self.in_flight.keys().copied().collect();
                 on_wire.sort_unstable();
                 let sole = match on_wire[..] {
-                    [sole] if reason != DropReason::Late => Some(sole),
+                    [sole]
+                        if matches!(
+                            reason,
+                            DropReason::UnknownTransactionId | DropReason::ProtocolId(_)
+                        ) =>
+                    {
+                        Some(sole)
+                    }
                     _ => None,
                 };
                 self.link_events.push_back(LinkEvent::DroppedAnswer {
@@ -510,7 +609,10 @@ impl Upstream {
                     session.abandon(expected);
                     let protocol_id = match reason {
                         DropReason::ProtocolId(id) => id,
-                        DropReason::Late | DropReason::UnknownTransactionId => 0,
+                        DropReason::Late
+                        | DropReason::UnknownTransactionId
+                        | DropReason::OtherUnit(_)
+                        | DropReason::Crc => 0,
                     };
                     let error = InvalidResponse::Unechoed {
                         expected,
@@ -598,9 +700,12 @@ impl Upstream {
 
     /// What an ended session still owes the device (its alert or
     /// close_notify) goes out; its count of dropped frames is kept.
-    fn part(&mut self, session: &mut Client) {
+    fn part(&mut self, session: &mut Line) {
         session.poll_transmit(&mut self.parting);
         self.discarded_before += session.discarded_responses();
+        if let Line::Rtu(line) = session {
+            self.counters_before = self.counters_before.plus(line.counters());
+        }
     }
 
     /// Sends waiting requests while slots are free, the front sessions

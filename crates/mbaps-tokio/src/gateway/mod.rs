@@ -327,9 +327,17 @@ impl fmt::Display for GatewayLog {
                             write!(f, "no request had this transaction id")?
                         }
                         DropReason::ProtocolId(id) => write!(f, "protocol id {id}, not 0")?,
+                        DropReason::OtherUnit(unit) => {
+                            write!(f, "an RTU frame from unit {unit}, not the one addressed")?
+                        }
+                        DropReason::Crc => write!(f, "an RTU frame with a bad CRC")?,
                     }
                     write!(f, "); on the wire: {in_flight:?}")?;
-                    if *reason != DropReason::Late && in_flight.len() == 1 {
+                    let blamed = matches!(
+                        reason,
+                        DropReason::UnknownTransactionId | DropReason::ProtocolId(_)
+                    );
+                    if blamed && in_flight.len() == 1 {
                         write!(f, "; request {} answered 0x0B", in_flight[0])?;
                     }
                     Ok(())
