@@ -146,6 +146,7 @@ mod handler;
 mod load;
 mod record;
 mod resumption;
+pub mod rtu_server;
 mod server;
 mod transport;
 pub mod upstream;

@@ -41,6 +41,7 @@
 mod client;
 mod gateway;
 mod handler;
+pub mod serial;
 mod server;
 mod timer;
 

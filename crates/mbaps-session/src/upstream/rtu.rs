@@ -62,9 +62,47 @@ pub struct RtuSettings {
     pub response_timeout: Duration,
 }
 
+/// What a user chooses of an RTU line's behaviour, besides its speed and
+/// the response timeout: see [`RtuSettings`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RtuOptions {
+    /// [`RtuSettings::turnaround`] (default 100 ms).
+    pub turnaround: Duration,
+    /// [`RtuSettings::retries`] (default 0).
+    pub retries: u8,
+    /// [`RtuSettings::retry_writes`] (default no).
+    pub retry_writes: bool,
+}
+
+impl Default for RtuOptions {
+    fn default() -> RtuOptions {
+        RtuOptions {
+            turnaround: RtuSettings::DEFAULT_TURNAROUND,
+            retries: 0,
+            retry_writes: false,
+        }
+    }
+}
+
 impl RtuSettings {
     /// The default turnaround delay after a broadcast.
     pub const DEFAULT_TURNAROUND: Duration = Duration::from_millis(100);
+
+    /// A line keeping `silence` between frames, with `options`, whose
+    /// retries wait `response_timeout` each.
+    pub fn with_options(
+        silence: Duration,
+        options: RtuOptions,
+        response_timeout: Duration,
+    ) -> RtuSettings {
+        RtuSettings {
+            silence,
+            turnaround: options.turnaround,
+            retries: options.retries,
+            retry_writes: options.retry_writes,
+            response_timeout,
+        }
+    }
 
     /// A serial line at `baud`, with the default turnaround and no retries.
     pub fn serial(baud: u32, response_timeout: Duration) -> RtuSettings {
@@ -141,6 +179,72 @@ pub fn broadcast_answer(request: &Pdu) -> Option<Pdu> {
     }
 }
 
+/// Bytes received on an RTU line, hunted for frames: the one hunting rule
+/// of the gateway's lines and the RTU server.
+///
+/// Frames are found past noise and truncated frames (after a bad frame,
+/// the next one is looked for one byte further). Each frame with a bad CRC
+/// counts once, not the false starts inside it, also when its bytes come
+/// in several reads.
+#[derive(Debug, Default)]
+pub(crate) struct Received {
+    bytes: Vec<u8>,
+    /// Candidates starting before this index lie inside a bad frame
+    /// already counted.
+    counted_until: usize,
+    /// Frames with a bad CRC.
+    pub(crate) crc_errors: u64,
+}
+
+impl Received {
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.counted_until = 0;
+    }
+
+    /// The next frame of `kind` from `start`: the frame and where it ends,
+    /// or where the bytes not yet a frame begin (`Err`).
+    pub(crate) fn next_frame(
+        &mut self,
+        kind: RtuFrameKind,
+        mut start: usize,
+    ) -> Result<(RtuFrame<'_>, usize), usize> {
+        while let Some(rest) = self.bytes.get(start..).filter(|rest| !rest.is_empty()) {
+            match decode_rtu(rest, kind) {
+                // Decoded again to borrow for the caller: cheap, once per frame.
+                Ok(RtuDecoded::Frame { consumed, .. }) => {
+                    let frame = RtuFrame {
+                        unit_id: self.bytes[start],
+                        pdu: &self.bytes[start + 1..start + consumed - 2],
+                    };
+                    return Ok((frame, start + consumed));
+                }
+                Ok(RtuDecoded::Incomplete { .. }) => return Err(start),
+                Err(CodecError::Crc { frame_len, .. }) => {
+                    if start >= self.counted_until {
+                        self.crc_errors += 1;
+                        self.counted_until = start + frame_len;
+                    }
+                    start += 1;
+                }
+                Err(_) => start += 1,
+            }
+        }
+        Err(start)
+    }
+
+    /// Drops the first `n` bytes (frames taken, noise passed over).
+    pub(crate) fn consume(&mut self, n: usize) {
+        let n = n.min(self.bytes.len());
+        self.bytes.drain(..n);
+        self.counted_until = self.counted_until.saturating_sub(n);
+    }
+}
+
 /// Whether `pdu` can be framed as an RTU request (its function has a
 /// length rule, and the frame fits): the error names the function if not.
 pub fn check_frameable(unit_id: u8, pdu: &Pdu) -> Result<(), CodecError> {
@@ -195,10 +299,7 @@ pub struct RtuLine {
     settings: RtuSettings,
     state: State,
     /// Bytes received since the request went out, hunted for its answer.
-    received: Vec<u8>,
-    /// Whether the answer is being hunted past a bad frame (its CRC error
-    /// counted once).
-    hunting: bool,
+    received: Received,
     transmit: Vec<u8>,
     events: VecDeque<ClientEvent>,
     next_transaction_id: u16,
@@ -212,8 +313,7 @@ impl RtuLine {
         RtuLine {
             settings,
             state: State::Idle { quiet_until: now },
-            received: Vec::with_capacity(MAX_RTU_FRAME_LEN),
-            hunting: false,
+            received: Received::default(),
             transmit: Vec::with_capacity(MAX_RTU_FRAME_LEN),
             events: VecDeque::from([ClientEvent::Connected(None)]),
             next_transaction_id: 0,
@@ -228,7 +328,10 @@ impl RtuLine {
 
     /// What happened on the line so far.
     pub fn counters(&self) -> LineCounters {
-        self.counters
+        LineCounters {
+            crc_errors: self.received.crc_errors,
+            ..self.counters
+        }
     }
 
     /// Puts `pdu` for `unit_id` on the line once its silence has passed,
@@ -290,7 +393,7 @@ impl RtuLine {
             }
             return;
         }
-        self.received.extend_from_slice(bytes);
+        self.received.extend(bytes);
         self.hunt(now);
     }
 
@@ -359,7 +462,7 @@ impl RtuLine {
     /// Frames and bytes dropped ([`LineCounters::discarded`]) and frames
     /// with a bad CRC.
     pub fn discarded_responses(&self) -> u64 {
-        self.counters.discarded + self.counters.crc_errors
+        self.counters.discarded + self.received.crc_errors
     }
 
     /// Whether a request is under way.
@@ -456,7 +559,6 @@ impl RtuLine {
         self.transmit.extend_from_slice(&frame[..len]);
         self.counters.requests += 1;
         self.received.clear();
-        self.hunting = false;
         if request.unit_id == BROADCAST_UNIT {
             let until = now + self.settings.turnaround;
             return State::Turnaround {
@@ -474,8 +576,8 @@ impl RtuLine {
     }
 
     /// Looks for the awaited answer in what was received: frames from
-    /// another unit are dropped; past a bad frame the answer is hunted one
-    /// byte further (noise before it, or a truncated frame).
+    /// another unit are dropped; noise and truncated frames are passed
+    /// over ([`Received::next_frame`]).
     fn hunt(&mut self, now: Instant) {
         let State::Awaiting {
             request, sent_at, ..
@@ -487,12 +589,10 @@ impl RtuLine {
             (request.unit_id, request.transaction_id, *sent_at);
         let function = request.pdu.function();
         let mut start = 0;
+        let crc_errors = self.received.crc_errors;
         let answer = loop {
-            let Some(rest) = self.received.get(start..).filter(|r| !r.is_empty()) else {
-                break None;
-            };
-            match decode_rtu(rest, RtuFrameKind::Response) {
-                Ok(RtuDecoded::Frame { frame, .. }) if frame.unit_id == unit_id => {
+            match self.received.next_frame(RtuFrameKind::Response, start) {
+                Ok((frame, _)) if frame.unit_id == unit_id => {
                     break Some(crate::client::judge_response(
                         transaction_id,
                         function,
@@ -501,29 +601,26 @@ impl RtuLine {
                         frame.pdu,
                     ));
                 }
-                Ok(RtuDecoded::Frame { frame, consumed }) => {
+                Ok((frame, end)) => {
                     self.counters.discarded += 1;
                     self.events.push_back(ClientEvent::Dropped {
                         transaction_id,
                         reason: DropReason::OtherUnit(frame.unit_id),
                     });
-                    start += consumed;
-                    self.hunting = false;
+                    start = end;
                 }
-                Ok(RtuDecoded::Incomplete { .. }) => break None,
-                Err(error) => {
-                    if matches!(error, CodecError::Crc { .. }) && !self.hunting {
-                        self.counters.crc_errors += 1;
-                        self.events.push_back(ClientEvent::Dropped {
-                            transaction_id,
-                            reason: DropReason::Crc,
-                        });
-                    }
-                    self.hunting = true;
-                    start += 1;
+                Err(from) => {
+                    start = from;
+                    break None;
                 }
             }
         };
+        for _ in crc_errors..self.received.crc_errors {
+            self.events.push_back(ClientEvent::Dropped {
+                transaction_id,
+                reason: DropReason::Crc,
+            });
+        }
         match answer {
             Some(event) => {
                 self.received.clear();
@@ -533,9 +630,7 @@ impl RtuLine {
                     quiet_until: now + self.settings.silence,
                 };
             }
-            None => {
-                self.received.drain(..start.min(self.received.len()));
-            }
+            None => self.received.consume(start),
         }
     }
 }

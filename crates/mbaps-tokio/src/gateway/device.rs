@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::{Failure, MAX_UPSTREAM_QUEUE, Requester, Ticket, Upstream};
+use mbaps_session::upstream::rtu::{RtuLine, RtuSettings};
+use mbaps_session::upstream::{Failure, Line, MAX_UPSTREAM_QUEUE, Requester, Ticket, Upstream};
 use mbaps_session::{Client, ClientConfig, Pdu};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{GatewayLog, LatencyObserver, Observer, Routed};
+use crate::serial::{SerialLine, SerialPort};
 use crate::timer::Timer;
 
 /// A request on its way to the device's task.
@@ -57,11 +59,107 @@ impl DeviceHandle {
 }
 
 /// How the task reaches the device.
-pub(crate) struct Dialer {
-    /// `host:port`, resolved at each attempt (a device's name may move).
-    pub(crate) address: String,
-    pub(crate) config: Arc<ClientConfig>,
-    pub(crate) server_name: ServerName<'static>,
+pub(crate) enum Dialer {
+    /// Modbus/TCP, plain or TLS, at `address` (`host:port`, resolved at
+    /// each attempt: a device's name may move).
+    Modbus {
+        address: String,
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+    },
+    /// RTU frames over TCP to a converter at `address`.
+    RtuOverTcp {
+        address: String,
+        settings: RtuSettings,
+    },
+    /// A serial line, reopened after it fails.
+    Serial {
+        line: SerialLine,
+        settings: RtuSettings,
+    },
+}
+
+impl Dialer {
+    /// The address or the port, for the log and the metrics.
+    fn name(&self) -> String {
+        match self {
+            Dialer::Modbus { address, .. } | Dialer::RtuOverTcp { address, .. } => address.clone(),
+            Dialer::Serial { line, .. } => line.path.display().to_string(),
+        }
+    }
+
+    /// Opens the connection or the port, within `timeout`.
+    fn dial(&self, timeout: Duration) -> JoinHandle<std::io::Result<DeviceStream>> {
+        match self {
+            Dialer::Modbus { address, .. } | Dialer::RtuOverTcp { address, .. } => {
+                let address = address.clone();
+                tokio::spawn(async move { dial(address, timeout).await.map(DeviceStream::Tcp) })
+            }
+            Dialer::Serial { line, .. } => {
+                let line = line.clone();
+                tokio::spawn(async move {
+                    SerialPort::open(&line)
+                        .map(DeviceStream::Serial)
+                        .map_err(std::io::Error::other)
+                })
+            }
+        }
+    }
+
+    /// The link that runs on a connection opened at `now`.
+    fn link(&self, now: Instant) -> Result<Line, mbaps_session::SessionError> {
+        Ok(match self {
+            Dialer::Modbus {
+                config,
+                server_name,
+                ..
+            } => Client::new(config, server_name.clone(), now)?.into(),
+            Dialer::RtuOverTcp { settings, .. } | Dialer::Serial { settings, .. } => {
+                RtuLine::new(*settings, now).into()
+            }
+        })
+    }
+}
+
+/// A connection to a device: TCP, or a serial port.
+pub(crate) enum DeviceStream {
+    Tcp(TcpStream),
+    Serial(SerialPort),
+}
+
+impl DeviceStream {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            DeviceStream::Tcp(tcp) => tcp.read(buf).await,
+            DeviceStream::Serial(port) => port.read(buf).await,
+        }
+    }
+
+    /// Writes `out` whole: at once if the socket takes it, else within
+    /// `timeout` (a device that takes none of our bytes for the timeout is
+    /// lost).
+    async fn write(&mut self, out: &[u8], timeout: Duration) -> std::io::Result<()> {
+        let rest = match self {
+            DeviceStream::Tcp(tcp) => match tcp.try_write(out) {
+                Ok(n) => &out[n..],
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => out,
+                Err(error) => return Err(error),
+            },
+            DeviceStream::Serial(_) => out,
+        };
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            match self {
+                DeviceStream::Tcp(tcp) => tcp.write_all(rest).await,
+                DeviceStream::Serial(port) => port.write_all(rest).await,
+            }
+        };
+        tokio::time::timeout(timeout, write)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    }
 }
 
 /// Starts the device's task; it ends when every [`DeviceHandle`] is gone
@@ -69,6 +167,7 @@ pub(crate) struct Dialer {
 pub(crate) fn start(
     dialer: Dialer,
     upstream: Upstream,
+    opened: Option<SerialPort>,
     observer: Observer,
     latency: Option<LatencyObserver>,
 ) -> DeviceHandle {
@@ -77,10 +176,11 @@ pub(crate) fn start(
     // bound that answers 0x06, never the channel: what is in it at once is
     // bounded by the front (its sessions times their windows).
     let (submissions, receiver) = mpsc::channel(MAX_UPSTREAM_QUEUE);
-    let address: Arc<str> = Arc::from(dialer.address.as_str());
+    let address: Arc<str> = Arc::from(dialer.name().as_str());
     let task = DeviceTask {
         upstream,
         dialer,
+        opened: opened.map(DeviceStream::Serial),
         submissions: receiver,
         waiting: HashMap::new(),
         next_ticket: 0,
@@ -98,6 +198,9 @@ pub(crate) fn start(
 struct DeviceTask {
     upstream: Upstream,
     dialer: Dialer,
+    /// The serial port opened when the gateway started: the first
+    /// connection.
+    opened: Option<DeviceStream>,
     submissions: mpsc::Receiver<Submission>,
     /// The requests submitted and not yet answered, by ticket.
     waiting: HashMap<Ticket, (Routed, Instant)>,
@@ -110,41 +213,25 @@ struct DeviceTask {
 
 impl DeviceTask {
     async fn run(mut self) {
-        let mut stream: Option<TcpStream> = None;
-        let mut dialing: Option<JoinHandle<std::io::Result<TcpStream>>> = None;
+        let mut stream: Option<DeviceStream> = None;
+        let mut dialing: Option<JoinHandle<std::io::Result<DeviceStream>>> = None;
         let mut buf = vec![0u8; 4096];
         let mut out = Vec::new();
         let mut timer = Timer::new();
         loop {
             if self.upstream.poll_connect(Instant::now()) {
-                dialing = Some(tokio::spawn(dial(
-                    self.dialer.address.clone(),
-                    self.upstream.limits().timeout,
-                )));
+                match self.opened.take() {
+                    Some(opened) => self.connected(opened, &mut stream),
+                    None => dialing = Some(self.dialer.dial(self.upstream.limits().timeout)),
+                }
             }
             out.clear();
             self.upstream.poll_transmit(&mut out);
             if !out.is_empty()
-                && let Some(tcp) = stream.as_mut()
+                && let Some(connection) = stream.as_mut()
+                && let Err(error) = connection.write(&out, self.upstream.limits().timeout).await
             {
-                // A device that takes none of our bytes for the timeout is
-                // lost. Most writes go at once: the timer is for the rest.
-                let written = match tcp.try_write(&out) {
-                    Ok(n) if n == out.len() => Ok(Ok(())),
-                    Ok(n) => {
-                        let rest = &out[n..];
-                        tokio::time::timeout(self.upstream.limits().timeout, tcp.write_all(rest))
-                            .await
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                        tokio::time::timeout(self.upstream.limits().timeout, tcp.write_all(&out))
-                            .await
-                    }
-                    Err(error) => Ok(Err(error)),
-                };
-                if !matches!(written, Ok(Ok(()))) {
-                    self.upstream.handle_eof(Instant::now());
-                }
+                self.upstream.handle_error(Instant::now(), error.kind());
             }
             if !self.upstream.has_connection() {
                 stream = None;
@@ -153,7 +240,7 @@ impl DeviceTask {
             timer.set(self.upstream.poll_timeout());
             let read = async {
                 match stream.as_mut() {
-                    Some(tcp) => tcp.read(&mut buf).await,
+                    Some(connection) => connection.read(&mut buf).await,
                     None => std::future::pending().await,
                 }
             };
@@ -186,39 +273,45 @@ impl DeviceTask {
                         self.upstream.close(Instant::now());
                         out.clear();
                         self.upstream.poll_transmit(&mut out);
-                        if let Some(tcp) = stream.as_mut() {
-                            let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&out)).await;
+                        if let Some(connection) = stream.as_mut() {
+                            let _ = connection.write(&out, Duration::from_secs(1)).await;
                         }
                         self.deliver_answers();
                         return;
                     }
                 },
                 read = read => match read {
-                    Ok(0) | Err(_) => self.upstream.handle_eof(Instant::now()),
+                    Ok(0) => self.upstream.handle_eof(Instant::now()),
                     Ok(n) => self.upstream.handle_bytes(Instant::now(), &buf[..n]),
+                    Err(error) => self.upstream.handle_error(Instant::now(), error.kind()),
                 },
                 dialed = dialed => {
                     dialing = None;
-                    let now = Instant::now();
                     match dialed {
-                        Ok(Ok(tcp)) => match Client::new(&self.dialer.config, self.dialer.server_name.clone(), now) {
-                            Ok(session) => {
-                                stream = Some(tcp);
-                                self.upstream.connected(now, session);
-                            }
-                            Err(error) => {
-                                tracing::warn!(device = %self.address, %error, "cannot start a session to the device");
-                                self.upstream.connect_failed(now);
-                            }
-                        },
+                        Ok(Ok(connection)) => self.connected(connection, &mut stream),
                         Ok(Err(error)) => {
                             tracing::debug!(device = %self.address, %error, "connect failed");
-                            self.upstream.connect_failed(now);
+                            self.upstream.connect_failed(Instant::now());
                         }
-                        Err(_) => self.upstream.connect_failed(now),
+                        Err(_) => self.upstream.connect_failed(Instant::now()),
                     }
                 }
                 () = timer.fired() => self.upstream.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// A connection is open: its link starts on it.
+    fn connected(&mut self, connection: DeviceStream, stream: &mut Option<DeviceStream>) {
+        let now = Instant::now();
+        match self.dialer.link(now) {
+            Ok(link) => {
+                *stream = Some(connection);
+                self.upstream.connected(now, link);
+            }
+            Err(error) => {
+                tracing::warn!(device = %self.address, %error, "cannot start a session to the device");
+                self.upstream.connect_failed(now);
             }
         }
     }

@@ -49,30 +49,56 @@ use mbaps_authz::Target;
 use mbaps_authz::{LoggedRole, Role};
 use mbaps_codec::ExceptionCode;
 use mbaps_session::rustls::pki_types::ServerName;
+use mbaps_session::upstream::rtu::{RtuOptions, RtuSettings, silence_at};
 use mbaps_session::upstream::{
     Failure, LimitError, LinkEvent, Requester, Upstream, UpstreamLimits,
 };
 use mbaps_session::{ClientConfig, ConfigError, DropReason, Pdu, RequestId, Timers};
 
 use crate::handler::{AnswerSender, IncomingRequest, Reply};
+use crate::serial::{self, SerialError, SerialLine, SerialPort};
 use device::{DeviceHandle, Dialer, Submission};
 
 /// A device behind the gateway: where it is, how it is reached (plain
-/// Modbus/TCP, or Modbus/TCP Security with the gateway's own certificate
-/// and so its role), and how much it is asked at once.
+/// Modbus/TCP, Modbus/TCP Security with the gateway's own certificate and
+/// so its role, RTU frames over TCP, or a serial line), and how much it is
+/// asked at once.
 #[derive(Clone)]
 pub struct Device {
-    address: String,
-    tls: Option<(ClientConfig, ServerName<'static>)>,
+    reach: Reach,
     limits: UpstreamLimits,
+    /// The RTU line's behaviour (RTU over TCP and serial lines).
+    rtu: RtuOptions,
+}
+
+/// How a device is reached.
+#[derive(Clone)]
+enum Reach {
+    /// Modbus/TCP at `address`, plain or inside TLS.
+    Modbus {
+        address: String,
+        tls: Option<(ClientConfig, ServerName<'static>)>,
+    },
+    /// RTU frames on a TCP connection to `address` (an Ethernet-to-serial
+    /// converter).
+    RtuOverTcp { address: String },
+    /// A serial line.
+    Serial(SerialLine),
 }
 
 impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Device")
-            .field("address", &self.address)
-            .field("tls", &self.tls.as_ref().map(|(_, name)| name))
+        let mut debug = f.debug_struct("Device");
+        match &self.reach {
+            Reach::Modbus { address, tls } => debug
+                .field("address", address)
+                .field("tls", &tls.as_ref().map(|(_, name)| name)),
+            Reach::RtuOverTcp { address } => debug.field("rtu_over_tcp", address),
+            Reach::Serial(line) => debug.field("serial", line),
+        };
+        debug
             .field("limits", &self.limits)
+            .field("rtu", &self.rtu)
             .finish()
     }
 }
@@ -81,11 +107,10 @@ impl Device {
     /// A plain Modbus/TCP device at `address` (`host:port`, resolved at
     /// each connection attempt).
     pub fn plain(address: impl Into<String>) -> Device {
-        Device {
+        Device::reached(Reach::Modbus {
             address: address.into(),
             tls: None,
-            limits: UpstreamLimits::default(),
-        }
+        })
     }
 
     /// A Modbus/TCP Security device at `address`, whose certificate must
@@ -97,37 +122,100 @@ impl Device {
         config: ClientConfig,
         server_name: ServerName<'static>,
     ) -> Device {
-        Device {
+        Device::reached(Reach::Modbus {
             address: address.into(),
             tls: Some((config, server_name)),
+        })
+    }
+
+    /// Devices on a serial bus reached through an Ethernet-to-serial
+    /// converter at `address` that carries RTU frames (with their CRC,
+    /// without MBAP) on TCP. One request at a time.
+    pub fn rtu_over_tcp(address: impl Into<String>) -> Device {
+        Device::reached(Reach::RtuOverTcp {
+            address: address.into(),
+        })
+    }
+
+    /// Devices on a serial bus (Modbus RTU on `line`). One request on the
+    /// line at a time; the port is opened exclusively when the gateway
+    /// starts, and a port missing or refused then is an error
+    /// ([`GatewayError::Serial`]); one that fails later is reopened with
+    /// the reconnect backoff, its requests answered 0x0A meanwhile.
+    pub fn serial(line: SerialLine) -> Device {
+        Device::reached(Reach::Serial(line))
+    }
+
+    fn reached(reach: Reach) -> Device {
+        Device {
+            reach,
             limits: UpstreamLimits::default(),
+            rtu: RtuOptions::default(),
         }
     }
 
-    /// The queue, in-flight limit, timeout and reconnect backoff.
+    /// The queue, in-flight limit, timeout and reconnect backoff. On an
+    /// RTU device the in-flight limit must be 1 and the timeout is the
+    /// response timeout.
     pub fn limits(mut self, limits: UpstreamLimits) -> Device {
         self.limits = limits;
         self
     }
 
-    /// The address.
-    pub fn address(&self) -> &str {
-        &self.address
+    /// The RTU line's turnaround delay after a broadcast and its retries
+    /// (RTU over TCP and serial devices; ignored for Modbus/TCP).
+    pub fn rtu_options(mut self, options: RtuOptions) -> Device {
+        self.rtu = options;
+        self
     }
 
-    /// Whether `other` is the same device: one address, reached the same
-    /// way (TLS or not). Routes to it share its connection.
+    /// The address (`host:port`), or the serial port's path.
+    pub fn address(&self) -> String {
+        match &self.reach {
+            Reach::Modbus { address, .. } | Reach::RtuOverTcp { address } => address.clone(),
+            Reach::Serial(line) => line.path.display().to_string(),
+        }
+    }
+
+    /// Whether the device is reached by RTU frames.
+    pub fn is_rtu(&self) -> bool {
+        !matches!(self.reach, Reach::Modbus { .. })
+    }
+
+    /// Whether `other` is the same device: one address reached the same
+    /// way (TLS or not, MBAP or RTU), or one serial port. Routes to it
+    /// share its connection (its bus).
     fn same_device(&self, other: &Device) -> bool {
-        self.address == other.address && self.tls.is_some() == other.tls.is_some()
+        match (&self.reach, &other.reach) {
+            (Reach::Modbus { address: a, tls: x }, Reach::Modbus { address: b, tls: y }) => {
+                a == b && x.is_some() == y.is_some()
+            }
+            (Reach::RtuOverTcp { address: a }, Reach::RtuOverTcp { address: b }) => a == b,
+            (Reach::Serial(a), Reach::Serial(b)) => serial::same_port(&a.path, &b.path),
+            _ => false,
+        }
+    }
+
+    /// How the line is set, for devices that share one: the serial
+    /// line's speed and framing, and the RTU options.
+    fn line_settings(&self) -> Option<(Option<&SerialLine>, RtuOptions)> {
+        match &self.reach {
+            Reach::Modbus { .. } => None,
+            Reach::RtuOverTcp { .. } => Some((None, self.rtu)),
+            Reach::Serial(line) => Some((Some(line), self.rtu)),
+        }
     }
 
     /// Who the gateway is to a TLS device and whom it expects: the
     /// certificate it shows (its role) and the name the device's must
     /// carry.
     fn identity(&self) -> Option<(Option<&[u8]>, &ServerName<'static>)> {
-        self.tls
-            .as_ref()
-            .map(|(config, name)| (config.certificate().map(|c| c.as_ref()), name))
+        match &self.reach {
+            Reach::Modbus { tls, .. } => tls
+                .as_ref()
+                .map(|(config, name)| (config.certificate().map(|c| c.as_ref()), name)),
+            Reach::RtuOverTcp { .. } | Reach::Serial(_) => None,
+        }
     }
 }
 
@@ -186,9 +274,13 @@ pub enum GatewayError {
     SharedDeviceDiffers {
         /// The device.
         address: String,
-        /// What differs: `"limits"` or `"TLS identities"`.
+        /// What differs: `"limits"`, `"TLS identities"` or `"line settings"`.
         what: &'static str,
     },
+    /// A serial device's port cannot be used (missing, held by another
+    /// program, a setting the driver does not apply).
+    #[error(transparent)]
+    Serial(#[from] SerialError),
     /// No route at all: every request would be answered 0x0A.
     #[error("the gateway has no route")]
     NoRoutes,
@@ -494,8 +586,8 @@ fn start(
             if let Some(first) = *slot {
                 return Err(GatewayError::Overlap {
                     unit,
-                    first: routes[first].device.address.clone(),
-                    second: route.device.address.clone(),
+                    first: routes[first].device.address(),
+                    second: route.device.address(),
                 });
             }
             *slot = Some(index);
@@ -515,11 +607,13 @@ fn start(
             "limits"
         } else if first.identity() != device.identity() {
             "TLS identities"
+        } else if first.line_settings() != device.line_settings() {
+            "line settings"
         } else {
             continue;
         };
         return Err(GatewayError::SharedDeviceDiffers {
-            address: device.address.clone(),
+            address: device.address(),
             what,
         });
     }
@@ -555,63 +649,98 @@ fn start(
     })
 }
 
-/// Validates a device and starts its task.
+/// Validates a device, opens its serial port if it has one, and starts
+/// its task.
 fn start_device(
     device: &Device,
     observer: &Observer,
     latency: &Option<LatencyObserver>,
 ) -> Result<DeviceHandle, GatewayError> {
-    let address = device.address.clone();
+    let address = device.address();
     let limits = device.limits;
-    let upstream = Upstream::new(limits, std::time::Instant::now()).map_err(|source| {
-        GatewayError::Limits {
-            address: address.clone(),
-            source,
-        }
-    })?;
-    let (config, server_name) = match &device.tls {
-        Some((config, name)) => {
-            if config.max_outstanding() < limits.in_flight {
-                return Err(GatewayError::InFlightAboveClient {
-                    address,
-                    in_flight: limits.in_flight,
-                    max_outstanding: config.max_outstanding(),
-                });
-            }
-            (config.clone(), name.clone())
-        }
-        None => {
-            // The device's connection is kept while the gateway runs: no
-            // idle timeout of ours (a device that closes idle connections
-            // is reconnected at once).
-            let config = ClientConfig::plain()
-                .max_outstanding(limits.in_flight)
-                .timers(Timers {
-                    idle_timeout: None,
-                    ..Timers::default()
-                })
-                .build()
-                .map_err(|source| GatewayError::Config {
-                    address: address.clone(),
-                    source,
-                })?;
-            // A plain session ignores the name.
-            (
-                config,
-                ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
-            )
-        }
+    let now = std::time::Instant::now();
+    let limits_error = |source| GatewayError::Limits {
+        address: address.clone(),
+        source,
     };
-    let dialer = Dialer {
-        address,
-        config: Arc::new(config),
-        server_name,
+    let rtu = |silence| RtuSettings::with_options(silence, device.rtu, limits.timeout);
+    let (dialer, upstream, opened) = match &device.reach {
+        Reach::Modbus { address, tls } => {
+            let upstream = Upstream::new(limits, now).map_err(limits_error)?;
+            let (config, server_name) = modbus_client(address, tls.as_ref(), limits)?;
+            let dialer = Dialer::Modbus {
+                address: address.clone(),
+                config: Arc::new(config),
+                server_name,
+            };
+            (dialer, upstream, None)
+        }
+        Reach::RtuOverTcp { address } => {
+            let settings = rtu(std::time::Duration::ZERO);
+            let upstream = Upstream::rtu(limits, settings, now).map_err(limits_error)?;
+            let dialer = Dialer::RtuOverTcp {
+                address: address.clone(),
+                settings,
+            };
+            (dialer, upstream, None)
+        }
+        Reach::Serial(line) => {
+            let settings = rtu(silence_at(line.baud));
+            let upstream = Upstream::rtu(limits, settings, now).map_err(limits_error)?;
+            // Before anything listens: a port that cannot be used is an
+            // error now, not a device that never answers.
+            let port = SerialPort::open(line)?;
+            let dialer = Dialer::Serial {
+                line: line.clone(),
+                settings,
+            };
+            (dialer, upstream, Some(port))
+        }
     };
     Ok(device::start(
         dialer,
         upstream,
+        opened,
         Arc::clone(observer),
         latency.clone(),
+    ))
+}
+
+/// The client configuration and the expected name for a Modbus/TCP
+/// device: the TLS one given, or a plain one.
+fn modbus_client(
+    address: &str,
+    tls: Option<&(ClientConfig, ServerName<'static>)>,
+    limits: UpstreamLimits,
+) -> Result<(ClientConfig, ServerName<'static>), GatewayError> {
+    if let Some((config, name)) = tls {
+        if config.max_outstanding() < limits.in_flight {
+            return Err(GatewayError::InFlightAboveClient {
+                address: address.to_owned(),
+                in_flight: limits.in_flight,
+                max_outstanding: config.max_outstanding(),
+            });
+        }
+        return Ok((config.clone(), name.clone()));
+    }
+    // The device's connection is kept while the gateway runs: no idle
+    // timeout of ours (a device that closes idle connections is
+    // reconnected at once).
+    let config = ClientConfig::plain()
+        .max_outstanding(limits.in_flight)
+        .timers(Timers {
+            idle_timeout: None,
+            ..Timers::default()
+        })
+        .build()
+        .map_err(|source| GatewayError::Config {
+            address: address.to_owned(),
+            source,
+        })?;
+    // A plain session ignores the name.
+    Ok((
+        config,
+        ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
     ))
 }
 

@@ -1,0 +1,304 @@
+//! The gateway in front of a serial bus, over pseudo-terminals made by the
+//! test: TLS clients with roles reach the simulator served as an RTU
+//! device (`serve_rtu`) on another pseudo-terminal, the two joined by a
+//! relay as a null-modem cable would; and a device scripted byte by byte
+//! on the line shows what the gateway does with noise, a corrupted answer
+//! (retried), another unit's answer, a truncated frame, silence, and a
+//! broadcast.
+#![cfg(unix)]
+#![allow(clippy::disallowed_methods)] // real ports keep real time
+
+mod common;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{localhost, pki, role_config, runtime, server_config};
+use mbaps_codec::rtu::{RtuDecoded, RtuFrame, RtuFrameKind, decode_rtu};
+use mbaps_codec::{ExceptionCode, Request};
+use mbaps_session::ClientError;
+use mbaps_session::rtu_server::RtuServer;
+use mbaps_session::upstream::rtu::RtuOptions;
+use mbaps_simulator::{RegisterMap, Tables};
+use mbaps_tokio::serial::{Parity, SerialLine, SerialPort, serve_rtu};
+use mbaps_tokio::{
+    AsyncCalls, Device, Gateway, GatewayError, ServerHandle, TokioClient, TokioServer,
+    UpstreamLimits,
+};
+
+/// A pseudo-terminal: its master, and its slave's path.
+fn pty() -> (OwnedFd, PathBuf) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    (master, PathBuf::from(name.to_string_lossy().into_owned()))
+}
+
+/// Copies bytes from `from` to `to` until either ends.
+fn pipe(from: OwnedFd, to: OwnedFd) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = rustix::io::read(&from, &mut buf) {
+            if n == 0 || rustix::io::write(&to, &buf[..n]).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Joins two pseudo-terminals' masters: what is written to one slave is
+/// read from the other.
+fn null_modem(a: OwnedFd, b: OwnedFd) {
+    pipe(a.try_clone().unwrap(), b.try_clone().unwrap());
+    pipe(b, a);
+}
+
+/// Parity none: a pseudo-terminal clears parity.
+fn line(path: &std::path::Path) -> SerialLine {
+    SerialLine {
+        parity: Parity::None,
+        ..SerialLine::new(path)
+    }
+}
+
+fn limits(timeout_ms: u64) -> UpstreamLimits {
+    UpstreamLimits {
+        timeout: Duration::from_millis(timeout_ms),
+        ..UpstreamLimits::default()
+    }
+}
+
+/// A TLS front with the example policy in front of `gateway`.
+async fn tls_front(gateway: Gateway) -> ServerHandle {
+    TokioServer::bind("127.0.0.1:0", server_config(pki()), gateway)
+        .await
+        .unwrap()
+        .spawn()
+        .unwrap()
+}
+
+async fn client(front: &ServerHandle, role: &str) -> TokioClient {
+    TokioClient::connect(front.local_addr(), role_config(role), localhost())
+        .await
+        .unwrap()
+}
+
+fn exception<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ExceptionCode {
+    match result {
+        Err(ClientError::Exception(code)) => code,
+        other => panic!("expected an exception, got {other:?}"),
+    }
+}
+
+#[test]
+fn roles_reach_the_simulator_on_a_serial_line_and_broadcasts_are_answered_after_the_turnaround() {
+    runtime().block_on(async {
+        let (gateway_master, gateway_port) = pty();
+        let (device_master, device_port) = pty();
+        null_modem(gateway_master, device_master);
+        let device = SerialPort::open(&line(&device_port)).unwrap();
+        tokio::spawn(serve_rtu(
+            device,
+            RtuServer::new([1]),
+            RegisterMap::new(Tables::preset()),
+        ));
+        let gateway = Gateway::builder()
+            .route(
+                0..=247,
+                Device::serial(line(&gateway_port)).limits(limits(1_000)),
+                None,
+            )
+            .start()
+            .unwrap();
+        let front = tls_front(gateway).await;
+        let viewer = client(&front, "viewer").await;
+        let operator = client(&front, "operator").await;
+
+        let before = viewer.read_holding_registers(1, 100, 3).await.unwrap();
+        assert_eq!(before.len(), 3);
+        let denied = viewer.write_single_register(1, 100, 4242).await;
+        assert_eq!(exception(denied), ExceptionCode::IllegalFunction);
+        operator.write_single_register(1, 100, 4242).await.unwrap();
+        assert_eq!(
+            viewer.read_holding_registers(1, 100, 1).await.unwrap(),
+            [4242]
+        );
+        // Another unit on the bus: nobody answers.
+        let absent = viewer.read_holding_registers(2, 100, 1).await;
+        assert_eq!(
+            exception(absent),
+            ExceptionCode::GatewayTargetFailedToRespond
+        );
+
+        // A broadcast write: answered with the write's normal response
+        // once the turnaround has passed, carried out by the device.
+        let started = Instant::now();
+        operator.write_single_register(0, 101, 77).await.unwrap();
+        assert!(started.elapsed() >= RtuOptions::default().turnaround);
+        assert_eq!(
+            viewer.read_holding_registers(1, 101, 1).await.unwrap(),
+            [77]
+        );
+        // A read cannot be broadcast.
+        let read_all = operator.read_holding_registers(0, 100, 1).await;
+        assert_eq!(exception(read_all), ExceptionCode::GatewayPathUnavailable);
+        // A user-defined function has no RTU length rule.
+        let custom = operator
+            .request(
+                1,
+                &Request::UserDefined {
+                    function: 0x41,
+                    data: &[1, 2],
+                },
+            )
+            .await;
+        match custom {
+            Ok(pdu) => assert_eq!(pdu.as_bytes(), [0xC1, 0x01]),
+            other => assert_eq!(exception(other), ExceptionCode::IllegalFunction),
+        }
+        front.shutdown().await.unwrap();
+    });
+}
+
+/// The requests the scripted device reads from its master, one at a time.
+fn read_request(master: &OwnedFd, held: &mut Vec<u8>) -> (u8, Vec<u8>) {
+    let mut buf = [0u8; 256];
+    loop {
+        if let Ok(RtuDecoded::Frame { frame, consumed }) = decode_rtu(held, RtuFrameKind::Request) {
+            let request = (frame.unit_id, frame.pdu.to_vec());
+            held.drain(..consumed);
+            return request;
+        }
+        let n = rustix::io::read(master, &mut buf).unwrap();
+        held.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn rtu(unit_id: u8, pdu: &[u8]) -> Vec<u8> {
+    let mut out = [0u8; 256];
+    let len = RtuFrame { unit_id, pdu }.encode(&mut out).unwrap();
+    out[..len].to_vec()
+}
+
+#[test]
+fn noise_a_corrupted_answer_another_unit_and_silence_on_the_line() {
+    runtime().block_on(async {
+        let (master, port) = pty();
+        // The scripted device answers register `n` with the value `n`, in
+        // the way each request's address asks.
+        let script = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut requests = 0;
+            let mut corrupted = false;
+            loop {
+                let (unit, pdu) = read_request(&master, &mut held);
+                requests += 1;
+                let address = u16::from_be_bytes([pdu[1], pdu[2]]);
+                let [hi, lo] = address.to_be_bytes();
+                let good = rtu(unit, &[0x03, 2, hi, lo]);
+                let mut wire = Vec::new();
+                match address {
+                    // Noise, then the answer.
+                    1 => wire.extend_from_slice(&[0xFF, 0x00, 0x13, 0x7F]),
+                    // A corrupted byte: the gateway retries; the retry is
+                    // answered rightly.
+                    2 if !corrupted => {
+                        corrupted = true;
+                        let mut bad = good.clone();
+                        bad[3] ^= 0x20;
+                        rustix::io::write(&master, &bad).unwrap();
+                        continue;
+                    }
+                    // Another unit answers first.
+                    3 => wire.extend_from_slice(&rtu(unit + 1, &[0x03, 2, 0, 0])),
+                    // The first half of a frame, then the whole answer.
+                    4 => wire.extend_from_slice(&good[..4]),
+                    // Silence.
+                    5 => continue,
+                    // Stop.
+                    6 => return requests,
+                    _ => {}
+                }
+                wire.extend_from_slice(&good);
+                rustix::io::write(&master, &wire).unwrap();
+            }
+        });
+        let options = RtuOptions {
+            retries: 1,
+            ..RtuOptions::default()
+        };
+        let gateway = Gateway::builder()
+            .route(
+                1..=247,
+                Device::serial(line(&port))
+                    .limits(limits(300))
+                    .rtu_options(options),
+                None,
+            )
+            .start()
+            .unwrap();
+        let front = tls_front(gateway).await;
+        let viewer = client(&front, "viewer").await;
+        for address in [1, 2, 3, 4, 7] {
+            assert_eq!(
+                viewer.read_holding_registers(9, address, 1).await.unwrap(),
+                [address],
+                "register {address}"
+            );
+        }
+        let silent = viewer.read_holding_registers(9, 5, 1).await;
+        assert_eq!(
+            exception(silent),
+            ExceptionCode::GatewayTargetFailedToRespond
+        );
+        let _ = viewer.read_holding_registers(9, 6, 1).await;
+        // 1, 2 twice, 3, 4, 7, 5 twice (a read is retried), 6.
+        assert_eq!(script.join().unwrap(), 9);
+        front.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn a_missing_port_and_routes_disagreeing_on_a_bus_are_errors_before_anything_listens() {
+    runtime().block_on(async {
+        let missing = Gateway::to(Device::serial(line(std::path::Path::new(
+            "/dev/mbaps-missing",
+        ))));
+        match missing {
+            Err(GatewayError::Serial(error)) => {
+                assert!(error.to_string().contains("/dev/mbaps-missing"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let (_master, port) = pty();
+        let fast = SerialLine {
+            baud: 38_400,
+            ..line(&port)
+        };
+        let two = Gateway::builder()
+            .route(1..=10, Device::serial(line(&port)), None)
+            .route(11..=20, Device::serial(fast), None)
+            .start();
+        assert!(
+            matches!(
+                two,
+                Err(GatewayError::SharedDeviceDiffers {
+                    what: "line settings",
+                    ..
+                })
+            ),
+            "{two:?}"
+        );
+        let pipelined = Gateway::to(Device::serial(line(&port)).limits(UpstreamLimits {
+            in_flight: 2,
+            ..UpstreamLimits::default()
+        }));
+        assert!(
+            matches!(pipelined, Err(GatewayError::Limits { .. })),
+            "{pipelined:?}"
+        );
+    });
+}
