@@ -367,6 +367,8 @@ fn run_readme_section(heading: &str, folder: &Certificates) -> (Vec<Server>, Vec
                 path if path.starts_with("certs/") => certs.join(&path["certs/".len()..]),
                 "site" => folder.0.join("site"),
                 "findings" => folder.0.join("findings"),
+                // The serial section's port link, one per test folder.
+                "/tmp/mbaps-rtu" => folder.0.join("rtu"),
                 path if path.starts_with("site/") => folder.0.join(path),
                 address if address.starts_with("127.0.0.1:") => match addresses.get(address) {
                     Some(actual) => actual.into(),
@@ -513,4 +515,39 @@ fn the_readme_fuzzing_section_runs_as_written() {
         "{printed}"
     );
     assert!(!folder.0.join("findings").exists(), "no finding, no folder");
+}
+
+#[test]
+fn the_readme_serial_section_runs_as_written() {
+    let folder = Certificates::new("serial");
+    let (servers, outputs) = run_readme_section("Secure a serial device", &folder);
+    let [
+        _certs,
+        (direct_ok, direct),
+        (write_ok, write),
+        (read_ok, read),
+        (denied_ok, denied),
+        (held_ok, held),
+    ] = &outputs[..]
+    else {
+        panic!("{outputs:#?}");
+    };
+    assert!(*direct_ok, "{direct}");
+    assert!(direct.contains("    100      100  0x0064"), "{direct}");
+    assert!(*write_ok, "{write}");
+    assert!(
+        *read_ok && read.contains("    100     4242  0x1092"),
+        "{read}"
+    );
+    assert!(!*denied_ok && denied.contains("0x01"), "{denied}");
+    // The gateway holds the port: a second program cannot open it.
+    assert!(!*held_ok && held.contains("exclusively"), "{held}");
+    let [_device, gateway] = &servers[..] else {
+        panic!("two servers expected");
+    };
+    let denied = gateway.wait_for("denied", 1);
+    assert!(
+        denied.last().unwrap().contains("role=\"viewer\""),
+        "{denied:#?}"
+    );
 }

@@ -302,3 +302,59 @@ fn a_missing_port_and_routes_disagreeing_on_a_bus_are_errors_before_anything_lis
         );
     });
 }
+
+/// An RTU-over-TCP device: the simulator behind a converter, as a test
+/// listener (each connection its own RTU server).
+async fn rtu_over_tcp_device() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let map = RegisterMap::new(Tables::preset());
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let map = map.clone();
+            tokio::spawn(async move {
+                let mut server = RtuServer::new([1]);
+                let mut buf = [0u8; 512];
+                let mut out = Vec::new();
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    server.handle_bytes(&buf[..n], &map);
+                    out.clear();
+                    server.poll_transmit(&mut out);
+                    if tcp.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn rtu_frames_over_tcp_reach_a_converter_s_device() {
+    runtime().block_on(async {
+        let device = rtu_over_tcp_device().await;
+        let gateway =
+            Gateway::to(Device::rtu_over_tcp(device.to_string()).limits(limits(1_000))).unwrap();
+        let front = tls_front(gateway).await;
+        let operator = client(&front, "operator").await;
+        operator
+            .write_multiple_registers(1, 200, &[1, 2, 3])
+            .await
+            .unwrap();
+        assert_eq!(
+            operator.read_holding_registers(1, 200, 3).await.unwrap(),
+            [1, 2, 3]
+        );
+        let absent = operator.read_holding_registers(7, 200, 1).await;
+        assert_eq!(
+            exception(absent),
+            ExceptionCode::GatewayTargetFailedToRespond
+        );
+        front.shutdown().await.unwrap();
+    });
+}

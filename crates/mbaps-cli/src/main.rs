@@ -35,6 +35,8 @@ mod pki_command;
 mod policy_command;
 mod poll;
 mod probe;
+#[cfg(unix)]
+mod serial_pty;
 mod server_commands;
 mod values;
 

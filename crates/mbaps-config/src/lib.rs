@@ -5,8 +5,8 @@
 //! `listen`, `cert`, `key`, `ca`, `crl`, `policy`, the bounds and timers,
 //! `audit_log`, `metrics`, `log`; see `examples/server.toml`) and, for the
 //! gateway, which unit ids go to which device, how each device is reached
-//! (plain Modbus/TCP or Modbus/TCP Security with the gateway's
-//! certificate), and its limits. The keys mean what the commands' flags
+//! (plain Modbus/TCP, Modbus/TCP Security with the gateway's certificate,
+//! RTU frames over TCP, or a serial line), and its limits. The keys mean what the commands' flags
 //! mean. Every mistake is reported with its line and column, as the policy
 //! file's are.
 //!
@@ -32,10 +32,24 @@
 //! units = "30-31"
 //! upstream = "10.0.0.9:802"    # a Modbus/TCP Security device
 //! tls = { cert = "gateway-chain.pem", key = "gateway.key", ca = "ca.pem", server_name = "meter-9" }
+//!
+//! [[route]]
+//! units = "40-47"
+//! rtu_over_tcp = "10.0.0.12:4001"  # RTU frames over TCP (a serial converter)
+//! retries = 1                      # reads without a valid answer go again once
+//!
+//! [[route]]
+//! units = "50-59"
+//! serial = "/dev/ttyUSB0"          # Modbus RTU on the gateway's own port
+//! baud = 19200                     # default 19200
+//! parity = "even"                  # none, even (default) or odd
+//! stop_bits = 1                    # 1 (default) or 2
+//! turnaround = 100                 # ms after a broadcast (unit 0)
 //! ```
 //!
-//! Routes that name the same `upstream` share its connection and queue;
-//! their limits and TLS settings must then agree. Relative paths are
+//! Routes that name the same `upstream` (or the same serial port) share its
+//! connection and queue; their limits, TLS and line settings must then
+//! agree. An RTU route carries one request at a time (`in_flight` 1). Relative paths are
 //! relative to the file's folder.
 #![forbid(unsafe_code)]
 
@@ -46,6 +60,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mbaps_authz::{Listing, Problem, line_column};
+use mbaps_session::upstream::rtu::{MAX_RETRIES, RtuOptions};
+use mbaps_session::upstream::serial_line::{Parity, SerialLine, StopBits};
 use mbaps_session::upstream::{MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
 use serde::Deserialize;
 use toml::{Spanned, Value};
@@ -125,14 +141,61 @@ pub struct FrontSettings {
 pub struct RouteSpec {
     /// The unit ids it takes.
     pub units: RangeInclusive<u8>,
-    /// The device's `host:port`.
-    pub upstream: String,
+    /// The device, and how it is reached.
+    pub device: DeviceSpec,
     /// The unit id the device is addressed with, if not the request's.
     pub rewrite_unit: Option<u8>,
     /// The device's limits (the timeout and queue among them).
     pub limits: UpstreamLimits,
-    /// Modbus/TCP Security to the device, or plain Modbus/TCP (`None`).
-    pub tls: Option<TlsSpec>,
+}
+
+/// How a route's device is reached: one of the keys `upstream`,
+/// `rtu_over_tcp` and `serial`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeviceSpec {
+    /// `upstream = "host:port"`: Modbus/TCP, plain, or Modbus/TCP Security
+    /// with `tls`.
+    Modbus {
+        /// The device's `host:port`.
+        upstream: String,
+        /// Modbus/TCP Security to the device, or plain Modbus/TCP (`None`).
+        tls: Option<TlsSpec>,
+    },
+    /// `rtu_over_tcp = "host:port"`: RTU frames over TCP, to an
+    /// Ethernet-to-serial converter.
+    RtuOverTcp {
+        /// The converter's `host:port`.
+        address: String,
+        /// `turnaround`, `retries`, `retry_writes`.
+        rtu: RtuOptions,
+    },
+    /// `serial = "/dev/ttyUSB0"` with `baud`, `parity`, `stop_bits`: a
+    /// serial line.
+    Serial {
+        /// The port and its settings.
+        line: SerialLine,
+        /// `turnaround`, `retries`, `retry_writes`.
+        rtu: RtuOptions,
+    },
+}
+
+impl DeviceSpec {
+    /// The address or the port, for messages and to tell devices apart.
+    pub fn name(&self) -> String {
+        match self {
+            DeviceSpec::Modbus { upstream, .. } => upstream.clone(),
+            DeviceSpec::RtuOverTcp { address, .. } => address.clone(),
+            DeviceSpec::Serial { line, .. } => line.path.display().to_string(),
+        }
+    }
+
+    /// The TLS settings, for a Modbus/TCP Security device.
+    pub fn tls(&self) -> Option<&TlsSpec> {
+        match self {
+            DeviceSpec::Modbus { tls, .. } => tls.as_ref(),
+            DeviceSpec::RtuOverTcp { .. } | DeviceSpec::Serial { .. } => None,
+        }
+    }
 }
 
 /// How the gateway authenticates to a Modbus/TCP Security device.
@@ -207,9 +270,11 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
             *path = folder.join(&*path);
         }
     };
-    for tls in file.routes.iter_mut().filter_map(|r| r.tls.as_mut()) {
-        for path in [&mut tls.cert, &mut tls.key, &mut tls.ca] {
-            relative(path);
+    for route in &mut file.routes {
+        if let DeviceSpec::Modbus { tls: Some(tls), .. } = &mut route.device {
+            for path in [&mut tls.cert, &mut tls.key, &mut tls.ca] {
+                relative(path);
+            }
         }
     }
     let front = &mut file.front;
@@ -277,19 +342,30 @@ struct SettingsDoc {
     queue_per_session: Option<Spanned<i64>>,
     timeout: Option<Spanned<Value>>,
     tls: Option<Spanned<TlsDoc>>,
+    turnaround: Option<Spanned<Value>>,
+    retries: Option<Spanned<i64>>,
+    retry_writes: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouteDoc {
     units: Spanned<Value>,
-    upstream: Spanned<String>,
+    upstream: Option<Spanned<String>>,
+    rtu_over_tcp: Option<Spanned<String>>,
+    serial: Option<Spanned<String>>,
+    baud: Option<Spanned<i64>>,
+    parity: Option<Spanned<String>>,
+    stop_bits: Option<Spanned<i64>>,
     unit_id: Option<Spanned<i64>>,
     in_flight: Option<Spanned<i64>>,
     queue: Option<Spanned<i64>>,
     queue_per_session: Option<Spanned<i64>>,
     timeout: Option<Spanned<Value>>,
     tls: Option<Spanned<TlsDoc>>,
+    turnaround: Option<Spanned<Value>>,
+    retries: Option<Spanned<i64>>,
+    retry_writes: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -310,7 +386,23 @@ struct Settings<'a> {
     timeout: Option<&'a Spanned<Value>>,
 }
 
+/// The RTU keys of a route or of `[defaults]`.
+#[derive(Clone, Copy)]
+struct RtuKeys<'a> {
+    turnaround: Option<&'a Spanned<Value>>,
+    retries: Option<&'a Spanned<i64>>,
+    retry_writes: Option<&'a Spanned<bool>>,
+}
+
 impl RouteDoc {
+    fn rtu_keys(&self) -> RtuKeys<'_> {
+        RtuKeys {
+            turnaround: self.turnaround.as_ref(),
+            retries: self.retries.as_ref(),
+            retry_writes: self.retry_writes.as_ref(),
+        }
+    }
+
     fn settings(&self) -> Settings<'_> {
         Settings {
             in_flight: self.in_flight.as_ref(),
@@ -523,6 +615,153 @@ impl Checker<'_> {
         }
     }
 
+    /// `base` with the RTU keys given set; whether all of them were right.
+    fn rtu_options(&mut self, keys: RtuKeys<'_>, base: RtuOptions) -> (RtuOptions, bool) {
+        let mut options = base;
+        let mut ok = true;
+        if let Some(value) = keys.turnaround {
+            // Milliseconds, as --turnaround.
+            let millis = match value.get_ref() {
+                Value::Integer(n) => Some(*n as f64),
+                Value::Float(x) => Some(*x),
+                _ => None,
+            };
+            let max = mbaps_session::MAX_TIMEOUT.as_millis() as f64;
+            match millis {
+                Some(ms) if (1.0..=max).contains(&ms) => {
+                    options.turnaround = Duration::from_secs_f64(ms / 1000.0)
+                }
+                _ => {
+                    self.report(
+                        value.span(),
+                        format!(
+                            "turnaround is {}: give milliseconds, 1 to {max} (a day)",
+                            Shown(value.get_ref())
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(value) = keys.retries {
+            match self.number("retries", value, 0..=i64::from(MAX_RETRIES)) {
+                Some(n) => options.retries = n as u8,
+                None => ok = false,
+            }
+        }
+        if let Some(value) = keys.retry_writes {
+            options.retry_writes = *value.get_ref();
+        }
+        (options, ok)
+    }
+
+    /// How the route's device is reached: exactly one of `upstream`,
+    /// `rtu_over_tcp` and `serial`, with the keys that go with it.
+    fn device(
+        &mut self,
+        route: &Spanned<RouteDoc>,
+        defaults: &SettingsDoc,
+        rtu: RtuOptions,
+    ) -> Option<DeviceSpec> {
+        let doc = route.get_ref();
+        let given: Vec<&str> = [
+            ("upstream", doc.upstream.is_some()),
+            ("rtu_over_tcp", doc.rtu_over_tcp.is_some()),
+            ("serial", doc.serial.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect();
+        if given.len() != 1 {
+            self.report(
+                route.span(),
+                format!(
+                    "a route gives its device with exactly one of upstream, rtu_over_tcp and serial; this one gives {}",
+                    if given.is_empty() { "none".to_owned() } else { given.join(" and ") }
+                ),
+            );
+            return None;
+        }
+        let serial_keys = [
+            ("baud", doc.baud.as_ref().map(|v| v.span())),
+            ("parity", doc.parity.as_ref().map(|v| v.span())),
+            ("stop_bits", doc.stop_bits.as_ref().map(|v| v.span())),
+        ];
+        if doc.serial.is_none() {
+            for (key, span) in serial_keys {
+                if let Some(span) = span {
+                    self.report(
+                        span,
+                        format!("{key} is a serial line's setting: it goes with serial"),
+                    );
+                }
+            }
+        }
+        if doc.upstream.is_none()
+            && let Some(tls) = &doc.tls
+        {
+            self.report(
+                tls.span(),
+                "tls goes with upstream: RTU devices (rtu_over_tcp, serial) speak no TLS".into(),
+            );
+        }
+        if let Some(upstream) = &doc.upstream {
+            let address = self.address("upstream", upstream)?;
+            let tls = match doc.tls.as_ref().or(defaults.tls.as_ref()) {
+                Some(tls) => Some(self.tls(tls.get_ref(), &address)?),
+                None => None,
+            };
+            return Some(DeviceSpec::Modbus {
+                upstream: address,
+                tls,
+            });
+        }
+        if let Some(address) = &doc.rtu_over_tcp {
+            let address = self.address("rtu_over_tcp", address)?;
+            return Some(DeviceSpec::RtuOverTcp { address, rtu });
+        }
+        let path = doc.serial.as_ref()?;
+        if path.get_ref().is_empty() {
+            self.report(
+                path.span(),
+                "serial is empty: give the port's path, such as \"/dev/ttyUSB0\"".into(),
+            );
+            return None;
+        }
+        let mut line = SerialLine::new(path.get_ref());
+        let mut ok = true;
+        if let Some(baud) = &doc.baud {
+            match self.number("baud", baud, 1..=i64::from(u32::MAX)) {
+                Some(n) => line.baud = n as u32,
+                None => ok = false,
+            }
+        }
+        if let Some(parity) = &doc.parity {
+            match parity.get_ref().parse::<Parity>() {
+                Ok(value) => line.parity = value,
+                Err(message) => {
+                    self.report(parity.span(), message);
+                    ok = false;
+                }
+            }
+        }
+        if let Some(stop_bits) = &doc.stop_bits {
+            match StopBits::from_count(*stop_bits.get_ref() as u64)
+                .filter(|_| *stop_bits.get_ref() >= 0)
+            {
+                Some(value) => line.stop_bits = value,
+                None => {
+                    self.report(
+                        stop_bits.span(),
+                        format!("stop_bits is {}: it must be 1 or 2", stop_bits.get_ref()),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(DeviceSpec::Serial { line, rtu })
+    }
+
     fn units(&mut self, value: &Spanned<Value>) -> Option<RangeInclusive<u8>> {
         let unit = |n: i64| u8::try_from(n).ok();
         let range = match value.get_ref() {
@@ -552,7 +791,7 @@ impl Checker<'_> {
         range
     }
 
-    fn upstream(&mut self, value: &Spanned<String>) -> Option<String> {
+    fn address(&mut self, key: &str, value: &Spanned<String>) -> Option<String> {
         let text = value.get_ref().trim();
         let port_ok = text.rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
@@ -562,7 +801,7 @@ impl Checker<'_> {
         } else {
             self.report(
                 value.span(),
-                format!("upstream is {text:?}: give host:port, such as \"10.0.0.5:502\""),
+                format!("{key} is {text:?}: give host:port, such as \"10.0.0.5:502\""),
             );
             None
         }
@@ -655,28 +894,47 @@ pub fn parse(text: &str) -> Result<ConfigFile, Vec<Problem>> {
         },
         UpstreamLimits::default(),
     );
+    let (rtu_base, _) = checker.rtu_options(
+        RtuKeys {
+            turnaround: defaults.turnaround.as_ref(),
+            retries: defaults.retries.as_ref(),
+            retry_writes: defaults.retry_writes.as_ref(),
+        },
+        RtuOptions::default(),
+    );
     let mut routes = Vec::with_capacity(doc.route.len());
     // Unit id to the span of the route that took it first.
     let mut taken: BTreeMap<u8, (usize, usize)> = BTreeMap::new();
-    // Upstream to the index of its first route, to check that routes
-    // sharing a device agree.
+    // Device to the index of its first route, to check that routes
+    // sharing a device (or a bus) agree.
     let mut devices: BTreeMap<String, usize> = BTreeMap::new();
     for spanned in &doc.route {
         let route = spanned.get_ref();
         let units = checker.units(&route.units);
-        let upstream = checker.upstream(&route.upstream);
         let rewrite_unit = route
             .unit_id
             .as_ref()
             .and_then(|v| checker.number("unit_id", v, 0..=255))
             .map(|n| n as u8);
-        let (limits, ok) = checker.limits(route.settings(), base);
-        let tls_doc = route.tls.as_ref().or(defaults.tls.as_ref());
-        let tls = match (tls_doc, &upstream) {
-            (Some(doc), Some(upstream)) => checker.tls(doc.get_ref(), upstream).map(Some),
-            (None, _) => Some(None),
-            (Some(_), None) => None,
-        };
+        let (limits, limits_ok) = checker.limits(route.settings(), base);
+        let (rtu, rtu_ok) = checker.rtu_options(route.rtu_keys(), rtu_base);
+        let device = checker.device(spanned, defaults, rtu);
+        let is_rtu = route.serial.is_some() || route.rtu_over_tcp.is_some();
+        let pipelined = is_rtu && limits.in_flight != 1;
+        if pipelined {
+            let span = route
+                .in_flight
+                .as_ref()
+                .or(defaults.in_flight.as_ref())
+                .map_or(spanned.span(), |v| v.span());
+            checker.report(
+                span,
+                format!(
+                    "in_flight is {}: an RTU route (serial or rtu_over_tcp) carries one request at a time",
+                    limits.in_flight
+                ),
+            );
+        }
         if let Some(units) = &units {
             let span = route.units.span();
             if let Some(unit) = units.clone().find(|u| taken.contains_key(u)) {
@@ -690,32 +948,33 @@ pub fn parse(text: &str) -> Result<ConfigFile, Vec<Problem>> {
                 taken.extend(units.clone().map(|u| (u, at)));
             }
         }
-        let (Some(units), Some(upstream), Some(tls), true) = (units, upstream, tls, ok) else {
+        let (Some(units), Some(device), true, true, false) =
+            (units, device, limits_ok, rtu_ok, pipelined)
+        else {
             continue;
         };
         let spec = RouteSpec {
             units,
-            upstream,
+            device,
             rewrite_unit,
             limits,
-            tls,
         };
-        match devices.get(&spec.upstream) {
+        match devices.get(&spec.device.name()) {
             Some(&first) => {
                 let first: &RouteSpec = &routes[first];
-                if (first.limits, &first.tls) != (spec.limits, &spec.tls) {
+                if (first.limits, &first.device) != (spec.limits, &spec.device) {
                     checker.report(
                         spanned.span(),
                         format!(
-                            "upstream {} is shared with an earlier route whose limits or tls differ: routes to one device share its connection, so they must agree",
-                            spec.upstream
+                            "{} is shared with an earlier route whose limits, tls or line settings differ: routes to one device or bus share its connection, so they must agree",
+                            spec.device.name()
                         ),
                     );
                     continue;
                 }
             }
             None => {
-                devices.insert(spec.upstream.clone(), routes.len());
+                devices.insert(spec.device.name(), routes.len());
             }
         }
         routes.push(spec);

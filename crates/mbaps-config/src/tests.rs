@@ -12,13 +12,106 @@ fn problems(text: &str) -> Vec<(usize, usize, String)> {
 fn the_documented_example_parses() {
     let text = include_str!("../../../examples/gateway.toml");
     let file = parse(text).unwrap();
-    assert_eq!(file.routes.len(), 3);
+    assert_eq!(file.routes.len(), 6);
     assert_eq!(file.routes[0].units, 1..=10);
     assert_eq!(file.routes[0].limits.in_flight, 1);
     assert_eq!(file.routes[1].rewrite_unit, Some(1));
     assert_eq!(file.routes[1].limits.timeout, Duration::from_millis(1500));
-    let tls = file.routes[2].tls.as_ref().unwrap();
+    let tls = file.routes[2].device.tls().unwrap();
     assert_eq!(tls.server_name, "meter-9");
+    let DeviceSpec::RtuOverTcp { address, rtu } = &file.routes[3].device else {
+        panic!("{:?}", file.routes[3])
+    };
+    assert_eq!((address.as_str(), rtu.retries), ("10.0.0.12:4001", 1));
+    let DeviceSpec::Serial { line, rtu } = &file.routes[4].device else {
+        panic!("{:?}", file.routes[4])
+    };
+    assert_eq!(line.path, PathBuf::from("/dev/ttyUSB0"));
+    assert_eq!(
+        (line.baud, line.parity, line.stop_bits),
+        (19_200, Parity::Even, StopBits::One)
+    );
+    assert_eq!(rtu.turnaround, Duration::from_millis(100));
+    assert_eq!(file.routes[5].device, file.routes[4].device);
+}
+
+#[test]
+fn serial_and_rtu_routes_are_checked_at_their_lines() {
+    let text = "\
+[[route]]
+units = 1
+serial = \"/dev/ttyS0\"
+parity = \"mark\"
+stop_bits = 3
+in_flight = 2
+
+[[route]]
+units = 2
+upstream = \"10.0.0.1:502\"
+baud = 9600
+
+[[route]]
+units = 3
+serial = \"/dev/ttyS1\"
+rtu_over_tcp = \"10.0.0.2:4001\"
+
+[[route]]
+units = 4
+rtu_over_tcp = \"10.0.0.2:4001\"
+tls = { cert = \"c\", key = \"k\", ca = \"a\" }
+turnaround = 0
+retries = 11
+
+[[route]]
+units = 5
+serial = \"/dev/ttyS4\"
+baud = 9600
+
+[[route]]
+units = 6
+serial = \"/dev/ttyS4\"
+baud = 19200
+";
+    let found = problems(text);
+    let at = |line: usize| -> Vec<&str> {
+        found
+            .iter()
+            .filter(|p| p.0 == line)
+            .map(|p| p.2.as_str())
+            .collect()
+    };
+    assert!(
+        at(4)[0].contains("parity \"mark\" is not one of none, even, odd"),
+        "{found:?}"
+    );
+    assert!(
+        at(5)[0].contains("stop_bits is 3: it must be 1 or 2"),
+        "{found:?}"
+    );
+    assert!(
+        at(6)[0].contains("in_flight is 2: an RTU route"),
+        "{found:?}"
+    );
+    assert!(
+        at(11)[0].contains("baud is a serial line's setting"),
+        "{found:?}"
+    );
+    assert!(at(13)[0].contains("exactly one of upstream, rtu_over_tcp and serial; this one gives rtu_over_tcp and serial"), "{found:?}");
+    assert!(at(21)[0].contains("tls goes with upstream"), "{found:?}");
+    assert!(
+        at(22)[0].contains("turnaround is 0: give milliseconds"),
+        "{found:?}"
+    );
+    assert!(
+        at(23)[0].contains("retries is 11: it must be 0 to 10"),
+        "{found:?}"
+    );
+    assert!(
+        at(30)[0].contains(
+            "/dev/ttyS4 is shared with an earlier route whose limits, tls or line settings differ"
+        ),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -192,7 +285,7 @@ fn queue_per_session_is_read_and_kept_within_the_queue() {
 fn tls_takes_the_server_name_from_the_upstream_by_default() {
     let text = "[[route]]\nunits = 1\nupstream = \"[::1]:802\"\ntls = { cert = \"c\", key = \"k\", ca = \"a\" }\n";
     let file = parse(text).unwrap();
-    assert_eq!(file.routes[0].tls.as_ref().unwrap().server_name, "::1");
+    assert_eq!(file.routes[0].device.tls().unwrap().server_name, "::1");
     let found = problems(
         "[[route]]\nunits = 1\nupstream = \"a:802\"\ntls = { cert = \"c\", ca = \"a\" }\n",
     );

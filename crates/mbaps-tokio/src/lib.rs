@@ -41,8 +41,10 @@
 mod client;
 mod gateway;
 mod handler;
+mod rtu_client;
 pub mod serial;
 mod server;
+mod stream;
 mod timer;
 
 pub use client::{ClientBuilder, Reconnect, TokioClient};
@@ -52,4 +54,5 @@ pub use mbaps_admission::{AuditEntry, SessionLog};
 pub use mbaps_session::call::DeviceIdentification;
 pub use mbaps_session::upstream::UpstreamLimits;
 pub use mbaps_session::{AsyncCalls, ClientError};
+pub use rtu_client::RtuClient;
 pub use server::{Reloader, ServerHandle, TokioServer};

@@ -11,130 +11,11 @@
 //! speed) is refused with the setting named, never used with the wrong
 //! framing. Serial ports are supported on Unix.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use mbaps_session::Handler;
 use mbaps_session::rtu_server::RtuServer;
-
-/// Parity of each character (Serial Line V1.02, 2.5.1: even is the
-/// default; with none, two stop bits are the rule, though many devices use
-/// one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Parity {
-    /// No parity bit.
-    None,
-    /// Even parity (the specification's default).
-    Even,
-    /// Odd parity.
-    Odd,
-}
-
-impl Parity {
-    /// The name used on the command line and in the configuration file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Parity::None => "none",
-            Parity::Even => "even",
-            Parity::Odd => "odd",
-        }
-    }
-}
-
-impl fmt::Display for Parity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Parity {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Parity, String> {
-        match s {
-            "none" => Ok(Parity::None),
-            "even" => Ok(Parity::Even),
-            "odd" => Ok(Parity::Odd),
-            other => Err(format!("parity {other:?} is not one of none, even, odd")),
-        }
-    }
-}
-
-/// Stop bits after each character.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StopBits {
-    /// One stop bit.
-    One,
-    /// Two stop bits.
-    Two,
-}
-
-impl StopBits {
-    /// The number of bits.
-    pub fn count(self) -> u8 {
-        match self {
-            StopBits::One => 1,
-            StopBits::Two => 2,
-        }
-    }
-
-    /// 1 or 2; anything else is `None`.
-    pub fn from_count(count: u64) -> Option<StopBits> {
-        match count {
-            1 => Some(StopBits::One),
-            2 => Some(StopBits::Two),
-            _ => None,
-        }
-    }
-}
-
-/// The settings of a serial line: the port and its framing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SerialLine {
-    /// The device, e.g. `/dev/ttyUSB0`.
-    pub path: PathBuf,
-    /// Bits per second (default 19,200, the specification's).
-    pub baud: u32,
-    /// Parity (default even, the specification's).
-    pub parity: Parity,
-    /// Stop bits (default 1).
-    pub stop_bits: StopBits,
-}
-
-impl SerialLine {
-    /// The specification's default speed.
-    pub const DEFAULT_BAUD: u32 = 19_200;
-
-    /// `path` at 19,200 baud, even parity, one stop bit: the
-    /// specification's defaults (Serial Line V1.02, 2.5.1 and 3.3.1).
-    pub fn new(path: impl Into<PathBuf>) -> SerialLine {
-        SerialLine {
-            path: path.into(),
-            baud: Self::DEFAULT_BAUD,
-            parity: Parity::Even,
-            stop_bits: StopBits::One,
-        }
-    }
-}
-
-impl fmt::Display for SerialLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at {} baud, 8 data bits, parity {}, {} stop bit{}",
-            self.path.display(),
-            self.baud,
-            self.parity,
-            self.stop_bits.count(),
-            if self.stop_bits == StopBits::One {
-                ""
-            } else {
-                "s"
-            }
-        )
-    }
-}
+pub use mbaps_session::upstream::serial_line::{Parity, SerialLine, StopBits};
 
 /// Why a serial port could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -142,23 +23,21 @@ impl fmt::Display for SerialLine {
 pub enum SerialError {
     /// The port could not be opened or configured: missing, no permission,
     /// a speed the driver refuses.
-    #[error("serial port {}: {source}", path.display())]
+    #[error("serial port {}: {reason}", path.display())]
     Open {
         /// The port.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// What the system said.
+        reason: std::io::Error,
     },
     /// Another program has the port open exclusively, or it could not be
     /// made exclusive.
-    #[error("serial port {}: cannot be opened exclusively: {source}", path.display())]
+    #[error("serial port {}: cannot be opened exclusively (another program holds it?): {reason}", path.display())]
     Exclusive {
         /// The port.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// What the system said.
+        reason: std::io::Error,
     },
     /// The driver accepted a setting and did not apply it (read back
     /// after configuring).
@@ -217,9 +96,9 @@ mod unix {
         /// mismatch. Must be called within a tokio runtime.
         pub fn open(line: &SerialLine) -> Result<SerialPort, SerialError> {
             let path = &line.path;
-            let open_error = |source| SerialError::Open {
+            let open_error = |reason| SerialError::Open {
                 path: path.clone(),
-                source,
+                reason,
             };
             // Opened as it is, made exclusive, then configured: a port
             // another program holds is never reconfigured under it.
@@ -264,9 +143,9 @@ mod unix {
     /// exclusive mode (`TIOCEXCL`: later opens fail with EBUSY, except
     /// root's), both on a descriptor of the device kept open with the port.
     fn lock(line: &SerialLine) -> Result<File, SerialError> {
-        let exclusive = |source: io::Error| SerialError::Exclusive {
+        let exclusive = |reason: io::Error| SerialError::Exclusive {
             path: line.path.clone(),
-            source,
+            reason,
         };
         let file = File::options()
             .read(true)
@@ -284,9 +163,9 @@ mod unix {
         line: &SerialLine,
         port: &serial2_tokio::SerialPort,
     ) -> Result<(), SerialError> {
-        let read_error = |source| SerialError::Open {
+        let read_error = |reason| SerialError::Open {
             path: line.path.clone(),
-            source,
+            reason,
         };
         let settings = port.get_configuration().map_err(read_error)?;
         let mismatch = |setting, asked: String, found: String| SerialError::Mismatch {

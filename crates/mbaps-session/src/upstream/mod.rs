@@ -28,6 +28,7 @@ mod limits;
 mod line;
 mod queue;
 pub mod rtu;
+pub mod serial_line;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

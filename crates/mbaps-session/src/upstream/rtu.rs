@@ -62,13 +62,17 @@ pub struct RtuSettings {
     pub response_timeout: Duration,
 }
 
+/// The most retries a line may be given: past a few, a device that does
+/// not answer only holds the bus longer.
+pub const MAX_RETRIES: u8 = 10;
+
 /// What a user chooses of an RTU line's behaviour, besides its speed and
 /// the response timeout: see [`RtuSettings`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RtuOptions {
     /// [`RtuSettings::turnaround`] (default 100 ms).
     pub turnaround: Duration,
-    /// [`RtuSettings::retries`] (default 0).
+    /// [`RtuSettings::retries`] (default 0, at most [`MAX_RETRIES`]).
     pub retries: u8,
     /// [`RtuSettings::retry_writes`] (default no).
     pub retry_writes: bool,

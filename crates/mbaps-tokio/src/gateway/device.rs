@@ -13,13 +13,13 @@ use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::upstream::rtu::{RtuLine, RtuSettings};
 use mbaps_session::upstream::{Failure, Line, MAX_UPSTREAM_QUEUE, Requester, Ticket, Upstream};
 use mbaps_session::{Client, ClientConfig, Pdu};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{GatewayLog, LatencyObserver, Observer, Routed};
 use crate::serial::{SerialLine, SerialPort};
+use crate::stream::DeviceStream;
 use crate::timer::Timer;
 
 /// A request on its way to the device's task.
@@ -118,47 +118,6 @@ impl Dialer {
                 RtuLine::new(*settings, now).into()
             }
         })
-    }
-}
-
-/// A connection to a device: TCP, or a serial port.
-pub(crate) enum DeviceStream {
-    Tcp(TcpStream),
-    Serial(SerialPort),
-}
-
-impl DeviceStream {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            DeviceStream::Tcp(tcp) => tcp.read(buf).await,
-            DeviceStream::Serial(port) => port.read(buf).await,
-        }
-    }
-
-    /// Writes `out` whole: at once if the socket takes it, else within
-    /// `timeout` (a device that takes none of our bytes for the timeout is
-    /// lost).
-    async fn write(&mut self, out: &[u8], timeout: Duration) -> std::io::Result<()> {
-        let rest = match self {
-            DeviceStream::Tcp(tcp) => match tcp.try_write(out) {
-                Ok(n) => &out[n..],
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => out,
-                Err(error) => return Err(error),
-            },
-            DeviceStream::Serial(_) => out,
-        };
-        if rest.is_empty() {
-            return Ok(());
-        }
-        let write = async {
-            match self {
-                DeviceStream::Tcp(tcp) => tcp.write_all(rest).await,
-                DeviceStream::Serial(port) => port.write_all(rest).await,
-            }
-        };
-        tokio::time::timeout(timeout, write)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
 }
 
