@@ -358,3 +358,58 @@ fn rtu_frames_over_tcp_reach_a_converter_s_device() {
         front.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn the_serial_line_functions_are_forwarded_when_the_policy_grants_them_by_name() {
+    use common::{ca, chain, key};
+    runtime().block_on(async {
+        let (gateway_master, gateway_port) = pty();
+        let (device_master, device_port) = pty();
+        null_modem(gateway_master, device_master);
+        let device = SerialPort::open(&line(&device_port)).unwrap();
+        tokio::spawn(serve_rtu(
+            device,
+            RtuServer::new([1]),
+            RegisterMap::new(Tables::preset()),
+        ));
+        let gateway = Gateway::builder()
+            .route(1..=247, Device::serial(line(&gateway_port)), None)
+            .start()
+            .unwrap();
+        // The operator may use the serial-line functions; `all` grants the
+        // viewer none of them.
+        let policy = mbaps_authz::Policy::from_toml(
+            "[roles.operator]\nallow = [{ functions = [\"read\", \"serial\"] }]\n\
+             [roles.viewer]\nallow = [{ functions = [\"all\"] }]\n",
+        )
+        .unwrap();
+        let pki = pki();
+        let config = mbaps_session::ServerConfig::builder(
+            ca(pki),
+            chain(&pki.server),
+            key(&pki.server),
+            policy,
+        )
+        .build()
+        .unwrap();
+        let front = TokioServer::bind("127.0.0.1:0", config, gateway)
+            .await
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let operator = client(&front, "operator").await;
+        let viewer = client(&front, "viewer").await;
+        let id = operator.report_server_id(1).await.unwrap();
+        assert_eq!(&id[..2], [mbaps_simulator::SERVER_ID, 0xFF]);
+        assert_eq!(
+            operator.diagnostics(1, 0x0000, 0xA537).await.unwrap(),
+            0xA537
+        );
+        let (_, events) = operator.get_comm_event_counter(1).await.unwrap();
+        assert!(events >= 2, "{events}");
+        operator.read_exception_status(1).await.unwrap();
+        let denied = viewer.diagnostics(1, 0x0001, 0).await;
+        assert_eq!(exception(denied), ExceptionCode::IllegalFunction);
+        front.shutdown().await.unwrap();
+    });
+}

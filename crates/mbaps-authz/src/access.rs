@@ -93,9 +93,9 @@ impl Access {
 /// up to 31 values after it.
 const FIFO_SPAN: usize = 32;
 
-/// The accesses of a request, without allocating. Device identification and
-/// user-defined functions touch no table: only their function code and unit
-/// are authorized.
+/// The accesses of a request, without allocating. Device identification,
+/// the serial-line functions and user-defined functions touch no table:
+/// only their function code and unit are authorized.
 pub fn accesses<'a>(request: &Request<'a>) -> Accesses<'a> {
     use Table::*;
     let one = |table, first, count| {
@@ -135,9 +135,13 @@ pub fn accesses<'a>(request: &Request<'a>) -> Accesses<'a> {
         Request::ReadFifoQueue { address } => one(HoldingRegisters, address, FIFO_SPAN),
         Request::ReadFileRecord { records } => Accesses(Repr::ReadFiles(records.iter())),
         Request::WriteFileRecord { records } => Accesses(Repr::WriteFiles(records.iter())),
-        Request::ReadDeviceIdentification { .. } | Request::UserDefined { .. } => {
-            Accesses(Repr::Fixed([None, None]))
-        }
+        Request::ReadDeviceIdentification { .. }
+        | Request::UserDefined { .. }
+        | Request::ReadExceptionStatus
+        | Request::Diagnostics { .. }
+        | Request::GetCommEventCounter
+        | Request::GetCommEventLog
+        | Request::ReportServerId => Accesses(Repr::Fixed([None, None])),
     }
 }
 

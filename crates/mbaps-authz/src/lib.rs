@@ -85,7 +85,7 @@ pub use access::{Access, Accesses, Table, Target, accesses};
 pub use policy::{
     Addresses, Decision, Denial, Explanation, FUNCTION_GROUPS, FunctionSet, Listing,
     MAX_GRANTS_PER_ROLE, MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, Permissions, Policy, PolicyError,
-    Problem, Rule, Subject, function_key, line_column, resolve_function_name,
+    Problem, Rule, SERIAL_GROUP, Subject, function_key, line_column, resolve_function_name,
 };
 pub use role::{
     LoggedRole, MAX_ROLE_LEN, NULL_ROLE_NAME, ROLE_OID, Role, RoleError, role_from_certificate,

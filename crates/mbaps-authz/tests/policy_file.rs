@@ -145,20 +145,51 @@ fn an_unknown_function_name_is_reported_with_a_suggestion() {
     assert_eq!(
         problems("[roles.op]\nallow = [{ functions = [\"reed\", \"write\"] }]\n"),
         [
-            "plant.toml:2:25: unknown function \"reed\": did you mean \"read\"? use a group (read, write, diagnostic, user-defined, all), a function such as \"read-holding-registers\", or a function code such as 3"
+            "plant.toml:2:25: unknown function \"reed\": did you mean \"read\"? use a group (read, write, diagnostic, user-defined, all, serial), a function such as \"read-holding-registers\", or a function code such as 3"
         ]
     );
 }
 
 #[test]
-fn a_function_code_not_served_over_tcp_is_reported() {
+fn an_undefined_function_code_is_reported() {
     assert_eq!(
-        problems("[[roles.op.allow]]\nfunctions = [8, 3, 300]\n"),
+        problems("[[roles.op.allow]]\nfunctions = [9, 3, 300]\n"),
         [
-            "plant.toml:2:14: function code 8 (diagnostics) is not a Modbus/TCP function code",
+            "plant.toml:2:14: function code 9 is not a Modbus function code",
             "plant.toml:2:20: function code 300 is outside 1..=127",
         ]
     );
+}
+
+#[test]
+fn serial_line_functions_are_granted_by_group_name_or_code_never_by_all() {
+    let policy = Policy::from_toml(
+        "[roles.admin]\nallow = [{ functions = [\"all\"] }]\n\
+         [roles.maintainer]\nallow = [{ functions = [\"serial\"] }]\n\
+         [roles.tech]\nallow = [{ functions = [\"report-server-id\", 7] }]\n",
+    )
+    .unwrap();
+    let allowed = |role: &str, request: &Request<'_>| {
+        let role = Role::new(role).unwrap();
+        matches!(
+            policy.permissions(Some(&role)).decide(1, request),
+            Decision::Allow
+        )
+    };
+    let restart = Request::Diagnostics {
+        sub_function: 0x01,
+        data: 0,
+    };
+    assert!(
+        !allowed("admin", &restart),
+        "all grants no serial-line function"
+    );
+    assert!(!allowed("admin", &Request::ReportServerId));
+    assert!(allowed("maintainer", &restart));
+    assert!(allowed("maintainer", &Request::GetCommEventLog));
+    assert!(allowed("tech", &Request::ReportServerId));
+    assert!(allowed("tech", &Request::ReadExceptionStatus));
+    assert!(!allowed("tech", &restart));
 }
 
 #[test]

@@ -165,6 +165,14 @@ pub(crate) fn request(request: &Request<'_>) -> Map<String, Value> {
             set(&mut out, "object_id", json!(object_id));
         }
         Request::UserDefined { data, .. } => set(&mut out, "data", json!(hex::encode(data))),
+        Request::Diagnostics { sub_function, data } => {
+            set(&mut out, "sub_function", json!(sub_function));
+            set(&mut out, "data", json!(data));
+        }
+        Request::ReadExceptionStatus
+        | Request::GetCommEventCounter
+        | Request::GetCommEventLog
+        | Request::ReportServerId => {}
     }
     out
 }
@@ -264,6 +272,30 @@ pub(crate) fn response(response: &Response<'_>) -> Map<String, Value> {
             set(&mut out, "objects", items(id.objects, object));
         }
         Response::UserDefined { data, .. } => set(&mut out, "data", json!(hex::encode(data))),
+        Response::ReadExceptionStatus { status } => set(&mut out, "status", json!(status)),
+        Response::Diagnostics { sub_function, data } => {
+            set(&mut out, "sub_function", json!(sub_function));
+            set(&mut out, "data", json!(data));
+        }
+        Response::GetCommEventCounter {
+            status,
+            event_count,
+        } => {
+            set(&mut out, "status", json!(status));
+            set(&mut out, "event_count", json!(event_count));
+        }
+        Response::GetCommEventLog {
+            status,
+            event_count,
+            message_count,
+            events,
+        } => {
+            set(&mut out, "status", json!(status));
+            set(&mut out, "event_count", json!(event_count));
+            set(&mut out, "message_count", json!(message_count));
+            set(&mut out, "events", json!(hex::encode(events)));
+        }
+        Response::ReportServerId { data } => set(&mut out, "data", json!(hex::encode(data))),
         Response::Exception { .. } => {}
     }
     out

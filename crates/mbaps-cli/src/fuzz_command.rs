@@ -31,8 +31,12 @@ const MAX_REPLAY_BYTES: u64 = 16 * 1024 * 1024;
 #[command(after_help = "\
 Writes are off by default: without --allow-writes only the functions that read are \
 sent (0x01 read coils, 0x02 read discrete inputs, 0x03 read holding registers, 0x04 read \
-input registers, 0x14 read file record, 0x18 read FIFO queue, 0x2B device identification), \
-malformed ones included. --allow-writes adds 0x05, 0x06, 0x0F, 0x10, 0x15, 0x16, 0x17, the \
+input registers, 0x14 read file record, 0x18 read FIFO queue, 0x2B device identification, \
+and the serial-line 0x07 read exception status, 0x0B and 0x0C comm event counter and log, \
+0x11 report server id, and 0x08 diagnostics with its reading sub-functions only), \
+malformed ones included. --allow-writes adds 0x05, 0x06, 0x0F, 0x10, 0x15, 0x16, 0x17, \
+the diagnostics sub-functions that change state (0x01 restart communications, 0x03 \
+change the ASCII delimiter, 0x04 listen-only mode, 0x0A and 0x14 clear counters), the \
 user-defined codes and codes the specification does not define: a device may do anything \
 with them, and a write can move real equipment.
 

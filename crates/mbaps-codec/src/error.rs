@@ -144,9 +144,9 @@ pub enum CodecError {
         /// Length of the whole ADU as its header announces it.
         frame_len: usize,
     },
-    /// A function code that is not served over TCP: code 0, a serial-line-only
-    /// code (0x07, 0x08, 0x0B, 0x0C, 0x11), or one the specification does not
-    /// define and that is not in the user-defined ranges 65..=72, 100..=110.
+    /// A function code the codec does not know: code 0, or one the
+    /// specification does not define and that is not in the user-defined
+    /// ranges 65..=72, 100..=110.
     UnsupportedFunction {
         /// The function code (exception bit cleared for responses).
         code: u8,
@@ -340,16 +340,10 @@ impl fmt::Display for CodecError {
                 f,
                 "MBAP header: protocol_id {value} is not 0 (Modbus); the {frame_len}-byte frame is discarded"
             ),
-            CodecError::UnsupportedFunction { code } => match function_name(code) {
-                Some(name) => write!(
-                    f,
-                    "function_code 0x{code:02X} ({name}) is not served over Modbus/TCP"
-                ),
-                None => write!(
-                    f,
-                    "function_code 0x{code:02X} is not a Modbus/TCP function code"
-                ),
-            },
+            CodecError::UnsupportedFunction { code } => write!(
+                f,
+                "function_code 0x{code:02X} is not a Modbus function code"
+            ),
             CodecError::Crc {
                 computed,
                 received,

@@ -43,16 +43,24 @@ pub mod limits {
     pub const FIFO_COUNT: RangeInclusive<u16> = 0..=31;
     /// User-defined function codes, carried as raw PDUs.
     pub const USER_DEFINED: [RangeInclusive<u8>; 2] = [65..=72, 100..=110];
+    /// Events in a get comm event log response (0x0C).
+    pub const COMM_EVENT_LOG_EVENTS: RangeInclusive<u16> = 0..=64;
+    /// Byte count of a report server id response (0x11): the server id,
+    /// the run indicator and the device's own data.
+    pub const REPORT_SERVER_ID_BYTES: RangeInclusive<u8> = 1..=251;
     /// Write single coil: the value that means ON.
     pub const COIL_ON: u16 = 0xFF00;
     /// Write single coil: the value that means OFF.
     pub const COIL_OFF: u16 = 0x0000;
 }
 
-/// A Modbus function code that can be served over TCP.
+/// A Modbus function code this codec types: every public code of the
+/// Application Protocol V1.1b3 (the serial-line codes 0x07, 0x08, 0x0B,
+/// 0x0C and 0x11 among them: the specification marks them serial-line only,
+/// yet many TCP devices answer them) and the user-defined ones.
 ///
-/// The serial-line-only codes (0x07, 0x08, 0x0B, 0x0C, 0x11) and code 0 are
-/// not representable: [`FunctionCode::from_code`] rejects them.
+/// Code 0 and the codes the specification does not define are not
+/// representable: [`FunctionCode::from_code`] rejects them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FunctionCode {
     /// 0x01 read coils.
@@ -67,10 +75,20 @@ pub enum FunctionCode {
     WriteSingleCoil,
     /// 0x06 write single register.
     WriteSingleRegister,
+    /// 0x07 read exception status (serial line).
+    ReadExceptionStatus,
+    /// 0x08 diagnostics, with a sub-function (serial line).
+    Diagnostics,
+    /// 0x0B get comm event counter (serial line).
+    GetCommEventCounter,
+    /// 0x0C get comm event log (serial line).
+    GetCommEventLog,
     /// 0x0F write multiple coils.
     WriteMultipleCoils,
     /// 0x10 write multiple registers.
     WriteMultipleRegisters,
+    /// 0x11 report server id (serial line).
+    ReportServerId,
     /// 0x14 read file record.
     ReadFileRecord,
     /// 0x15 write file record.
@@ -88,7 +106,20 @@ pub enum FunctionCode {
 }
 
 impl FunctionCode {
-    /// Every standard function code this codec types, in code order.
+    /// The serial-line codes (Application Protocol V1.1b3, section 6:
+    /// "serial line only"), in code order. Not in [`FunctionCode::STANDARD`]:
+    /// policies grant them by name, by code or as the group `serial`,
+    /// never as part of `all`.
+    pub const SERIAL_LINE: [FunctionCode; 5] = [
+        FunctionCode::ReadExceptionStatus,
+        FunctionCode::Diagnostics,
+        FunctionCode::GetCommEventCounter,
+        FunctionCode::GetCommEventLog,
+        FunctionCode::ReportServerId,
+    ];
+
+    /// Every standard function code of Modbus/TCP this codec types, in
+    /// code order (the serial-line codes are [`FunctionCode::SERIAL_LINE`]).
     pub const STANDARD: [FunctionCode; 14] = [
         FunctionCode::ReadCoils,
         FunctionCode::ReadDiscreteInputs,
@@ -115,8 +146,13 @@ impl FunctionCode {
             0x04 => FunctionCode::ReadInputRegisters,
             0x05 => FunctionCode::WriteSingleCoil,
             0x06 => FunctionCode::WriteSingleRegister,
+            0x07 => FunctionCode::ReadExceptionStatus,
+            0x08 => FunctionCode::Diagnostics,
+            0x0B => FunctionCode::GetCommEventCounter,
+            0x0C => FunctionCode::GetCommEventLog,
             0x0F => FunctionCode::WriteMultipleCoils,
             0x10 => FunctionCode::WriteMultipleRegisters,
+            0x11 => FunctionCode::ReportServerId,
             0x14 => FunctionCode::ReadFileRecord,
             0x15 => FunctionCode::WriteFileRecord,
             0x16 => FunctionCode::MaskWriteRegister,
@@ -137,8 +173,13 @@ impl FunctionCode {
             FunctionCode::ReadInputRegisters => 0x04,
             FunctionCode::WriteSingleCoil => 0x05,
             FunctionCode::WriteSingleRegister => 0x06,
+            FunctionCode::ReadExceptionStatus => 0x07,
+            FunctionCode::Diagnostics => 0x08,
+            FunctionCode::GetCommEventCounter => 0x0B,
+            FunctionCode::GetCommEventLog => 0x0C,
             FunctionCode::WriteMultipleCoils => 0x0F,
             FunctionCode::WriteMultipleRegisters => 0x10,
+            FunctionCode::ReportServerId => 0x11,
             FunctionCode::ReadFileRecord => 0x14,
             FunctionCode::WriteFileRecord => 0x15,
             FunctionCode::MaskWriteRegister => 0x16,
@@ -158,8 +199,13 @@ impl FunctionCode {
             FunctionCode::ReadInputRegisters => "read input registers",
             FunctionCode::WriteSingleCoil => "write single coil",
             FunctionCode::WriteSingleRegister => "write single register",
+            FunctionCode::ReadExceptionStatus => "read exception status",
+            FunctionCode::Diagnostics => "diagnostics",
+            FunctionCode::GetCommEventCounter => "get comm event counter",
+            FunctionCode::GetCommEventLog => "get comm event log",
             FunctionCode::WriteMultipleCoils => "write multiple coils",
             FunctionCode::WriteMultipleRegisters => "write multiple registers",
+            FunctionCode::ReportServerId => "report server id",
             FunctionCode::ReadFileRecord => "read file record",
             FunctionCode::WriteFileRecord => "write file record",
             FunctionCode::MaskWriteRegister => "mask write register",
@@ -177,19 +223,12 @@ impl fmt::Display for FunctionCode {
     }
 }
 
-/// The name of any function code byte, including the serial-line-only ones,
-/// for messages. `None` for bytes the specification does not name.
+/// The name of any function code byte, for messages. `None` for bytes the
+/// specification does not name.
 pub const fn function_name(code: u8) -> Option<&'static str> {
-    match code {
-        0x07 => Some("read exception status"),
-        0x08 => Some("diagnostics"),
-        0x0B => Some("get comm event counter"),
-        0x0C => Some("get comm event log"),
-        0x11 => Some("report server id"),
-        _ => match FunctionCode::from_code(code) {
-            Ok(function) => Some(function.name()),
-            Err(_) => None,
-        },
+    match FunctionCode::from_code(code) {
+        Ok(function) => Some(function.name()),
+        Err(_) => None,
     }
 }
 
@@ -312,10 +351,12 @@ mod tests {
     }
 
     #[test]
-    fn serial_line_codes_and_zero_are_not_served() {
-        for code in [
-            0x00, 0x07, 0x08, 0x0B, 0x0C, 0x11, 0x80, 0xFF, 64, 73, 99, 111,
-        ] {
+    fn serial_line_codes_are_typed_and_zero_and_undefined_codes_are_not() {
+        for function in FunctionCode::SERIAL_LINE {
+            assert_eq!(FunctionCode::from_code(function.code()), Ok(function));
+            assert!(!FunctionCode::STANDARD.contains(&function));
+        }
+        for code in [0x00, 0x09, 0x0A, 0x0D, 0x0E, 0x80, 0xFF, 64, 73, 99, 111] {
             assert!(FunctionCode::from_code(code).is_err(), "0x{code:02X}");
         }
         for code in [65, 72, 100, 110] {

@@ -7,6 +7,12 @@ use crate::items::{FileRecordRead, FileRecordWrite, ReadDeviceIdCode};
 use crate::pdu::{self, MEI_READ_DEVICE_ID};
 use crate::wire::{Reader, Writer, check_eq, check_range};
 
+/// The diagnostics (0x08) sub-functions that change the device's state:
+/// restart communications option, change ASCII input delimiter, force
+/// listen only mode, clear counters and diagnostic register, clear overrun
+/// counter and flag (Application Protocol V1.1b3, 6.8.1).
+pub const DIAGNOSTICS_CHANGING_STATE: [u16; 5] = [0x01, 0x03, 0x04, 0x0A, 0x14];
+
 /// A request PDU, typed by function code. Data borrows from the decoded
 /// bytes (or, for encoding, from the caller's values): nothing is copied.
 ///
@@ -57,6 +63,23 @@ pub enum Request<'a> {
         /// Its new value.
         value: u16,
     },
+    /// 0x07: read the eight exception status outputs (serial line).
+    ReadExceptionStatus,
+    /// 0x08: diagnostics `sub_function` with one data word (serial line).
+    /// "Return query data" (0x0000) may carry more words in the
+    /// specification; this codec, as RTU framing, takes one. Some
+    /// sub-functions change the device's state
+    /// ([`Request::changes_state`]).
+    Diagnostics {
+        /// The sub-function.
+        sub_function: u16,
+        /// Its data word.
+        data: u16,
+    },
+    /// 0x0B: the status word and event count (serial line).
+    GetCommEventCounter,
+    /// 0x0C: the status, counters and the last events (serial line).
+    GetCommEventLog,
     /// 0x0F: write 1..=1968 coils from `address`.
     WriteMultipleCoils {
         /// First coil.
@@ -71,6 +94,9 @@ pub enum Request<'a> {
         /// The values; their number is the quantity.
         values: Registers<'a>,
     },
+    /// 0x11: the server's id, run indicator and device-specific data
+    /// (serial line).
+    ReportServerId,
     /// 0x14: read file records, one sub-request each (byte count 7..=245).
     ReadFileRecord {
         /// The sub-requests, 1..=35 of them.
@@ -133,8 +159,13 @@ impl<'a> Request<'a> {
             Request::ReadInputRegisters { .. } => FunctionCode::ReadInputRegisters,
             Request::WriteSingleCoil { .. } => FunctionCode::WriteSingleCoil,
             Request::WriteSingleRegister { .. } => FunctionCode::WriteSingleRegister,
+            Request::ReadExceptionStatus => FunctionCode::ReadExceptionStatus,
+            Request::Diagnostics { .. } => FunctionCode::Diagnostics,
+            Request::GetCommEventCounter => FunctionCode::GetCommEventCounter,
+            Request::GetCommEventLog => FunctionCode::GetCommEventLog,
             Request::WriteMultipleCoils { .. } => FunctionCode::WriteMultipleCoils,
             Request::WriteMultipleRegisters { .. } => FunctionCode::WriteMultipleRegisters,
+            Request::ReportServerId => FunctionCode::ReportServerId,
             Request::ReadFileRecord { .. } => FunctionCode::ReadFileRecord,
             Request::WriteFileRecord { .. } => FunctionCode::WriteFileRecord,
             Request::MaskWriteRegister { .. } => FunctionCode::MaskWriteRegister,
@@ -142,6 +173,39 @@ impl<'a> Request<'a> {
             Request::ReadFifoQueue { .. } => FunctionCode::ReadFifoQueue,
             Request::ReadDeviceIdentification { .. } => FunctionCode::ReadDeviceIdentification,
             Request::UserDefined { function, .. } => FunctionCode::UserDefined(function),
+        }
+    }
+
+    /// Whether the request changes the device's state: the writes, the
+    /// diagnostics sub-functions that restart communications (0x01),
+    /// change the ASCII delimiter (0x03), force listen-only mode (0x04) or
+    /// clear counters (0x0A, 0x14), and the user-defined codes (whose
+    /// effect the device defines). A gateway retries only the others after
+    /// a timeout; a fuzzer sends them only when allowed to write.
+    pub fn changes_state(&self) -> bool {
+        match *self {
+            Request::ReadCoils { .. }
+            | Request::ReadDiscreteInputs { .. }
+            | Request::ReadHoldingRegisters { .. }
+            | Request::ReadInputRegisters { .. }
+            | Request::ReadExceptionStatus
+            | Request::GetCommEventCounter
+            | Request::GetCommEventLog
+            | Request::ReportServerId
+            | Request::ReadFileRecord { .. }
+            | Request::ReadFifoQueue { .. }
+            | Request::ReadDeviceIdentification { .. } => false,
+            Request::Diagnostics { sub_function, .. } => {
+                DIAGNOSTICS_CHANGING_STATE.contains(&sub_function)
+            }
+            Request::WriteSingleCoil { .. }
+            | Request::WriteSingleRegister { .. }
+            | Request::WriteMultipleCoils { .. }
+            | Request::WriteMultipleRegisters { .. }
+            | Request::WriteFileRecord { .. }
+            | Request::MaskWriteRegister { .. }
+            | Request::ReadWriteMultipleRegisters { .. }
+            | Request::UserDefined { .. } => true,
         }
     }
 
@@ -177,6 +241,14 @@ impl<'a> Request<'a> {
                 address: r.u16()?,
                 value: r.u16()?,
             },
+            FunctionCode::ReadExceptionStatus => Request::ReadExceptionStatus,
+            FunctionCode::Diagnostics => Request::Diagnostics {
+                sub_function: r.u16()?,
+                data: r.u16()?,
+            },
+            FunctionCode::GetCommEventCounter => Request::GetCommEventCounter,
+            FunctionCode::GetCommEventLog => Request::GetCommEventLog,
+            FunctionCode::ReportServerId => Request::ReportServerId,
             FunctionCode::WriteMultipleCoils => {
                 let address = r.u16()?;
                 let quantity = r.u16()?;
@@ -316,6 +388,11 @@ impl<'a> Request<'a> {
             Request::UserDefined { function, data } => pdu::check_user_defined(function, data),
             Request::WriteSingleCoil { .. }
             | Request::WriteSingleRegister { .. }
+            | Request::ReadExceptionStatus
+            | Request::Diagnostics { .. }
+            | Request::GetCommEventCounter
+            | Request::GetCommEventLog
+            | Request::ReportServerId
             | Request::MaskWriteRegister { .. }
             | Request::ReadFifoQueue { .. }
             | Request::ReadDeviceIdentification { .. } => Ok(()),
@@ -330,7 +407,12 @@ impl<'a> Request<'a> {
             | Request::ReadHoldingRegisters { .. }
             | Request::ReadInputRegisters { .. }
             | Request::WriteSingleCoil { .. }
-            | Request::WriteSingleRegister { .. } => 4,
+            | Request::WriteSingleRegister { .. }
+            | Request::Diagnostics { .. } => 4,
+            Request::ReadExceptionStatus
+            | Request::GetCommEventCounter
+            | Request::GetCommEventLog
+            | Request::ReportServerId => 0,
             Request::WriteMultipleCoils { values, .. } => 5 + values.packed_len(),
             Request::WriteMultipleRegisters { values, .. } => 5 + values.byte_len(),
             Request::ReadFileRecord { records } => 1 + records.wire_len(),
@@ -372,6 +454,14 @@ impl<'a> Request<'a> {
                 w.u16(address)?;
                 w.u16(value)?;
             }
+            Request::Diagnostics { sub_function, data } => {
+                w.u16(sub_function)?;
+                w.u16(data)?;
+            }
+            Request::ReadExceptionStatus
+            | Request::GetCommEventCounter
+            | Request::GetCommEventLog
+            | Request::ReportServerId => {}
             Request::WriteMultipleCoils { address, values } => {
                 w.u16(address)?;
                 pdu::write_bits_with_quantity(&mut w, function, values)?;

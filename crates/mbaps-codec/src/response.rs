@@ -73,6 +73,37 @@ pub enum Response<'a> {
         /// The value written.
         value: u16,
     },
+    /// 0x07: the eight exception status outputs (serial line).
+    ReadExceptionStatus {
+        /// One bit per output.
+        status: u8,
+    },
+    /// 0x08: the sub-function and its data word, echoed or answered
+    /// (serial line).
+    Diagnostics {
+        /// The request's sub-function.
+        sub_function: u16,
+        /// The data word.
+        data: u16,
+    },
+    /// 0x0B: the status word and the event count (serial line).
+    GetCommEventCounter {
+        /// 0xFFFF while a previous command is still being processed.
+        status: u16,
+        /// Messages processed successfully.
+        event_count: u16,
+    },
+    /// 0x0C: status, counters and 0..=64 event bytes (serial line).
+    GetCommEventLog {
+        /// 0xFFFF while a previous command is still being processed.
+        status: u16,
+        /// Messages processed successfully.
+        event_count: u16,
+        /// Messages processed.
+        message_count: u16,
+        /// The events, most recent first.
+        events: &'a [u8],
+    },
     /// 0x0F: where and how many coils were written (1..=1968).
     WriteMultipleCoils {
         /// First coil.
@@ -86,6 +117,12 @@ pub enum Response<'a> {
         address: u16,
         /// Registers written.
         quantity: u16,
+    },
+    /// 0x11: the server's id, run indicator and its own data, as the
+    /// device defines them (serial line; byte count 1..=251).
+    ReportServerId {
+        /// The bytes after the byte count.
+        data: &'a [u8],
     },
     /// 0x14: one sub-response per sub-request.
     ReadFileRecord {
@@ -144,8 +181,13 @@ impl<'a> Response<'a> {
             Response::ReadInputRegisters { .. } => 0x04,
             Response::WriteSingleCoil { .. } => 0x05,
             Response::WriteSingleRegister { .. } => 0x06,
+            Response::ReadExceptionStatus { .. } => 0x07,
+            Response::Diagnostics { .. } => 0x08,
+            Response::GetCommEventCounter { .. } => 0x0B,
+            Response::GetCommEventLog { .. } => 0x0C,
             Response::WriteMultipleCoils { .. } => 0x0F,
             Response::WriteMultipleRegisters { .. } => 0x10,
+            Response::ReportServerId { .. } => 0x11,
             Response::ReadFileRecord { .. } => 0x14,
             Response::WriteFileRecord { .. } => 0x15,
             Response::MaskWriteRegister { .. } => 0x16,
@@ -202,6 +244,40 @@ impl<'a> Response<'a> {
                 address: r.u16()?,
                 value: r.u16()?,
             },
+            FunctionCode::ReadExceptionStatus => Response::ReadExceptionStatus { status: r.u8()? },
+            FunctionCode::Diagnostics => Response::Diagnostics {
+                sub_function: r.u16()?,
+                data: r.u16()?,
+            },
+            FunctionCode::GetCommEventCounter => Response::GetCommEventCounter {
+                status: r.u16()?,
+                event_count: r.u16()?,
+            },
+            FunctionCode::GetCommEventLog => {
+                // Status, event count and message count, then the events.
+                let byte_count = r.u8()?;
+                let events = limits::COMM_EVENT_LOG_EVENTS;
+                let (min, max) = (6 + *events.start() as u8, 6 + *events.end() as u8);
+                check_range(byte, Field::ByteCount, byte_count, min..=max)?;
+                Response::GetCommEventLog {
+                    status: r.u16()?,
+                    event_count: r.u16()?,
+                    message_count: r.u16()?,
+                    events: r.bytes(usize::from(byte_count - 6))?,
+                }
+            }
+            FunctionCode::ReportServerId => {
+                let byte_count = r.u8()?;
+                check_range(
+                    byte,
+                    Field::ByteCount,
+                    byte_count,
+                    limits::REPORT_SERVER_ID_BYTES,
+                )?;
+                Response::ReportServerId {
+                    data: r.bytes(usize::from(byte_count))?,
+                }
+            }
             FunctionCode::WriteMultipleCoils => Response::WriteMultipleCoils {
                 address: r.u16()?,
                 quantity: pdu::quantity(&mut r, limits::WRITE_COILS)?,
@@ -315,8 +391,29 @@ impl<'a> Response<'a> {
                     Err(CodecError::UnsupportedFunction { code: function })
                 }
             }
+            Response::GetCommEventLog { events, .. } => pdu::check_len(
+                function,
+                Field::ByteCount,
+                events.len(),
+                limits::COMM_EVENT_LOG_EVENTS,
+            ),
+            Response::ReportServerId { data } => {
+                let (min, max) = (
+                    *limits::REPORT_SERVER_ID_BYTES.start(),
+                    *limits::REPORT_SERVER_ID_BYTES.end(),
+                );
+                pdu::check_len(
+                    function,
+                    Field::ByteCount,
+                    data.len(),
+                    u16::from(min)..=u16::from(max),
+                )
+            }
             Response::WriteSingleCoil { .. }
             | Response::WriteSingleRegister { .. }
+            | Response::ReadExceptionStatus { .. }
+            | Response::Diagnostics { .. }
+            | Response::GetCommEventCounter { .. }
             | Response::MaskWriteRegister { .. } => Ok(()),
         }
     }
@@ -332,8 +429,13 @@ impl<'a> Response<'a> {
             | Response::ReadWriteMultipleRegisters { values } => 1 + values.byte_len(),
             Response::WriteSingleCoil { .. }
             | Response::WriteSingleRegister { .. }
+            | Response::Diagnostics { .. }
+            | Response::GetCommEventCounter { .. }
             | Response::WriteMultipleCoils { .. }
             | Response::WriteMultipleRegisters { .. } => 4,
+            Response::ReadExceptionStatus { .. } => 1,
+            Response::GetCommEventLog { events, .. } => 7 + events.len(),
+            Response::ReportServerId { data } => 1 + data.len(),
             Response::ReadFileRecord { records } => 1 + records.wire_len(),
             Response::WriteFileRecord { records } => 1 + records.wire_len(),
             Response::MaskWriteRegister { .. } => 6,
@@ -385,6 +487,36 @@ impl<'a> Response<'a> {
             | Response::WriteMultipleRegisters { address, quantity } => {
                 w.u16(address)?;
                 w.u16(quantity)?;
+            }
+            Response::ReadExceptionStatus { status } => w.u8(status)?,
+            Response::Diagnostics { sub_function, data } => {
+                w.u16(sub_function)?;
+                w.u16(data)?;
+            }
+            Response::GetCommEventCounter {
+                status,
+                event_count,
+            } => {
+                w.u16(status)?;
+                w.u16(event_count)?;
+            }
+            Response::GetCommEventLog {
+                status,
+                event_count,
+                message_count,
+                events,
+            } => {
+                // `validate` bounds the events to 64.
+                w.u8(6 + events.len() as u8)?;
+                w.u16(status)?;
+                w.u16(event_count)?;
+                w.u16(message_count)?;
+                w.bytes(events)?;
+            }
+            Response::ReportServerId { data } => {
+                // `validate` bounds the data to 251 bytes.
+                w.u8(data.len() as u8)?;
+                w.bytes(data)?;
             }
             Response::ReadFileRecord { records } => pdu::write_list(&mut w, function, records)?,
             Response::WriteFileRecord { records } => pdu::write_list(&mut w, function, records)?,

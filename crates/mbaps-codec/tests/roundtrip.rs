@@ -64,6 +64,11 @@ enum OwnedRequest {
     ReadFifoQueue(u16),
     ReadDeviceIdentification(ReadDeviceIdCode, u8),
     UserDefined(u8, Vec<u8>),
+    ReadExceptionStatus,
+    Diagnostics(u16, u16),
+    GetCommEventCounter,
+    GetCommEventLog,
+    ReportServerId,
 }
 
 /// Calls `f` with the borrowed request `owned` describes.
@@ -129,6 +134,13 @@ fn with_request<R>(owned: &OwnedRequest, f: impl FnOnce(&Request<'_>) -> R) -> R
             function: *function,
             data,
         },
+        OwnedRequest::ReadExceptionStatus => Request::ReadExceptionStatus,
+        &OwnedRequest::Diagnostics(sub_function, data) => {
+            Request::Diagnostics { sub_function, data }
+        }
+        OwnedRequest::GetCommEventCounter => Request::GetCommEventCounter,
+        OwnedRequest::GetCommEventLog => Request::GetCommEventLog,
+        OwnedRequest::ReportServerId => Request::ReportServerId,
     };
     f(&request)
 }
@@ -160,6 +172,11 @@ enum OwnedResponse {
     ReadDeviceIdentification(OwnedDeviceId),
     UserDefined(u8, Vec<u8>),
     Exception(u8, ExceptionCode),
+    ReadExceptionStatus(u8),
+    Diagnostics(u16, u16),
+    GetCommEventCounter(u16, u16),
+    GetCommEventLog(u16, u16, u16, Vec<u8>),
+    ReportServerId(Vec<u8>),
 }
 
 /// Calls `f` with the borrowed response `owned` describes.
@@ -244,6 +261,23 @@ fn with_response<R>(owned: &OwnedResponse, f: impl FnOnce(&Response<'_>) -> R) -
             data,
         },
         &OwnedResponse::Exception(function, code) => Response::Exception { function, code },
+        &OwnedResponse::ReadExceptionStatus(status) => Response::ReadExceptionStatus { status },
+        &OwnedResponse::Diagnostics(sub_function, data) => {
+            Response::Diagnostics { sub_function, data }
+        }
+        &OwnedResponse::GetCommEventCounter(status, event_count) => Response::GetCommEventCounter {
+            status,
+            event_count,
+        },
+        OwnedResponse::GetCommEventLog(status, event_count, message_count, events) => {
+            Response::GetCommEventLog {
+                status: *status,
+                event_count: *event_count,
+                message_count: *message_count,
+                events,
+            }
+        }
+        OwnedResponse::ReportServerId(data) => Response::ReportServerId { data },
     };
     f(&response)
 }
@@ -329,6 +363,11 @@ fn request_strategy() -> impl Strategy<Value = OwnedRequest> {
             .prop_map(|(c, o)| OwnedRequest::ReadDeviceIdentification(c, o)),
         (user_defined_code(), vec(any::<u8>(), 0..=252))
             .prop_map(|(f, d)| OwnedRequest::UserDefined(f, d)),
+        Just(OwnedRequest::ReadExceptionStatus),
+        (a(), a()).prop_map(|(s, d)| OwnedRequest::Diagnostics(s, d)),
+        Just(OwnedRequest::GetCommEventCounter),
+        Just(OwnedRequest::GetCommEventLog),
+        Just(OwnedRequest::ReportServerId),
     ]
 }
 
@@ -395,6 +434,12 @@ fn response_strategy() -> impl Strategy<Value = OwnedResponse> {
             .prop_map(|(f, d)| OwnedResponse::UserDefined(f, d)),
         (1..=0x7Fu8, select(ExceptionCode::ALL.to_vec()))
             .prop_map(|(f, c)| OwnedResponse::Exception(f, c)),
+        any::<u8>().prop_map(OwnedResponse::ReadExceptionStatus),
+        (a(), a()).prop_map(|(s, d)| OwnedResponse::Diagnostics(s, d)),
+        (a(), a()).prop_map(|(s, c)| OwnedResponse::GetCommEventCounter(s, c)),
+        (a(), a(), a(), vec(any::<u8>(), 0..=64))
+            .prop_map(|(s, e, m, v)| OwnedResponse::GetCommEventLog(s, e, m, v)),
+        vec(any::<u8>(), 1..=251).prop_map(OwnedResponse::ReportServerId),
     ]
 }
 

@@ -762,10 +762,90 @@ fn user_defined_codes_are_carried_as_raw_pdus() {
     }
 }
 
+/// The serial-line codes, with the examples of Application Protocol
+/// V1.1b3, 6.7 to 6.13.
+#[test]
+fn serial_line_functions_of_the_specification() {
+    assert_request("0x07", &hex("07"), &Request::ReadExceptionStatus);
+    assert_response(
+        "0x07",
+        &hex("07 6D"),
+        &Response::ReadExceptionStatus { status: 0x6D },
+    );
+    let diagnostics = Request::Diagnostics {
+        sub_function: 0x0000,
+        data: 0xA537,
+    };
+    assert_request("0x08", &hex("08 0000 A537"), &diagnostics);
+    assert_response(
+        "0x08",
+        &hex("08 0000 A537"),
+        &Response::Diagnostics {
+            sub_function: 0x0000,
+            data: 0xA537,
+        },
+    );
+    assert_request("0x0B", &hex("0B"), &Request::GetCommEventCounter);
+    assert_response(
+        "0x0B",
+        &hex("0B FFFF 0108"),
+        &Response::GetCommEventCounter {
+            status: 0xFFFF,
+            event_count: 0x0108,
+        },
+    );
+    assert_request("0x0C", &hex("0C"), &Request::GetCommEventLog);
+    assert_response(
+        "0x0C",
+        &hex("0C 08 0000 0108 0121 20 00"),
+        &Response::GetCommEventLog {
+            status: 0,
+            event_count: 0x0108,
+            message_count: 0x0121,
+            events: &[0x20, 0x00],
+        },
+    );
+    assert_request("0x11", &hex("11"), &Request::ReportServerId);
+    assert_response(
+        "0x11",
+        &hex("11 03 01 FF 42"),
+        &Response::ReportServerId {
+            data: &[0x01, 0xFF, 0x42],
+        },
+    );
+    // Limits: one data word for diagnostics, 64 events, a byte count of 1..=251.
+    assert_eq!(
+        request_err(&hex("08 0000 A537 0001")).field(),
+        Field::PduLength
+    );
+    assert_eq!(request_err(&hex("07 00")).field(), Field::PduLength);
+    assert_eq!(
+        response_err(&with_fill("0C 47 0000 0000 0000", 65, 0)),
+        out_of_range(0x0C, Field::ByteCount, 0x47, 6, 70)
+    );
+    assert_eq!(
+        response_err(&hex("11 00")),
+        out_of_range(0x11, Field::ByteCount, 0, 1, 251)
+    );
+    // Which requests change the device's state.
+    for (sub_function, changes) in [(0x00, false), (0x01, true), (0x04, true), (0x0B, false)] {
+        let request = Request::Diagnostics {
+            sub_function,
+            data: 0,
+        };
+        assert_eq!(
+            request.changes_state(),
+            changes,
+            "sub-function {sub_function}"
+        );
+    }
+    assert!(!Request::ReportServerId.changes_state());
+}
+
 #[test]
 fn unserved_function_codes_are_rejected() {
     let codes = [
-        0x00, 0x07, 0x08, 0x0B, 0x0C, 0x11, // code 0 and serial line only
+        0x00, // code 0
         64, 73, 99, 111, // either side of the user-defined ranges
         0x09, 0x0A, 0x0D, 0x0E, 0x29, 0x2A, 0x5A, 0x5B, 0x7D, 0x7E,
         0x7F, // reserved / undefined
@@ -1890,7 +1970,7 @@ fn truncated_pdus_are_rejected() {
 fn exception_codes_for_decode_errors() {
     let cases = [
         (
-            request_err(&hex("07")),
+            request_err(&hex("09")),
             Some(ExceptionCode::IllegalFunction),
         ),
         (

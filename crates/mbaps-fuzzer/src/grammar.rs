@@ -7,14 +7,23 @@
 
 use mbaps_authz::FunctionSet;
 use mbaps_codec::limits::{self, MAX_PDU_LEN};
-use mbaps_codec::{FunctionCode, MbapHeader};
+use mbaps_codec::{DIAGNOSTICS_CHANGING_STATE, FunctionCode, MbapHeader};
 
 use crate::input::{Delivery, Step};
 use crate::rng::Rng;
 
-/// The function codes that only read (`read` and `diagnostic` of the
-/// policy file): all a campaign sends without `allow_writes`.
-pub const READ_ONLY: [u8; 7] = [0x01, 0x02, 0x03, 0x04, 0x14, 0x18, 0x2B];
+/// The function codes a campaign sends without `allow_writes`: those that
+/// only read (`read` and `diagnostic` of the policy file, and the
+/// serial-line reads 0x07, 0x0B, 0x0C, 0x11), and diagnostics (0x08) with
+/// its sub-functions that change nothing ([`DIAGNOSTICS_CHANGING_STATE`]
+/// are never sent without `allow_writes`, whatever the input's kind).
+pub const READ_ONLY: [u8; 12] = [
+    0x01, 0x02, 0x03, 0x04, 0x07, 0x08, 0x0B, 0x0C, 0x11, 0x14, 0x18, 0x2B,
+];
+
+/// The diagnostics sub-functions that only read: return query data, the
+/// diagnostic register and the counters (Application Protocol 6.8.1).
+const DIAGNOSTICS_READING: [u16; 10] = [0x00, 0x02, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12];
 
 /// What a campaign may send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,10 +64,12 @@ impl Scope {
         self.allow_writes || READ_ONLY.contains(&function)
     }
 
-    /// The standard functions in scope.
+    /// The functions the codec types (the serial-line ones included) in
+    /// scope.
     fn standard(&self) -> Vec<u8> {
         FunctionCode::STANDARD
             .iter()
+            .chain(&FunctionCode::SERIAL_LINE)
             .map(|f| f.code())
             .filter(|&code| self.sends(code))
             .collect()
@@ -221,6 +232,21 @@ impl Generator {
             Kind::Mutated => self.mutated(),
         };
         debug_assert!(!pdu.is_empty() && pdu.len() <= MAX_PDU_LEN);
+        self.without_state_changes(pdu)
+    }
+
+    /// Without `allow_writes`, a diagnostics PDU of any kind (valid,
+    /// malformed, mutated) carries a sub-function that only reads: a
+    /// lenient device may act on a malformed request's sub-function.
+    fn without_state_changes(&mut self, mut pdu: Vec<u8>) -> Vec<u8> {
+        if self.scope.allow_writes || pdu[0] != 0x08 || pdu.len() < 3 {
+            return pdu;
+        }
+        let sub_function = u16::from_be_bytes([pdu[1], pdu[2]]);
+        if !DIAGNOSTICS_READING.contains(&sub_function) {
+            let reading = *self.rng.pick(&DIAGNOSTICS_READING);
+            pdu[1..3].copy_from_slice(&reading.to_be_bytes());
+        }
         pdu
     }
 
@@ -320,6 +346,22 @@ impl Generator {
                 pdu.extend((0..write * 2).map(|_| self.rng.byte()));
             }
             0x18 => push16(&mut pdu, self.rng.word()),
+            0x08 => {
+                let sub_function = if self.scope.allow_writes && self.rng.one_in(3) {
+                    *self.rng.pick(&DIAGNOSTICS_CHANGING_STATE)
+                } else {
+                    *self.rng.pick(&DIAGNOSTICS_READING)
+                };
+                push16(&mut pdu, sub_function);
+                // Return query data echoes any word; the others take 0.
+                let data = if sub_function == 0 {
+                    self.rng.word()
+                } else {
+                    0
+                };
+                push16(&mut pdu, data);
+            }
+            0x07 | 0x0B | 0x0C | 0x11 => {}
             0x2B => {
                 pdu.push(0x0E);
                 pdu.push(self.rng.range(1, 4) as u8);
@@ -382,6 +424,20 @@ impl Generator {
                 _ => set16(&mut pdu, 7, 122),
             },
             0x18 => pdu.push(self.rng.byte()),
+            // Reserved sub-functions (a device may do anything with them:
+            // replaced by reading ones without writes), a data word far off.
+            0x08 => match self.rng.below(2) {
+                0 => set16(
+                    &mut pdu,
+                    1,
+                    *self
+                        .rng
+                        .pick(&[0x05, 0x09, 0x13, 0x15, 0x16, 0x7FFF, 0xFFFF]),
+                ),
+                _ => set16(&mut pdu, 3, *self.rng.pick(&[0xFF00, 0xFFFF, 0x0001])),
+            },
+            // Data where none is taken.
+            0x07 | 0x0B | 0x0C | 0x11 => pdu.push(self.rng.byte()),
             0x2B => match self.rng.below(3) {
                 // Every read code, 0 and past 4.
                 0 => pdu[2] = self.rng.range(0, 8) as u8,
@@ -477,14 +533,27 @@ mod tests {
     #[test]
     fn without_writes_only_reading_functions_go_out() {
         let mut generator = Generator::new(9, Scope::new(false)).unwrap();
+        let mut diagnostics = 0;
         for _ in 0..2000 {
             for step in generator.batch(8) {
                 if let Some(function) = step.function() {
                     assert!(READ_ONLY.contains(&function), "{function:#04x}: {step:?}");
                 }
-                generator.remember(step.pdu());
+                let pdu = step.pdu();
+                // Diagnostics, valid or not: never a sub-function that
+                // restarts, silences or clears the device.
+                if let [0x08, high, low, ..] = *pdu {
+                    diagnostics += 1;
+                    let sub_function = u16::from_be_bytes([high, low]);
+                    assert!(
+                        DIAGNOSTICS_READING.contains(&sub_function),
+                        "sub-function {sub_function:#06x}: {step:?}"
+                    );
+                }
+                generator.remember(pdu);
             }
         }
+        assert!(diagnostics > 100, "{diagnostics} diagnostics requests");
     }
 
     #[test]
@@ -504,7 +573,10 @@ mod tests {
         }
         let functions: std::collections::BTreeSet<u8> =
             steps.iter().filter_map(Step::function).collect();
-        for code in FunctionCode::STANDARD {
+        for code in FunctionCode::STANDARD
+            .iter()
+            .chain(&FunctionCode::SERIAL_LINE)
+        {
             assert!(functions.contains(&code.code()), "{code:?} never sent");
         }
         assert!(functions.contains(&0x41) || functions.contains(&0x64));

@@ -260,9 +260,14 @@ mod tests {
             "wraps"
         );
         assert_eq!(
-            expect_of(&adu(0, 2, &[0x07])),
+            expect_of(&adu(0, 2, &[0x09])),
             Expect::Refusal,
-            "not a TCP function"
+            "no such function"
+        );
+        assert_eq!(
+            expect_of(&adu(0, 2, &[0x07])),
+            Expect::Answer,
+            "read exception status"
         );
         assert_eq!(
             expect_of(&adu(0, 3, &[0x41, 9])),

@@ -250,6 +250,13 @@ pub fn answers(request: &Request<'_>, response: &Response<'_>) -> bool {
         Request::UserDefined { function, .. } => {
             (user_defined(*function, &[]).read)(request, response).is_some()
         }
+        Request::ReadExceptionStatus => (read_exception_status().read)(request, response).is_some(),
+        Request::Diagnostics { .. } => (diagnostics(0, 0).read)(request, response).is_some(),
+        Request::GetCommEventCounter => {
+            (get_comm_event_counter().read)(request, response).is_some()
+        }
+        Request::GetCommEventLog => (get_comm_event_log().read)(request, response).is_some(),
+        Request::ReportServerId => (report_server_id().read)(request, response).is_some(),
     }
 }
 
@@ -473,6 +480,81 @@ pub fn user_defined(function: u8, data: &[u8]) -> Call<'_, Vec<u8>> {
     })
 }
 
+/// 0x07: the eight exception status outputs, one bit each.
+pub fn read_exception_status() -> Call<'static, u8> {
+    call(Request::ReadExceptionStatus, |_, r| match r {
+        Response::ReadExceptionStatus { status } => Some(*status),
+        _ => None,
+    })
+}
+
+/// 0x08: diagnostics `sub_function` with its data word; the answer's data
+/// word (the sub-function must be echoed).
+pub fn diagnostics(sub_function: u16, data: u16) -> Call<'static, u16> {
+    call(Request::Diagnostics { sub_function, data }, |q, r| {
+        match (q, r) {
+            (
+                Request::Diagnostics {
+                    sub_function: asked,
+                    ..
+                },
+                Response::Diagnostics { sub_function, data },
+            ) if sub_function == asked => Some(*data),
+            _ => None,
+        }
+    })
+}
+
+/// A get comm event log response (0x0C), owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommEventLog {
+    /// 0xFFFF while a previous command is still being processed.
+    pub status: u16,
+    /// Messages processed successfully.
+    pub event_count: u16,
+    /// Messages processed.
+    pub message_count: u16,
+    /// The events, most recent first.
+    pub events: Vec<u8>,
+}
+
+/// 0x0B: the status word and the event count.
+pub fn get_comm_event_counter() -> Call<'static, (u16, u16)> {
+    call(Request::GetCommEventCounter, |_, r| match r {
+        Response::GetCommEventCounter {
+            status,
+            event_count,
+        } => Some((*status, *event_count)),
+        _ => None,
+    })
+}
+
+/// 0x0C: the status, the counters and the last events.
+pub fn get_comm_event_log() -> Call<'static, CommEventLog> {
+    call(Request::GetCommEventLog, |_, r| match r {
+        Response::GetCommEventLog {
+            status,
+            event_count,
+            message_count,
+            events,
+        } => Some(CommEventLog {
+            status: *status,
+            event_count: *event_count,
+            message_count: *message_count,
+            events: events.to_vec(),
+        }),
+        _ => None,
+    })
+}
+
+/// 0x11: the server's id, run indicator and its own data, as it sends them.
+pub fn report_server_id() -> Call<'static, Vec<u8>> {
+    call(Request::ReportServerId, |_, r| match r {
+        Response::ReportServerId { data } => Some(data.to_vec()),
+        _ => None,
+    })
+}
+
 /// Writes the typed client API once, for the blocking and the async
 /// client alike: one method per function code over the primitive `call`.
 macro_rules! typed_calls {
@@ -555,6 +637,16 @@ typed_calls! {
     /// A user-defined function code: `data` after the function code out,
     /// the response's data back.
     fn user_defined(function: u8, data: &'a [u8]) -> Vec<u8> = user_defined;
+    /// 0x07 (serial line): the eight exception status outputs.
+    fn read_exception_status() -> u8 = read_exception_status;
+    /// 0x08 (serial line): diagnostics `sub_function`; the answer's data word.
+    fn diagnostics(sub_function: u16, data: u16) -> u16 = diagnostics;
+    /// 0x0B (serial line): the status word and the event count.
+    fn get_comm_event_counter() -> (u16, u16) = get_comm_event_counter;
+    /// 0x0C (serial line): the status, the counters and the last events.
+    fn get_comm_event_log() -> CommEventLog = get_comm_event_log;
+    /// 0x11 (serial line): the server's id, run indicator and own data.
+    fn report_server_id() -> Vec<u8> = report_server_id;
 }
 
 #[cfg(test)]

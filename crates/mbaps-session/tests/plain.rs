@@ -265,7 +265,7 @@ fn a_server_discards_foreign_protocol_ids_and_answers_bad_pdus_with_their_except
     let mut server = mbaps_session::Server::new(&config, virtual_epoch()).unwrap();
     let mut bytes = vec![0, 1, 0, 7, 0, 6, 1, 0x03, 0, 0, 0, 1]; // protocol id 7
     bytes.extend(adu(2, 1, &[0x03, 0, 0, 0, 0])); // quantity 0
-    bytes.extend(adu(3, 1, &[0x08, 0, 0, 0, 0])); // diagnostics: serial only
+    bytes.extend(adu(3, 1, &[0x09, 0, 0, 0, 0])); // no such function
     bytes.extend(adu(4, 1, &[0x03, 0, 0, 0, 1])); // fine
     // Split mid-frame; each part fed as the session takes it.
     let mut events = Vec::new();
@@ -305,7 +305,7 @@ fn a_server_discards_foreign_protocol_ids_and_answers_bad_pdus_with_their_except
     let mut out = Vec::new();
     server.poll_transmit(&mut out);
     let mut expected = adu(2, 1, &[0x83, 0x03]);
-    expected.extend(adu(3, 1, &[0x88, 0x01]));
+    expected.extend(adu(3, 1, &[0x89, 0x01]));
     assert_eq!(out, expected);
     // A length outside 2..=254 ends the session: the stream is out of step.
     server.handle_tls(virtual_epoch(), &[0, 5, 0, 0, 0, 255, 1]);

@@ -94,6 +94,9 @@ pub struct RegisterMap {
     tables: Arc<Mutex<Tables>>,
     units: Option<Vec<u8>>,
     info: Arc<DeviceInfo>,
+    /// Requests answered normally since the last clear: the comm event
+    /// counter of the serial-line functions.
+    events: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl Default for RegisterMap {
@@ -119,6 +122,7 @@ impl RegisterMap {
             tables: Arc::new(Mutex::new(tables)),
             units: None,
             info: Arc::new(DeviceInfo::default()),
+            events: Arc::default(),
         }
     }
 
@@ -154,8 +158,66 @@ impl Handler for RegisterMap {
         {
             return Err(ExceptionCode::GatewayTargetFailedToRespond);
         }
+        let result = self.answer(request, reply);
+        if result.is_ok() {
+            self.events
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// The id report server id (0x11) answers with: `M`, then the run
+/// indicator (0xFF: running) and the product's name.
+pub const SERVER_ID: u8 = b'M';
+
+impl RegisterMap {
+    fn answer(&self, request: &Request<'_>, reply: &mut Reply<'_>) -> Result<(), ExceptionCode> {
         let mut t = self.tables();
+        let events = || self.events.load(std::sync::atomic::Ordering::Relaxed);
         match *request {
+            // The serial-line functions, as a small serial device answers
+            // them: the first eight coils are the exception status, the
+            // counters count requests answered, and only the diagnostics
+            // that change nothing but the counters are served.
+            Request::ReadExceptionStatus => {
+                let status = t.coils[..8]
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |status, (bit, &on)| status | (u8::from(on) << bit));
+                reply.send(&Response::ReadExceptionStatus { status })
+            }
+            Request::Diagnostics { sub_function, data } => {
+                let data = match sub_function {
+                    // Return query data: the echo.
+                    0x00 => data,
+                    // Clear counters and diagnostic register.
+                    0x0A => {
+                        self.events.store(0, std::sync::atomic::Ordering::Relaxed);
+                        data
+                    }
+                    // Return bus message count, server message count.
+                    0x0B | 0x0E => events(),
+                    _ => return Err(ExceptionCode::IllegalFunction),
+                };
+                reply.send(&Response::Diagnostics { sub_function, data })
+            }
+            Request::GetCommEventCounter => reply.send(&Response::GetCommEventCounter {
+                status: 0,
+                event_count: events(),
+            }),
+            Request::GetCommEventLog => reply.send(&Response::GetCommEventLog {
+                status: 0,
+                event_count: events(),
+                message_count: events(),
+                events: &[],
+            }),
+            Request::ReportServerId => {
+                let mut data = vec![SERVER_ID, 0xFF];
+                data.extend_from_slice(self.info.product_code.as_bytes());
+                data.truncate(251);
+                reply.send(&Response::ReportServerId { data: &data })
+            }
             Request::ReadCoils { address, quantity } => {
                 let values = &t.coils[range(address, quantity.into())?];
                 reply.send(&Response::ReadCoils {

@@ -253,7 +253,7 @@ fn mbaps_against_server(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Re
                     "an ADU with protocol id 1 is answered instead of discarded (Implementation Guide 3.1.3)"
                 }
                 "illegal_function" => {
-                    "0x07 (read exception status, serial line only) is answered instead of exception 01"
+                    "0x09 (a code no specification defines) is answered instead of exception 01"
                 }
                 "illegal_data_value" => {
                     "a read of quantity 0 is answered with PDU 80 01 (function code 0x80, the request's function lost) instead of 83 03"

@@ -6,7 +6,7 @@ use core::marker::PhantomData;
 use core::ops::{Range, RangeInclusive};
 use std::collections::BTreeMap;
 
-use mbaps_codec::{FunctionCode, function_name};
+use mbaps_codec::FunctionCode;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
@@ -14,7 +14,8 @@ use toml::Spanned;
 use crate::access::Table;
 use crate::policy::error::Problem;
 use crate::policy::rules::{
-    Addresses, FUNCTION_GROUPS, FunctionSet, Rule, function_key, resolve_function_name,
+    Addresses, FUNCTION_GROUPS, FunctionSet, Rule, SERIAL_GROUP, function_key,
+    resolve_function_name,
 };
 use crate::role::Role;
 
@@ -350,13 +351,9 @@ impl Checker<'_> {
                 Scalar::Int(code) => match u8::try_from(*code).map(FunctionCode::from_code) {
                     Ok(Ok(function)) => set.insert(function.code()),
                     Ok(Err(_)) => {
-                        let name = u8::try_from(*code).ok().and_then(function_name);
-                        let named = name.map(|n| format!(" ({n})")).unwrap_or_default();
                         self.report(
                             &span,
-                            format!(
-                                "function code {code}{named} is not a Modbus/TCP function code"
-                            ),
+                            format!("function code {code} is not a Modbus function code"),
                         );
                     }
                     Err(_) => {
@@ -372,7 +369,7 @@ impl Checker<'_> {
                         self.report(
                             &span,
                             format!(
-                                "unknown function {name:?}: {hint}use a group (read, write, diagnostic, user-defined, all), a function such as \"read-holding-registers\", or a function code such as 3"
+                                "unknown function {name:?}: {hint}use a group (read, write, diagnostic, user-defined, all, serial), a function such as \"read-holding-registers\", or a function code such as 3"
                             ),
                         );
                     }
@@ -466,9 +463,13 @@ fn parse_range(item: &Scalar, max: u32) -> Result<RangeInclusive<u32>, String> {
 
 /// The known function name or group closest to a misspelt one, if close.
 fn closest_function_name(name: &str) -> Option<&'static str> {
-    let groups = FUNCTION_GROUPS.iter().map(|(group, _)| *group);
+    let groups = FUNCTION_GROUPS
+        .iter()
+        .chain([&SERIAL_GROUP])
+        .map(|(group, _)| *group);
     let functions = FunctionCode::STANDARD
         .iter()
+        .chain(&FunctionCode::SERIAL_LINE)
         .filter_map(|&f| function_key(f));
     groups
         .chain(functions)

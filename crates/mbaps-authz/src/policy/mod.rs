@@ -17,7 +17,8 @@ pub use error::{Listing, PolicyError, Problem};
 pub use explain::Explanation;
 pub use file::{MAX_POLICY_BYTES, MAX_RULES_PER_ROLE, line_column};
 pub use rules::{
-    Addresses, FUNCTION_GROUPS, FunctionSet, Rule, function_key, resolve_function_name,
+    Addresses, FUNCTION_GROUPS, FunctionSet, Rule, SERIAL_GROUP, function_key,
+    resolve_function_name,
 };
 
 use crate::role::Role;

@@ -121,7 +121,15 @@ impl Rule {
     }
 }
 
-/// The named function groups of a policy file, with the codes they stand for.
+/// The group `serial`: the serial-line functions (read exception status,
+/// diagnostics, get comm event counter and log, report server id). Not part
+/// of `all`, so that no policy written before them grants diagnostics'
+/// restart or listen-only sub-functions; granted by this name, by each
+/// function's name or by code.
+pub const SERIAL_GROUP: (&str, &[u8]) = ("serial", &[0x07, 0x08, 0x0B, 0x0C, 0x11]);
+
+/// The named function groups of a policy file that `all` stands for, with
+/// the codes they hold ([`SERIAL_GROUP`] is apart).
 ///
 /// `read` holds the functions that only read; `write` every function that
 /// writes, read/write multiple registers (0x17) included, since it writes;
@@ -156,12 +164,17 @@ pub fn function_key(function: FunctionCode) -> Option<&'static str> {
         FunctionCode::ReadWriteMultipleRegisters => "read-write-multiple-registers",
         FunctionCode::ReadFifoQueue => "read-fifo-queue",
         FunctionCode::ReadDeviceIdentification => "read-device-identification",
+        FunctionCode::ReadExceptionStatus => "read-exception-status",
+        FunctionCode::Diagnostics => "diagnostics",
+        FunctionCode::GetCommEventCounter => "get-comm-event-counter",
+        FunctionCode::GetCommEventLog => "get-comm-event-log",
+        FunctionCode::ReportServerId => "report-server-id",
         FunctionCode::UserDefined(_) => return None,
     })
 }
 
 /// The codes a function name or group stands for: a group (`read`, `write`,
-/// `diagnostic`, `user-defined`, `all`) or a function's key.
+/// `diagnostic`, `user-defined`, `all`, `serial`) or a function's key.
 pub fn resolve_function_name(name: &str) -> Option<FunctionSet> {
     if name == "all" {
         let mut all = FunctionSet::new();
@@ -172,11 +185,16 @@ pub fn resolve_function_name(name: &str) -> Option<FunctionSet> {
         }
         return Some(all);
     }
-    if let Some((_, codes)) = FUNCTION_GROUPS.iter().find(|(group, _)| *group == name) {
+    if let Some((_, codes)) = FUNCTION_GROUPS
+        .iter()
+        .chain([&SERIAL_GROUP])
+        .find(|(group, _)| *group == name)
+    {
         return Some(FunctionSet::of(codes));
     }
     FunctionCode::STANDARD
         .iter()
+        .chain(&FunctionCode::SERIAL_LINE)
         .find(|&&f| function_key(f) == Some(name))
         .map(|f| FunctionSet::of(&[f.code()]))
 }
@@ -186,22 +204,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_cover_every_standard_and_user_code_once_and_nothing_else() {
+    fn groups_cover_every_known_code_once_and_all_leaves_the_serial_line_ones_out() {
         let all = resolve_function_name("all").unwrap();
+        let serial = resolve_function_name("serial").unwrap();
         for code in 0..=u8::MAX {
             let groups = FUNCTION_GROUPS
                 .iter()
+                .chain([&SERIAL_GROUP])
                 .filter(|(_, codes)| codes.contains(&code))
                 .count();
-            let served = FunctionCode::from_code(code).is_ok();
-            assert_eq!(groups, usize::from(served), "0x{code:02X}");
-            assert_eq!(all.contains(code), served, "0x{code:02X}");
+            let known = FunctionCode::from_code(code).is_ok();
+            let serial_line = FunctionCode::SERIAL_LINE.iter().any(|f| f.code() == code);
+            assert_eq!(groups, usize::from(known), "0x{code:02X}");
+            assert_eq!(all.contains(code), known && !serial_line, "0x{code:02X}");
+            assert_eq!(serial.contains(code), serial_line, "0x{code:02X}");
         }
     }
 
     #[test]
     fn every_standard_function_has_a_key_that_resolves_to_it() {
-        for function in FunctionCode::STANDARD {
+        for function in FunctionCode::STANDARD
+            .into_iter()
+            .chain(FunctionCode::SERIAL_LINE)
+        {
             let key = function_key(function).unwrap();
             assert_eq!(
                 resolve_function_name(key),

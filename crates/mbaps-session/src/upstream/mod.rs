@@ -19,10 +19,12 @@
 //! ([`LinkEvent::Flapping`]).
 //!
 //! The adapter owns the socket: when [`Upstream::poll_connect`] says so it
-//! opens a TCP connection and hands [`Upstream::connected`] a new
-//! [`Client`] (TLS or plain), or reports [`Upstream::connect_failed`]; then
-//! it feeds bytes, end of stream and deadlines in, and writes what
-//! [`Upstream::poll_transmit`] gives out, as for a [`Client`].
+//! opens a TCP connection (or a serial port) and hands
+//! [`Upstream::connected`] a new [`crate::Client`] (TLS or plain) or, on an
+//! RTU upstream ([`Upstream::rtu`]), an [`rtu::RtuLine`]; or it reports
+//! [`Upstream::connect_failed`]. Then it feeds bytes, end of stream and
+//! deadlines in, and writes what [`Upstream::poll_transmit`] gives out, as
+//! for a [`crate::Client`].
 
 mod limits;
 mod line;

@@ -162,15 +162,6 @@ impl LineCounters {
     }
 }
 
-/// Whether `function` changes the device's state: not sent again after a
-/// timeout unless [`RtuSettings::retry_writes`].
-fn changes_state(function: u8) -> bool {
-    !matches!(
-        function,
-        0x01..=0x04 | 0x07 | 0x0B | 0x0C | 0x11 | 0x14 | 0x18 | 0x2B
-    )
-}
-
 /// The normal response to a broadcast write, computed from the request
 /// (the echo, or its first fields): `None` for functions that cannot be
 /// broadcast (reads: they need an answer).
@@ -366,7 +357,12 @@ impl RtuLine {
         }
         let transaction_id = self.next_transaction_id;
         self.next_transaction_id = self.next_transaction_id.wrapping_add(1);
-        let retries_left = if changes_state(pdu.function()) && !self.settings.retry_writes {
+        // A request that does not decode changes what the device says it
+        // does: not repeated either.
+        let changes_state = pdu
+            .request()
+            .map_or(true, |request| request.changes_state());
+        let retries_left = if changes_state && !self.settings.retry_writes {
             0
         } else {
             self.settings.retries

@@ -289,10 +289,16 @@ impl DeviceTask {
         );
     }
 
-    /// Hands every answer back to its front session (one whose session
-    /// has ended still records it: a write carried out for a client that
-    /// has gone is on the audit trail), and logs the connection's changes.
+    /// Logs the connection's changes, then hands every answer back to its
+    /// front session (one whose session has ended still records it: a
+    /// write carried out for a client that has gone is on the audit
+    /// trail). In that order: a client answered 0x0B for a dropped answer
+    /// finds the drop logged already.
     fn deliver_answers(&mut self) {
+        while let Some(event) = self.upstream.poll_link_event() {
+            let device = Arc::clone(&self.address);
+            super::log(&self.observer, &GatewayLog::Link { device, event });
+        }
         while let Some(answer) = self.upstream.poll_completion() {
             let Some((routed, submitted)) = self.waiting.remove(&answer.ticket) else {
                 continue;
@@ -308,10 +314,6 @@ impl DeviceTask {
                     routed.fail(&self.observer, Some(&self.address), failure);
                 }
             }
-        }
-        while let Some(event) = self.upstream.poll_link_event() {
-            let device = Arc::clone(&self.address);
-            super::log(&self.observer, &GatewayLog::Link { device, event });
         }
     }
 }
