@@ -19,7 +19,7 @@ use mbaps_codec::rtu::{RtuDecoded, RtuFrame, RtuFrameKind, decode_rtu};
 use mbaps_codec::{ExceptionCode, Request};
 use mbaps_session::ClientError;
 use mbaps_session::rtu_server::RtuServer;
-use mbaps_session::upstream::rtu::RtuOptions;
+use mbaps_session::upstream::rtu::{LineCounters, RtuOptions};
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_tokio::serial::{Parity, SerialLine, SerialPort, serve_rtu};
 use mbaps_tokio::{
@@ -230,6 +230,8 @@ fn noise_a_corrupted_answer_another_unit_and_silence_on_the_line() {
             retries: 1,
             ..RtuOptions::default()
         };
+        let counted = std::sync::Arc::new(std::sync::Mutex::new(LineCounters::default()));
+        let sum = std::sync::Arc::clone(&counted);
         let gateway = Gateway::builder()
             .route(
                 1..=247,
@@ -238,6 +240,10 @@ fn noise_a_corrupted_answer_another_unit_and_silence_on_the_line() {
                     .rtu_options(options),
                 None,
             )
+            .on_line_counters(move |_, more| {
+                let mut sum = sum.lock().unwrap();
+                *sum = sum.plus(more);
+            })
             .start()
             .unwrap();
         let front = tls_front(gateway).await;
@@ -257,6 +263,15 @@ fn noise_a_corrupted_answer_another_unit_and_silence_on_the_line() {
         let _ = viewer.read_holding_registers(9, 6, 1).await;
         // 1, 2 twice, 3, 4, 7, 5 twice (a read is retried), 6.
         assert_eq!(script.join().unwrap(), 9);
+        // What the bus's metrics read: the corrupted answer, the other
+        // unit's, the timeouts and retries, the time the line was held.
+        let counted = *counted.lock().unwrap();
+        assert!(counted.requests >= 8, "{counted:?}");
+        // The corrupted answer, and noise that looked like a frame.
+        assert!((1..=2).contains(&counted.crc_errors), "{counted:?}");
+        assert!(counted.discarded >= 1, "{counted:?}");
+        assert!(counted.timeouts >= 3 && counted.retries >= 2, "{counted:?}");
+        assert!(counted.busy >= Duration::from_millis(600), "{counted:?}");
         front.shutdown().await.unwrap();
     });
 }
@@ -411,5 +426,94 @@ fn the_serial_line_functions_are_forwarded_when_the_policy_grants_them_by_name()
         let denied = viewer.diagnostics(1, 0x0001, 0).await;
         assert_eq!(exception(denied), ExceptionCode::IllegalFunction);
         front.shutdown().await.unwrap();
+    });
+}
+
+/// A device on a pseudo-terminal reached through a link (as a USB
+/// adapter's stable name is): the simulator served on the master, in a
+/// thread, until `stop`.
+fn device_behind(
+    link: &std::path::Path,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (master, port) = pty();
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(&port, link).unwrap();
+    rustix::fs::fcntl_setfl(&master, rustix::fs::OFlags::NONBLOCK).unwrap();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let map = RegisterMap::new(Tables::preset());
+        let mut server = RtuServer::new([1]);
+        let mut buf = [0u8; 512];
+        let mut out = Vec::new();
+        while stopped.try_recv().is_err() {
+            match rustix::io::read(&master, &mut buf) {
+                Ok(n) if n > 0 => {
+                    server.handle_bytes(&buf[..n], &map);
+                    out.clear();
+                    server.poll_transmit(&mut out);
+                    rustix::io::write(&master, &out).unwrap();
+                }
+                _ => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        // The master closes: the port is gone, as an unplugged adapter's.
+    });
+    (stop, thread)
+}
+
+#[test]
+fn a_port_that_goes_away_is_answered_0x0a_and_reopened_when_it_is_back() {
+    runtime().block_on(async {
+        let dir = std::env::temp_dir().join(format!("mbaps-unplug-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("ttyUSB0");
+        let (stop, thread) = device_behind(&link);
+        let gateway = Gateway::builder()
+            .route(
+                1..=247,
+                Device::serial(line(&link)).limits(limits(300)),
+                None,
+            )
+            .start()
+            .unwrap();
+        let front = tls_front(gateway).await;
+        let viewer = client(&front, "viewer").await;
+        assert_eq!(viewer.read_holding_registers(1, 7, 1).await.unwrap(), [7]);
+        // Unplugged.
+        stop.send(()).unwrap();
+        thread.join().unwrap();
+        let _ = std::fs::remove_file(&link);
+        let mut unreachable = false;
+        for _ in 0..20 {
+            match viewer.read_holding_registers(1, 7, 1).await {
+                Err(ClientError::Exception(ExceptionCode::GatewayPathUnavailable)) => {
+                    unreachable = true;
+                    break;
+                }
+                Err(ClientError::Exception(ExceptionCode::GatewayTargetFailedToRespond)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(unreachable, "never 0x0A while the port was gone");
+        // Plugged in again (another pseudo-terminal behind the same name):
+        // reopened within the backoff, at most 5 s.
+        let (stop, thread) = device_behind(&link);
+        let back = Instant::now();
+        loop {
+            match viewer.read_holding_registers(1, 8, 1).await {
+                Ok(values) => {
+                    assert_eq!(values, [8]);
+                    break;
+                }
+                Err(_) if back.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(error) => panic!("not reopened: {error}"),
+            }
+        }
+        front.shutdown().await.unwrap();
+        stop.send(()).unwrap();
+        thread.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     });
 }

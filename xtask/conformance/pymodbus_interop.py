@@ -13,6 +13,15 @@ runs `mbaps read` and `mbaps write` against it.
 With --plain, both modes speak plain Modbus/TCP (no TLS, no certificates):
 the client reaches `mbaps server` through `mbaps gateway --plain`, and the
 server is the plain device behind `mbaps gateway`.
+
+serial-server MODE: pymodbus's serial RTU server (with pyserial) on one of
+two pseudo-terminals joined as by a null-modem cable; --link is made to
+point to the other's port, for `mbaps gateway --upstream-serial` (parity
+none: a pseudo-terminal has none). Prints "ready" when it serves.
+
+rtu-tcp-server MODE: pymodbus's TCP server with the RTU framer (RTU frames
+over TCP, as an Ethernet-to-serial converter carries them), for `mbaps
+gateway --upstream-rtu-over-tcp`.
 """
 
 import argparse
@@ -194,13 +203,43 @@ async def run_client(args):
     return 0
 
 
+def null_modem(link):
+    """Two pseudo-terminals whose masters are joined: returns the port
+    the server opens; `link` points to the other one."""
+    import os  # pylint: disable=import-outside-toplevel
+    import threading  # pylint: disable=import-outside-toplevel
+    import tty  # pylint: disable=import-outside-toplevel
+
+    ends = [os.openpty() for _ in range(2)]
+    for _, slave in ends:
+        tty.setraw(slave)
+
+    def pipe(source, sink):
+        while True:
+            try:
+                data = os.read(source, 512)
+            except OSError:
+                return
+            if not data:
+                return
+            os.write(sink, data)
+
+    (master_a, slave_a), (master_b, slave_b) = ends
+    for source, sink in ((master_a, master_b), (master_b, master_a)):
+        threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+    if os.path.lexists(link):
+        os.remove(link)
+    os.symlink(os.ttyname(slave_a), link)
+    return os.ttyname(slave_b)
+
+
 async def run_server(args):
     # Imported here: only the server needs them, and they warn on import.
     from pymodbus.datastore import (  # pylint: disable=import-outside-toplevel
         ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext)
-    from pymodbus import ModbusDeviceIdentification  # pylint: disable=import-outside-toplevel
+    from pymodbus import FramerType, ModbusDeviceIdentification  # pylint: disable=import-outside-toplevel
     from pymodbus.server import (  # pylint: disable=import-outside-toplevel
-        ModbusTcpServer, ModbusTlsServer)
+        ModbusSerialServer, ModbusTcpServer, ModbusTlsServer)
 
     bits = [preset_bit(n) for n in range(COUNT)]
     registers = list(range(COUNT))
@@ -215,7 +254,25 @@ async def run_server(args):
         "ProductCode": "interop",
         "MajorMinorRevision": pymodbus.__version__,
     })
-    if args.plain:
+    if args.mode == "serial-server":
+        port = null_modem(args.link)
+        server = ModbusSerialServer(
+            ModbusServerContext(devices={1: device}),
+            framer=FramerType.RTU,
+            identity=identity,
+            port=port,
+            baudrate=19200,
+            parity="N",
+        )
+        asyncio.get_running_loop().call_later(0.5, lambda: print("ready", flush=True))
+    elif args.mode == "rtu-tcp-server":
+        server = ModbusTcpServer(
+            ModbusServerContext(devices={1: device}),
+            framer=FramerType.RTU,
+            identity=identity,
+            address=("127.0.0.1", args.port),
+        )
+    elif args.plain:
         server = ModbusTcpServer(
             ModbusServerContext(devices={1: device}),
             identity=identity,
@@ -238,9 +295,10 @@ async def run_server(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["client", "server"])
+    parser.add_argument("mode", choices=["client", "server", "serial-server", "rtu-tcp-server"])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--link")
     parser.add_argument("--plain", action="store_true")
     parser.add_argument("--ca")
     parser.add_argument("--cert")
@@ -248,8 +306,13 @@ def main():
     parser.add_argument("--denied-cert")
     parser.add_argument("--denied-key")
     args = parser.parse_args()
-    if not args.plain and not (args.ca and args.cert and args.key):
+    serial_line = args.mode in ("serial-server", "rtu-tcp-server")
+    if not serial_line and not args.plain and not (args.ca and args.cert and args.key):
         parser.error("--ca, --cert and --key are required without --plain")
+    if args.mode == "serial-server" and not args.link:
+        parser.error("serial-server takes --link PATH")
+    if args.mode != "serial-server" and args.port is None:
+        parser.error("--port is required")
     logging.basicConfig(level=logging.ERROR)
     if args.mode == "client":
         return asyncio.run(run_client(args))

@@ -143,6 +143,7 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
         let mut gateway = Gateway::builder().routes(routes);
         if let Some(metrics) = metrics {
             let latency = std::sync::Arc::clone(&metrics);
+            let line = std::sync::Arc::clone(&metrics);
             gateway = gateway
                 .on_log(move |entry| match entry {
                     GatewayLog::Answered {
@@ -158,7 +159,8 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
                 })
                 .on_upstream_latency(move |device, elapsed| {
                     latency.upstream_latency(device, elapsed)
-                });
+                })
+                .on_line_counters(move |device, counted| line.serial_line(device, counted));
         }
         let gateway = gateway.start().context("starting the gateway")?;
         Ok(gateway)

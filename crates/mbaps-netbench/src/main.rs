@@ -31,6 +31,7 @@ mod handshakes;
 mod idle_memory;
 mod operations;
 mod pki;
+mod serial;
 mod throughput;
 mod under_attack;
 
@@ -52,7 +53,7 @@ struct Options {
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "throughput",
     "handshakes",
     "memory",
@@ -62,6 +63,7 @@ const SCENARIOS: [&str; 9] = [
     "operations",
     "attack",
     "fuzzer",
+    "serial",
 ];
 
 impl Options {
@@ -73,7 +75,7 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack,fuzzer]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack,fuzzer,serial]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -214,6 +216,36 @@ fn main() -> Result<()> {
                 "fuzzer_per_second": rate.fuzzer_per_second,
                 "client_per_second": rate.client_per_second,
                 "ratios": [{"name": "mbaps fuzz / client at the same depth", "measured": ratio, "target": FUZZER_TARGET}],
+            }),
+        );
+    }
+    if options.runs("serial") {
+        eprintln!("a serial device on a pseudo-terminal, directly and through the gateway ...");
+        let figures = runtime.block_on(serial::measure(&pki, window, options.rounds))?;
+        let added = figures.added();
+        text.push_str(&format!(
+            "\nserial: the simulator as an RTU device on a pseudo-terminal ({} baud, the silence kept), one read at a time:\n  directly (RtuClient)          {:>8.2} ms a request\n  through the gateway (TLS)     {:>8.2} ms a request\n  the gateway adds {:.2} ms (target <= {:.1} ms) {}\n  {} TLS clients sharing the bus: {:.0} requests/s, the most served / the least {:.2} (target <= {SERIAL_SHARE_TARGET}) {}\n",
+            serial::BAUD,
+            figures.direct.as_secs_f64() * 1e3,
+            figures.gateway.as_secs_f64() * 1e3,
+            added.as_secs_f64() * 1e3,
+            SERIAL_ADDED_TARGET.as_secs_f64() * 1e3,
+            verdict(added <= SERIAL_ADDED_TARGET),
+            serial::SHARING,
+            figures.shared_per_second,
+            figures.share_ratio,
+            verdict(figures.share_ratio <= SERIAL_SHARE_TARGET),
+        ));
+        report.insert(
+            "serial".into(),
+            serde_json::json!({
+                "baud": serial::BAUD,
+                "direct_ms": figures.direct.as_secs_f64() * 1e3,
+                "gateway_ms": figures.gateway.as_secs_f64() * 1e3,
+                "added_ms": added.as_secs_f64() * 1e3,
+                "added_target_ms": SERIAL_ADDED_TARGET.as_secs_f64() * 1e3,
+                "shared_per_second": figures.shared_per_second,
+                "ratios": [{"name": "the most served / the least served of 4 clients sharing the bus", "measured": figures.share_ratio, "target": SERIAL_SHARE_TARGET}],
             }),
         );
     }
@@ -467,6 +499,10 @@ fn fairness_report(fairness: &fairness::Fairness) -> serde_json::Value {
 /// The fuzzer drives a device at least this fast, against a client at the
 /// same depth.
 const FUZZER_TARGET: f64 = 0.8;
+/// What the gateway may add to a serial read, one at a time.
+const SERIAL_ADDED_TARGET: Duration = Duration::from_millis(1);
+/// The most-served over the least-served client sharing a bus.
+const SERIAL_SHARE_TARGET: f64 = 1.5;
 
 /// The audit trail and metrics together cost at most 5% at 16 in flight:
 /// the rate's target (the rate of a server sharing the load generator's

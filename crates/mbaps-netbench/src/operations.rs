@@ -72,7 +72,7 @@ fn cpu_time(pid: u32) -> Option<Duration> {
 }
 
 /// Kills the child however the measurement ends.
-pub(crate) struct Child(std::process::Child);
+pub(crate) struct Child(pub(crate) std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {

@@ -14,6 +14,7 @@ use mbaps_admission::{AuditEntry, EvictionReason, HandshakeBound, SessionLog};
 use mbaps_authz::Role;
 use mbaps_codec::{ExceptionCode, function_name};
 use mbaps_session::upstream::LinkEvent;
+use mbaps_session::upstream::rtu::LineCounters;
 use mbaps_session::{CloseReason, ServerEvent, SessionError};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
@@ -70,6 +71,8 @@ pub struct Metrics {
     gateway_answers: Family<Labels, Counter>,
     gateway_links: Family<Labels, Counter>,
     gateway_latency: Family<Labels, Histogram, fn() -> Histogram>,
+    serial_line: Family<Labels, Counter>,
+    serial_busy: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
 }
 
 /// 50 us to about 1.6 s.
@@ -138,9 +141,23 @@ impl Metrics {
             "From a request's hand-over to its device to the device's answer, by device",
             gateway_latency.clone(),
         );
+        let serial_line = Family::<Labels, Counter>::default();
+        registry.register(
+            "serial_line_frames",
+            "What an RTU device's line counted, by device and count (requests, crc_errors, timeouts, retries, discarded)",
+            serial_line.clone(),
+        );
+        let serial_busy = Family::<Labels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "serial_line_busy_seconds",
+            "How long an RTU device's line was held (a request to its answer, timeout or turnaround), by device",
+            serial_busy.clone(),
+        );
         Metrics {
             registry,
             gateway_latency,
+            serial_line,
+            serial_busy,
             requests,
             latency,
             sessions_started,
@@ -239,6 +256,29 @@ impl Metrics {
                 ("event", Cow::Borrowed(event)),
             ])
             .inc();
+    }
+
+    /// Adds what an RTU device's line counted (since the last call).
+    pub fn serial_line(&self, device: &str, counted: LineCounters) {
+        for (count, value) in [
+            ("requests", counted.requests),
+            ("crc_errors", counted.crc_errors),
+            ("timeouts", counted.timeouts),
+            ("retries", counted.retries),
+            ("discarded", counted.discarded),
+        ] {
+            if value > 0 {
+                self.serial_line
+                    .get_or_create(&vec![
+                        ("device", Cow::Owned(device.to_owned())),
+                        ("count", Cow::Borrowed(count)),
+                    ])
+                    .inc_by(value);
+            }
+        }
+        self.serial_busy
+            .get_or_create(&vec![("device", Cow::Owned(device.to_owned()))])
+            .inc_by(counted.busy.as_secs_f64());
     }
 
     /// Counts a device's answer time.

@@ -2,9 +2,12 @@
 //! client against `mbaps server`, and `mbaps read`/`write` (and the device
 //! probe) against its TLS server; and on both sides of `mbaps gateway`: its
 //! plain server as the device behind a TLS front, its plain client through
-//! a plain front to `mbaps server`. pymodbus is installed from PyPI, at a
-//! pinned version, into a virtual environment under `target/`; the script
-//! that drives it is `xtask/conformance/pymodbus_interop.py`.
+//! a plain front to `mbaps server`; and its serial RTU server (over a pair
+//! of pseudo-terminals) and its RTU-over-TCP server behind `mbaps gateway
+//! --upstream-serial` and `--upstream-rtu-over-tcp`. pymodbus and pyserial
+//! are installed from PyPI, at pinned versions, into a virtual environment
+//! under `target/`; the script that drives them is
+//! `xtask/conformance/pymodbus_interop.py`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,12 +16,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::endpoints::{Pki, credentials, mbaps, run_probe, start_listening};
-use super::process::{Background, Finished, free_port, run_bounded};
+use super::process::{Background, Finished, Ready, free_port, run_bounded};
 use super::{Evidence, target_dir};
 use crate::root;
 
 /// The pymodbus release the runs use (and the findings are about).
 pub(crate) const VERSION: &str = "3.16.1";
+/// The pyserial release pymodbus's serial server runs on.
+const PYSERIAL: &str = "3.5";
 
 /// Runs both directions; an error only when pymodbus cannot be installed.
 pub(crate) fn run(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
@@ -26,7 +31,9 @@ pub(crate) fn run(pki: &Pki, evidence: &mut Evidence) -> Result<()> {
     client_against_mbaps(&python, pki, evidence)?;
     mbaps_against_server(&python, pki, evidence)?;
     gateway_to_plain_pymodbus(&python, pki, evidence)?;
-    plain_pymodbus_through_gateway(&python, pki, evidence)
+    plain_pymodbus_through_gateway(&python, pki, evidence)?;
+    gateway_to_serial_pymodbus(&python, pki, evidence)?;
+    gateway_to_rtu_over_tcp_pymodbus(&python, pki, evidence)
 }
 
 /// The virtual environment's python, with pymodbus `VERSION` installed
@@ -35,10 +42,14 @@ fn install() -> Result<PathBuf> {
     let venv = target_dir().join("pymodbus-venv");
     let python = venv.join("bin").join("python");
     let installed = run_bounded(
-        Command::new(&python).args(["-c", "import pymodbus; print(pymodbus.__version__)"]),
+        Command::new(&python).args([
+            "-c",
+            "import pymodbus, serial; print(pymodbus.__version__, serial.__version__)",
+        ]),
         Duration::from_secs(60),
     );
-    if installed.is_ok_and(|done| done.success && done.stdout.trim() == VERSION) {
+    let wanted = format!("{VERSION} {PYSERIAL}");
+    if installed.is_ok_and(|done| done.success && done.stdout.trim() == wanted) {
         return Ok(python);
     }
     let created = run_bounded(
@@ -64,12 +75,13 @@ fn install() -> Result<PathBuf> {
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .arg(format!("pymodbus=={VERSION}")),
+            .arg(format!("pymodbus=={VERSION}"))
+            .arg(format!("pyserial=={PYSERIAL}")),
         Duration::from_secs(300),
     )?;
     if !pip.success {
         bail!(
-            "installing pymodbus {VERSION} from PyPI failed: {}",
+            "installing pymodbus {VERSION} and pyserial {PYSERIAL} from PyPI failed: {}",
             pip.output
         );
     }
@@ -469,6 +481,169 @@ fn plain_pymodbus_through_gateway(python: &Path, pki: &Pki, evidence: &mut Evide
         );
     }
     drop(gateway);
+    drop(server);
+    Ok(())
+}
+
+/// A policy for the serial runs: the operator may also use the
+/// serial-line functions (the group `serial`, which `all` leaves out); the
+/// viewer reads.
+const SERIAL_POLICY: &str = "\
+[roles.operator]
+allow = [{ functions = [\"read\", \"write\", \"diagnostic\", \"serial\"] }]
+[roles.viewer]
+allow = [{ functions = [\"read\"] }]
+";
+
+/// The serial-line functions as raw PDUs, and what the answers hold.
+fn serial_exchanges() -> [(&'static str, &'static [&'static str], &'static str); 5] {
+    [
+        (
+            "fc07_read_exception_status",
+            &["request", "07", "--json"],
+            r#""function_name":"read exception status","status":"#,
+        ),
+        (
+            "fc08_diagnostics_return_query_data",
+            &["request", "08 0000 A537", "--json"],
+            r#""sub_function":0,"data":42295"#,
+        ),
+        (
+            "fc0b_get_comm_event_counter",
+            &["request", "0B", "--json"],
+            r#""function_name":"get comm event counter""#,
+        ),
+        (
+            "fc0c_get_comm_event_log",
+            &["request", "0C", "--json"],
+            r#""function_name":"get comm event log""#,
+        ),
+        (
+            "fc11_report_server_id",
+            &["request", "11", "--json"],
+            r#""function_name":"report server id","data":"70796d6f646275732d"#,
+        ),
+    ]
+}
+
+/// `mbaps gateway` (TLS front) in front of `device_flags` (a serial or RTU
+/// over TCP route to pymodbus), with the serial policy: every exchange of
+/// the TLS runs and the serial-line functions as the operator, recorded as
+/// `pymodbus:PREFIX_ID`; and the viewer's diagnostics, answered 0x01.
+fn rtu_exchanges_through_gateway(
+    pki: &Pki,
+    evidence: &mut Evidence,
+    device_flags: &[&str],
+    prefix: &str,
+    device: &str,
+) -> Result<()> {
+    let policy = pki.beside("serial-policy.toml");
+    std::fs::write(&policy, SERIAL_POLICY)?;
+    let mut command = mbaps();
+    command
+        .args(["gateway", "--listen", "127.0.0.1:0", "--exit-after", "600"])
+        .args(device_flags)
+        .arg("--policy")
+        .arg(&policy);
+    let (gateway, address) = start_listening(
+        pki.server(&mut command),
+        &pki.beside(&format!("gateway-{prefix}.log")),
+    )?;
+    let host = address.to_string();
+    let call = |cert: &str, args: &[&str]| call_as(pki, &host, cert, args);
+    let mut all = record_exchanges(evidence, &call, prefix, |args| {
+        format!("mbaps {args} through mbaps gateway to {device}")
+    })?;
+    for (id, args, expected) in serial_exchanges() {
+        let done = call("operator", args)?;
+        let outcome = if done.success && done.output.contains(expected) {
+            Ok(format!("saw {expected}"))
+        } else {
+            Err(format!("no {expected:?} in: {}", done.output))
+        };
+        all &= outcome.is_ok();
+        evidence.record(
+            &format!("pymodbus:{prefix}_{id}"),
+            &format!(
+                "mbaps {} through mbaps gateway to {device} (policy group serial)",
+                args.join(" ")
+            ),
+            outcome,
+        );
+    }
+    evidence.record(
+        &format!("pymodbus:{prefix}_every_function"),
+        &format!("every exchange above through mbaps gateway (TLS front, operator role) to {device}: 0x01-0x08, 0x0B, 0x0C, 0x0F-0x11, 0x15-0x17, 0x2B"),
+        if all { Ok("all answered".into()) } else { Err("see the exchanges above".into()) },
+    );
+    let denied = call("viewer", &["request", "08 0000 0001"])?;
+    evidence.record(
+        &format!("pymodbus:{prefix}_viewer_diagnostics_denied"),
+        &format!("the viewer's diagnostics through mbaps gateway to {device}: 0x01 at the gateway (its role has no serial)"),
+        if !denied.success && denied.output.contains("(0x01)") {
+            Ok(denied.output.trim().to_owned())
+        } else {
+            Err(denied.output)
+        },
+    );
+    drop(gateway);
+    Ok(())
+}
+
+/// pymodbus's serial RTU server (pyserial) on a pseudo-terminal joined to
+/// another, behind `mbaps gateway --upstream-serial` on that other one.
+fn gateway_to_serial_pymodbus(python: &Path, pki: &Pki, evidence: &mut Evidence) -> Result<()> {
+    let link = pki.beside("pymodbus-rtu-port");
+    let mut command = Command::new(python);
+    command
+        .arg(script())
+        .arg("serial-server")
+        .arg("--link")
+        .arg(&link);
+    let server = Background::start_when(
+        &mut command,
+        &pki.beside("pymodbus-serial-server.log"),
+        &Ready::Logged("ready"),
+    )
+    .context("starting pymodbus's serial server")?;
+    let port = link.display().to_string();
+    rtu_exchanges_through_gateway(
+        pki,
+        evidence,
+        &["--upstream-serial", &port, "--parity", "none"],
+        "serial",
+        "pymodbus's serial RTU server (pseudo-terminal, 19200 baud, parity none)",
+    )?;
+    drop(server);
+    Ok(())
+}
+
+/// pymodbus's TCP server with the RTU framer, behind `mbaps gateway
+/// --upstream-rtu-over-tcp`.
+fn gateway_to_rtu_over_tcp_pymodbus(
+    python: &Path,
+    pki: &Pki,
+    evidence: &mut Evidence,
+) -> Result<()> {
+    let device = free_port()?;
+    let mut command = Command::new(python);
+    command
+        .arg(script())
+        .args(["rtu-tcp-server", "--port", &device.port().to_string()]);
+    let server = Background::start(
+        &mut command,
+        &pki.beside("pymodbus-rtu-tcp-server.log"),
+        device,
+    )
+    .context("starting pymodbus's RTU-over-TCP server")?;
+    let address = device.to_string();
+    rtu_exchanges_through_gateway(
+        pki,
+        evidence,
+        &["--upstream-rtu-over-tcp", &address],
+        "rtu_over_tcp",
+        "pymodbus's TCP server with the RTU framer",
+    )?;
     drop(server);
     Ok(())
 }

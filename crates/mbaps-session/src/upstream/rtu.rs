@@ -149,6 +149,18 @@ pub struct LineCounters {
 }
 
 impl LineCounters {
+    /// What was counted since `earlier` (a snapshot of the same counters).
+    pub fn since(self, earlier: LineCounters) -> LineCounters {
+        LineCounters {
+            requests: self.requests.saturating_sub(earlier.requests),
+            crc_errors: self.crc_errors.saturating_sub(earlier.crc_errors),
+            timeouts: self.timeouts.saturating_sub(earlier.timeouts),
+            retries: self.retries.saturating_sub(earlier.retries),
+            discarded: self.discarded.saturating_sub(earlier.discarded),
+            busy: self.busy.saturating_sub(earlier.busy),
+        }
+    }
+
     /// The sum of two lines' counts (a device's lines over time).
     pub fn plus(self, other: LineCounters) -> LineCounters {
         LineCounters {

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::rtu::{RtuLine, RtuSettings};
+use mbaps_session::upstream::rtu::{LineCounters, RtuLine, RtuSettings};
 use mbaps_session::upstream::{Failure, Line, MAX_UPSTREAM_QUEUE, Requester, Ticket, Upstream};
 use mbaps_session::{Client, ClientConfig, Pdu};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{GatewayLog, LatencyObserver, Observer, Routed};
+use super::{GatewayLog, LatencyObserver, LineObserver, Observer, Routed};
 use crate::serial::{SerialLine, SerialPort};
 use crate::stream::DeviceStream;
 use crate::timer::Timer;
@@ -129,6 +129,7 @@ pub(crate) fn start(
     opened: Option<SerialPort>,
     observer: Observer,
     latency: Option<LatencyObserver>,
+    line: Option<LineObserver>,
 ) -> DeviceHandle {
     // The channel holds what the task has not taken yet; the task takes
     // eagerly, so the upstream's own queue (fair between sessions) is the
@@ -145,6 +146,8 @@ pub(crate) fn start(
         next_ticket: 0,
         observer,
         latency,
+        line,
+        reported: LineCounters::default(),
         address: Arc::clone(&address),
     };
     tokio::spawn(task.run());
@@ -166,6 +169,9 @@ struct DeviceTask {
     next_ticket: u64,
     observer: Observer,
     latency: Option<LatencyObserver>,
+    /// Where an RTU line's counts go, and what it was told last.
+    line: Option<LineObserver>,
+    reported: LineCounters,
     /// The device's address, for the log and the metrics.
     address: Arc<str>,
 }
@@ -314,6 +320,12 @@ impl DeviceTask {
                     routed.fail(&self.observer, Some(&self.address), failure);
                 }
             }
+        }
+        if let (Some(line), Some(counted)) = (&self.line, self.upstream.line_counters())
+            && counted != self.reported
+        {
+            line(&self.address, counted.since(self.reported));
+            self.reported = counted;
         }
     }
 }

@@ -49,7 +49,7 @@ use mbaps_authz::Target;
 use mbaps_authz::{LoggedRole, Role};
 use mbaps_codec::ExceptionCode;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::upstream::rtu::{RtuOptions, RtuSettings, silence_at};
+use mbaps_session::upstream::rtu::{LineCounters, RtuOptions, RtuSettings, silence_at};
 use mbaps_session::upstream::{
     Failure, LimitError, LinkEvent, Requester, Upstream, UpstreamLimits,
 };
@@ -458,10 +458,14 @@ pub struct GatewayBuilder {
     routes: Vec<Route>,
     observer: Observer,
     latency: Option<LatencyObserver>,
+    line: Option<LineObserver>,
 }
 
 /// Where each forwarded request's round trip to its device goes.
 pub(crate) type LatencyObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+
+/// Where an RTU line's counts go: what it counted since the last call.
+pub(crate) type LineObserver = Arc<dyn Fn(&str, LineCounters) + Send + Sync>;
 
 /// A forwarded request's way back: the reply to its session, and what its
 /// failure is logged with.
@@ -531,6 +535,18 @@ impl GatewayBuilder {
         self
     }
 
+    /// Calls `observer` with an RTU device (its port or converter) and what
+    /// its line counted since the last call (requests, CRC errors,
+    /// timeouts, retries, discarded frames, busy time), after the line's
+    /// counts change: for per-bus metrics.
+    pub fn on_line_counters(
+        mut self,
+        observer: impl Fn(&str, LineCounters) + Send + Sync + 'static,
+    ) -> Self {
+        self.line = Some(Arc::new(observer));
+        self
+    }
+
     /// Checks the routes and starts a task per device. Must be called
     /// within a tokio runtime. Routes that name the same device (same
     /// address, and TLS or not) share its connection and queue, and so
@@ -539,7 +555,7 @@ impl GatewayBuilder {
     /// ([`GatewayError::SharedDeviceDiffers`]). Unit ids no route takes
     /// are answered 0x0A.
     pub fn start(self) -> Result<Gateway, GatewayError> {
-        start(self.routes, self.observer, self.latency)
+        start(self.routes, self.observer, self.latency, self.line)
     }
 }
 
@@ -559,6 +575,7 @@ impl Gateway {
             routes: Vec::new(),
             observer: Arc::new(|_| {}),
             latency: None,
+            line: None,
         }
     }
 
@@ -574,6 +591,7 @@ fn start(
     routes: Vec<Route>,
     observer: Observer,
     latency: Option<LatencyObserver>,
+    line: Option<LineObserver>,
 ) -> Result<Gateway, GatewayError> {
     if routes.is_empty() {
         return Err(GatewayError::NoRoutes);
@@ -630,7 +648,7 @@ fn start(
         let handle = match existing {
             Some(handle) => handle,
             None => {
-                let handle = start_device(&route.device, &observer, &latency)?;
+                let handle = start_device(&route.device, &observer, &latency, &line)?;
                 devices.push((&route.device, handle.clone()));
                 handle
             }
@@ -655,6 +673,7 @@ fn start_device(
     device: &Device,
     observer: &Observer,
     latency: &Option<LatencyObserver>,
+    line: &Option<LineObserver>,
 ) -> Result<DeviceHandle, GatewayError> {
     let address = device.address();
     let limits = device.limits;
@@ -703,6 +722,7 @@ fn start_device(
         opened,
         Arc::clone(observer),
         latency.clone(),
+        line.clone(),
     ))
 }
 
