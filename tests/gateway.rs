@@ -9,13 +9,15 @@
 
 mod common;
 
+use common::gateway::{client, exception, tls_front};
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{localhost, pki, plain_client, policy, role_config, runtime, server_config};
+use common::{localhost, plain_client, policy, role_config, runtime};
 use mbaps_authz::Role;
 use mbaps_codec::ExceptionCode;
 use mbaps_session::{ClientError, Pdu, ServerConfig};
@@ -45,21 +47,6 @@ fn policy_allowing_all() -> mbaps_authz::Policy {
     .unwrap()
 }
 
-/// A TLS gateway with the example policy in front of `gateway`.
-async fn tls_front(gateway: Gateway) -> ServerHandle {
-    TokioServer::bind("127.0.0.1:0", server_config(pki()), gateway)
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap()
-}
-
-async fn client(front: &ServerHandle, role: &str) -> TokioClient {
-    TokioClient::connect(front.local_addr(), role_config(role), localhost())
-        .await
-        .unwrap()
-}
-
 async fn plain(address: SocketAddr) -> TokioClient {
     TokioClient::connect(address, plain_client(), localhost())
         .await
@@ -70,13 +57,6 @@ fn limits(timeout_ms: u64) -> UpstreamLimits {
     UpstreamLimits {
         timeout: Duration::from_millis(timeout_ms),
         ..UpstreamLimits::default()
-    }
-}
-
-fn exception(result: Result<impl std::fmt::Debug, ClientError>) -> ExceptionCode {
-    match result {
-        Err(ClientError::Exception(code)) => code,
-        other => panic!("expected an exception, got {other:?}"),
     }
 }
 

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::gateway::{client, exception, tls_front};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,27 +63,6 @@ async fn slow_device(answer_time: Duration) -> ServerHandle {
         .unwrap()
         .spawn()
         .unwrap()
-}
-
-async fn tls_front(gateway: Gateway) -> ServerHandle {
-    TokioServer::bind("127.0.0.1:0", server_config(pki()), gateway)
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap()
-}
-
-async fn client(front: &ServerHandle, role: &str) -> TokioClient {
-    TokioClient::connect(front.local_addr(), role_config(role), localhost())
-        .await
-        .unwrap()
-}
-
-fn exception(result: Result<impl std::fmt::Debug, ClientError>) -> ExceptionCode {
-    match result {
-        Err(ClientError::Exception(code)) => code,
-        other => panic!("expected an exception, got {other:?}"),
-    }
 }
 
 /// The gateway's log, kept.

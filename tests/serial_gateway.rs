@@ -10,11 +10,13 @@
 
 mod common;
 
+use common::gateway::{client, exception, tls_front};
+
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{localhost, pki, role_config, runtime, server_config};
+use common::{pki, runtime};
 use mbaps_codec::rtu::{RtuDecoded, RtuFrame, RtuFrameKind, decode_rtu};
 use mbaps_codec::{ExceptionCode, Request};
 use mbaps_session::ClientError;
@@ -22,10 +24,7 @@ use mbaps_session::rtu_server::RtuServer;
 use mbaps_session::upstream::rtu::{LineCounters, RtuOptions};
 use mbaps_simulator::{RegisterMap, Tables};
 use mbaps_tokio::serial::{Parity, SerialLine, SerialPort, serve_rtu};
-use mbaps_tokio::{
-    AsyncCalls, Device, Gateway, GatewayError, ServerHandle, TokioClient, TokioServer,
-    UpstreamLimits,
-};
+use mbaps_tokio::{AsyncCalls, Device, Gateway, GatewayError, TokioServer, UpstreamLimits};
 
 /// A pseudo-terminal: its master, and its slave's path.
 fn pty() -> (OwnedFd, PathBuf) {
@@ -56,6 +55,21 @@ fn null_modem(a: OwnedFd, b: OwnedFd) {
     pipe(b, a);
 }
 
+/// The simulator as RTU unit 1 on a pseudo-terminal joined to another,
+/// whose port is returned (for the gateway). Within a runtime.
+fn simulator_on_a_line() -> PathBuf {
+    let (gateway_master, gateway_port) = pty();
+    let (device_master, device_port) = pty();
+    null_modem(gateway_master, device_master);
+    let device = SerialPort::open(&line(&device_port)).unwrap();
+    tokio::spawn(serve_rtu(
+        device,
+        RtuServer::new([1]),
+        RegisterMap::new(Tables::preset()),
+    ));
+    gateway_port
+}
+
 /// Parity none: a pseudo-terminal clears parity.
 fn line(path: &std::path::Path) -> SerialLine {
     SerialLine {
@@ -71,40 +85,10 @@ fn limits(timeout_ms: u64) -> UpstreamLimits {
     }
 }
 
-/// A TLS front with the example policy in front of `gateway`.
-async fn tls_front(gateway: Gateway) -> ServerHandle {
-    TokioServer::bind("127.0.0.1:0", server_config(pki()), gateway)
-        .await
-        .unwrap()
-        .spawn()
-        .unwrap()
-}
-
-async fn client(front: &ServerHandle, role: &str) -> TokioClient {
-    TokioClient::connect(front.local_addr(), role_config(role), localhost())
-        .await
-        .unwrap()
-}
-
-fn exception<T: std::fmt::Debug>(result: Result<T, ClientError>) -> ExceptionCode {
-    match result {
-        Err(ClientError::Exception(code)) => code,
-        other => panic!("expected an exception, got {other:?}"),
-    }
-}
-
 #[test]
 fn roles_reach_the_simulator_on_a_serial_line_and_broadcasts_are_answered_after_the_turnaround() {
     runtime().block_on(async {
-        let (gateway_master, gateway_port) = pty();
-        let (device_master, device_port) = pty();
-        null_modem(gateway_master, device_master);
-        let device = SerialPort::open(&line(&device_port)).unwrap();
-        tokio::spawn(serve_rtu(
-            device,
-            RtuServer::new([1]),
-            RegisterMap::new(Tables::preset()),
-        ));
+        let gateway_port = simulator_on_a_line();
         let gateway = Gateway::builder()
             .route(
                 0..=247,
@@ -378,15 +362,7 @@ fn rtu_frames_over_tcp_reach_a_converter_s_device() {
 fn the_serial_line_functions_are_forwarded_when_the_policy_grants_them_by_name() {
     use common::{ca, chain, key};
     runtime().block_on(async {
-        let (gateway_master, gateway_port) = pty();
-        let (device_master, device_port) = pty();
-        null_modem(gateway_master, device_master);
-        let device = SerialPort::open(&line(&device_port)).unwrap();
-        tokio::spawn(serve_rtu(
-            device,
-            RtuServer::new([1]),
-            RegisterMap::new(Tables::preset()),
-        ));
+        let gateway_port = simulator_on_a_line();
         let gateway = Gateway::builder()
             .route(1..=247, Device::serial(line(&gateway_port)), None)
             .start()
