@@ -1,8 +1,9 @@
-//! A gateway's device queue fed whatever a plain Modbus/TCP device (or an
-//! attacker on its wire) sends back, split at arbitrary points, with
-//! requests submitted and time passing in between: never panics, and every
-//! request submitted ends in exactly one answer (after the close at the
-//! end at the latest), never more than the in-flight limit on the wire.
+//! A gateway's device queue fed whatever a plain Modbus/TCP device, or an
+//! RTU device on a serial line (the first byte's top bit), or an attacker
+//! on its wire, sends back, split at arbitrary points, with requests
+//! submitted and time passing in between: never panics, and every request
+//! submitted ends in exactly one answer (after the close at the end at the
+//! latest), never more than the in-flight limit on the wire.
 #![no_main]
 
 use std::collections::BTreeSet;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use mbaps_codec::Request;
 use mbaps_session::rustls::pki_types::ServerName;
+use mbaps_session::upstream::rtu::{RtuLine, RtuSettings};
 use mbaps_session::upstream::{Requester, Ticket, Upstream, UpstreamLimits};
 use mbaps_session::{Client, ClientConfig, Pdu};
 
@@ -18,22 +20,32 @@ fuzz_target!(|data: &[u8]| {
     let Some((&shape, mut rest)) = data.split_first() else {
         return;
     };
+    let rtu = shape & 0x80 != 0;
     let queue = usize::from(shape / 4 % 8) + 1;
     let limits = UpstreamLimits {
-        in_flight: usize::from(shape % 4) + 1,
+        // An RTU line carries one request at a time.
+        in_flight: if rtu { 1 } else { usize::from(shape % 4) + 1 },
         queue,
-        queue_per_session: match usize::from(shape / 32) {
+        queue_per_session: match usize::from(shape / 32 % 4) {
             0 => None,
             share => Some(share.min(queue)),
         },
         ..UpstreamLimits::default()
+    };
+    let line = RtuSettings {
+        retries: shape % 3,
+        ..RtuSettings::serial(9_600, limits.timeout)
     };
     let config = ClientConfig::plain()
         .max_outstanding(limits.in_flight)
         .build()
         .unwrap();
     let mut now = Instant::now();
-    let mut upstream = Upstream::new(limits, now).unwrap();
+    let mut upstream = if rtu {
+        Upstream::rtu(limits, line, now).unwrap()
+    } else {
+        Upstream::new(limits, now).unwrap()
+    };
     let mut submitted = 0u64;
     let mut answered = BTreeSet::new();
     let mut out = Vec::new();
@@ -67,9 +79,12 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => {
                 if upstream.poll_connect(now) {
-                    let session =
-                        Client::new(&config, ServerName::try_from("device").unwrap(), now).unwrap();
-                    upstream.connected(now, session);
+                    if rtu {
+                        upstream.connected(now, RtuLine::new(line, now));
+                    } else {
+                        let name = ServerName::try_from("device").unwrap();
+                        upstream.connected(now, Client::new(&config, name, now).unwrap());
+                    }
                 }
             }
             3 => {
