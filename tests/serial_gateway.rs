@@ -202,6 +202,8 @@ fn noise_a_corrupted_answer_another_unit_and_silence_on_the_line() {
                     4 => wire.extend_from_slice(&good[..4]),
                     // Silence.
                     5 => continue,
+                    // Late: after the timeout (300 ms), each attempt.
+                    9 => std::thread::sleep(Duration::from_millis(350)),
                     // Stop.
                     6 => return requests,
                     _ => {}
@@ -244,17 +246,24 @@ fn noise_a_corrupted_answer_another_unit_and_silence_on_the_line() {
             exception(silent),
             ExceptionCode::GatewayTargetFailedToRespond
         );
+        // Answered late, twice: 0x0B; the late answers are discarded
+        // while the line waits its turnaround, not taken for the next
+        // read's (RTU frames carry no transaction id).
+        let late = viewer.read_holding_registers(9, 9, 1).await;
+        assert_eq!(exception(late), ExceptionCode::GatewayTargetFailedToRespond);
+        assert_eq!(viewer.read_holding_registers(9, 10, 1).await.unwrap(), [10]);
         let _ = viewer.read_holding_registers(9, 6, 1).await;
-        // 1, 2 twice, 3, 4, 7, 5 twice (a read is retried), 6.
-        assert_eq!(script.join().unwrap(), 9);
+        // 1, 2 twice, 3, 4, 7, 5 twice (a read is retried), 9 twice, 10, 6.
+        assert_eq!(script.join().unwrap(), 12);
         // What the bus's metrics read: the corrupted answer, the other
         // unit's, the timeouts and retries, the time the line was held.
         let counted = *counted.lock().unwrap();
         assert!(counted.requests >= 8, "{counted:?}");
         // The corrupted answer, and noise that looked like a frame.
         assert!((1..=2).contains(&counted.crc_errors), "{counted:?}");
-        assert!(counted.discarded >= 1, "{counted:?}");
-        assert!(counted.timeouts >= 3 && counted.retries >= 2, "{counted:?}");
+        // Another unit's answer, and the two late ones.
+        assert!(counted.discarded >= 3, "{counted:?}");
+        assert!(counted.timeouts >= 5 && counted.retries >= 3, "{counted:?}");
         assert!(counted.busy >= Duration::from_millis(600), "{counted:?}");
         front.shutdown().await.unwrap();
     });

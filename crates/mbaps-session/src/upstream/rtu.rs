@@ -49,7 +49,10 @@ pub struct RtuSettings {
     /// keeps the line's timing).
     pub silence: Duration,
     /// After a broadcast, the wait before the line is used again, and
-    /// before the broadcast is answered (default 100 ms).
+    /// before the broadcast is answered (default 100 ms); also after a
+    /// timeout, so that an answer that just missed it is discarded rather
+    /// than taken for the next request's (RTU frames carry no transaction
+    /// id).
     pub turnaround: Duration,
     /// How many times a request without a valid answer in its response
     /// timeout is sent again (default 0).
@@ -523,7 +526,11 @@ impl RtuLine {
                     self.counters.timeouts += 1;
                     self.counters.busy += now.saturating_duration_since(sent_at);
                     self.received.clear();
-                    let at = now + self.settings.silence;
+                    // RTU frames carry no transaction id: an answer that
+                    // just missed its timeout would be taken for the next
+                    // request's. The line waits the turnaround first, and
+                    // what comes meanwhile is discarded.
+                    let at = now + self.settings.silence.max(self.settings.turnaround);
                     if request.retries_left > 0 {
                         request.retries_left -= 1;
                         request.timeout = self.settings.response_timeout;
