@@ -502,3 +502,19 @@ fn a_port_that_goes_away_is_answered_0x0a_and_reopened_when_it_is_back() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+#[test]
+fn a_route_to_a_bus_cannot_rewrite_units_to_a_broadcast() {
+    runtime().block_on(async {
+        let (_master, port) = pty();
+        for unit in [0, 248, 255] {
+            let route = Gateway::builder()
+                .route(1..=10, Device::serial(line(&port)), Some(unit))
+                .start();
+            assert!(
+                matches!(route, Err(GatewayError::RtuUnit { unit: found, .. }) if found == unit),
+                "{route:?}"
+            );
+        }
+    });
+}

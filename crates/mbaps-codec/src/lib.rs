@@ -63,5 +63,5 @@ pub use items::{
     ConformityLevel, DeviceIdObject, FileRecordData, FileRecordRead, FileRecordWrite,
     MAX_READ_FILE_RECORD_LENGTH, MAX_WRITE_FILE_RECORD_LENGTH, ReadDeviceIdCode,
 };
-pub use request::{DIAGNOSTICS_CHANGING_STATE, Request};
+pub use request::{DIAGNOSTICS_CHANGING_STATE, DIAGNOSTICS_READING, Request};
 pub use response::{DeviceIdentification, EXCEPTION_BIT, Response};

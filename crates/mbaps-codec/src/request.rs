@@ -13,6 +13,13 @@ use crate::wire::{Reader, Writer, check_eq, check_range};
 /// counter and flag (Application Protocol V1.1b3, 6.8.1).
 pub const DIAGNOSTICS_CHANGING_STATE: [u16; 5] = [0x01, 0x03, 0x04, 0x0A, 0x14];
 
+/// The diagnostics (0x08) sub-functions that only read: return query data,
+/// the diagnostic register and the counters (Application Protocol V1.1b3,
+/// 6.8.1). Every other sub-function, reserved and vendor ones included, is
+/// taken to change state.
+pub const DIAGNOSTICS_READING: [u16; 10] =
+    [0x00, 0x02, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12];
+
 /// A request PDU, typed by function code. Data borrows from the decoded
 /// bytes (or, for encoding, from the caller's values): nothing is copied.
 ///
@@ -176,11 +183,11 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// Whether the request changes the device's state: the writes, the
-    /// diagnostics sub-functions that restart communications (0x01),
-    /// change the ASCII delimiter (0x03), force listen-only mode (0x04) or
-    /// clear counters (0x0A, 0x14), and the user-defined codes (whose
-    /// effect the device defines). A gateway retries only the others after
+    /// Whether the request changes the device's state: the writes, every
+    /// diagnostics sub-function but the reading ones
+    /// ([`DIAGNOSTICS_READING`]: restart communications, listen-only mode,
+    /// clearing counters, and reserved or vendor sub-functions, whose effect
+    /// the device defines), and the user-defined codes. A gateway retries only the others after
     /// a timeout; a fuzzer sends them only when allowed to write.
     pub fn changes_state(&self) -> bool {
         match *self {
@@ -196,7 +203,7 @@ impl<'a> Request<'a> {
             | Request::ReadFifoQueue { .. }
             | Request::ReadDeviceIdentification { .. } => false,
             Request::Diagnostics { sub_function, .. } => {
-                DIAGNOSTICS_CHANGING_STATE.contains(&sub_function)
+                !DIAGNOSTICS_READING.contains(&sub_function)
             }
             Request::WriteSingleCoil { .. }
             | Request::WriteSingleRegister { .. }

@@ -45,6 +45,10 @@ pub const MIN_RTU_FRAME_LEN: usize = 4;
 /// (Serial Line V1.02, 2.2). Only writes may be broadcast.
 pub const BROADCAST_UNIT: u8 = 0;
 
+/// The addresses of individual servers on a serial line (Serial Line
+/// V1.02, 2.2): 0 is the broadcast, 248..=255 are reserved.
+pub const SERVER_UNITS: core::ops::RangeInclusive<u8> = 1..=247;
+
 /// CRC-16/MODBUS of `bytes`: polynomial 0xA001 (0x8005 reflected), initial
 /// value 0xFFFF (Serial Line V1.02, 6.2.2). On the wire its low byte comes
 /// first.

@@ -828,7 +828,13 @@ fn serial_line_functions_of_the_specification() {
         out_of_range(0x11, Field::ByteCount, 0, 1, 251)
     );
     // Which requests change the device's state.
-    for (sub_function, changes) in [(0x00, false), (0x01, true), (0x04, true), (0x0B, false)] {
+    for (sub_function, changes) in [
+        (0x00, false),
+        (0x01, true),
+        (0x04, true),
+        (0x0B, false),
+        (0x15, true),
+    ] {
         let request = Request::Diagnostics {
             sub_function,
             data: 0,

@@ -271,10 +271,14 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
         }
     };
     for route in &mut file.routes {
-        if let DeviceSpec::Modbus { tls: Some(tls), .. } = &mut route.device {
-            for path in [&mut tls.cert, &mut tls.key, &mut tls.ca] {
-                relative(path);
+        match &mut route.device {
+            DeviceSpec::Modbus { tls: Some(tls), .. } => {
+                for path in [&mut tls.cert, &mut tls.key, &mut tls.ca] {
+                    relative(path);
+                }
             }
+            DeviceSpec::Serial { line, .. } => relative(&mut line.path),
+            DeviceSpec::Modbus { tls: None, .. } | DeviceSpec::RtuOverTcp { .. } => {}
         }
     }
     let front = &mut file.front;
@@ -921,6 +925,39 @@ pub fn parse(text: &str) -> Result<ConfigFile, Vec<Problem>> {
         let device = checker.device(spanned, defaults, rtu);
         let is_rtu = route.serial.is_some() || route.rtu_over_tcp.is_some();
         let pipelined = is_rtu && limits.in_flight != 1;
+        let broadcast = match (&route.unit_id, rewrite_unit) {
+            (Some(value), Some(unit))
+                if is_rtu && !mbaps_codec::rtu::SERVER_UNITS.contains(&unit) =>
+            {
+                checker.report(
+                    value.span(),
+                    format!(
+                        "unit_id is {unit}: on an RTU route it must be a server's address, 1 to 247 (0 would make every request a broadcast to the whole bus)"
+                    ),
+                );
+                true
+            }
+            _ => false,
+        };
+        if !is_rtu {
+            for (key, span) in [
+                ("turnaround", route.turnaround.as_ref().map(|v| v.span())),
+                ("retries", route.retries.as_ref().map(|v| v.span())),
+                (
+                    "retry_writes",
+                    route.retry_writes.as_ref().map(|v| v.span()),
+                ),
+            ] {
+                if let Some(span) = span {
+                    checker.report(
+                        span,
+                        format!(
+                            "{key} is an RTU line's setting: it goes with serial or rtu_over_tcp"
+                        ),
+                    );
+                }
+            }
+        }
         if pipelined {
             let span = route
                 .in_flight
@@ -948,8 +985,8 @@ pub fn parse(text: &str) -> Result<ConfigFile, Vec<Problem>> {
                 taken.extend(units.clone().map(|u| (u, at)));
             }
         }
-        let (Some(units), Some(device), true, true, false) =
-            (units, device, limits_ok, rtu_ok, pipelined)
+        let (Some(units), Some(device), true, true, false, false) =
+            (units, device, limits_ok, rtu_ok, pipelined, broadcast)
         else {
             continue;
         };

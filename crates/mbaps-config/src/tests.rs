@@ -311,3 +311,35 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn an_rtu_route_addresses_servers_only_and_rtu_keys_need_an_rtu_route() {
+    let found = problems(
+        "[[route]]\nunits = 1\nserial = \"/dev/ttyS0\"\nunit_id = 0\n\n\
+         [[route]]\nunits = 2\nupstream = \"10.0.0.1:502\"\nretries = 2\n",
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!((found[0].0, found[0].1), (4, 11), "{found:?}");
+    assert!(
+        found[0]
+            .2
+            .contains("unit_id is 0: on an RTU route it must be a server's address, 1 to 247"),
+        "{found:?}"
+    );
+    assert_eq!(found[1].0, 9, "{found:?}");
+    assert!(
+        found[1].2.contains("retries is an RTU line's setting"),
+        "{found:?}"
+    );
+    // Relative serial paths are the file's folder's, as the others.
+    let dir = std::env::temp_dir().join(format!("mbaps-config-serial-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, "[[route]]\nunits = 1\nserial = \"ttyV0\"\n").unwrap();
+    let loaded = load(&file).unwrap();
+    let DeviceSpec::Serial { line, .. } = &loaded.routes[0].device else {
+        panic!("{loaded:?}")
+    };
+    assert_eq!(line.path, dir.join("ttyV0"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

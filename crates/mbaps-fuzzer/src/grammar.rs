@@ -7,7 +7,7 @@
 
 use mbaps_authz::FunctionSet;
 use mbaps_codec::limits::{self, MAX_PDU_LEN};
-use mbaps_codec::{DIAGNOSTICS_CHANGING_STATE, FunctionCode, MbapHeader};
+use mbaps_codec::{DIAGNOSTICS_CHANGING_STATE, DIAGNOSTICS_READING, FunctionCode, MbapHeader};
 
 use crate::input::{Delivery, Step};
 use crate::rng::Rng;
@@ -20,10 +20,6 @@ use crate::rng::Rng;
 pub const READ_ONLY: [u8; 12] = [
     0x01, 0x02, 0x03, 0x04, 0x07, 0x08, 0x0B, 0x0C, 0x11, 0x14, 0x18, 0x2B,
 ];
-
-/// The diagnostics sub-functions that only read: return query data, the
-/// diagnostic register and the counters (Application Protocol 6.8.1).
-const DIAGNOSTICS_READING: [u16; 10] = [0x00, 0x02, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12];
 
 /// What a campaign may send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,8 +235,13 @@ impl Generator {
     /// malformed, mutated) carries a sub-function that only reads: a
     /// lenient device may act on a malformed request's sub-function.
     fn without_state_changes(&mut self, mut pdu: Vec<u8>) -> Vec<u8> {
-        if self.scope.allow_writes || pdu[0] != 0x08 || pdu.len() < 3 {
+        if self.scope.allow_writes || pdu[0] != 0x08 {
             return pdu;
+        }
+        // Too short to carry a sub-function: a lenient device might read
+        // one from what its buffer held before.
+        if pdu.len() < 3 {
+            pdu.resize(3, 0);
         }
         let sub_function = u16::from_be_bytes([pdu[1], pdu[2]]);
         if !DIAGNOSTICS_READING.contains(&sub_function) {
@@ -542,6 +543,9 @@ mod tests {
                 let pdu = step.pdu();
                 // Diagnostics, valid or not: never a sub-function that
                 // restarts, silences or clears the device.
+                if pdu.first() == Some(&0x08) {
+                    assert!(pdu.len() >= 3, "a diagnostics PDU of {} bytes", pdu.len());
+                }
                 if let [0x08, high, low, ..] = *pdu {
                     diagnostics += 1;
                     let sub_function = u16::from_be_bytes([high, low]);

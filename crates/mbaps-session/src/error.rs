@@ -76,6 +76,13 @@ pub enum SessionError {
     /// Not fatal: the response does not encode (a limit broken).
     #[error("the response does not encode: {0}")]
     InvalidResponse(CodecError),
+    /// Not fatal: a request to unit 0 on an RTU line is a broadcast, which
+    /// no server answers: only writes may be broadcast (Serial Line V1.02,
+    /// 2.2). The function code is given.
+    #[error(
+        "unit 0 on a serial line is a broadcast, which no server answers: function 0x{0:02X} is not a write"
+    )]
+    BroadcastNotWrite(u8),
     /// Not fatal: all request slots are in use.
     #[error("{0} requests are already in flight")]
     TooManyOutstanding(usize),

@@ -54,5 +54,5 @@ pub use mbaps_admission::{AuditEntry, SessionLog};
 pub use mbaps_session::call::DeviceIdentification;
 pub use mbaps_session::upstream::UpstreamLimits;
 pub use mbaps_session::{AsyncCalls, ClientError};
-pub use rtu_client::RtuClient;
+pub use rtu_client::{RtuClient, RtuClientError};
 pub use server::{Reloader, ServerHandle, TokioServer};

@@ -15,16 +15,40 @@ use std::time::{Duration, Instant};
 use mbaps_codec::Request;
 use mbaps_session::call::Call;
 use mbaps_session::upstream::rtu::{RtuLine, RtuOptions, RtuSettings, silence_at};
-use mbaps_session::{ClientError, Outcome, Pdu};
+use mbaps_session::{ClientError, ConfigError, Outcome, Pdu, check_timeout};
 use tokio::net::TcpStream;
 
 use crate::serial::{SerialError, SerialLine, SerialPort};
 use crate::stream::DeviceStream;
 
+/// Why an [`RtuClient`] could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RtuClientError {
+    /// The serial port cannot be used.
+    #[error(transparent)]
+    Serial(#[from] SerialError),
+    /// The converter cannot be reached.
+    #[error("connecting: {0}")]
+    Io(#[from] std::io::Error),
+    /// The timeout or the turnaround is out of range.
+    #[error(transparent)]
+    Timing(#[from] ConfigError),
+}
+
+/// The timeout and the turnaround, each 1 ms to a day.
+fn check_timing(options: RtuOptions, timeout: Duration) -> Result<(), ConfigError> {
+    check_timeout("timeout", timeout)?;
+    check_timeout("turnaround", options.turnaround)
+}
+
 /// A Modbus RTU client (see the module's documentation).
 pub struct RtuClient {
     stream: DeviceStream,
     line: RtuLine,
+    /// The request under way, if a call was dropped before its answer
+    /// came (its future cancelled): given up before the next.
+    under_way: Option<u16>,
     timeout: Duration,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -41,12 +65,13 @@ impl std::fmt::Debug for RtuClient {
 impl RtuClient {
     /// Opens `line` exclusively (see [`SerialPort::open`]); each request
     /// waits `timeout` for its answer. Must be called within a tokio
-    /// runtime.
+    /// runtime. The timeout and the turnaround are 1 ms to a day.
     pub fn serial(
         line: &SerialLine,
         options: RtuOptions,
         timeout: Duration,
-    ) -> Result<RtuClient, SerialError> {
+    ) -> Result<RtuClient, RtuClientError> {
+        check_timing(options, timeout)?;
         let port = SerialPort::open(line)?;
         let settings = RtuSettings::with_options(silence_at(line.baud), options, timeout);
         Ok(RtuClient::on(DeviceStream::Serial(port), settings, timeout))
@@ -58,7 +83,8 @@ impl RtuClient {
         address: &str,
         options: RtuOptions,
         timeout: Duration,
-    ) -> std::io::Result<RtuClient> {
+    ) -> Result<RtuClient, RtuClientError> {
+        check_timing(options, timeout)?;
         let tcp = TcpStream::connect(address).await?;
         tcp.set_nodelay(true)?;
         let settings = RtuSettings::with_options(Duration::ZERO, options, timeout);
@@ -72,6 +98,7 @@ impl RtuClient {
         RtuClient {
             stream,
             line,
+            under_way: None,
             timeout,
             buf: vec![0u8; 1024],
             out: Vec::new(),
@@ -89,9 +116,21 @@ impl RtuClient {
         let pdu = Pdu::encode_request(request).map_err(|error| {
             ClientError::Session(mbaps_session::SessionError::InvalidRequest(error))
         })?;
+        if let Some(cancelled) = self.under_way.take() {
+            self.line.abandon(cancelled);
+        }
+        self.line.handle_timeout(Instant::now());
         let transaction_id =
             self.line
                 .send_request_pdu(Instant::now(), unit_id, &pdu, self.timeout)?;
+        self.under_way = Some(transaction_id);
+        let result = self.run(transaction_id).await;
+        self.under_way = None;
+        result
+    }
+
+    /// Drives the line until request `transaction_id` ends.
+    async fn run(&mut self, transaction_id: u16) -> Result<Pdu, ClientError> {
         loop {
             while let Some(event) = self.line.poll_event() {
                 match Outcome::from(event) {

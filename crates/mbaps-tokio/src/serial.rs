@@ -4,8 +4,9 @@
 //!
 //! The port is opened and configured with `serial2-tokio` (termios, 8 data
 //! bits, raw, no flow control) and held exclusively (`flock` and
-//! `TIOCEXCL`: a second open by another mbaps fails, so two programs never
-//! share a bus unknowingly). The
+//! `TIOCEXCL`: a second open by another mbaps, or by any program that
+//! opens it after, fails; a program that opened the port before without a
+//! lock goes unnoticed). The
 //! settings are read back after they are applied: a driver that silently
 //! drops one (a pseudo-terminal clears parity; an adapter that cannot do a
 //! speed) is refused with the setting named, never used with the wrong
@@ -105,6 +106,7 @@ mod unix {
             let mut port =
                 serial2_tokio::SerialPort::open(path, KeepSettings).map_err(open_error)?;
             let lock = lock(line)?;
+            local_line(line, &lock)?;
             let mut settings = port.get_configuration().map_err(open_error)?;
             settings.set_raw();
             settings.set_baud_rate(line.baud).map_err(open_error)?;
@@ -147,15 +149,36 @@ mod unix {
             path: line.path.clone(),
             reason,
         };
+        // Non-blocking: a port whose settings wait for carrier (CLOCAL
+        // clear) would block the open until a modem says so.
+        let flags = rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK;
         let file = File::options()
             .read(true)
-            .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+            .custom_flags(flags.bits() as i32)
             .open(&line.path)
             .map_err(exclusive)?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
             .map_err(|errno| exclusive(errno.into()))?;
         rustix::termios::ioctl_tiocexcl(&file).map_err(|errno| exclusive(errno.into()))?;
         Ok(file)
+    }
+
+    /// The line ignores the modem's lines (CLOCAL) and receives (CREAD): an
+    /// RS-485 adapter has no carrier to wait for, and a port left without
+    /// them would read nothing. Set through the lock's descriptor (the
+    /// terminal's settings are the terminal's, whichever descriptor), before
+    /// the rest is read and applied.
+    fn local_line(line: &SerialLine, lock: &File) -> Result<(), SerialError> {
+        use rustix::termios::{ControlModes, OptionalActions, tcgetattr, tcsetattr};
+        let open_error = |errno: rustix::io::Errno| SerialError::Open {
+            path: line.path.clone(),
+            reason: errno.into(),
+        };
+        let mut termios = tcgetattr(lock).map_err(open_error)?;
+        termios
+            .control_modes
+            .insert(ControlModes::CLOCAL | ControlModes::CREAD);
+        tcsetattr(lock, OptionalActions::Now, &termios).map_err(open_error)
     }
 
     /// The settings the port reports must be the ones asked.

@@ -60,8 +60,10 @@ pub struct RtuSettings {
     /// Whether writes are sent again too (default no: a write whose answer
     /// was lost may have been carried out).
     pub retry_writes: bool,
-    /// The response timeout of each attempt after the first (the first has
-    /// what is left of the request's own timeout).
+    /// The response timeout of each attempt, also of a request that waited
+    /// in a queue for most of its own timeout: RTU answers carry no
+    /// transaction id, so a shorter window would let the answer come after
+    /// the next request went out, and be taken for its answer.
     pub response_timeout: Duration,
 }
 
@@ -227,13 +229,17 @@ impl Received {
             match decode_rtu(rest, kind) {
                 // Decoded again to borrow for the caller: cheap, once per frame.
                 Ok(RtuDecoded::Frame { consumed, .. }) => {
-                    let frame = RtuFrame {
-                        unit_id: self.bytes[start],
-                        pdu: &self.bytes[start + 1..start + consumed - 2],
-                    };
-                    return Ok((frame, start + consumed));
+                    return Ok((self.frame_at(start, consumed), start + consumed));
                 }
-                Ok(RtuDecoded::Incomplete { .. }) => return Err(start),
+                Ok(RtuDecoded::Incomplete { .. }) => {
+                    // Noise can look like the start of a long frame and
+                    // hide a whole one after it: a complete frame with a
+                    // right CRC further on wins over the wait.
+                    return match self.complete_after(kind, start) {
+                        Some((at, consumed)) => Ok((self.frame_at(at, consumed), at + consumed)),
+                        None => Err(start),
+                    };
+                }
                 Err(CodecError::Crc { frame_len, .. }) => {
                     if start >= self.counted_until {
                         self.crc_errors += 1;
@@ -245,6 +251,23 @@ impl Received {
             }
         }
         Err(start)
+    }
+
+    /// The first complete frame (right CRC) starting after `start`: where,
+    /// and how long.
+    fn complete_after(&self, kind: RtuFrameKind, start: usize) -> Option<(usize, usize)> {
+        (start + 1..self.bytes.len()).find_map(|at| match decode_rtu(&self.bytes[at..], kind) {
+            Ok(RtuDecoded::Frame { consumed, .. }) => Some((at, consumed)),
+            _ => None,
+        })
+    }
+
+    /// The frame of `consumed` bytes at `at` (decoded already).
+    fn frame_at(&self, at: usize, consumed: usize) -> RtuFrame<'_> {
+        RtuFrame {
+            unit_id: self.bytes[at],
+            pdu: &self.bytes[at + 1..at + consumed - 2],
+        }
     }
 
     /// Drops the first `n` bytes (frames taken, noise passed over).
@@ -264,7 +287,23 @@ pub fn check_frameable(unit_id: u8, pdu: &Pdu) -> Result<(), CodecError> {
         pdu: pdu.as_bytes(),
     }
     .encode(&mut frame)?;
-    decode_rtu(&frame[..len], RtuFrameKind::Request).map(|_| ())
+    // The receiver must find exactly this frame: not a longer one (a PDU
+    // short of its own length rule), not a shorter one.
+    match decode_rtu(&frame[..len], RtuFrameKind::Request)? {
+        RtuDecoded::Frame { consumed, .. } if consumed == len => Ok(()),
+        RtuDecoded::Frame { consumed, .. } => Err(CodecError::Mismatch {
+            function: Some(pdu.function()),
+            field: mbaps_codec::Field::PduLength,
+            value: len as u32 - 3,
+            expected: consumed as u32 - 3,
+        }),
+        RtuDecoded::Incomplete { needed } => Err(CodecError::Mismatch {
+            function: Some(pdu.function()),
+            field: mbaps_codec::Field::PduLength,
+            value: len as u32 - 3,
+            expected: (len + needed) as u32 - 3,
+        }),
+    }
 }
 
 /// The request on the line, or about to go on it.
@@ -366,9 +405,7 @@ impl RtuLine {
         };
         check_frameable(unit_id, pdu).map_err(SessionError::InvalidRequest)?;
         if unit_id == BROADCAST_UNIT && broadcast_answer(pdu).is_none() {
-            return Err(SessionError::InvalidRequest(CodecError::NoLengthRule {
-                code: pdu.function(),
-            }));
+            return Err(SessionError::BroadcastNotWrite(pdu.function()));
         }
         let transaction_id = self.next_transaction_id;
         self.next_transaction_id = self.next_transaction_id.wrapping_add(1);
@@ -387,7 +424,8 @@ impl RtuLine {
             unit_id,
             pdu: *pdu,
             retries_left,
-            timeout,
+            // Never less than the response timeout: see its documentation.
+            timeout: timeout.max(self.settings.response_timeout),
         };
         self.state = State::Pending {
             request,
@@ -453,17 +491,23 @@ impl RtuLine {
     /// Stops waiting for request `transaction_id`: it reports nothing more.
     /// `false` when it was not under way.
     pub fn abandon(&mut self, transaction_id: u16) -> bool {
-        let now = match &self.state {
+        // The line stays quiet as long as the request would have held it:
+        // its answer may still come, and is discarded.
+        let quiet_until = match &self.state {
             State::Pending { request, at } if request.transaction_id == transaction_id => *at,
             State::Awaiting {
-                request, sent_at, ..
+                request, deadline, ..
+            } if request.transaction_id == transaction_id => {
+                *deadline + self.settings.silence.max(self.settings.turnaround)
             }
-            | State::Turnaround {
-                request, sent_at, ..
-            } if request.transaction_id == transaction_id => *sent_at,
+            State::Turnaround { request, until, .. }
+                if request.transaction_id == transaction_id =>
+            {
+                *until
+            }
             _ => return false,
         };
-        self.state = State::Idle { quiet_until: now };
+        self.state = State::Idle { quiet_until };
         self.received.clear();
         true
     }
@@ -768,6 +812,21 @@ mod tests {
         assert_eq!(events.last(), Some(&answered(id, 5, &[0x03, 2, 0, 9])));
         assert_eq!(line.counters().discarded, 1);
         assert_eq!(line.in_flight(), 0);
+    }
+
+    #[test]
+    fn noise_that_looks_like_the_start_of_a_long_frame_does_not_hide_the_answer() {
+        let (mut line, t0) = line(0, false);
+        let id = line.send_request_pdu(t0, 0x11, &read(9), TIMEOUT).unwrap();
+        sent(&mut line);
+        // `03` read as a function code, `11` as a byte count of 17.
+        let mut bytes = vec![0xFF, 0x03];
+        bytes.extend_from_slice(&frame(0x11, &[0x03, 2, 0, 9]));
+        line.handle_bytes(t0, &bytes);
+        assert_eq!(
+            events(&mut line).last(),
+            Some(&answered(id, 0x11, &[0x03, 2, 0, 9]))
+        );
     }
 
     #[test]

@@ -281,6 +281,18 @@ pub enum GatewayError {
     /// program, a setting the driver does not apply).
     #[error(transparent)]
     Serial(#[from] SerialError),
+    /// A route to an RTU device rewrites the unit id to one that is not a
+    /// server's address on a serial line: 0 would make every request a
+    /// broadcast to the whole bus, 248..=255 are reserved.
+    #[error(
+        "device {address}: unit_id {unit} is not a server's address on a serial line (1 to 247; 0 is a broadcast to every device on the bus)"
+    )]
+    RtuUnit {
+        /// The device.
+        address: String,
+        /// The unit id.
+        unit: u8,
+    },
     /// No route at all: every request would be answered 0x0A.
     #[error("the gateway has no route")]
     NoRoutes,
@@ -609,6 +621,17 @@ fn start(
                 });
             }
             *slot = Some(index);
+        }
+    }
+    for route in &routes {
+        if let Some(unit) = route.rewrite_unit
+            && route.device.is_rtu()
+            && !mbaps_codec::rtu::SERVER_UNITS.contains(&unit)
+        {
+            return Err(GatewayError::RtuUnit {
+                address: route.device.address(),
+                unit,
+            });
         }
     }
     // Routes to one device must agree before any task starts.
