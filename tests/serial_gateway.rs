@@ -518,3 +518,53 @@ fn a_route_to_a_bus_cannot_rewrite_units_to_a_broadcast() {
         }
     });
 }
+
+#[test]
+fn a_client_flooding_a_bus_never_gets_another_client_answered_busy() {
+    runtime().block_on(async {
+        let port = simulator_on_a_line();
+        let gateway = Gateway::to(Device::serial(line(&port)).limits(UpstreamLimits {
+            queue: 16,
+            queue_per_session: Some(4),
+            ..limits(2_000)
+        }))
+        .unwrap();
+        let front = tls_front(gateway).await;
+        let viewer = client(&front, "viewer").await;
+        let operator = client(&front, "operator").await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut flood = Vec::new();
+        for _ in 0..32 {
+            let (viewer, stop, busy) = (viewer.clone(), stop.clone(), busy.clone());
+            flood.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Err(ClientError::Exception(ExceptionCode::ServerDeviceBusy)) =
+                        viewer.read_holding_registers(1, 0, 10).await
+                    {
+                        busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }));
+        }
+        // The operator, one read at a time, while the viewer keeps 32 in
+        // flight on a bus that carries one: answered every time.
+        for address in 0..20 {
+            assert_eq!(
+                operator
+                    .read_holding_registers(1, address, 1)
+                    .await
+                    .unwrap(),
+                [address]
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in flood {
+            task.await.unwrap();
+        }
+        // The viewer past its share of the queue was answered busy.
+        assert!(busy.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        front.shutdown().await.unwrap();
+    });
+}

@@ -128,3 +128,54 @@ fn the_gateway_refuses_a_port_it_cannot_use_before_anything_listens() {
         text(&pipelined.stderr)
     );
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // waits for a real gateway
+fn a_reload_of_a_serial_gateway_keeps_its_port_and_says_a_route_change_needs_a_restart() {
+    let dir = dir("reload");
+    let device = pty_device(&dir);
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy.toml");
+    let config = dir.join("gateway.toml");
+    let file = |baud: u32| {
+        format!(
+            "listen = \"127.0.0.1:0\"\nplain = true\nplain_role = \"operator\"\npolicy = \"{policy}\"\n\n\
+             [[route]]\nunits = \"1-10\"\nserial = \"{}\"\nparity = \"none\"\nbaud = {baud}\n",
+            device.1.display()
+        )
+    };
+    std::fs::write(&config, file(19_200)).unwrap();
+    let (gateway, host) = common::start_listening(
+        &dir,
+        "gateway.log",
+        &["gateway", "--config", config.to_str().unwrap()],
+    );
+    let read = || {
+        mbaps(&[
+            "read", "holding", "3", "--unit", "1", "--plain", "--host", &host,
+        ])
+    };
+    assert!(text(&read().stdout).contains("      3        3  0x0003"));
+    // The bus's settings changed in the file: they need a restart; the
+    // port the gateway holds stays open and keeps serving.
+    std::fs::write(&config, file(9_600)).unwrap();
+    let hang_up = Command::new("kill")
+        .args(["-HUP", &gateway.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hang_up.success());
+    let log = dir.join("gateway.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let said = loop {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        if said.contains("reloaded on SIGHUP") || Instant::now() > deadline {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        said.contains("reload on SIGHUP: route changed, but needs a restart: not applied"),
+        "{said}"
+    );
+    assert!(text(&read().stdout).contains("      3        3  0x0003"));
+    drop(gateway);
+}
