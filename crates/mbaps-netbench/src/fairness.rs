@@ -124,7 +124,8 @@ fn medians(rounds: &[Latency]) -> Latency {
     }
 }
 
-async fn connect(pki: &Pki, front: &ServerHandle, role: &str) -> Result<TokioClient> {
+/// A TLS 1.3 client of `front` with the certificate of `role`.
+pub(crate) async fn connect(pki: &Pki, front: &ServerHandle, role: &str) -> Result<TokioClient> {
     Ok(TokioClient::connect(
         front.local_addr(),
         pki.client_as(role, Some(TlsVersions::Tls13Only), true)?,

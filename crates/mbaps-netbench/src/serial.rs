@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use mbaps_session::TlsVersions;
 use mbaps_session::call::read_holding_registers;
-use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::upstream::rtu::RtuOptions;
 use mbaps_tokio::serial::{Parity, SerialLine};
-use mbaps_tokio::{AsyncCalls, Device, Gateway, RtuClient, TokioClient, TokioServer};
+use mbaps_tokio::{AsyncCalls, Device, Gateway, RtuClient, TokioServer};
 
+use crate::fairness::connect;
 use crate::operations::Child;
 use crate::pki::Pki;
 use crate::throughput::median;
@@ -153,15 +153,7 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
         )
         .await?
         .spawn()?;
-        let connect = || async {
-            TokioClient::connect(
-                front.local_addr(),
-                pki.client(Some(TlsVersions::Tls13Only), true)?,
-                ServerName::try_from("localhost")?,
-            )
-            .await
-            .map_err(anyhow::Error::from)
-        };
+        let connect = || connect(pki, &front, "operator");
         let reader = connect().await?;
         let mut timing = Window::new(window);
         while timing.open() {

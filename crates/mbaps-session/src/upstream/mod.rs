@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use mbaps_codec::{CodecError, ExceptionCode};
 
+use crate::error::SessionError;
 use crate::event::{ClientEvent, CloseReason, DropReason, InvalidResponse, Pdu};
 
 pub use limits::{LimitError, MAX_UPSTREAM_IN_FLIGHT, MAX_UPSTREAM_QUEUE, UpstreamLimits};
@@ -305,16 +306,16 @@ impl Upstream {
             self.fail(ticket, Failure::Unreachable);
             return;
         }
-        if self.rtu.is_some() {
-            if let Err(error) = rtu::check_frameable(unit_id, &pdu) {
-                self.fail(ticket, Failure::Unframeable(error));
-                return;
-            }
-            if unit_id == mbaps_codec::rtu::BROADCAST_UNIT && rtu::broadcast_answer(&pdu).is_none()
-            {
-                self.fail(ticket, Failure::BroadcastNotWrite);
-                return;
-            }
+        // Refused before it waits: what the line would refuse.
+        if self.rtu.is_some()
+            && let Err(refused) = rtu::check_request(unit_id, &pdu)
+        {
+            let failure = match refused {
+                SessionError::InvalidRequest(error) => Failure::Unframeable(error),
+                _ => Failure::BroadcastNotWrite,
+            };
+            self.fail(ticket, failure);
+            return;
         }
         let request = Queued {
             ticket,

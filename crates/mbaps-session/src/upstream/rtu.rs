@@ -306,6 +306,17 @@ pub fn check_frameable(unit_id: u8, pdu: &Pdu) -> Result<(), CodecError> {
     }
 }
 
+/// Whether `pdu` to `unit_id` can go on an RTU line: it must frame
+/// ([`check_frameable`]: [`SessionError::InvalidRequest`]), and to unit 0
+/// only a write can be broadcast ([`SessionError::BroadcastNotWrite`]).
+pub fn check_request(unit_id: u8, pdu: &Pdu) -> Result<(), SessionError> {
+    check_frameable(unit_id, pdu).map_err(SessionError::InvalidRequest)?;
+    if unit_id == BROADCAST_UNIT && broadcast_answer(pdu).is_none() {
+        return Err(SessionError::BroadcastNotWrite(pdu.function()));
+    }
+    Ok(())
+}
+
 /// The request on the line, or about to go on it.
 #[derive(Clone, Debug)]
 struct OnLine {
@@ -403,10 +414,7 @@ impl RtuLine {
                 return Err(SessionError::TooManyOutstanding(1));
             }
         };
-        check_frameable(unit_id, pdu).map_err(SessionError::InvalidRequest)?;
-        if unit_id == BROADCAST_UNIT && broadcast_answer(pdu).is_none() {
-            return Err(SessionError::BroadcastNotWrite(pdu.function()));
-        }
+        check_request(unit_id, pdu)?;
         let transaction_id = self.next_transaction_id;
         self.next_transaction_id = self.next_transaction_id.wrapping_add(1);
         // A request that does not decode changes what the device says it
