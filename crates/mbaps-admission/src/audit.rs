@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use mbaps_authz::Role;
 use mbaps_session::rustls::pki_types::CertificateDer;
-use mbaps_session::{CloseReason, Handshake, RequestRecord};
+use mbaps_session::{CloseReason, Handshake, Recording, RequestRecord};
 
 /// One entry of the audit trail.
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub enum AuditEntry {
     Request {
         /// The client's address.
         peer: SocketAddr,
+        /// The server's address the client connected to.
+        local: SocketAddr,
         /// The record.
         record: RequestRecord,
     },
@@ -48,6 +50,8 @@ pub enum AuditEntry {
     SessionEnded {
         /// The client's address.
         peer: SocketAddr,
+        /// The server's address the client connected to.
+        local: SocketAddr,
         /// How ([`CloseReason::label`] names it).
         reason: CloseReason,
     },
@@ -56,3 +60,30 @@ pub enum AuditEntry {
 /// Where entries go: called on the sessions' threads or tasks, so it hands
 /// the entry over (a bounded queue, a counter) rather than write it there.
 pub type Auditor = Arc<dyn Fn(&AuditEntry) + Send + Sync>;
+
+/// An auditor, and how much of each request its records hold.
+#[derive(Clone)]
+pub struct Audit {
+    pub(crate) auditor: Auditor,
+    pub(crate) recording: Recording,
+}
+
+impl Audit {
+    /// Records without the PDUs: what a trail or metrics read.
+    pub fn new(auditor: Auditor) -> Audit {
+        Audit {
+            auditor,
+            recording: Recording::Every,
+        }
+    }
+
+    /// Records that carry the request's and the response's PDUs
+    /// ([`RequestRecord::pdus`]): what a tap of the plaintext conversation
+    /// reads. Each record then holds a copy of both.
+    pub fn with_pdus(auditor: Auditor) -> Audit {
+        Audit {
+            auditor,
+            recording: Recording::EveryWithPdus,
+        }
+    }
+}

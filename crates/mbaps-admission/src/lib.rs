@@ -70,7 +70,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use activity::{Activity, SessionActivity};
-pub use audit::{AuditEntry, Auditor};
+pub use audit::{Audit, AuditEntry, Auditor};
 pub use log::{SessionLog, Severity};
 pub use order::{Handle, Order, Orders};
 pub use report::{Logger, SessionReport};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use mbaps_session::{Recording, RequestOutcome, Server, ServerEvent, Verdict};
 
-use crate::audit::{AuditEntry, Auditor};
+use crate::audit::{Audit, AuditEntry};
 use crate::log::SessionLog;
 
 /// Where log entries go: the adapter's log (and the application's
@@ -18,7 +18,7 @@ pub type Logger = Arc<dyn Fn(&SessionLog) + Send + Sync>;
 pub struct SessionReport {
     peer: SocketAddr,
     local: SocketAddr,
-    auditor: Option<Auditor>,
+    audit: Option<Audit>,
     log: Logger,
     /// Its start is on the trail: its end will be too.
     started: bool,
@@ -26,17 +26,17 @@ pub struct SessionReport {
 
 impl SessionReport {
     /// The reporter of the session from `peer` to `local`, audited by
-    /// `auditor`, logged to `log`.
+    /// `audit`, logged to `log`.
     pub fn new(
         peer: SocketAddr,
         local: SocketAddr,
-        auditor: Option<Auditor>,
+        audit: Option<Audit>,
         log: Logger,
     ) -> SessionReport {
         SessionReport {
             peer,
             local,
-            auditor,
+            audit,
             log,
             started: false,
         }
@@ -48,13 +48,12 @@ impl SessionReport {
     }
 
     /// What the session must record of its requests: every one for an
-    /// audit trail, else only the ones it refuses (for the log).
+    /// audit (with their PDUs if it asks for them), else only the ones it
+    /// refuses (for the log).
     pub fn recording(&self) -> Recording {
-        if self.auditor.is_some() {
-            Recording::Every
-        } else {
-            Recording::Refused
-        }
+        self.audit
+            .as_ref()
+            .map_or(Recording::Refused, |audit| audit.recording)
     }
 
     /// Logs an entry that is not a session event (an eviction, a refusal).
@@ -70,7 +69,7 @@ impl SessionReport {
             return;
         }
         self.started = true;
-        if let Some(auditor) = &self.auditor {
+        if let Some(Audit { auditor, .. }) = &self.audit {
             auditor(&AuditEntry::SessionStarted {
                 peer: self.peer,
                 local: self.local,
@@ -87,9 +86,14 @@ impl SessionReport {
     /// keeps those; a log line each would drown the rest).
     pub fn event(&self, event: ServerEvent) {
         let peer = self.peer;
-        let event = match (event, &self.auditor) {
+        let auditor = self.audit.as_ref().map(|audit| &audit.auditor);
+        let event = match (event, auditor) {
             (ServerEvent::Answered(record), Some(auditor)) => {
-                let entry = AuditEntry::Request { peer, record };
+                let entry = AuditEntry::Request {
+                    peer,
+                    local: self.local,
+                    record,
+                };
                 auditor(&entry);
                 let AuditEntry::Request { record, .. } = entry else {
                     return;
@@ -99,6 +103,7 @@ impl SessionReport {
             (ServerEvent::Closed(reason), Some(auditor)) if self.started => {
                 auditor(&AuditEntry::SessionEnded {
                     peer,
+                    local: self.local,
                     reason: reason.clone(),
                 });
                 ServerEvent::Closed(reason)

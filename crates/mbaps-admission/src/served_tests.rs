@@ -12,7 +12,7 @@ use mbaps_session::{CloseReason, LateAnswer, Pdu, RequestOutcome, ServerConfig, 
 use mbaps_simulator::{RegisterMap, Tables};
 
 use crate::{
-    Admission, AdmissionLimits, Answering, AuditEntry, Handle, LAST_WORDS, LATE_ANSWER_WAIT,
+    Admission, AdmissionLimits, Answering, Audit, AuditEntry, Handle, LAST_WORDS, LATE_ANSWER_WAIT,
     Logger, Order, Orders, Seat, Served, SessionActivity, SessionLog, SessionReport, Table, lock,
 };
 
@@ -103,9 +103,9 @@ impl Bench {
         let report = SessionReport::new(
             conn.peer(),
             SocketAddr::from(([192, 0, 2, 1], 502)),
-            Some(Arc::new(move |entry| {
+            Some(Audit::new(Arc::new(move |entry| {
                 audit.audit.lock().unwrap().push(entry.clone())
-            })),
+            }))),
             logger,
         );
         let seat = Seat::take(

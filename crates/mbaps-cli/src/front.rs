@@ -5,7 +5,7 @@
 mod reload;
 
 use crate::key_log::KeyLogFromEnv;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,44 @@ use mbaps_session::{
 use mbaps_tokio::{IntoAnswering, TokioServer};
 
 use mbaps_observe::Metrics;
+use mbaps_observe::tap::{self, Tap, TapFormat, TapTarget};
+use mbaps_observe::trail::AuditSink;
+
+use crate::console::say;
+
+/// Who reads the served connections' records: the trail, the metrics, the
+/// tap (which needs the PDUs: with it, records carry them).
+struct AuditReaders {
+    trail: Option<AuditSink>,
+    metrics: Option<Arc<Metrics>>,
+    tap: Option<Tap>,
+}
+
+impl AuditReaders {
+    /// `server`, feeding each record to every reader there is.
+    fn attach(self, server: TokioServer) -> TokioServer {
+        if self.trail.is_none() && self.metrics.is_none() && self.tap.is_none() {
+            return server;
+        }
+        let with_pdus = self.tap.is_some();
+        let feed = move |entry: &mbaps_admission::AuditEntry| {
+            if let Some(metrics) = &self.metrics {
+                metrics.audit(entry);
+            }
+            if let Some(trail) = &self.trail {
+                trail.record(entry);
+            }
+            if let Some(tap) = &self.tap {
+                tap.record(entry);
+            }
+        };
+        if with_pdus {
+            server.on_audit_with_pdus(feed)
+        } else {
+            server.on_audit(feed)
+        }
+    }
+}
 
 /// The front: where clients connect and how they are admitted. Every
 /// flag but `--config` may instead be a key of the configuration file
@@ -100,6 +138,31 @@ pub(crate) struct FrontArgs {
     /// Rotated audit logs kept (FILE.1 the newest; default 5).
     #[arg(long, value_name = "COUNT")]
     audit_keep: Option<u32>,
+    /// Write what the front lets through to FILE as the plain Modbus/TCP
+    /// capture an IDS would have seen without TLS (pcapng: a synthesized
+    /// TCP connection per session, each packet annotated with the role,
+    /// the certificate's SHA-256 and subject, and the decision). `-`:
+    /// standard output (the program's own lines then go to standard
+    /// error); a FIFO: for a live reader (`tshark -i FIFO`), which may
+    /// come and go. The file holds plaintext process data: it is created
+    /// mode 0600.
+    #[arg(long, value_name = "FILE")]
+    tap: Option<PathBuf>,
+    /// The server's port in the tap's capture (default 502, so that IDS
+    /// rules and dissectors work unchanged).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    tap_port: Option<u16>,
+    /// The tap's format: `pcapng` (the default, with comments) or `pcap`
+    /// (classic, without comments, for tools that read only that).
+    #[arg(long, value_enum)]
+    tap_format: Option<TapFormatArg>,
+    /// Rotate the tap's file when it would grow past BYTES (0, the
+    /// default: never); each file is a capture on its own.
+    #[arg(long, value_name = "BYTES")]
+    tap_max_bytes: Option<u64>,
+    /// Rotated tap files kept (FILE.1 the newest; default 5).
+    #[arg(long, value_name = "COUNT")]
+    tap_keep: Option<u32>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g.
     /// 127.0.0.1:9802): requests by role, function and decision, their
     /// latency, sessions, failures and refusals by reason, and the
@@ -151,6 +214,7 @@ pub(crate) struct Front {
     audit_log: Option<PathBuf>,
     audit_max_bytes: u64,
     audit_keep: u32,
+    tap: Option<TapTarget>,
     metrics: Option<String>,
     quiet: bool,
     verbose: bool,
@@ -159,6 +223,12 @@ pub(crate) struct Front {
 }
 
 impl FrontArgs {
+    /// Whether a tap was asked for on the command line (the serial
+    /// server, which has no TCP front, refuses it).
+    pub(crate) fn tap_given(&self) -> bool {
+        self.tap.is_some()
+    }
+
     /// The flags over the configuration file (read now) over the defaults.
     pub(crate) fn resolve(&self) -> Result<Front> {
         let file = match &self.config {
@@ -199,6 +269,48 @@ impl FrontArgs {
         let audit_keep = self.audit_keep.or(f.audit_keep);
         if audit_log.is_none() && (audit_max_bytes.is_some() || audit_keep.is_some()) {
             anyhow::bail!("--audit-max-bytes and --audit-keep are for --audit-log");
+        }
+        let tap = self.tap.clone().or(f.tap);
+        let tap_port = self.tap_port.or(f.tap_port);
+        let tap_format = match (self.tap_format, f.tap_format.as_deref()) {
+            (Some(format), _) => Some(format),
+            (None, Some("pcap")) => Some(TapFormatArg::Pcap),
+            (None, Some(_)) => Some(TapFormatArg::Pcapng),
+            (None, None) => None,
+        };
+        let tap_max_bytes = self.tap_max_bytes.or(f.tap_max_bytes);
+        let tap_keep = self.tap_keep.or(f.tap_keep);
+        let tap = match tap {
+            Some(path) => {
+                if path.as_os_str() == "-" && audit_log.as_deref() == Some(Path::new("-")) {
+                    anyhow::bail!(
+                        "--tap - and --audit-log - both want standard output: give one of them a file"
+                    );
+                }
+                Some(TapTarget {
+                    path,
+                    port: tap_port.unwrap_or(tap::DEFAULT_PORT),
+                    format: match tap_format {
+                        Some(TapFormatArg::Pcap) => TapFormat::Pcap,
+                        _ => TapFormat::Pcapng,
+                    },
+                    max_bytes: tap_max_bytes.unwrap_or(0),
+                    keep: tap_keep.unwrap_or(tap::DEFAULT_KEEP),
+                })
+            }
+            None if tap_port.is_some()
+                || tap_format.is_some()
+                || tap_max_bytes.is_some()
+                || tap_keep.is_some() =>
+            {
+                anyhow::bail!(
+                    "--tap-port, --tap-format, --tap-max-bytes and --tap-keep are for --tap"
+                )
+            }
+            None => None,
+        };
+        if tap.as_ref().is_some_and(|tap| tap.path.as_os_str() == "-") {
+            crate::console::give_stdout_to_tap();
         }
         let (quiet, verbose) = match (self.quiet, self.verbose, f.log.as_deref()) {
             (false, false, Some("quiet")) => (true, false),
@@ -251,6 +363,7 @@ impl FrontArgs {
             audit_log,
             audit_max_bytes: audit_max_bytes.unwrap_or(0),
             audit_keep: audit_keep.unwrap_or(mbaps_observe::trail::DEFAULT_KEEP),
+            tap,
             metrics: self.metrics.clone().or(f.metrics),
             quiet,
             verbose,
@@ -283,6 +396,15 @@ enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `--tap-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TapFormatArg {
+    /// pcapng, with a comment on every packet.
+    Pcapng,
+    /// Classic pcap, without comments.
+    Pcap,
 }
 
 /// `--crl-scope`.
@@ -322,7 +444,13 @@ impl Front {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         let format = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stdout)
+            .with_writer(|| -> Box<dyn std::io::Write> {
+                if crate::console::stdout_taken() {
+                    Box::new(std::io::stderr())
+                } else {
+                    Box::new(std::io::stdout())
+                }
+            })
             .with_ansi(false)
             .with_target(false);
         // A second call (a test running two commands in one process) keeps
@@ -379,13 +507,18 @@ impl Front {
     /// restart and what is refused. A file with a mistake or a refused
     /// change is logged and the running configuration stays, whole.
     #[cfg(unix)]
-    fn reload_on_hangup(&self, reloader: mbaps_tokio::Reloader) -> Result<()> {
+    fn reload_on_hangup(&self, reloader: mbaps_tokio::Reloader, tap: Option<Tap>) -> Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
         let mut running = self.clone();
         let mut files = reload::Contents::of(self);
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
+                // The tap's path is opened again whatever else happens: an
+                // outside rotation moved the file away.
+                if let Some(tap) = &tap {
+                    tap.reopen();
+                }
                 // The configuration file too: its paths may point elsewhere.
                 let new = match running.args.resolve() {
                     Ok(new) => new,
@@ -468,40 +601,45 @@ impl Front {
             }
             None => (None, None),
         };
+        let metrics = self.metrics.as_ref().map(|_| Arc::new(Metrics::new()));
+        let (tap, tap_writer) = match self.tap.clone() {
+            Some(target) => {
+                let counted = metrics.clone();
+                let on_drop = counted.map(|metrics| -> tap::DropObserver {
+                    Arc::new(move |why, count| metrics.tap_dropped(why, count))
+                });
+                let (tap, writer) = tap::start(target.clone(), on_drop)
+                    .with_context(|| format!("--tap {}", target.path.display()))?;
+                (Some(tap), Some(writer))
+            }
+            None => (None, None),
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         let served: Result<()> = runtime.block_on(async {
-            let metrics = match &self.metrics {
-                Some(address) => {
-                    let metrics = Arc::new(Metrics::new());
+            let metrics = match (&self.metrics, metrics) {
+                (Some(address), Some(metrics)) => {
                     let listener = crate::metrics::bind(address).await?;
-                    println!("metrics on http://{}/metrics", listener.local_addr()?);
+                    say!("metrics on http://{}/metrics", listener.local_addr()?);
                     crate::metrics::serve(listener, Arc::clone(&metrics));
                     Some(metrics)
                 }
-                None => None,
+                _ => None,
             };
             let mut server = TokioServer::bind(&listen, config, answering(metrics.clone())?)
                 .await
                 .with_context(|| format!("listening on {listen}"))?
                 .admission(limits)
                 .write_timeout(self.write_timeout);
-            // The audit entries feed the trail and the metrics alike.
-            match (audit, metrics.clone()) {
-                (Some(sink), Some(metrics)) => {
-                    server = server.on_audit(move |entry| {
-                        metrics.audit(entry);
-                        sink.record(entry);
-                    });
-                }
-                (Some(sink), None) => server = server.on_audit(move |entry| sink.record(entry)),
-                (None, Some(metrics)) => {
-                    server = server.on_audit(move |entry| metrics.audit(entry))
-                }
-                (None, None) => {}
-            }
+            // The audit entries feed the trail, the metrics and the tap alike.
+            let readers = AuditReaders {
+                trail: audit,
+                metrics: metrics.clone(),
+                tap: tap.clone(),
+            };
+            server = readers.attach(server);
             if let Some(metrics) = metrics {
                 server = server.on_log(move |entry| metrics.session_log(entry));
             }
@@ -510,13 +648,13 @@ impl Front {
             } else {
                 "Modbus/TCP Security (TLS)"
             };
-            println!(
+            say!(
                 "listening on {} ({kind}{what}); policy {}",
                 server.local_addr()?,
                 self.policy.display()
             );
             #[cfg(unix)]
-            self.reload_on_hangup(server.reloader())?;
+            self.reload_on_hangup(server.reloader(), tap.clone())?;
             let exit_after = self.exit_after;
             server
                 .serve(async move {
@@ -529,7 +667,7 @@ impl Front {
                         }
                     };
                     tokio::select! {
-                        () = stop_requested() => println!("shutting down"),
+                        () = stop_requested() => say!("shutting down"),
                         () = after => {}
                     }
                 })
@@ -540,6 +678,10 @@ impl Front {
         // the writer empties its queue, then ends.
         drop(runtime);
         if let Some(writer) = audit_writer {
+            writer.finish();
+        }
+        drop(tap);
+        if let Some(writer) = tap_writer {
             writer.finish();
         }
         served?;

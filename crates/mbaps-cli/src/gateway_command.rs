@@ -131,7 +131,7 @@ pub(crate) fn gateway(args: &GatewayArgs) -> Result<bool> {
     // Certificates are read (and refused) before anything listens.
     let routes = routes.into_iter().map(route).collect::<Result<Vec<_>>>()?;
     for route in &routes {
-        println!(
+        crate::console::say!(
             "units {}-{} -> {:?}",
             route.units.start(),
             route.units.end(),

@@ -23,6 +23,7 @@
 
 mod client_commands;
 mod connect;
+mod console;
 mod decode;
 mod demo;
 mod describe;

@@ -74,6 +74,11 @@ impl Handler for LoggingHandler {
 
 pub(crate) fn server(args: &ServerArgs) -> Result<bool> {
     let mut map = RegisterMap::new(Tables::preset());
+    if (args.serial.is_some() || args.serial_pty.is_some()) && args.front.tap_given() {
+        anyhow::bail!(
+            "--tap captures Modbus/TCP sessions: a serial device served with --serial or --serial-pty has none"
+        );
+    }
     if let Some(path) = &args.serial {
         return serve_serial(args, path, map);
     }

@@ -3,7 +3,7 @@
 //! The configuration file of `mbaps server --config` and `mbaps gateway
 //! --config`: the front's settings (top-level keys named as the flags are:
 //! `listen`, `cert`, `key`, `ca`, `crl`, `policy`, the bounds and timers,
-//! `audit_log`, `metrics`, `log`; see `examples/server.toml`) and, for the
+//! `audit_log`, `tap`, `metrics`, `log`; see `examples/server.toml`) and, for the
 //! gateway, which unit ids go to which device, how each device is reached
 //! (plain Modbus/TCP, Modbus/TCP Security with the gateway's certificate,
 //! RTU frames over TCP, or a serial line), and its limits. The keys mean what the commands' flags
@@ -128,6 +128,16 @@ pub struct FrontSettings {
     pub audit_max_bytes: Option<u64>,
     /// `audit_keep`.
     pub audit_keep: Option<u32>,
+    /// `tap`: the plaintext capture for an IDS: a file, a FIFO, or `-`.
+    pub tap: Option<PathBuf>,
+    /// `tap_port`: the server's port in the capture.
+    pub tap_port: Option<u16>,
+    /// `tap_format`: `"pcapng"` or `"pcap"`.
+    pub tap_format: Option<String>,
+    /// `tap_max_bytes`.
+    pub tap_max_bytes: Option<u64>,
+    /// `tap_keep`.
+    pub tap_keep: Option<u32>,
     /// `metrics`: the address of `/metrics`.
     pub metrics: Option<String>,
     /// `log`: `"quiet"`, `"normal"` or `"verbose"`.
@@ -288,6 +298,7 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigFileError> {
         &mut front.ca,
         &mut front.policy,
         &mut front.audit_log,
+        &mut front.tap,
     ]
     .into_iter()
     .flatten()
@@ -329,6 +340,11 @@ struct FileDoc {
     audit_log: Option<Spanned<String>>,
     audit_max_bytes: Option<Spanned<i64>>,
     audit_keep: Option<Spanned<i64>>,
+    tap: Option<Spanned<String>>,
+    tap_port: Option<Spanned<i64>>,
+    tap_format: Option<Spanned<String>>,
+    tap_max_bytes: Option<Spanned<i64>>,
+    tap_keep: Option<Spanned<i64>>,
     metrics: Option<Spanned<String>>,
     log: Option<Spanned<String>>,
     log_format: Option<Spanned<String>>,
@@ -476,6 +492,17 @@ impl Checker<'_> {
             &doc.max_handshakes_per_address,
         );
         let audit_keep = bound("audit_keep", &doc.audit_keep);
+        let tap_keep = bound("tap_keep", &doc.tap_keep);
+        let tap_port = doc
+            .tap_port
+            .as_ref()
+            .and_then(|v| self.number("tap_port", v, 1..=i64::from(u16::MAX)))
+            .map(|n| n as u16);
+        let tap_max_bytes = doc
+            .tap_max_bytes
+            .as_ref()
+            .and_then(|v| self.number("tap_max_bytes", v, 0..=i64::MAX))
+            .map(|n| n as u64);
         let audit_max_bytes = doc
             .audit_max_bytes
             .as_ref()
@@ -512,6 +539,7 @@ impl Checker<'_> {
         let crl_scope = one_of("crl_scope", &doc.crl_scope, &["chain", "end-entity"]);
         let log = one_of("log", &doc.log, &["quiet", "normal", "verbose"]);
         let log_format = one_of("log_format", &doc.log_format, &["text", "json"]);
+        let tap_format = one_of("tap_format", &doc.tap_format, &["pcapng", "pcap"]);
         FrontSettings {
             listen: text(&doc.listen),
             cert: path(&doc.cert),
@@ -540,6 +568,11 @@ impl Checker<'_> {
             audit_log: path(&doc.audit_log),
             audit_max_bytes,
             audit_keep,
+            tap: path(&doc.tap),
+            tap_port,
+            tap_format,
+            tap_max_bytes,
+            tap_keep,
             metrics: text(&doc.metrics),
             log,
             log_format,

@@ -41,7 +41,17 @@
 // The trail stamps each entry with the wall clock as it is handed over.
 #![allow(clippy::disallowed_methods)]
 
+mod identity;
 mod metrics;
+pub mod tap;
 pub mod trail;
 
 pub use metrics::Metrics;
+
+/// Locks `mutex`; what it guards is only ever written whole, so a
+/// poisoned lock still holds something consistent.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -73,6 +73,7 @@ pub struct Metrics {
     gateway_latency: Family<Labels, Histogram, fn() -> Histogram>,
     serial_line: Family<Labels, Counter>,
     serial_busy: Family<Labels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    tap_dropped: Family<Labels, Counter>,
 }
 
 /// 50 us to about 1.6 s.
@@ -153,8 +154,15 @@ impl Metrics {
             "How long an RTU device's line was held (a request to its answer, timeout or turnaround), by device",
             serial_busy.clone(),
         );
+        let tap_dropped = Family::<Labels, Counter>::default();
+        registry.register(
+            "tap_dropped",
+            "What the plaintext tap lost, by reason (queue_full: records; no_reader, write_failed: packets)",
+            tap_dropped.clone(),
+        );
         Metrics {
             registry,
+            tap_dropped,
             gateway_latency,
             serial_line,
             serial_busy,
@@ -279,6 +287,13 @@ impl Metrics {
         self.serial_busy
             .get_or_create(&vec![("device", Cow::Owned(device.to_owned()))])
             .inc_by(counted.busy.as_secs_f64());
+    }
+
+    /// Counts what the tap lost ([`crate::tap::DropObserver`]).
+    pub fn tap_dropped(&self, why: crate::tap::TapDrop, count: u64) {
+        self.tap_dropped
+            .get_or_create(&vec![("reason", Cow::Borrowed(why.label()))])
+            .inc_by(count);
     }
 
     /// Counts a device's answer time.

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use mbaps_admission::AuditEntry;
 
+use crate::identity::{fingerprint, subject};
 use mbaps_codec::function_name;
 use mbaps_session::{RequestOutcome, RequestRecord, Verdict};
 use serde::Serialize;
@@ -360,7 +361,7 @@ impl Writer {
                     "cipher_suite": suite,
                 })
             }
-            AuditEntry::SessionEnded { peer, reason } => {
+            AuditEntry::SessionEnded { peer, reason, .. } => {
                 let identity = self.identities.remove(&peer);
                 let (subject, fingerprint, role) = unpack(identity);
                 json!({
@@ -374,7 +375,7 @@ impl Writer {
                     "detail": reason.to_string(),
                 })
             }
-            AuditEntry::Request { peer, record } => return self.request(at, peer, &record),
+            AuditEntry::Request { peer, record, .. } => return self.request(at, peer, &record),
             _ => json!({ "time": self.clock.format(at), "event": "unknown" }),
         };
         self.file.write(&line);
@@ -461,16 +462,4 @@ fn unpack(identity: Option<Identity>) -> (Value, Value, Value) {
     identity.map_or((Value::Null, Value::Null, Value::Null), |i| {
         (i.subject, i.fingerprint, i.role)
     })
-}
-
-/// The certificate's subject, as RFC 4514 writes it.
-fn subject(der: &[u8]) -> Option<String> {
-    use x509_cert::der::Decode;
-    let certificate = x509_cert::Certificate::from_der(der).ok()?;
-    Some(certificate.tbs_certificate().subject().to_string())
-}
-
-/// The certificate's SHA-256, in hex.
-fn fingerprint(der: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, der))
 }

@@ -146,6 +146,7 @@ impl Changes {
                 running.audit_max_bytes != new.audit_max_bytes,
             ),
             ("audit_keep", running.audit_keep != new.audit_keep),
+            ("tap", running.tap != new.tap),
             ("metrics", running.metrics != new.metrics),
             (
                 "log",

@@ -17,7 +17,7 @@ use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN,
     Handle, LISTEN_BACKLOG, Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
 };
-use mbaps_admission::{AuditEntry, Auditor, SessionLog};
+use mbaps_admission::{Audit, AuditEntry, SessionLog};
 use mbaps_session::{Handler, ServerConfig};
 
 use connection::Conn;
@@ -47,7 +47,7 @@ pub struct StdServer {
     write_timeout: Duration,
     shutdown_grace: Duration,
     observer: Observer,
-    auditor: Option<Auditor>,
+    audit: Option<Audit>,
 }
 
 /// What the accept thread, the session threads and the handle share.
@@ -58,7 +58,7 @@ struct Shared {
     threads: Mutex<usize>,
     thread_ended: Condvar,
     log: Logger,
-    auditor: Option<Auditor>,
+    audit: Option<Audit>,
 }
 
 impl Shared {
@@ -142,7 +142,7 @@ impl StdServer {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             observer: Arc::new(|_| {}),
-            auditor: None,
+            audit: None,
         }
     }
 
@@ -202,7 +202,19 @@ impl StdServer {
     /// included. Called on the sessions' threads: hand the entry over (a
     /// bounded queue, a counter) rather than write it there.
     pub fn on_audit(mut self, auditor: impl Fn(&AuditEntry) + Send + Sync + 'static) -> StdServer {
-        self.auditor = Some(Arc::new(auditor));
+        self.audit = Some(Audit::new(Arc::new(auditor)));
+        self
+    }
+
+    /// As [`StdServer::on_audit`], with records that carry each request's
+    /// and response's PDUs, as received and as sent ([`Audit::with_pdus`]):
+    /// what a tap of the plaintext conversation (`mbaps_observe::tap`)
+    /// reads. Each record then holds a copy of both.
+    pub fn on_audit_with_pdus(
+        mut self,
+        auditor: impl Fn(&AuditEntry) + Send + Sync + 'static,
+    ) -> StdServer {
+        self.audit = Some(Audit::with_pdus(Arc::new(auditor)));
         self
     }
 
@@ -227,7 +239,7 @@ impl StdServer {
             threads: Mutex::new(0),
             thread_ended: Condvar::new(),
             log: Arc::new(move |entry: &SessionLog| observer(entry)),
-            auditor: self.auditor.clone(),
+            audit: self.audit.clone(),
         });
         let accepting = Arc::clone(&shared);
         let shutdown_grace = self.shutdown_grace;
@@ -275,7 +287,7 @@ impl StdServer {
                 .or_else(|_| self.listener.local_addr())
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
             let report =
-                SessionReport::new(peer, local, shared.auditor.clone(), Arc::clone(&shared.log));
+                SessionReport::new(peer, local, shared.audit.clone(), Arc::clone(&shared.log));
             let connection = Connection {
                 seat,
                 report,

@@ -15,7 +15,7 @@ use mbaps_admission::{
     Admission, AdmissionLimits, DEFAULT_SHUTDOWN_GRACE, DEFAULT_WRITE_TIMEOUT, HELLO_PEEK_LEN,
     Handle, LISTEN_BACKLOG, Logger, Order, Seat, SessionReport, Stage, Table, holds_opening, lock,
 };
-use mbaps_admission::{AuditEntry, Auditor, SessionLog, Severity};
+use mbaps_admission::{Audit, AuditEntry, SessionLog, Severity};
 use mbaps_session::{ServerConfig, ServerEvent};
 use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
@@ -59,7 +59,7 @@ pub struct TokioServer {
     write_timeout: Duration,
     shutdown_grace: Duration,
     observer: Observer,
-    auditor: Option<Auditor>,
+    audit: Option<Audit>,
 }
 
 /// A server running on a background task: its address, and a way to stop
@@ -162,7 +162,7 @@ impl TokioServer {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             observer: Arc::new(|_| {}),
-            auditor: None,
+            audit: None,
         }
     }
 
@@ -220,7 +220,19 @@ impl TokioServer {
         mut self,
         auditor: impl Fn(&AuditEntry) + Send + Sync + 'static,
     ) -> TokioServer {
-        self.auditor = Some(Arc::new(auditor));
+        self.audit = Some(Audit::new(Arc::new(auditor)));
+        self
+    }
+
+    /// As [`TokioServer::on_audit`], with records that carry each request's
+    /// and response's PDUs, as received and as sent ([`Audit::with_pdus`]):
+    /// what a tap of the plaintext conversation (`mbaps_observe::tap`)
+    /// reads. Each record then holds a copy of both.
+    pub fn on_audit_with_pdus(
+        mut self,
+        auditor: impl Fn(&AuditEntry) + Send + Sync + 'static,
+    ) -> TokioServer {
+        self.audit = Some(Audit::with_pdus(Arc::new(auditor)));
         self
     }
 
@@ -301,7 +313,7 @@ impl TokioServer {
                     let report = SessionReport::new(
                         peer,
                         local,
-                        self.auditor.clone(),
+                        self.audit.clone(),
                         session_log(&log, &span),
                     );
                     let connection = Connection {

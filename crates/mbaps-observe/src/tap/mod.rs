@@ -1,0 +1,509 @@
+//! A plaintext tap for the plant's IDS: what a server or a gateway let
+//! through, written as the Modbus/TCP capture a monitor on the wire would
+//! have seen without TLS (pcapng by default, classic pcap on request),
+//! annotated with who asked and what was decided.
+//!
+//! The tap is one more reader of the served connections' records
+//! ([`AuditEntry`], with the PDUs: give [`Tap::record`] to a server's
+//! `on_audit_with_pdus`). For each session it synthesizes a TCP
+//! connection from the client's real address and port to the server's
+//! address on [`TapTarget::port`] (502 by default, so that IDS rules and
+//! dissectors work unchanged): a handshake whose SYN names the TLS version
+//! and suite, a segment per request and per response stamped with the
+//! time the server read or wrote it, denied and rejected requests and
+//! their exception answers included, and a FIN at the session's end, an
+//! RST when it was dropped. Every packet carries a pcapng comment with the
+//! role, the client certificate's fingerprint and subject, and the
+//! decision.
+//!
+//! Never in the way: the sessions hand records to a bounded queue and a
+//! thread of its own writes them; a full queue drops the record, counts
+//! it, and the next packet written says how many were lost; a FIFO or
+//! standard output without a reader drops and counts likewise. See
+//! `capture` for files, FIFOs and rotation.
+//!
+//! The capture holds the plant's process data in clear and the identity
+//! of every client: it is created mode 0600 and never holds key material.
+
+mod capture;
+mod conversation;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use mbaps_admission::AuditEntry;
+use mbaps_codec::function_name;
+use mbaps_session::{CloseReason, Handshake, RequestOutcome, RequestRecord, Verdict};
+
+use crate::identity::{fingerprint, subject};
+use capture::{Capture, Missed};
+use conversation::{Conversation, Packet, Side};
+
+#[doc(hidden)]
+pub use capture::ends_whole;
+
+/// Records waiting for the writer at most.
+const QUEUE: usize = 65_536;
+
+/// How long the writer sleeps when it has written everything (see the
+/// audit trail's writer: polling costs the sessions less than waking).
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
+/// Sessions the writer follows at most: beyond, the one quiet the longest
+/// is forgotten (its end was lost to a full queue).
+const MAX_CONVERSATIONS: usize = 65_536;
+
+/// The port the capture shows the server on by default: plain
+/// Modbus/TCP's, which IDS rules and dissectors expect.
+pub const DEFAULT_PORT: u16 = 502;
+
+/// Rotated captures kept by default (`PATH.1` to `PATH.5`).
+pub const DEFAULT_KEEP: u32 = 5;
+
+/// The capture's file format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TapFormat {
+    /// pcapng, with a comment on every packet (the default).
+    #[default]
+    Pcapng,
+    /// Classic pcap (nanosecond timestamps), for tools that read only
+    /// that: without the comments.
+    Pcap,
+}
+
+/// Where the capture goes and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapTarget {
+    /// A file, a FIFO, or `-` for standard output.
+    pub path: PathBuf,
+    /// The server's port in the capture.
+    pub port: u16,
+    /// The file format.
+    pub format: TapFormat,
+    /// Rotate a file when it would grow past this many bytes (0: never).
+    pub max_bytes: u64,
+    /// Rotated files kept (`PATH.1` the newest).
+    pub keep: u32,
+}
+
+/// Why the tap lost something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TapDrop {
+    /// A record: the writer's queue was full.
+    QueueFull,
+    /// A packet: no reader on the FIFO or standard output.
+    NoReader,
+    /// A packet: the capture could not be written.
+    WriteFailed,
+}
+
+impl TapDrop {
+    /// A stable word for metrics labels: `queue_full`, `no_reader`,
+    /// `write_failed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TapDrop::QueueFull => "queue_full",
+            TapDrop::NoReader => "no_reader",
+            TapDrop::WriteFailed => "write_failed",
+        }
+    }
+}
+
+/// Told of every loss, as it happens (a metric).
+pub type DropObserver = Arc<dyn Fn(TapDrop, u64) + Send + Sync>;
+
+/// A record and when it was handed over, by both clocks (the wall clock
+/// stamps the packets; the monotonic one places the record's instants).
+type Stamped = (SystemTime, Instant, AuditEntry);
+
+/// What the sessions' side and the writer share.
+struct Shared {
+    /// Records lost to a full queue and not yet named in the capture.
+    gap: AtomicU64,
+    /// SIGHUP: the path is to be opened again.
+    reopen: AtomicBool,
+    /// Everything lost, by [`TapDrop`].
+    dropped: [AtomicU64; 3],
+    on_drop: Option<DropObserver>,
+}
+
+impl Shared {
+    fn dropped(&self, why: TapDrop, count: u64) {
+        let index = match why {
+            TapDrop::QueueFull => 0,
+            TapDrop::NoReader => 1,
+            TapDrop::WriteFailed => 2,
+        };
+        self.dropped[index].fetch_add(count, Ordering::Relaxed);
+        if let Some(on_drop) = &self.on_drop {
+            on_drop(why, count);
+        }
+    }
+}
+
+/// The sessions' end of the tap: give [`Tap::record`] to a server's
+/// `on_audit_with_pdus`.
+#[derive(Clone)]
+pub struct Tap {
+    queue: SyncSender<Stamped>,
+    shared: Arc<Shared>,
+}
+
+impl Tap {
+    /// Queues `entry`, stamped with the time now; a full queue drops it
+    /// and counts the drop. Never waits.
+    pub fn record(&self, entry: &AuditEntry) {
+        match self
+            .queue
+            .try_send((SystemTime::now(), Instant::now(), entry.clone()))
+        {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.gap.fetch_add(1, Ordering::Relaxed);
+                self.shared.dropped(TapDrop::QueueFull, 1);
+            }
+        }
+    }
+
+    /// Opens the path again (on SIGHUP: a file moved away by an outside
+    /// rotation is created anew; a FIFO waits for a reader again).
+    pub fn reopen(&self) {
+        self.shared.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// What was lost so far, by [`TapDrop`].
+    pub fn dropped(&self, why: TapDrop) -> u64 {
+        let index = match why {
+            TapDrop::QueueFull => 0,
+            TapDrop::NoReader => 1,
+            TapDrop::WriteFailed => 2,
+        };
+        self.shared.dropped[index].load(Ordering::Relaxed)
+    }
+}
+
+/// The writer thread, to wait for at the end.
+pub struct TapWriter {
+    done: Receiver<()>,
+}
+
+impl TapWriter {
+    /// Waits until the writer has written and flushed what was queued
+    /// (every [`Tap`] is gone), for a few seconds at most.
+    pub fn finish(self) {
+        if self.done.recv_timeout(Duration::from_secs(5)).is_err() {
+            tracing::warn!("the tap's writer did not finish in 5 s");
+        }
+    }
+}
+
+/// Opens the capture (a file is created or appended to now, so that a
+/// path that cannot be written is an error at start; a FIFO without a
+/// reader is not) and starts its writer thread. `on_drop` is told of
+/// every loss.
+pub fn start(target: TapTarget, on_drop: Option<DropObserver>) -> Result<(Tap, TapWriter)> {
+    let port = target.port;
+    let capture = Capture::open(target)?;
+    let (queue, records) = sync_channel(QUEUE);
+    let shared = Arc::new(Shared {
+        gap: AtomicU64::new(0),
+        reopen: AtomicBool::new(false),
+        dropped: Default::default(),
+        on_drop,
+    });
+    let writer = Writer {
+        capture,
+        port,
+        shared: Arc::clone(&shared),
+        conversations: HashMap::new(),
+        sessions: 0,
+    };
+    let (finished, done) = sync_channel(1);
+    std::thread::Builder::new()
+        .name("mbaps-tap".into())
+        .spawn(move || {
+            writer.run(records);
+            let _ = finished.send(());
+        })
+        .context("starting the tap's writer")?;
+    Ok((Tap { queue, shared }, TapWriter { done }))
+}
+
+/// The writer thread: records in, packets out.
+struct Writer {
+    capture: Capture,
+    port: u16,
+    shared: Arc<Shared>,
+    /// The sessions open, by client and server address.
+    conversations: HashMap<(SocketAddr, SocketAddr), Conversation>,
+    /// Sessions seen so far.
+    sessions: u64,
+}
+
+impl Writer {
+    fn run(mut self, records: Receiver<Stamped>) {
+        loop {
+            if self.shared.reopen.swap(false, Ordering::Relaxed) {
+                self.capture.reopen();
+            }
+            match records.try_recv() {
+                Ok(stamped) => self.take(stamped),
+                Err(TryRecvError::Empty) => {
+                    self.capture.flush();
+                    self.capture.idle();
+                    std::thread::sleep(IDLE_POLL);
+                }
+                Err(TryRecvError::Disconnected) => {
+                    self.capture.flush();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The packets of one record, written.
+    fn take(&mut self, (wall, now, entry): Stamped) {
+        // An instant of the record, on the wall clock.
+        let when = |instant: Instant| {
+            wall.checked_sub(now.saturating_duration_since(instant))
+                .unwrap_or(wall)
+        };
+        let packets: Vec<Packet> = match entry {
+            AuditEntry::SessionStarted {
+                peer,
+                local,
+                role,
+                certificate,
+                handshake,
+            } => {
+                let identity = identity(role.as_ref().map(|r| r.as_str()), certificate.as_deref());
+                let comment = format!("session start; {}; {identity}", tls(handshake.as_ref()));
+                let conversation = self.conversation(peer, local, identity);
+                conversation.open(wall, comment).into()
+            }
+            AuditEntry::Request {
+                peer,
+                local,
+                record,
+            } => {
+                let known = self.conversations.contains_key(&(peer, local));
+                let mut packets = Vec::with_capacity(5);
+                if !known {
+                    // Its session's start was lost to a full queue: the
+                    // connection is opened here, so that it can be followed.
+                    let identity = identity(record.role.as_ref().map(|r| r.as_str()), None);
+                    let conversation = self.conversation(peer, local, identity);
+                    packets.extend(
+                        conversation.open(
+                            when(record.arrived),
+                            "session start not captured (the tap's queue was full): \
+                         its TLS handshake and certificate are unknown"
+                                .into(),
+                        ),
+                    );
+                }
+                if let Some(conversation) = self.conversations.get_mut(&(peer, local)) {
+                    exchange(conversation, &record, when, &mut packets);
+                }
+                packets
+            }
+            AuditEntry::SessionEnded {
+                peer,
+                local,
+                reason,
+            } => match self.conversations.remove(&(peer, local)) {
+                Some(mut conversation) => end(&mut conversation, &reason, wall),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        for packet in &packets {
+            let gap = match self.shared.gap.swap(0, Ordering::Relaxed) {
+                0 => None,
+                lost => {
+                    tracing::warn!(lost, "tap: records dropped, the queue was full");
+                    Some(format!(
+                        "tap: {lost} records before this packet were dropped (the tap's queue was full)"
+                    ))
+                }
+            };
+            if let Some((why, count)) = self.capture.write(packet, gap) {
+                self.shared.dropped(
+                    match why {
+                        Missed::NoReader => TapDrop::NoReader,
+                        Missed::WriteFailed => TapDrop::WriteFailed,
+                    },
+                    count,
+                );
+            }
+        }
+    }
+
+    /// A new session's conversation (the one quiet the longest is
+    /// forgotten if too many are open: their ends were lost).
+    fn conversation(
+        &mut self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        identity: String,
+    ) -> &mut Conversation {
+        if self.conversations.len() >= MAX_CONVERSATIONS
+            && let Some(quiet) = self
+                .conversations
+                .iter()
+                .min_by_key(|(_, c)| c.last)
+                .map(|(key, _)| *key)
+        {
+            self.conversations.remove(&quiet);
+        }
+        self.sessions += 1;
+        let conversation = Conversation::new(peer, local, self.port, self.sessions, identity);
+        self.conversations.insert((peer, local), conversation);
+        // Just inserted.
+        self.conversations
+            .get_mut(&(peer, local))
+            .expect("the conversation just inserted")
+    }
+}
+
+/// `role=…; certificate sha256=…; subject=…`: who the client is, on
+/// every packet of its session.
+fn identity(role: Option<&str>, certificate: Option<&[u8]>) -> String {
+    let mut text = format!("role={}", role.unwrap_or("NULL"));
+    match certificate {
+        Some(der) => {
+            let _ = write!(
+                text,
+                "; certificate sha256={}; subject={}",
+                fingerprint(der),
+                subject(der).as_deref().unwrap_or("(unreadable)")
+            );
+        }
+        None => text.push_str("; certificate=none"),
+    }
+    text
+}
+
+/// `tls=TLSv1_3; suite=…`, or plain Modbus/TCP.
+fn tls(handshake: Option<&Handshake>) -> String {
+    match handshake {
+        Some(h) => format!(
+            "tls={:?}; suite={:?}{}",
+            h.version,
+            h.cipher_suite,
+            if h.resumed { "; resumed" } else { "" }
+        ),
+        None => "plain Modbus/TCP (no TLS)".into(),
+    }
+}
+
+/// The decision, as each of the request's packets names it.
+fn decision(record: &RequestRecord) -> String {
+    match &record.verdict {
+        Verdict::Allowed => "decision=allowed".into(),
+        Verdict::Denied(denial) => format!("decision=denied ({denial})"),
+        Verdict::Rejected(why) => format!("decision=rejected ({why})"),
+    }
+}
+
+/// An ADU: the MBAP header of `record` over `pdu`.
+fn adu(record: &RequestRecord, pdu: &[u8]) -> Vec<u8> {
+    let mut adu = Vec::with_capacity(7 + pdu.len());
+    adu.extend_from_slice(&record.header.transaction_id.to_be_bytes());
+    adu.extend_from_slice(&[0, 0]);
+    // A PDU is at most 253 bytes.
+    adu.extend_from_slice(&(pdu.len() as u16 + 1).to_be_bytes());
+    adu.push(record.header.unit_id);
+    adu.extend_from_slice(pdu);
+    adu
+}
+
+/// A request's segment and its answer's.
+fn exchange(
+    conversation: &mut Conversation,
+    record: &RequestRecord,
+    when: impl Fn(Instant) -> SystemTime,
+    packets: &mut Vec<Packet>,
+) {
+    let Some(pdus) = &record.pdus else {
+        return;
+    };
+    let function = match function_name(record.function) {
+        Some(name) => format!("{name} (0x{:02X})", record.function),
+        None => format!("0x{:02X}", record.function),
+    };
+    let about = format!(
+        "{}; {}; unit={}; transaction={}; function={function}",
+        conversation.identity,
+        decision(record),
+        record.header.unit_id,
+        record.header.transaction_id,
+    );
+    let request = adu(record, pdus.request.as_bytes());
+    match (&record.outcome, &pdus.response) {
+        (RequestOutcome::Response | RequestOutcome::Exception(_), Some(response)) => {
+            let answer = match &record.outcome {
+                RequestOutcome::Exception(code) => {
+                    format!("; answer=exception 0x{:02X}", *code as u8)
+                }
+                _ => "; answer=response".into(),
+            };
+            packets.push(conversation.data(
+                Side::Client,
+                &request,
+                when(record.arrived),
+                format!("request; {about}"),
+            ));
+            packets.push(conversation.data(
+                Side::Server,
+                &adu(record, response.as_bytes()),
+                when(record.answered),
+                format!("response; {about}{answer}"),
+            ));
+        }
+        (outcome, _) => {
+            // Received, never answered to the client (its session ended
+            // first): the request alone, with what was done, if known.
+            packets.push(conversation.data(
+                Side::Client,
+                &request,
+                when(record.arrived),
+                format!(
+                    "request; {about}; answer=none, the session ended first ({})",
+                    outcome.label()
+                ),
+            ));
+        }
+    }
+}
+
+/// The session's end: a FIN from the side that closed in order, an RST
+/// from the side that cut the connection.
+fn end(conversation: &mut Conversation, reason: &CloseReason, at: SystemTime) -> Vec<Packet> {
+    let comment = format!(
+        "session end ({}: {reason}); {}",
+        reason.label(),
+        conversation.identity
+    );
+    match reason {
+        CloseReason::PeerClosed | CloseReason::PeerEofWithoutCloseNotify => {
+            conversation.finish(Side::Client, at, comment).into()
+        }
+        CloseReason::LocalClose
+        | CloseReason::Evicted
+        | CloseReason::Refused
+        | CloseReason::Shutdown
+        | CloseReason::IdleTimeout => conversation.finish(Side::Server, at, comment).into(),
+        CloseReason::Reset(_) => vec![conversation.reset(Side::Client, at, comment)],
+        CloseReason::Dropped | CloseReason::WriteTimeout(_) | CloseReason::Failed(_) => {
+            vec![conversation.reset(Side::Server, at, comment)]
+        }
+    }
+}
