@@ -64,6 +64,10 @@ fn examples() -> &'static HashMap<String, PathBuf> {
 }
 
 fn example(name: &str) -> Command {
+    // The README's sections run tshark too (installed by `.ci/run`).
+    if name == "tshark" {
+        return Command::new("tshark");
+    }
     let path = examples()
         .get(name)
         .unwrap_or_else(|| panic!("no example {name:?} among {:?}", examples().keys()));
@@ -325,6 +329,10 @@ fn readme_commands(heading: &str) -> Vec<(String, Vec<String>, bool)> {
         .map(|line| {
             let background = line.ends_with('&');
             let words: Vec<&str> = line.trim_end_matches('&').split_whitespace().collect();
+            if words[0] == "tshark" {
+                let args = words[1..].iter().map(|w| w.to_string()).collect();
+                return ("tshark".to_owned(), args, background);
+            }
             assert_eq!(&words[..2], ["cargo", "run"], "{line}");
             // `--example NAME`, or the package's binary (mbaps for mbaps-cli).
             let program = match words.iter().position(|w| *w == "--example") {
@@ -367,6 +375,8 @@ fn run_readme_section(heading: &str, folder: &Certificates) -> (Vec<Server>, Vec
                 path if path.starts_with("certs/") => certs.join(&path["certs/".len()..]),
                 "site" => folder.0.join("site"),
                 "findings" => folder.0.join("findings"),
+                // The tap's capture, in the test's folder.
+                capture if capture.ends_with(".pcapng") => folder.0.join(capture),
                 // The serial section's port link, one per test folder.
                 "/tmp/mbaps-rtu" => folder.0.join("rtu"),
                 path if path.starts_with("site/") => folder.0.join(path),
@@ -515,6 +525,30 @@ fn the_readme_fuzzing_section_runs_as_written() {
         "{printed}"
     );
     assert!(!folder.0.join("findings").exists(), "no finding, no folder");
+}
+
+#[test]
+fn the_readme_ids_section_runs_as_written() {
+    let folder = Certificates::new("ids");
+    let (_servers, outputs) = run_readme_section("Feeding an IDS", &folder);
+    let [_certs, (read_ok, read), (write_ok, write), (tshark_ok, dissected)] = &outputs[..]
+    else {
+        panic!("{outputs:#?}");
+    };
+    assert!(*read_ok, "{read}");
+    assert!(!*write_ok && write.contains("0x01"), "{write}");
+    assert!(*tshark_ok, "{dissected}");
+    // What tshark printed of the packets (its warnings come in too).
+    let lines: Vec<&str> = dissected.lines().filter(|l| l.contains('\t')).collect();
+    assert_eq!(lines.len(), 4, "{dissected}");
+    let fields = |line: &str| line.split('\t').map(str::to_owned).collect::<Vec<_>>();
+    let read_request = fields(lines[0]);
+    assert_eq!(read_request[2], "3", "{dissected}");
+    assert!(read_request[4].contains("role=viewer") && read_request[4].contains("decision=allowed"));
+    let write_answer = fields(lines[3]);
+    assert_eq!((write_answer[2].as_str(), write_answer[3].as_str()), ("6", "1"), "{dissected}");
+    assert!(write_answer[4].contains("decision=denied"), "{dissected}");
+    assert!(write_answer[4].contains("subject=CN=client-viewer"), "{dissected}");
 }
 
 #[test]

@@ -28,7 +28,7 @@ use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
-use pcap_file::{DataLink, TsResolution};
+use pcap_file::{DataLink, Endianness, TsResolution};
 
 use super::conversation::Packet;
 use super::{TapFormat, TapTarget};
@@ -45,9 +45,9 @@ const RETRY_READER: Duration = Duration::from_millis(100);
 pub(crate) enum Missed {
     /// No reader on the FIFO or standard output (none yet, or it went
     /// away: EPIPE).
-    NoReader,
+    NoReader = 0,
     /// The file could not be written (a full disk, an I/O error).
-    WriteFailed,
+    WriteFailed = 1,
 }
 
 /// Where the capture goes.
@@ -71,6 +71,11 @@ pub(crate) struct Capture {
     missed: Option<(Missed, u64)>,
     /// When a FIFO without a reader was last tried.
     tried: Option<Instant>,
+    /// Packets given to the output since it was last flushed: lost with
+    /// it if the flush fails.
+    unflushed: u64,
+    /// Packets lost and not yet taken by [`Capture::take_lost`], by why.
+    lost: [u64; 2],
 }
 
 /// The format's writer over the output.
@@ -124,6 +129,8 @@ impl Capture {
             out: None,
             missed: None,
             tried: None,
+            unflushed: 0,
+            lost: [0; 2],
         };
         match kind {
             Kind::Fifo => capture.try_reader(),
@@ -157,6 +164,7 @@ impl Capture {
             out: BufWriter::with_capacity(64 * 1024, file),
         }));
         let out = Counted(Arc::clone(&output));
+        self.unflushed = 0;
         let writer = match self.target.format {
             TapFormat::Pcapng => {
                 let mut writer = PcapNgWriter::with_section_header(out, section())
@@ -175,6 +183,9 @@ impl Capture {
                         snaplen: SNAPLEN,
                         datalink: DataLink::ETHERNET,
                         ts_resolution: TsResolution::NanoSecond,
+                        // A live reader (dumpcap, behind `tshark -i`) takes
+                        // only its own byte order from a pipe.
+                        endianness: Endianness::native(),
                         ..PcapHeader::default()
                     },
                 )
@@ -248,14 +259,26 @@ impl Capture {
     /// Between packets: a FIFO without a reader looks for one, so that
     /// the reader gets the headers at once.
     pub(crate) fn idle(&mut self) {
-        if self.out.is_none() && self.kind == Kind::Fifo {
-            self.try_reader();
+        if self.kind != Kind::Fifo {
+            return;
+        }
+        match &self.out {
+            None => self.try_reader(),
+            // The reader went away without our writing anything since:
+            // the FIFO is closed now, so that a new reader starts on a
+            // fresh capture rather than on what the last one left unread.
+            Some((_, output)) if reader_gone(&crate::lock(output).out) => {
+                tracing::warn!(path = %self.target.path.display(), "tap: the reader went away; packets are dropped until one comes");
+                self.out = None;
+                self.tried = None;
+            }
+            Some(_) => {}
         }
     }
 
     /// Writes `packet`; `gap` names what was lost before it (the
     /// writer's queue was full), to be said in its comment.
-    pub(crate) fn write(&mut self, packet: &Packet, gap: Option<String>) -> Option<(Missed, u64)> {
+    pub(crate) fn write(&mut self, packet: &Packet, gap: Option<String>) {
         if self.out.is_none() && self.kind == Kind::Fifo {
             self.try_reader();
         }
@@ -263,7 +286,8 @@ impl Capture {
             self.rotate();
         }
         let Some((out, _)) = &mut self.out else {
-            return self.miss(Missed::NoReader);
+            self.lose(Missed::NoReader, 1);
+            return;
         };
         let missed = self.missed.take();
         let mut comments = Vec::with_capacity(3);
@@ -311,10 +335,12 @@ impl Capture {
             }),
         };
         match result {
-            Ok(_) => None,
+            Ok(_) => self.unflushed += 1,
             Err(error) => {
                 self.missed = missed;
-                self.failed(&io_error(error))
+                // This packet, and those in the buffer with it.
+                let lost = self.unflushed + 1;
+                self.failed(&io_error(error), lost);
             }
         }
     }
@@ -322,8 +348,9 @@ impl Capture {
     /// A write failed: a reader that went away (EPIPE) is waited for
     /// again; a file is reopened at the next packet (and, if the failed
     /// write left half a block, rotated aside then).
-    fn failed(&mut self, error: &io::Error) -> Option<(Missed, u64)> {
+    fn failed(&mut self, error: &io::Error, lost: u64) {
         self.out = None;
+        self.unflushed = 0;
         self.tried = None;
         let why = if error.kind() == io::ErrorKind::BrokenPipe {
             tracing::warn!(path = %self.target.path.display(), "tap: the reader went away; packets are dropped until one comes");
@@ -337,18 +364,27 @@ impl Capture {
         {
             tracing::error!(%error, "tap: the capture cannot be reopened");
         }
-        self.miss(why)
+        self.lose(why, lost)
     }
 
-    /// A packet not written: counted, for the next one's comment and for
-    /// the caller.
-    fn miss(&mut self, why: Missed) -> Option<(Missed, u64)> {
-        let count = match self.missed {
-            Some((_, count)) => count + 1,
-            None => 1,
+    /// `count` packets lost: named in the next packet written, and
+    /// counted for [`Capture::take_lost`].
+    fn lose(&mut self, why: Missed, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let total = match self.missed {
+            Some((_, before)) => before + count,
+            None => count,
         };
-        self.missed = Some((why, count));
-        Some((why, 1))
+        self.missed = Some((why, total));
+        self.lost[why as usize] += count;
+    }
+
+    /// The packets lost since the last call, by why.
+    pub(crate) fn take_lost(&mut self) -> [(Missed, u64); 2] {
+        let [no_reader, failed] = std::mem::take(&mut self.lost);
+        [(Missed::NoReader, no_reader), (Missed::WriteFailed, failed)]
     }
 
     /// Whether writing `packet` would take the file past its bound.
@@ -401,14 +437,18 @@ impl Capture {
         }
     }
 
-    /// Writes out what is buffered.
+    /// Writes out what is buffered (what cannot be is lost, counted).
     pub(crate) fn flush(&mut self) {
-        let Some((_, output)) = &self.out else {
+        let Some((_, output)) = self.out.as_ref() else {
             return;
         };
         let flushed = crate::lock(output).out.flush();
-        if let Err(error) = flushed {
-            self.failed(&error);
+        match flushed {
+            Ok(()) => self.unflushed = 0,
+            Err(error) => {
+                let lost = self.unflushed;
+                self.failed(&error, lost);
+            }
         }
     }
 }
@@ -426,6 +466,24 @@ fn open_fifo(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Whether the FIFO written through `out` has no reader any more (poll
+/// reports an error on a pipe's writing end once every reader closed it).
+fn reader_gone(out: &BufWriter<File>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let file = out.get_ref();
+    let mut fds = [PollFd::new(file, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&now)) {
+        Ok(_) => fds[0]
+            .revents()
+            .intersects(PollFlags::ERR | PollFlags::HUP),
+        Err(_) => false,
+    }
+}
+
 /// The section header: mbaps wrote it, and what it holds.
 fn section() -> SectionHeaderBlock<'static> {
     SectionHeaderBlock {
@@ -439,6 +497,9 @@ fn section() -> SectionHeaderBlock<'static> {
                  in synthesized TCP connections: plaintext process data.",
             )),
         ],
+        // A live reader (dumpcap, behind `tshark -i`) takes only its own
+        // byte order from a pipe.
+        endianness: Endianness::native(),
         ..SectionHeaderBlock::default()
     }
 }

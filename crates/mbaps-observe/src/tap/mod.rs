@@ -252,16 +252,19 @@ impl Writer {
         loop {
             if self.shared.reopen.swap(false, Ordering::Relaxed) {
                 self.capture.reopen();
+                self.count_lost();
             }
             match records.try_recv() {
                 Ok(stamped) => self.take(stamped),
                 Err(TryRecvError::Empty) => {
                     self.capture.flush();
                     self.capture.idle();
+                    self.count_lost();
                     std::thread::sleep(IDLE_POLL);
                 }
                 Err(TryRecvError::Disconnected) => {
                     self.capture.flush();
+                    self.count_lost();
                     return;
                 }
             }
@@ -334,7 +337,15 @@ impl Writer {
                     ))
                 }
             };
-            if let Some((why, count)) = self.capture.write(packet, gap) {
+            self.capture.write(packet, gap);
+        }
+        self.count_lost();
+    }
+
+    /// Counts the packets the capture lost since the last call.
+    fn count_lost(&mut self) {
+        for (why, count) in self.capture.take_lost() {
+            if count > 0 {
                 self.shared.dropped(
                     match why {
                         Missed::NoReader => TapDrop::NoReader,
@@ -488,7 +499,7 @@ fn exchange(
 /// from the side that cut the connection.
 fn end(conversation: &mut Conversation, reason: &CloseReason, at: SystemTime) -> Vec<Packet> {
     let comment = format!(
-        "session end ({}: {reason}); {}",
+        "session end ({reason}); reason={}; {}",
         reason.label(),
         conversation.identity
     );
