@@ -531,7 +531,12 @@ fn the_readme_fuzzing_section_runs_as_written() {
 fn the_readme_ids_section_runs_as_written() {
     let folder = Certificates::new("ids");
     let (_servers, outputs) = run_readme_section("Feeding an IDS", &folder);
-    let [_certs, (read_ok, read), (write_ok, write), (tshark_ok, dissected)] = &outputs[..]
+    let [
+        _certs,
+        (read_ok, read),
+        (write_ok, write),
+        (tshark_ok, dissected),
+    ] = &outputs[..]
     else {
         panic!("{outputs:#?}");
     };
@@ -544,11 +549,20 @@ fn the_readme_ids_section_runs_as_written() {
     let fields = |line: &str| line.split('\t').map(str::to_owned).collect::<Vec<_>>();
     let read_request = fields(lines[0]);
     assert_eq!(read_request[2], "3", "{dissected}");
-    assert!(read_request[4].contains("role=viewer") && read_request[4].contains("decision=allowed"));
+    assert!(
+        read_request[4].contains("role=viewer") && read_request[4].contains("decision=allowed")
+    );
     let write_answer = fields(lines[3]);
-    assert_eq!((write_answer[2].as_str(), write_answer[3].as_str()), ("6", "1"), "{dissected}");
+    assert_eq!(
+        (write_answer[2].as_str(), write_answer[3].as_str()),
+        ("6", "1"),
+        "{dissected}"
+    );
     assert!(write_answer[4].contains("decision=denied"), "{dissected}");
-    assert!(write_answer[4].contains("subject=CN=client-viewer"), "{dissected}");
+    assert!(
+        write_answer[4].contains("subject=CN=client-viewer"),
+        "{dissected}"
+    );
 }
 
 #[test]

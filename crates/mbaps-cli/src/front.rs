@@ -296,6 +296,7 @@ impl FrontArgs {
                     },
                     max_bytes: tap_max_bytes.unwrap_or(0),
                     keep: tap_keep.unwrap_or(tap::DEFAULT_KEEP),
+                    queue: tap::DEFAULT_QUEUE,
                 })
             }
             None if tap_port.is_some()

@@ -252,11 +252,11 @@ fn sighup_applies_the_policy_and_names_each_key_that_needs_a_restart() {
         let viewer = viewer(&dir, &host).await;
         write_config(
             &dir,
-            "listen = \"127.0.0.1:1\"\npolicy = \"WRITES\"\nmax_sessions = 2\nwrite_timeout = 1\nhandshake_timeout = 5\n",
+            "listen = \"127.0.0.1:1\"\npolicy = \"WRITES\"\nmax_sessions = 2\nwrite_timeout = 1\nhandshake_timeout = 5\ntap = \"tap.pcapng\"\n",
         );
         hang_up(&server);
         let said = wait_for(&log, "reloaded on SIGHUP", 1);
-        for key in ["listen", "max_sessions", "write_timeout"] {
+        for key in ["listen", "max_sessions", "write_timeout", "tap"] {
             assert!(
                 said.contains(&format!("reload on SIGHUP: {key} changed, but needs a restart: not applied")),
                 "{key}: {said}"

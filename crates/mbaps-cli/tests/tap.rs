@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    as_client, client_config, metrics_address, mbaps, pki, scrape, start_listening,
+    as_client, client_config, mbaps, metrics_address, pki, scrape, start_listening,
     start_server_with, text,
 };
 use mbaps_fuzzer::{Delivery, Link, Step, Target};
@@ -98,11 +98,7 @@ fn frames(path: &Path) -> Vec<Frame> {
     out.lines()
         .map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
-            let num = |s: &str| {
-                s.split('\u{1}')
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-            };
+            let num = |s: &str| s.split('\u{1}').next().and_then(|v| v.parse::<u64>().ok());
             Frame {
                 number: num(f[0]).unwrap(),
                 stream: num(f[1]).unwrap(),
@@ -169,7 +165,10 @@ fn wait_for_log(log: &Path, needle: &str, count: usize) -> String {
         if text.matches(needle).count() >= count {
             return text;
         }
-        assert!(Instant::now() < deadline, "no {count}× {needle:?} in {text}");
+        assert!(
+            Instant::now() < deadline,
+            "no {count}× {needle:?} in {text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -230,7 +229,10 @@ fn the_servers_tap_is_modbus_tcp_with_who_asked_and_what_was_decided() {
     }
     // The denied write: its 0x01 answer too, with the missing permission.
     let (q, r) = (queries[1], responses[1]);
-    assert_eq!((q.function, r.function, r.exception), (Some(6), Some(6), Some(1)));
+    assert_eq!(
+        (q.function, r.function, r.exception),
+        (Some(6), Some(6), Some(1))
+    );
     assert!(
         q.comment()
             .contains("decision=denied (no rule allows write single register (0x06))"),
@@ -241,7 +243,11 @@ fn the_servers_tap_is_modbus_tcp_with_who_asked_and_what_was_decided() {
     let (q, r) = (queries[2], responses[2]);
     assert_eq!((q.transaction, r.exception), (Some(0x2A), Some(3)));
     assert!(q.comment().contains("decision=rejected"), "{}", q.comment());
-    let malformed: Vec<u64> = frames.iter().filter(|f| f.malformed).map(|f| f.number).collect();
+    let malformed: Vec<u64> = frames
+        .iter()
+        .filter(|f| f.malformed)
+        .map(|f| f.number)
+        .collect();
     assert_eq!(malformed, vec![q.number], "{frames:#?}");
     // Each session: a SYN naming TLS, then an orderly FIN, or an RST for
     // the session dropped mid-way.
@@ -261,7 +267,11 @@ fn the_servers_tap_is_modbus_tcp_with_who_asked_and_what_was_decided() {
             assert!(!last.flags.contains('R'), "{stream:#?}");
         } else {
             assert!(last.flags.contains('R'), "dropped: an RST: {stream:#?}");
-            assert!(last.comment().contains("reason=failed"), "{}", last.comment());
+            assert!(
+                last.comment().contains("reason=failed"),
+                "{}",
+                last.comment()
+            );
         }
     }
     assert_eq!(warnings(&capture), Vec::<String>::new());
@@ -312,7 +322,12 @@ fn the_gateways_tap_shows_what_reached_the_device_and_what_did_not() {
             "5020",
         ],
     );
-    let write = as_client(&dir, &host, "operator", &["write", "holding", "100", "4242"]);
+    let write = as_client(
+        &dir,
+        &host,
+        "operator",
+        &["write", "holding", "100", "4242"],
+    );
     assert!(write.status.success(), "{}", text(&write.stderr));
     let denied = as_client(&dir, &host, "viewer", &["write", "holding", "100", "7"]);
     assert!(!denied.status.success());
@@ -342,9 +357,15 @@ fn the_gateways_tap_shows_what_reached_the_device_and_what_did_not() {
         out.lines().map(str::to_owned).collect::<Vec<_>>()
     };
     assert_eq!(frames.len(), 4, "{frames:#?}");
-    assert!(frames[0].starts_with("5020\t6\t\trequest; role=operator"), "{frames:#?}");
+    assert!(
+        frames[0].starts_with("5020\t6\t\trequest; role=operator"),
+        "{frames:#?}"
+    );
     assert!(frames[1].contains("decision=allowed") && frames[1].contains("answer=response"));
-    assert!(frames[2].starts_with("5020\t6\t\trequest; role=viewer"), "{frames:#?}");
+    assert!(
+        frames[2].starts_with("5020\t6\t\trequest; role=viewer"),
+        "{frames:#?}"
+    );
     assert!(frames[3].contains("\t6\t1\t") && frames[3].contains("decision=denied"));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -402,16 +423,26 @@ fn ten_thousand_requests_at_16_in_flight_are_all_in_the_capture_in_order() {
     let mut open = std::collections::HashSet::new();
     let mut last = 0.0;
     for frame in &frames {
-        assert!(frame.time >= last, "frame {} goes back in time", frame.number);
+        assert!(
+            frame.time >= last,
+            "frame {} goes back in time",
+            frame.number
+        );
         last = frame.time;
         if frame.is_query() {
             assert!(open.insert(frame.transaction), "{frame:?}");
         } else if frame.is_response() {
-            assert!(open.remove(&frame.transaction), "answer before its request: {frame:?}");
+            assert!(
+                open.remove(&frame.transaction),
+                "answer before its request: {frame:?}"
+            );
         }
     }
     assert!(open.is_empty());
-    assert!(!frames.iter().any(|f| f.comment().contains("tap:")), "no gap noted");
+    assert!(
+        !frames.iter().any(|f| f.comment().contains("tap:")),
+        "no gap noted"
+    );
     assert_eq!(warnings(&capture), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -423,9 +454,27 @@ fn tshark_reads_the_tap_live_from_standard_output() {
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
     let file = |name: &str| dir.join(name).display().to_string();
     let mut server = Command::new(env!("CARGO_BIN_EXE_mbaps"))
-        .args(["server", "--listen", "127.0.0.1:0", "--tap", "-", "--exit-after", "60"])
-        .args(["--cert", &file("server-chain.pem"), "--key", &file("server.key")])
-        .args(["--ca", &file("ca.pem"), "--policy", policy.to_str().unwrap()])
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--tap",
+            "-",
+            "--exit-after",
+            "60",
+        ])
+        .args([
+            "--cert",
+            &file("server-chain.pem"),
+            "--key",
+            &file("server.key"),
+        ])
+        .args([
+            "--ca",
+            &file("ca.pem"),
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
         .env_remove("SSLKEYLOGFILE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -459,9 +508,14 @@ fn tshark_reads_the_tap_live_from_standard_output() {
             let _ = send.send(line);
         }
     });
-    let line = seen.recv_timeout(Duration::from_secs(20)).expect("tshark saw the request live");
+    let line = seen
+        .recv_timeout(Duration::from_secs(20))
+        .expect("tshark saw the request live");
     assert!(line.starts_with("3\trequest; role=viewer"), "{line}");
-    assert!(server.try_wait().unwrap().is_none(), "the server still runs");
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the server still runs"
+    );
     let _ = server.kill();
     let _ = server.wait();
     let _ = tshark.kill();
@@ -483,9 +537,7 @@ fn fifo_reader(path: std::path::PathBuf) -> std::thread::JoinHandle<Vec<u8>> {
             }
             bytes.extend_from_slice(&chunk[..n]);
             let ended = bytes.windows(11).any(|w| w == b"session end");
-            if ended
-                && mbaps_observe::tap::ends_whole(&mut std::io::Cursor::new(&bytes)).unwrap()
-            {
+            if ended && mbaps_observe::tap::ends_whole(&mut std::io::Cursor::new(&bytes)).unwrap() {
                 return bytes;
             }
         }
@@ -519,7 +571,10 @@ fn a_fifo_reader_may_come_late_go_away_and_come_back() {
     read();
     settle();
     let before_first = no_reader();
-    assert!(before_first >= 8, "a session's packets dropped: {before_first}");
+    assert!(
+        before_first >= 8,
+        "a session's packets dropped: {before_first}"
+    );
     // A reader comes: a capture of its own, headers first; then it goes.
     let first = fifo_reader(fifo.clone());
     settle();
@@ -541,7 +596,11 @@ fn a_fifo_reader_may_come_late_go_away_and_come_back() {
         let path = dir.join(format!("read-{n}.pcapng"));
         std::fs::write(&path, bytes).unwrap();
         let frames = frames(&path);
-        assert_eq!(frames.iter().filter(|f| f.is_query()).count(), 1, "{frames:#?}");
+        assert_eq!(
+            frames.iter().filter(|f| f.is_query()).count(),
+            1,
+            "{frames:#?}"
+        );
         assert!(frames[0].flags.contains('S'), "{frames:#?}");
         let gap = frames[0].comment();
         assert!(
@@ -569,7 +628,10 @@ fn the_tap_rotates_by_size_and_every_file_is_a_capture_of_its_own() {
         1_000,
     );
     let rotated = |n: u32| dir.join(format!("tap.pcapng.{n}"));
-    assert!(rotated(1).exists() && rotated(2).exists(), "two rotated files");
+    assert!(
+        rotated(1).exists() && rotated(2).exists(),
+        "two rotated files"
+    );
     assert!(!rotated(3).exists(), "only two kept");
     for path in [capture.clone(), rotated(1), rotated(2)] {
         let size = std::fs::metadata(&path).unwrap().len();
@@ -589,10 +651,22 @@ fn an_existing_pcapng_is_appended_to_and_a_classic_pcap_is_moved_aside() {
     let path = capture.to_str().unwrap();
     common::run_reads(&dir, &["--tap", path, "--tap-format", "pcap"], 10);
     // Classic pcap: tshark reads it; then a pcapng tap moves it aside.
-    assert_eq!(frames(&capture).iter().filter(|f| f.function.is_some()).count(), 22);
+    assert_eq!(
+        frames(&capture)
+            .iter()
+            .filter(|f| f.function.is_some())
+            .count(),
+        22
+    );
     common::run_reads(&dir, &["--tap", path], 10);
     let aside = dir.join("tap.pcapng.1");
-    assert_eq!(frames(&aside).iter().filter(|f| f.function.is_some()).count(), 22);
+    assert_eq!(
+        frames(&aside)
+            .iter()
+            .filter(|f| f.function.is_some())
+            .count(),
+        22
+    );
     // A pcapng capture: a second run appends a section of its own.
     common::run_reads(&dir, &["--tap", path], 10);
     let frames = frames(&capture);
@@ -620,7 +694,10 @@ fn sighup_reopens_the_path_after_an_outside_rotation() {
         .windows(11)
         .any(|w| w == b"session end")
     {
-        assert!(Instant::now() < deadline, "the session never reached the capture");
+        assert!(
+            Instant::now() < deadline,
+            "the session never reached the capture"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let moved = dir.join("tap.pcapng.old");
@@ -640,7 +717,12 @@ fn sighup_reopens_the_path_after_an_outside_rotation() {
     server.terminate();
     for path in [&moved, &capture] {
         let frames = frames(path);
-        assert_eq!(frames.iter().filter(|f| f.is_query()).count(), 1, "{}", path.display());
+        assert_eq!(
+            frames.iter().filter(|f| f.is_query()).count(),
+            1,
+            "{}",
+            path.display()
+        );
         assert!(frames[0].flags.contains('S'), "{}", path.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -649,13 +731,35 @@ fn sighup_reopens_the_path_after_an_outside_rotation() {
 #[test]
 fn the_tap_refuses_what_cannot_work() {
     let both = mbaps(&[
-        "server", "--plain", "--policy", "x.toml", "--tap", "-", "--audit-log", "-",
+        "server",
+        "--plain",
+        "--policy",
+        "x.toml",
+        "--tap",
+        "-",
+        "--audit-log",
+        "-",
     ]);
     assert!(!both.status.success());
-    assert!(text(&both.stderr).contains("both want standard output"), "{}", text(&both.stderr));
-    let alone = mbaps(&["server", "--plain", "--policy", "x.toml", "--tap-port", "5020"]);
+    assert!(
+        text(&both.stderr).contains("both want standard output"),
+        "{}",
+        text(&both.stderr)
+    );
+    let alone = mbaps(&[
+        "server",
+        "--plain",
+        "--policy",
+        "x.toml",
+        "--tap-port",
+        "5020",
+    ]);
     assert!(!alone.status.success());
-    assert!(text(&alone.stderr).contains("are for --tap"), "{}", text(&alone.stderr));
+    assert!(
+        text(&alone.stderr).contains("are for --tap"),
+        "{}",
+        text(&alone.stderr)
+    );
     let serial = mbaps(&["server", "--serial", "/dev/null", "--tap", "t.pcapng"]);
     assert!(!serial.status.success());
     assert!(text(&serial.stderr).contains("--tap captures Modbus/TCP sessions"));

@@ -224,6 +224,31 @@ fn the_front_keys_are_read_and_checked() {
 }
 
 #[test]
+fn the_tap_keys_are_read_and_checked() {
+    let file = parse(
+        "tap = \"-\"\ntap_port = 5020\ntap_format = \"pcap\"\ntap_max_bytes = 1000\ntap_keep = 2\n",
+    )
+    .unwrap();
+    let front = &file.front;
+    assert_eq!(front.tap, Some(PathBuf::from("-")));
+    assert_eq!(front.tap_port, Some(5020));
+    assert_eq!(front.tap_format.as_deref(), Some("pcap"));
+    assert_eq!((front.tap_max_bytes, front.tap_keep), (Some(1000), Some(2)));
+    let found = problems("tap_port = 0\ntap_format = \"pcapngx\"\ntap_keep = -1\n");
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!((found[0].0, found[0].1), (1, 12), "{found:?}");
+    assert!(
+        found[0].2.contains("tap_port is 0: it must be 1 to 65535"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].2.contains("tap_format is \"pcapngx\""),
+        "{found:?}"
+    );
+    assert!(found[2].2.contains("tap_keep is -1"), "{found:?}");
+}
+
+#[test]
 fn every_duration_has_a_floor_of_one_millisecond_named_by_its_key() {
     // 1e-10 s would become a zero timeout: refused, as 0 is.
     let found = problems("handshake_timeout = 1e-10\nwrite_timeout = 0\n");

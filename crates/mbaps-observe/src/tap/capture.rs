@@ -477,9 +477,7 @@ fn reader_gone(out: &BufWriter<File>) -> bool {
         tv_nsec: 0,
     };
     match poll(&mut fds, Some(&now)) {
-        Ok(_) => fds[0]
-            .revents()
-            .intersects(PollFlags::ERR | PollFlags::HUP),
+        Ok(_) => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
         Err(_) => false,
     }
 }

@@ -49,8 +49,9 @@ use conversation::{Conversation, Packet, Side};
 #[doc(hidden)]
 pub use capture::ends_whole;
 
-/// Records waiting for the writer at most.
-const QUEUE: usize = 65_536;
+/// Records waiting for the writer at most, by default: at 200,000
+/// requests a second, a third of a second of them.
+pub const DEFAULT_QUEUE: usize = 65_536;
 
 /// How long the writer sleeps when it has written everything (see the
 /// audit trail's writer: polling costs the sessions less than waking).
@@ -91,6 +92,9 @@ pub struct TapTarget {
     pub max_bytes: u64,
     /// Rotated files kept (`PATH.1` the newest).
     pub keep: u32,
+    /// Records waiting for the writer at most ([`DEFAULT_QUEUE`]); beyond,
+    /// a record is dropped (and counted, and named in the capture).
+    pub queue: usize,
 }
 
 /// Why the tap lost something.
@@ -210,8 +214,9 @@ impl TapWriter {
 /// every loss.
 pub fn start(target: TapTarget, on_drop: Option<DropObserver>) -> Result<(Tap, TapWriter)> {
     let port = target.port;
+    let queue = target.queue.max(1);
     let capture = Capture::open(target)?;
-    let (queue, records) = sync_channel(QUEUE);
+    let (queue, records) = sync_channel(queue);
     let shared = Arc::new(Shared {
         gap: AtomicU64::new(0),
         reopen: AtomicBool::new(false),
@@ -516,5 +521,174 @@ fn end(conversation: &mut Conversation, reason: &CloseReason, at: SystemTime) ->
         CloseReason::Dropped | CloseReason::WriteTimeout(_) | CloseReason::Failed(_) => {
             vec![conversation.reset(Side::Server, at, comment)]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    use etherparse::{SlicedPacket, TransportSlice};
+    use mbaps_authz::Role;
+    use mbaps_codec::{MbapHeader, Registers, Request, Response};
+    use mbaps_session::{Pdu, RecordedPdus};
+    use pcap_file::pcapng::{Block, PcapNgReader};
+
+    fn record(transaction_id: u16, at: Instant) -> RequestRecord {
+        let request = Pdu::encode_request(&Request::ReadHoldingRegisters {
+            address: 0,
+            quantity: 2,
+        })
+        .unwrap();
+        let response = Pdu::encode_response(&Response::ReadHoldingRegisters {
+            values: Registers::from_values(&[1, 2]),
+        })
+        .unwrap();
+        RequestRecord {
+            header: MbapHeader {
+                transaction_id,
+                unit_id: 1,
+            },
+            function: 3,
+            touches: [None, None],
+            role: Some(Role::new("viewer").unwrap()),
+            verdict: Verdict::Allowed,
+            outcome: RequestOutcome::Response,
+            arrived: at,
+            answered: at,
+            pdus: Some(Box::new(RecordedPdus {
+                request,
+                response: Some(response),
+            })),
+        }
+    }
+
+    /// What a packet of the capture says: its TCP ends, sequence number,
+    /// what it takes of the sequence, and its comments.
+    struct Seen {
+        ports: (u16, u16),
+        seq: u32,
+        ack: Option<u32>,
+        taken: u32,
+        comments: Vec<String>,
+    }
+
+    fn read_back(path: &std::path::Path) -> Vec<Seen> {
+        let file = std::fs::File::open(path).unwrap();
+        let mut reader = PcapNgReader::new(file).unwrap();
+        let mut seen = Vec::new();
+        while let Some(block) = reader.next_block() {
+            let Block::EnhancedPacket(packet) = block.unwrap() else {
+                continue;
+            };
+            let sliced = SlicedPacket::from_ethernet(&packet.data).unwrap();
+            let Some(TransportSlice::Tcp(tcp)) = sliced.transport else {
+                panic!("not TCP");
+            };
+            let comments = packet
+                .options
+                .iter()
+                .filter_map(|o| match o {
+                    pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption::Comment(
+                        c,
+                    ) => Some(c.to_string()),
+                    _ => None,
+                })
+                .collect();
+            seen.push(Seen {
+                ports: (tcp.source_port(), tcp.destination_port()),
+                seq: tcp.sequence_number(),
+                ack: tcp.ack().then(|| tcp.acknowledgment_number()),
+                taken: tcp.payload().len() as u32 + u32::from(tcp.syn()) + u32::from(tcp.fin()),
+                comments,
+            });
+        }
+        seen
+    }
+
+    #[test]
+    fn records_lost_to_a_full_queue_leave_every_stream_whole_and_are_named() {
+        let dir = std::env::temp_dir().join(format!("mbaps-tap-queue-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("queue.pcapng");
+        let _ = std::fs::remove_file(&path);
+        let target = TapTarget {
+            path: path.clone(),
+            port: DEFAULT_PORT,
+            format: TapFormat::Pcapng,
+            max_bytes: 0,
+            keep: 1,
+            queue: 4,
+        };
+        let (tap, writer) = start(target, None).unwrap();
+        let local: SocketAddr = "192.0.2.1:802".parse().unwrap();
+        // Three sessions fed faster than a queue of 4 is drained.
+        for session in 0..3u16 {
+            let peer: SocketAddr = format!("192.0.2.{}:4000{session}", 10 + session)
+                .parse()
+                .unwrap();
+            tap.record(&AuditEntry::SessionStarted {
+                peer,
+                local,
+                role: Some(Role::new("viewer").unwrap()),
+                certificate: None,
+                handshake: None,
+            });
+            for n in 0..2_000 {
+                tap.record(&AuditEntry::Request {
+                    peer,
+                    local,
+                    record: record(n, Instant::now()),
+                });
+            }
+            tap.record(&AuditEntry::SessionEnded {
+                peer,
+                local,
+                reason: CloseReason::PeerClosed,
+            });
+        }
+        let dropped = tap.dropped(TapDrop::QueueFull);
+        drop(tap);
+        writer.finish();
+        assert!(dropped > 0, "a queue of 4 overflowed");
+        let seen = read_back(&path);
+        // Every stream's numbers follow its bytes, each way, gaps or not.
+        let mut next: HashMap<(u16, u16), u32> = HashMap::new();
+        for packet in &seen {
+            if let Some(expected) = next.get(&packet.ports) {
+                assert_eq!(packet.seq, *expected, "a hole in {:?}", packet.ports);
+            }
+            if let (Some(ack), Some(other)) =
+                (packet.ack, next.get(&(packet.ports.1, packet.ports.0)))
+            {
+                assert_eq!(ack, *other, "acknowledges what was sent");
+            }
+            next.insert(packet.ports, packet.seq.wrapping_add(packet.taken));
+        }
+        // The losses are named where they happened.
+        let named: u64 = seen
+            .iter()
+            .flat_map(|p| &p.comments)
+            .filter_map(|c| {
+                c.strip_prefix("tap: ")?
+                    .split(' ')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        assert!(named > 0 && named <= dropped, "{named} named of {dropped}");
+        let requests = seen
+            .iter()
+            .filter(|p| p.comments.iter().any(|c| c.starts_with("request;")))
+            .count() as u64;
+        // Each session: start, 2,000 requests, end; a lost start or end
+        // takes no request with it.
+        assert!(
+            requests + dropped >= 6_000 && requests < 6_000,
+            "{requests}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
