@@ -174,6 +174,7 @@ fn wait_for_log(log: &Path, needle: &str, count: usize) -> String {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // waits for a real server
 fn the_servers_tap_is_modbus_tcp_with_who_asked_and_what_was_decided() {
     let dir = pki("tap-server");
     let capture = dir.join("tap.pcapng");
