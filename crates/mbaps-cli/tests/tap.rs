@@ -128,6 +128,11 @@ fn warnings(path: &Path) -> Vec<String> {
     tshark(&[
         "-r",
         path.to_str().unwrap(),
+        // Checksums too: the capture's are computed, not left blank.
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
         "-Y",
         "_ws.expert.severity >= 6291456 && !_ws.malformed && !tcp.connection.rst",
         "-T",

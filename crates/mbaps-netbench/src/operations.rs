@@ -1,6 +1,7 @@
 //! What operations cost: `mbaps server` (the binary, in a process of its
-//! own) with its default logging, with `--audit-log`, with `--metrics`
-//! and with both, side by side, and the library server with neither (in
+//! own) with its default logging, with `--audit-log`, with `--metrics`,
+//! with both, and with `--tap` (the plaintext capture for an IDS), side by
+//! side, and the library server with neither (in
 //! this process), reading 10 holding registers over TLS 1.3 with 1 and 16
 //! in flight. Besides the rates, the CPU time each `mbaps server` process
 //! spent per request (user and system, from `/proc`): the load generator
@@ -23,7 +24,7 @@ use crate::throughput::{load, median, yield_count};
 
 /// The servers compared: (name, `mbaps server` flags; `None`: the library
 /// server in this process).
-pub(crate) const SERVERS: [(&str, Option<&[&str]>); 5] = [
+pub(crate) const SERVERS: [(&str, Option<&[&str]>); 6] = [
     ("library server, no log", None),
     ("mbaps server, default log", Some(&[])),
     ("mbaps server --audit-log", Some(&["--audit-log", "AUDIT"])),
@@ -35,7 +36,11 @@ pub(crate) const SERVERS: [(&str, Option<&[&str]>); 5] = [
         "mbaps server, both",
         Some(&["--audit-log", "AUDIT", "--metrics", "127.0.0.1:0"]),
     ),
+    ("mbaps server --tap", Some(&["--tap", "TAP"])),
 ];
+
+/// [`SERVERS`]' index of the server with the plaintext tap.
+pub(crate) const TAP: usize = 5;
 
 /// Requests/s, medians, by server (in [`SERVERS`]' order) and in flight
 /// (1, then 16); and the `mbaps server` processes' CPU time per request at
@@ -151,10 +156,12 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
 }
 
 /// `mbaps server` with the PKI and policy of `dir` and `flags` (`AUDIT`
-/// stands for a file in `dir`); its address once it listens.
+/// and `TAP` stand for files in `dir`); its address once it listens.
 pub(crate) fn start(binary: &Path, dir: &Path, flags: &[&str]) -> Result<(Child, SocketAddr)> {
     let audit = dir.join("audit.jsonl");
     let _ = std::fs::remove_file(&audit);
+    let tap = dir.join("tap.pcapng");
+    let _ = std::fs::remove_file(&tap);
     let mut command = Command::new(binary);
     command
         .args(["server", "--listen", "127.0.0.1:0", "--exit-after", "600"])
@@ -169,6 +176,8 @@ pub(crate) fn start(binary: &Path, dir: &Path, flags: &[&str]) -> Result<(Child,
     for flag in flags {
         if *flag == "AUDIT" {
             command.arg(&audit);
+        } else if *flag == "TAP" {
+            command.arg(&tap);
         } else {
             command.arg(flag);
         }

@@ -4,6 +4,7 @@
 //! ([`crate::ServerEvent::Answered`]).
 
 use core::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mbaps_authz::{Access, Denial, Role};
@@ -166,8 +167,10 @@ pub struct RequestRecord {
     /// When it was answered (or, abandoned, when its late answer came or
     /// the server stopped waiting for one).
     pub answered: Instant,
-    /// The request and response PDUs, with [`Recording::EveryWithPdus`].
-    pub pdus: Option<Box<RecordedPdus>>,
+    /// The request and response PDUs, with [`Recording::EveryWithPdus`]:
+    /// shared, so that each reader of the record (a trail, a tap) takes
+    /// it without copying them.
+    pub pdus: Option<Arc<RecordedPdus>>,
 }
 
 impl RequestRecord {

@@ -395,7 +395,7 @@ impl Server {
             return;
         }
         let pdus = pending.request.map(|request| {
-            Box::new(RecordedPdus {
+            Arc::new(RecordedPdus {
                 request: *request,
                 response,
             })
@@ -788,7 +788,7 @@ impl Server {
                         arrived,
                         answered: now,
                         pdus: with_pdus.then(|| {
-                            Box::new(RecordedPdus {
+                            Arc::new(RecordedPdus {
                                 request: Pdu::copy_of(pdu),
                                 response: Some(Pdu::copy_of(response)),
                             })

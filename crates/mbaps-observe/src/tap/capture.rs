@@ -17,20 +17,20 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use byteorder_slice::byteorder::NativeEndian;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::ENHANCED_PACKET_BLOCK;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::pcapng::{PcapNgBlock, PcapNgWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 
-use super::conversation::Packet;
 use super::{TapFormat, TapTarget};
 
 /// The largest frame the capture holds: an ADU (260 bytes) with its
@@ -65,7 +65,9 @@ enum Kind {
 pub(crate) struct Capture {
     target: TapTarget,
     kind: Kind,
-    out: Option<(Writer, Output)>,
+    out: Option<Output>,
+    /// The block being encoded, kept between packets.
+    block: Vec<u8>,
     /// Packets not written since the last one that was, and why: the next
     /// one written names the gap.
     missed: Option<(Missed, u64)>,
@@ -78,37 +80,10 @@ pub(crate) struct Capture {
     lost: [u64; 2],
 }
 
-/// The format's writer over the output.
-enum Writer {
-    Pcapng(PcapNgWriter<Counted>),
-    Pcap(PcapWriter<Counted>),
-}
-
-/// The open output, buffered, and how much the file holds. The format's
-/// writer owns one handle on it and the capture another (to flush it;
-/// pcap-file's classic writer lends no access to what it writes to), both
-/// on the writer thread alone.
-type Output = Arc<Mutex<Buffered>>;
-
-struct Buffered {
+/// The open output, buffered, and how much the file holds.
+struct Output {
     out: BufWriter<File>,
     written: u64,
-}
-
-/// The format writer's handle on the output.
-struct Counted(Output);
-
-impl Write for Counted {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut output = crate::lock(&self.0);
-        let n = output.out.write(bytes)?;
-        output.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        crate::lock(&self.0).out.flush()
-    }
 }
 
 impl Capture {
@@ -127,6 +102,7 @@ impl Capture {
             target,
             kind,
             out: None,
+            block: Vec::with_capacity(1024),
             missed: None,
             tried: None,
             unflushed: 0,
@@ -157,43 +133,46 @@ impl Capture {
             Kind::Fifo => open_fifo(&self.target.path)?,
             Kind::File => self.open_file()?,
         };
-        let output = Arc::new(Mutex::new(Buffered {
+        let headers = match self.target.format {
+            TapFormat::Pcapng => {
+                let mut writer = PcapNgWriter::with_section_header(Vec::new(), section())
+                    .map_err(io_error)
+                    .context("encoding the tap's section header")?;
+                writer
+                    .write_pcapng_block(interface())
+                    .map_err(io_error)
+                    .context("encoding the tap's interface header")?;
+                writer.into_inner()
+            }
+            TapFormat::Pcap => PcapWriter::with_header(
+                Vec::new(),
+                PcapHeader {
+                    snaplen: SNAPLEN,
+                    datalink: DataLink::ETHERNET,
+                    ts_resolution: TsResolution::NanoSecond,
+                    // A live reader (dumpcap, behind `tshark -i`) takes
+                    // only its own byte order from a pipe.
+                    endianness: Endianness::native(),
+                    ..PcapHeader::default()
+                },
+            )
+            .map_err(io_error)
+            .context("encoding the tap's header")?
+            .into_writer(),
+        };
+        let mut output = Output {
             written: file
                 .metadata()
                 .map_or(0, |m| if m.is_file() { m.len() } else { 0 }),
             out: BufWriter::with_capacity(64 * 1024, file),
-        }));
-        let out = Counted(Arc::clone(&output));
-        self.unflushed = 0;
-        let writer = match self.target.format {
-            TapFormat::Pcapng => {
-                let mut writer = PcapNgWriter::with_section_header(out, section())
-                    .map_err(io_error)
-                    .context("writing the tap's section header")?;
-                writer
-                    .write_pcapng_block(interface())
-                    .map_err(io_error)
-                    .context("writing the tap's interface header")?;
-                Writer::Pcapng(writer)
-            }
-            TapFormat::Pcap => Writer::Pcap(
-                PcapWriter::with_header(
-                    out,
-                    PcapHeader {
-                        snaplen: SNAPLEN,
-                        datalink: DataLink::ETHERNET,
-                        ts_resolution: TsResolution::NanoSecond,
-                        // A live reader (dumpcap, behind `tshark -i`) takes
-                        // only its own byte order from a pipe.
-                        endianness: Endianness::native(),
-                        ..PcapHeader::default()
-                    },
-                )
-                .map_err(io_error)
-                .context("writing the tap's header")?,
-            ),
         };
-        self.out = Some((writer, output));
+        output
+            .out
+            .write_all(&headers)
+            .context("writing the tap's headers")?;
+        output.written += headers.len() as u64;
+        self.unflushed = 0;
+        self.out = Some(output);
         Ok(())
     }
 
@@ -267,7 +246,7 @@ impl Capture {
             // The reader went away without our writing anything since:
             // the FIFO is closed now, so that a new reader starts on a
             // fresh capture rather than on what the last one left unread.
-            Some((_, output)) if reader_gone(&crate::lock(output).out) => {
+            Some(output) if reader_gone(&output.out) => {
                 tracing::warn!(path = %self.target.path.display(), "tap: the reader went away; packets are dropped until one comes");
                 self.out = None;
                 self.tried = None;
@@ -276,71 +255,103 @@ impl Capture {
         }
     }
 
-    /// Writes `packet`; `gap` names what was lost before it (the
-    /// writer's queue was full), to be said in its comment.
-    pub(crate) fn write(&mut self, packet: &Packet, gap: Option<String>) {
+    /// Writes a packet: `frame` (Ethernet and up) at `at`, annotated with
+    /// `comment`; `gap` names what was lost before it (the writer's queue
+    /// was full).
+    pub(crate) fn write(&mut self, at: SystemTime, frame: &[u8], comment: &str, gap: Option<&str>) {
         if self.out.is_none() && self.kind == Kind::Fifo {
             self.try_reader();
         }
-        if self.out.is_some() && self.rotation_due(packet) {
+        if self.out.is_some() && self.rotation_due(frame.len() + comment.len()) {
             self.rotate();
         }
-        let Some((out, _)) = &mut self.out else {
+        if self.out.is_none() {
             self.lose(Missed::NoReader, 1);
             return;
-        };
+        }
         let missed = self.missed.take();
-        let mut comments = Vec::with_capacity(3);
-        if let Some(gap) = gap {
-            comments.push(gap);
-        }
-        if let Some((why, count)) = missed {
-            comments.push(format!(
-                "tap: {count} packets before this one were not written ({})",
-                match why {
-                    Missed::NoReader => "no reader",
-                    Missed::WriteFailed => "the capture could not be written",
-                }
-            ));
-        }
-        let timestamp = packet
-            .at
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let len = packet.frame.len() as u32;
-        let result = match out {
-            Writer::Pcapng(writer) => {
-                let mut options: Vec<EnhancedPacketOption<'_>> = comments
-                    .into_iter()
-                    .map(|c| EnhancedPacketOption::Comment(Cow::Owned(c)))
-                    .collect();
-                options.push(EnhancedPacketOption::Comment(Cow::Borrowed(
-                    &packet.comment,
-                )));
-                if let Some((_, count)) = missed {
-                    options.push(EnhancedPacketOption::DropCount(count));
-                }
-                writer.write_pcapng_block(EnhancedPacketBlock {
-                    interface_id: 0,
-                    timestamp,
-                    original_len: len,
-                    data: Cow::Borrowed(&packet.frame),
-                    options,
-                })
-            }
-            Writer::Pcap(writer) => writer.write_packet(&PcapPacket {
-                timestamp,
-                orig_len: len,
-                data: Cow::Borrowed(&packet.frame),
-            }),
+        self.encode(at, frame, comment, gap, missed);
+        let Some(output) = &mut self.out else {
+            return;
         };
-        match result {
-            Ok(_) => self.unflushed += 1,
+        match output.out.write_all(&self.block) {
+            Ok(()) => {
+                output.written += self.block.len() as u64;
+                self.unflushed += 1;
+            }
             Err(error) => {
                 self.missed = missed;
                 // This packet, and those in the buffer with it.
                 let lost = self.unflushed + 1;
-                self.failed(&io_error(error), lost);
+                self.failed(&error, lost);
+            }
+        }
+    }
+
+    /// Encodes one packet's block (pcapng: an enhanced packet block with
+    /// its comments; pcap: a record) into `self.block`.
+    fn encode(
+        &mut self,
+        at: SystemTime,
+        frame: &[u8],
+        comment: &str,
+        gap: Option<&str>,
+        missed: Option<(Missed, u64)>,
+    ) {
+        let timestamp = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let len = frame.len() as u32;
+        self.block.clear();
+        match self.target.format {
+            TapFormat::Pcapng => {
+                let mut options = Vec::with_capacity(4);
+                if let Some(gap) = gap {
+                    options.push(EnhancedPacketOption::Comment(Cow::Borrowed(gap)));
+                }
+                let missed_note;
+                if let Some((why, count)) = missed {
+                    missed_note = format!(
+                        "tap: {count} packets before this one were not written ({})",
+                        match why {
+                            Missed::NoReader => "no reader",
+                            Missed::WriteFailed => "the capture could not be written",
+                        }
+                    );
+                    options.push(EnhancedPacketOption::Comment(Cow::Borrowed(&missed_note)));
+                    options.push(EnhancedPacketOption::DropCount(count));
+                }
+                options.push(EnhancedPacketOption::Comment(Cow::Borrowed(comment)));
+                let block = EnhancedPacketBlock {
+                    interface_id: 0,
+                    timestamp,
+                    original_len: len,
+                    data: Cow::Borrowed(frame),
+                    options,
+                };
+                // The block's type and length, its body, its length again
+                // (pcap-file's writer encodes each body twice, once to
+                // measure it: the tap's hot path does it once).
+                self.block
+                    .extend_from_slice(&ENHANCED_PACKET_BLOCK.to_ne_bytes());
+                self.block.extend_from_slice(&[0; 4]);
+                // Writing to a Vec cannot fail.
+                let _ = block.write_to::<NativeEndian, _>(&mut self.block);
+                let padded = self.block.len().next_multiple_of(4);
+                self.block.resize(padded, 0);
+                let total = (padded + 4) as u32;
+                self.block[4..8].copy_from_slice(&total.to_ne_bytes());
+                self.block.extend_from_slice(&total.to_ne_bytes());
+            }
+            TapFormat::Pcap => {
+                let packet = PcapPacket {
+                    timestamp,
+                    orig_len: len,
+                    data: Cow::Borrowed(frame),
+                };
+                let _ = packet.write_to::<_, NativeEndian>(
+                    &mut self.block,
+                    TsResolution::NanoSecond,
+                    SNAPLEN,
+                );
             }
         }
     }
@@ -387,17 +398,17 @@ impl Capture {
         [(Missed::NoReader, no_reader), (Missed::WriteFailed, failed)]
     }
 
-    /// Whether writing `packet` would take the file past its bound.
-    fn rotation_due(&self, packet: &Packet) -> bool {
-        let Some((_, output)) = &self.out else {
+    /// Whether a packet of about `bytes` (its frame and comment) would
+    /// take the file past its bound.
+    fn rotation_due(&self, bytes: usize) -> bool {
+        let Some(output) = &self.out else {
             return false;
         };
-        let written = crate::lock(output).written;
         self.kind == Kind::File
             && self.target.max_bytes > 0
-            && written > 0
-            && written + packet.frame.len() as u64 + 64 + packet.comment.len() as u64
-                > self.target.max_bytes
+            && output.written > 0
+            // The block's own fields, the drop notes, the padding.
+            && output.written + bytes as u64 + 160 > self.target.max_bytes
     }
 
     /// The file is full: it becomes `PATH.1` and a new one starts, with
@@ -439,10 +450,10 @@ impl Capture {
 
     /// Writes out what is buffered (what cannot be is lost, counted).
     pub(crate) fn flush(&mut self) {
-        let Some((_, output)) = self.out.as_ref() else {
+        let Some(output) = &mut self.out else {
             return;
         };
-        let flushed = crate::lock(output).out.flush();
+        let flushed = output.out.flush();
         match flushed {
             Ok(()) => self.unflushed = 0,
             Err(error) => {

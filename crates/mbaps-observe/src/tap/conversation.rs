@@ -12,23 +12,18 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::SystemTime;
 
-use etherparse::PacketBuilder;
+use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, TcpHeader};
 
 /// The window every synthesized segment advertises.
 const WINDOW: u16 = 65_535;
 /// The hop limit of every synthesized packet.
 const TTL: u8 = 64;
 
-/// A packet built for the capture: when, the frame (Ethernet and up), and
-/// what it says of itself.
-#[derive(Clone, Debug)]
-pub(crate) struct Packet {
-    /// When the server read or wrote what it stands for.
-    pub(crate) at: SystemTime,
-    /// Ethernet II, IPv4 or IPv6, TCP, and the ADU if any.
-    pub(crate) frame: Vec<u8>,
-    /// Its annotation (pcapng `opt_comment`).
-    pub(crate) comment: String,
+/// Where a conversation's packets go: when, the frame (Ethernet and up),
+/// and its annotation (pcapng `opt_comment`).
+pub(crate) trait Emit {
+    /// One packet.
+    fn packet(&mut self, at: SystemTime, frame: &[u8], comment: &str);
 }
 
 /// Which side sent a segment.
@@ -103,13 +98,20 @@ impl Conversation {
     }
 
     /// The three-way handshake, at `at`; `comment` on the SYN.
-    pub(crate) fn open(&mut self, at: SystemTime, comment: String) -> [Packet; 3] {
+    pub(crate) fn open(
+        &mut self,
+        at: SystemTime,
+        comment: &str,
+        frame: &mut Vec<u8>,
+        out: &mut impl Emit,
+    ) {
         let at = self.stamp(at);
-        let syn = self.segment(Side::Client, Flags::SYN, &[], at, comment);
-        let identity = self.identity.clone();
-        let syn_ack = self.segment(Side::Server, Flags::SYN_ACK, &[], at, identity.clone());
-        let ack = self.segment(Side::Client, Flags::ACK, &[], at, identity);
-        [syn, syn_ack, ack]
+        self.segment(Side::Client, Flags::SYN, &[], frame);
+        out.packet(at, frame, comment);
+        self.segment(Side::Server, Flags::SYN_ACK, &[], frame);
+        out.packet(at, frame, &self.identity);
+        self.segment(Side::Client, Flags::ACK, &[], frame);
+        out.packet(at, frame, &self.identity);
     }
 
     /// A segment from `side` carrying `adu`, at `at`.
@@ -118,72 +120,116 @@ impl Conversation {
         side: Side,
         adu: &[u8],
         at: SystemTime,
-        comment: String,
-    ) -> Packet {
+        comment: &str,
+        frame: &mut Vec<u8>,
+        out: &mut impl Emit,
+    ) {
         let at = self.stamp(at);
-        self.segment(side, Flags::PSH_ACK, adu, at, comment)
+        self.segment(side, Flags::PSH_ACK, adu, frame);
+        out.packet(at, frame, comment);
     }
 
     /// The orderly end: `closer` sends FIN, the other side answers with
     /// its FIN, `closer` acknowledges it.
-    pub(crate) fn finish(&mut self, closer: Side, at: SystemTime, comment: String) -> [Packet; 3] {
+    pub(crate) fn finish(
+        &mut self,
+        closer: Side,
+        at: SystemTime,
+        comment: &str,
+        frame: &mut Vec<u8>,
+        out: &mut impl Emit,
+    ) {
         let at = self.stamp(at);
-        let identity = self.identity.clone();
-        let first = self.segment(closer, Flags::FIN_ACK, &[], at, comment);
-        let second = self.segment(closer.other(), Flags::FIN_ACK, &[], at, identity.clone());
-        let last = self.segment(closer, Flags::ACK, &[], at, identity);
-        [first, second, last]
+        self.segment(closer, Flags::FIN_ACK, &[], frame);
+        out.packet(at, frame, comment);
+        self.segment(closer.other(), Flags::FIN_ACK, &[], frame);
+        out.packet(at, frame, &self.identity);
+        self.segment(closer, Flags::ACK, &[], frame);
+        out.packet(at, frame, &self.identity);
     }
 
     /// The abrupt end: `side` resets the connection.
-    pub(crate) fn reset(&mut self, side: Side, at: SystemTime, comment: String) -> Packet {
-        let at = self.stamp(at);
-        self.segment(side, Flags::RST_ACK, &[], at, comment)
-    }
-
-    fn segment(
+    pub(crate) fn reset(
         &mut self,
         side: Side,
-        flags: Flags,
-        payload: &[u8],
         at: SystemTime,
-        comment: String,
-    ) -> Packet {
+        comment: &str,
+        frame: &mut Vec<u8>,
+        out: &mut impl Emit,
+    ) {
+        let at = self.stamp(at);
+        self.segment(side, Flags::RST_ACK, &[], frame);
+        out.packet(at, frame, comment);
+    }
+
+    /// Builds a segment from `side` into `frame`: Ethernet II, IPv4 or
+    /// IPv6, TCP with its checksum, `payload`. (etherparse's headers,
+    /// written one after the other: its packet builder moves a state of
+    /// several kilobytes at each step, which cost the tap more than the
+    /// rest of a packet together.)
+    fn segment(&mut self, side: Side, flags: Flags, payload: &[u8], frame: &mut Vec<u8>) {
         let (from, to) = match side {
             Side::Client => (self.client, self.server),
             Side::Server => (self.server, self.client),
         };
-        let builder = PacketBuilder::ethernet2(from.mac, to.mac);
-        let builder = match (from.ip, to.ip) {
-            (IpAddr::V4(source), IpAddr::V4(destination)) => {
-                builder.ipv4(source.octets(), destination.octets(), TTL)
-            }
-            (source, destination) => {
-                builder.ipv6(v6(source).octets(), v6(destination).octets(), TTL)
-            }
-        };
-        let mut builder = builder.tcp(from.port, to.port, from.next, WINDOW);
-        if flags.syn {
-            builder = builder.syn();
-        }
-        if flags.fin {
-            builder = builder.fin();
-        }
-        if flags.rst {
-            builder = builder.rst();
-        }
-        if flags.psh {
-            builder = builder.psh();
-        }
+        let mut tcp = TcpHeader::new(from.port, to.port, from.next, WINDOW);
+        tcp.syn = flags.syn;
+        tcp.fin = flags.fin;
+        tcp.rst = flags.rst;
+        tcp.psh = flags.psh;
         // A SYN acknowledges nothing; every later segment acknowledges
         // all the other side has sent.
         if flags.ack {
-            builder = builder.ack(to.next);
+            tcp.ack = true;
+            tcp.acknowledgment_number = to.next;
         }
-        let mut frame = Vec::with_capacity(builder.size(payload.len()));
-        // Writing to a Vec cannot fail, and an ADU is far below any
-        // length the headers limit.
-        let _ = builder.write(&mut frame, payload);
+        // An ADU is at most 260 bytes: no length below overflows.
+        let tcp_len = (tcp.header_len() + payload.len()) as u16;
+        frame.clear();
+        // Writing to a Vec cannot fail.
+        match (from.ip, to.ip) {
+            (IpAddr::V4(source), IpAddr::V4(destination)) => {
+                let _ = Ethernet2Header {
+                    source: from.mac,
+                    destination: to.mac,
+                    ether_type: EtherType::IPV4,
+                }
+                .write(frame);
+                let Ok(mut ip) = Ipv4Header::new(
+                    tcp_len,
+                    TTL,
+                    IpNumber::TCP,
+                    source.octets(),
+                    destination.octets(),
+                ) else {
+                    return;
+                };
+                ip.dont_fragment = true;
+                tcp.checksum = tcp.calc_checksum_ipv4(&ip, payload).unwrap_or(0);
+                let _ = ip.write(frame);
+            }
+            (source, destination) => {
+                let _ = Ethernet2Header {
+                    source: from.mac,
+                    destination: to.mac,
+                    ether_type: EtherType::IPV6,
+                }
+                .write(frame);
+                let ip = Ipv6Header {
+                    traffic_class: 0,
+                    flow_label: Default::default(),
+                    payload_length: tcp_len,
+                    next_header: IpNumber::TCP,
+                    hop_limit: TTL,
+                    source: v6(source).octets(),
+                    destination: v6(destination).octets(),
+                };
+                tcp.checksum = tcp.calc_checksum_ipv6(&ip, payload).unwrap_or(0);
+                let _ = ip.write(frame);
+            }
+        }
+        let _ = tcp.write(frame);
+        frame.extend_from_slice(payload);
         // SYN and FIN take a sequence number each, data its length; a
         // reset takes none.
         let taken = payload.len() as u32 + u32::from(flags.syn) + u32::from(flags.fin);
@@ -192,7 +238,6 @@ impl Conversation {
             Side::Server => &mut self.server,
         };
         sender.next = sender.next.wrapping_add(taken);
-        Packet { at, frame, comment }
     }
 }
 
@@ -289,8 +334,18 @@ mod tests {
     use super::*;
     use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
-    fn tcp(packet: &Packet) -> (u32, u32, bool, bool, bool, bool, Vec<u8>) {
-        let sliced = SlicedPacket::from_ethernet(&packet.frame).unwrap();
+    /// The packets a conversation emitted.
+    #[derive(Default)]
+    struct Packets(Vec<(SystemTime, Vec<u8>, String)>);
+
+    impl Emit for Packets {
+        fn packet(&mut self, at: SystemTime, frame: &[u8], comment: &str) {
+            self.0.push((at, frame.to_vec(), comment.to_owned()));
+        }
+    }
+
+    fn tcp(frame: &[u8]) -> (u32, u32, bool, bool, bool, bool, Vec<u8>) {
+        let sliced = SlicedPacket::from_ethernet(frame).unwrap();
         let Some(TransportSlice::Tcp(tcp)) = sliced.transport else {
             panic!("not TCP");
         };
@@ -319,47 +374,56 @@ mod tests {
     fn numbers_follow_the_bytes_each_way() {
         let mut c = conversation();
         let at = SystemTime::UNIX_EPOCH;
-        let [syn, syn_ack, ack] = c.open(at, "start".into());
-        let (isn_c, _, s, ..) = tcp(&syn);
-        assert!(s);
-        let (isn_s, acked, s, _, _, a, _) = tcp(&syn_ack);
-        assert!(s && a);
-        assert_eq!(acked, isn_c.wrapping_add(1));
-        let (seq, acked, ..) = tcp(&ack);
-        assert_eq!((seq, acked), (isn_c.wrapping_add(1), isn_s.wrapping_add(1)));
-
-        let request = c.data(
+        let (mut frame, mut out) = (Vec::new(), Packets::default());
+        c.open(at, "start", &mut frame, &mut out);
+        c.data(
             Side::Client,
             &[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 2],
             at,
-            String::new(),
+            "",
+            &mut frame,
+            &mut out,
         );
-        let (seq, acked, .., payload) = tcp(&request);
-        assert_eq!((seq, acked), (isn_c.wrapping_add(1), isn_s.wrapping_add(1)));
-        assert_eq!(payload.len(), 12);
-        let response = c.data(
+        c.data(
             Side::Server,
             &[0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 0, 0, 0],
             at,
-            String::new(),
+            "",
+            &mut frame,
+            &mut out,
         );
-        let (seq, acked, ..) = tcp(&response);
+        c.finish(Side::Client, at, "end", &mut frame, &mut out);
+        let frames: Vec<&[u8]> = out.0.iter().map(|(_, f, _)| f.as_slice()).collect();
+        let [syn, syn_ack, ack, request, response, fin, fin_ack, last] = frames[..] else {
+            panic!("eight packets");
+        };
+        let (isn_c, _, s, ..) = tcp(syn);
+        assert!(s);
+        let (isn_s, acked, s, _, _, a, _) = tcp(syn_ack);
+        assert!(s && a);
+        assert_eq!(acked, isn_c.wrapping_add(1));
+        let (seq, acked, ..) = tcp(ack);
+        assert_eq!((seq, acked), (isn_c.wrapping_add(1), isn_s.wrapping_add(1)));
+
+        let (seq, acked, .., payload) = tcp(request);
+        assert_eq!((seq, acked), (isn_c.wrapping_add(1), isn_s.wrapping_add(1)));
+        assert_eq!(payload.len(), 12);
+        let (seq, acked, ..) = tcp(response);
         assert_eq!(
             (seq, acked),
             (isn_s.wrapping_add(1), isn_c.wrapping_add(13))
         );
 
-        let [fin, fin_ack, last] = c.finish(Side::Client, at, "end".into());
-        let (seq, _, _, f, ..) = tcp(&fin);
+        let (seq, _, _, f, ..) = tcp(fin);
         assert!(f);
         assert_eq!(seq, isn_c.wrapping_add(13));
-        let (seq, acked, _, f, ..) = tcp(&fin_ack);
+        let (seq, acked, _, f, ..) = tcp(fin_ack);
         assert!(f);
         assert_eq!(
             (seq, acked),
             (isn_s.wrapping_add(14), isn_c.wrapping_add(14))
         );
-        let (seq, acked, _, f, ..) = tcp(&last);
+        let (seq, acked, _, f, ..) = tcp(last);
         assert!(!f);
         assert_eq!(
             (seq, acked),
@@ -370,12 +434,14 @@ mod tests {
     #[test]
     fn a_reset_takes_no_number_and_packets_never_go_back_in_time() {
         let mut c = conversation();
+        let (mut frame, mut out) = (Vec::new(), Packets::default());
         let later = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(10);
-        c.open(later, String::new());
+        c.open(later, "", &mut frame, &mut out);
         let earlier = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(5);
-        let reset = c.reset(Side::Server, earlier, "dropped".into());
-        assert_eq!(reset.at, later);
-        let (_, _, _, _, r, ..) = tcp(&reset);
+        c.reset(Side::Server, earlier, "dropped", &mut frame, &mut out);
+        let (at, reset, _) = out.0.last().unwrap();
+        assert_eq!(*at, later);
+        let (_, _, _, _, r, ..) = tcp(reset);
         assert!(r);
     }
 
@@ -388,9 +454,14 @@ mod tests {
             0,
             String::new(),
         );
-        let [syn, ..] = c.open(SystemTime::UNIX_EPOCH, String::new());
-        let sliced = SlicedPacket::from_ethernet(&syn.frame).unwrap();
-        assert!(matches!(sliced.net, Some(NetSlice::Ipv4(_))));
+        let (mut frame, mut out) = (Vec::new(), Packets::default());
+        c.open(SystemTime::UNIX_EPOCH, "", &mut frame, &mut out);
+        let sliced = SlicedPacket::from_ethernet(&out.0[0].1).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = sliced.net else {
+            panic!("IPv4");
+        };
+        let header = ip.header().to_header();
+        assert_eq!(header.header_checksum, header.calc_header_checksum());
         let mut c = Conversation::new(
             "[2001:db8::7]:40000".parse().unwrap(),
             "192.0.2.1:802".parse().unwrap(),
@@ -398,8 +469,31 @@ mod tests {
             0,
             String::new(),
         );
-        let [syn, ..] = c.open(SystemTime::UNIX_EPOCH, String::new());
-        let sliced = SlicedPacket::from_ethernet(&syn.frame).unwrap();
+        let (mut frame, mut out) = (Vec::new(), Packets::default());
+        c.open(SystemTime::UNIX_EPOCH, "", &mut frame, &mut out);
+        c.data(
+            Side::Client,
+            &[0, 1, 0, 0, 0, 2, 1, 7],
+            SystemTime::UNIX_EPOCH,
+            "",
+            &mut frame,
+            &mut out,
+        );
+        let sliced = SlicedPacket::from_ethernet(&out.0[0].1).unwrap();
         assert!(matches!(sliced.net, Some(NetSlice::Ipv6(_))));
+        // The checksums hold: computed again over what was written.
+        for (_, frame, _) in &out.0 {
+            let sliced = SlicedPacket::from_ethernet(frame).unwrap();
+            let (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Tcp(tcp))) =
+                (sliced.net, sliced.transport)
+            else {
+                panic!("IPv6 and TCP");
+            };
+            let header = tcp.to_header();
+            let again = header
+                .calc_checksum_ipv6(&ip.header().to_header(), tcp.payload())
+                .unwrap();
+            assert_eq!(header.checksum, again);
+        }
     }
 }

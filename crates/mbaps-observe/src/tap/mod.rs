@@ -44,7 +44,7 @@ use mbaps_session::{CloseReason, Handshake, RequestOutcome, RequestRecord, Verdi
 
 use crate::identity::{fingerprint, subject};
 use capture::{Capture, Missed};
-use conversation::{Conversation, Packet, Side};
+use conversation::{Conversation, Emit, Side};
 
 #[doc(hidden)]
 pub use capture::ends_whole;
@@ -229,6 +229,9 @@ pub fn start(target: TapTarget, on_drop: Option<DropObserver>) -> Result<(Tap, T
         shared: Arc::clone(&shared),
         conversations: HashMap::new(),
         sessions: 0,
+        frame: Vec::with_capacity(512),
+        adu: Vec::with_capacity(260),
+        comment: String::with_capacity(512),
     };
     let (finished, done) = sync_channel(1);
     std::thread::Builder::new()
@@ -250,6 +253,33 @@ struct Writer {
     conversations: HashMap<(SocketAddr, SocketAddr), Conversation>,
     /// Sessions seen so far.
     sessions: u64,
+    /// The frame, the ADU and the comment being built, kept between
+    /// packets.
+    frame: Vec<u8>,
+    adu: Vec<u8>,
+    comment: String,
+}
+
+/// The packets of a conversation, into the capture; a loss to a full
+/// queue is named on the next one.
+struct ToCapture<'a> {
+    capture: &'a mut Capture,
+    shared: &'a Shared,
+}
+
+impl Emit for ToCapture<'_> {
+    fn packet(&mut self, at: SystemTime, frame: &[u8], comment: &str) {
+        let gap = match self.shared.gap.swap(0, Ordering::Relaxed) {
+            0 => None,
+            lost => {
+                tracing::warn!(lost, "tap: records dropped, the queue was full");
+                Some(format!(
+                    "tap: {lost} records before this packet were dropped (the tap's queue was full)"
+                ))
+            }
+        };
+        self.capture.write(at, frame, comment, gap.as_deref());
+    }
 }
 
 impl Writer {
@@ -260,7 +290,10 @@ impl Writer {
                 self.count_lost();
             }
             match records.try_recv() {
-                Ok(stamped) => self.take(stamped),
+                Ok(stamped) => {
+                    self.take(stamped);
+                    self.count_lost();
+                }
                 Err(TryRecvError::Empty) => {
                     self.capture.flush();
                     self.capture.idle();
@@ -274,77 +307,6 @@ impl Writer {
                 }
             }
         }
-    }
-
-    /// The packets of one record, written.
-    fn take(&mut self, (wall, now, entry): Stamped) {
-        // An instant of the record, on the wall clock.
-        let when = |instant: Instant| {
-            wall.checked_sub(now.saturating_duration_since(instant))
-                .unwrap_or(wall)
-        };
-        let packets: Vec<Packet> = match entry {
-            AuditEntry::SessionStarted {
-                peer,
-                local,
-                role,
-                certificate,
-                handshake,
-            } => {
-                let identity = identity(role.as_ref().map(|r| r.as_str()), certificate.as_deref());
-                let comment = format!("session start; {}; {identity}", tls(handshake.as_ref()));
-                let conversation = self.conversation(peer, local, identity);
-                conversation.open(wall, comment).into()
-            }
-            AuditEntry::Request {
-                peer,
-                local,
-                record,
-            } => {
-                let known = self.conversations.contains_key(&(peer, local));
-                let mut packets = Vec::with_capacity(5);
-                if !known {
-                    // Its session's start was lost to a full queue: the
-                    // connection is opened here, so that it can be followed.
-                    let identity = identity(record.role.as_ref().map(|r| r.as_str()), None);
-                    let conversation = self.conversation(peer, local, identity);
-                    packets.extend(
-                        conversation.open(
-                            when(record.arrived),
-                            "session start not captured (the tap's queue was full): \
-                         its TLS handshake and certificate are unknown"
-                                .into(),
-                        ),
-                    );
-                }
-                if let Some(conversation) = self.conversations.get_mut(&(peer, local)) {
-                    exchange(conversation, &record, when, &mut packets);
-                }
-                packets
-            }
-            AuditEntry::SessionEnded {
-                peer,
-                local,
-                reason,
-            } => match self.conversations.remove(&(peer, local)) {
-                Some(mut conversation) => end(&mut conversation, &reason, wall),
-                None => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        for packet in &packets {
-            let gap = match self.shared.gap.swap(0, Ordering::Relaxed) {
-                0 => None,
-                lost => {
-                    tracing::warn!(lost, "tap: records dropped, the queue was full");
-                    Some(format!(
-                        "tap: {lost} records before this packet were dropped (the tap's queue was full)"
-                    ))
-                }
-            };
-            self.capture.write(packet, gap);
-        }
-        self.count_lost();
     }
 
     /// Counts the packets the capture lost since the last call.
@@ -362,14 +324,89 @@ impl Writer {
         }
     }
 
-    /// A new session's conversation (the one quiet the longest is
+    /// The packets of one record, written.
+    fn take(&mut self, (wall, now, entry): Stamped) {
+        // An instant of the record, on the wall clock.
+        let when = |instant: Instant| {
+            wall.checked_sub(now.saturating_duration_since(instant))
+                .unwrap_or(wall)
+        };
+        match entry {
+            AuditEntry::SessionStarted {
+                peer,
+                local,
+                role,
+                certificate,
+                handshake,
+            } => {
+                let identity = identity(role.as_ref().map(|r| r.as_str()), certificate.as_deref());
+                let comment = format!("session start; {}; {identity}", tls(handshake.as_ref()));
+                self.start(peer, local, identity, wall, &comment);
+            }
+            AuditEntry::Request {
+                peer,
+                local,
+                record,
+            } => {
+                if !self.conversations.contains_key(&(peer, local)) {
+                    // Its session's start was lost to a full queue: the
+                    // connection is opened here, so that it can be followed.
+                    let identity = identity(record.role.as_ref().map(|r| r.as_str()), None);
+                    self.start(
+                        peer,
+                        local,
+                        identity,
+                        when(record.arrived),
+                        "session start not captured (the tap's queue was full): \
+                         its TLS handshake and certificate are unknown",
+                    );
+                }
+                let Writer {
+                    capture,
+                    shared,
+                    conversations,
+                    frame,
+                    adu,
+                    comment,
+                    ..
+                } = self;
+                if let Some(conversation) = conversations.get_mut(&(peer, local)) {
+                    let mut out = ToCapture { capture, shared };
+                    let buffers = Buffers {
+                        frame,
+                        adu,
+                        comment,
+                    };
+                    exchange(conversation, &record, when, buffers, &mut out);
+                }
+            }
+            AuditEntry::SessionEnded {
+                peer,
+                local,
+                reason,
+            } => {
+                if let Some(mut conversation) = self.conversations.remove(&(peer, local)) {
+                    let mut out = ToCapture {
+                        capture: &mut self.capture,
+                        shared: &self.shared,
+                    };
+                    end(&mut conversation, &reason, wall, &mut self.frame, &mut out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A new session's conversation, opened (the one quiet the longest is
     /// forgotten if too many are open: their ends were lost).
-    fn conversation(
+    fn start(
         &mut self,
         peer: SocketAddr,
         local: SocketAddr,
         identity: String,
-    ) -> &mut Conversation {
+        at: SystemTime,
+        comment: &str,
+    ) {
         if self.conversations.len() >= MAX_CONVERSATIONS
             && let Some(quiet) = self
                 .conversations
@@ -380,12 +417,13 @@ impl Writer {
             self.conversations.remove(&quiet);
         }
         self.sessions += 1;
-        let conversation = Conversation::new(peer, local, self.port, self.sessions, identity);
+        let mut conversation = Conversation::new(peer, local, self.port, self.sessions, identity);
+        let mut out = ToCapture {
+            capture: &mut self.capture,
+            shared: &self.shared,
+        };
+        conversation.open(at, comment, &mut self.frame, &mut out);
         self.conversations.insert((peer, local), conversation);
-        // Just inserted.
-        self.conversations
-            .get_mut(&(peer, local))
-            .expect("the conversation just inserted")
     }
 }
 
@@ -420,25 +458,22 @@ fn tls(handshake: Option<&Handshake>) -> String {
     }
 }
 
-/// The decision, as each of the request's packets names it.
-fn decision(record: &RequestRecord) -> String {
-    match &record.verdict {
-        Verdict::Allowed => "decision=allowed".into(),
-        Verdict::Denied(denial) => format!("decision=denied ({denial})"),
-        Verdict::Rejected(why) => format!("decision=rejected ({why})"),
-    }
+/// The writer's buffers, lent to build one request's packets.
+struct Buffers<'a> {
+    frame: &'a mut Vec<u8>,
+    adu: &'a mut Vec<u8>,
+    comment: &'a mut String,
 }
 
-/// An ADU: the MBAP header of `record` over `pdu`.
-fn adu(record: &RequestRecord, pdu: &[u8]) -> Vec<u8> {
-    let mut adu = Vec::with_capacity(7 + pdu.len());
+/// `adu`: the MBAP header of `record` over `pdu`.
+fn encode_adu(adu: &mut Vec<u8>, record: &RequestRecord, pdu: &[u8]) {
+    adu.clear();
     adu.extend_from_slice(&record.header.transaction_id.to_be_bytes());
     adu.extend_from_slice(&[0, 0]);
     // A PDU is at most 253 bytes.
     adu.extend_from_slice(&(pdu.len() as u16 + 1).to_be_bytes());
     adu.push(record.header.unit_id);
     adu.extend_from_slice(pdu);
-    adu
 }
 
 /// A request's segment and its answer's.
@@ -446,63 +481,79 @@ fn exchange(
     conversation: &mut Conversation,
     record: &RequestRecord,
     when: impl Fn(Instant) -> SystemTime,
-    packets: &mut Vec<Packet>,
+    buffers: Buffers<'_>,
+    out: &mut impl Emit,
 ) {
+    let Buffers {
+        frame,
+        adu,
+        comment,
+    } = buffers;
     let Some(pdus) = &record.pdus else {
         return;
     };
-    let function = match function_name(record.function) {
-        Some(name) => format!("{name} (0x{:02X})", record.function),
-        None => format!("0x{:02X}", record.function),
+    // `request; <who>; decision=…; unit=…; transaction=…; function=…`,
+    // built once, said of both packets.
+    comment.clear();
+    comment.push_str("request; ");
+    comment.push_str(&conversation.identity);
+    let _ = match &record.verdict {
+        Verdict::Allowed => write!(comment, "; decision=allowed"),
+        Verdict::Denied(denial) => write!(comment, "; decision=denied ({denial})"),
+        Verdict::Rejected(why) => write!(comment, "; decision=rejected ({why})"),
     };
-    let about = format!(
-        "{}; {}; unit={}; transaction={}; function={function}",
-        conversation.identity,
-        decision(record),
-        record.header.unit_id,
-        record.header.transaction_id,
+    let _ = write!(
+        comment,
+        "; unit={}; transaction={}; function=",
+        record.header.unit_id, record.header.transaction_id
     );
-    let request = adu(record, pdus.request.as_bytes());
+    let _ = match function_name(record.function) {
+        Some(name) => write!(comment, "{name} (0x{:02X})", record.function),
+        None => write!(comment, "0x{:02X}", record.function),
+    };
+    encode_adu(adu, record, pdus.request.as_bytes());
     match (&record.outcome, &pdus.response) {
         (RequestOutcome::Response | RequestOutcome::Exception(_), Some(response)) => {
-            let answer = match &record.outcome {
+            conversation.data(Side::Client, adu, when(record.arrived), comment, frame, out);
+            comment.replace_range(.."request".len(), "response");
+            let _ = match &record.outcome {
                 RequestOutcome::Exception(code) => {
-                    format!("; answer=exception 0x{:02X}", *code as u8)
+                    write!(comment, "; answer=exception 0x{:02X}", *code as u8)
                 }
-                _ => "; answer=response".into(),
+                _ => write!(comment, "; answer=response"),
             };
-            packets.push(conversation.data(
-                Side::Client,
-                &request,
-                when(record.arrived),
-                format!("request; {about}"),
-            ));
-            packets.push(conversation.data(
+            encode_adu(adu, record, response.as_bytes());
+            conversation.data(
                 Side::Server,
-                &adu(record, response.as_bytes()),
+                adu,
                 when(record.answered),
-                format!("response; {about}{answer}"),
-            ));
+                comment,
+                frame,
+                out,
+            );
         }
         (outcome, _) => {
             // Received, never answered to the client (its session ended
             // first): the request alone, with what was done, if known.
-            packets.push(conversation.data(
-                Side::Client,
-                &request,
-                when(record.arrived),
-                format!(
-                    "request; {about}; answer=none, the session ended first ({})",
-                    outcome.label()
-                ),
-            ));
+            let _ = write!(
+                comment,
+                "; answer=none, the session ended first ({})",
+                outcome.label()
+            );
+            conversation.data(Side::Client, adu, when(record.arrived), comment, frame, out);
         }
     }
 }
 
 /// The session's end: a FIN from the side that closed in order, an RST
 /// from the side that cut the connection.
-fn end(conversation: &mut Conversation, reason: &CloseReason, at: SystemTime) -> Vec<Packet> {
+fn end(
+    conversation: &mut Conversation,
+    reason: &CloseReason,
+    at: SystemTime,
+    frame: &mut Vec<u8>,
+    out: &mut impl Emit,
+) {
     let comment = format!(
         "session end ({reason}); reason={}; {}",
         reason.label(),
@@ -510,16 +561,16 @@ fn end(conversation: &mut Conversation, reason: &CloseReason, at: SystemTime) ->
     );
     match reason {
         CloseReason::PeerClosed | CloseReason::PeerEofWithoutCloseNotify => {
-            conversation.finish(Side::Client, at, comment).into()
+            conversation.finish(Side::Client, at, &comment, frame, out);
         }
         CloseReason::LocalClose
         | CloseReason::Evicted
         | CloseReason::Refused
         | CloseReason::Shutdown
-        | CloseReason::IdleTimeout => conversation.finish(Side::Server, at, comment).into(),
-        CloseReason::Reset(_) => vec![conversation.reset(Side::Client, at, comment)],
+        | CloseReason::IdleTimeout => conversation.finish(Side::Server, at, &comment, frame, out),
+        CloseReason::Reset(_) => conversation.reset(Side::Client, at, &comment, frame, out),
         CloseReason::Dropped | CloseReason::WriteTimeout(_) | CloseReason::Failed(_) => {
-            vec![conversation.reset(Side::Server, at, comment)]
+            conversation.reset(Side::Server, at, &comment, frame, out);
         }
     }
 }
@@ -557,7 +608,7 @@ mod tests {
             outcome: RequestOutcome::Response,
             arrived: at,
             answered: at,
-            pdus: Some(Box::new(RecordedPdus {
+            pdus: Some(Arc::new(RecordedPdus {
                 request,
                 response: Some(response),
             })),
