@@ -92,6 +92,12 @@ impl Capture {
     /// start; a FIFO without a reader is not an error.
     pub(crate) fn open(target: TapTarget) -> Result<Capture> {
         let kind = if target.path == Path::new("-") {
+            use std::io::IsTerminal;
+            if io::stdout().is_terminal() {
+                anyhow::bail!(
+                    "standard output is a terminal: give the capture to a reader (`| tshark -i -`) or a file"
+                );
+            }
             Kind::Stdout
         } else if std::fs::metadata(&target.path).is_ok_and(|m| m.file_type().is_fifo()) {
             Kind::Fifo
@@ -429,22 +435,17 @@ impl Capture {
         }
     }
 
-    /// SIGHUP: the path is opened again (an outside rotation moved the
-    /// file away: a new one is created).
+    /// SIGHUP: a file's path is opened again (an outside rotation moved
+    /// the file away: a new one is created). A FIFO or standard output
+    /// stays as it is: closing it would end the live reader's capture.
     pub(crate) fn reopen(&mut self) {
-        if self.kind == Kind::Stdout {
+        if self.kind != Kind::File {
             return;
         }
         self.flush();
         self.out = None;
-        self.tried = None;
-        match self.kind {
-            Kind::Fifo => self.try_reader(),
-            _ => {
-                if let Err(error) = self.start() {
-                    tracing::error!(%error, "tap: reopening on SIGHUP failed");
-                }
-            }
+        if let Err(error) = self.start() {
+            tracing::error!(%error, "tap: reopening on SIGHUP failed");
         }
     }
 

@@ -39,7 +39,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use mbaps_admission::AuditEntry;
-use mbaps_codec::function_name;
 use mbaps_session::{CloseReason, Handshake, RequestOutcome, RequestRecord, Verdict};
 
 use crate::identity::{fingerprint, subject};
@@ -269,9 +268,18 @@ struct ToCapture<'a> {
 
 impl Emit for ToCapture<'_> {
     fn packet(&mut self, at: SystemTime, frame: &[u8], comment: &str) {
-        let gap = match self.shared.gap.swap(0, Ordering::Relaxed) {
+        // Read before it is taken: a write per packet to the line the
+        // sessions count drops on would cost more than the check.
+        let gap = match self.shared.gap.load(Ordering::Relaxed) {
             0 => None,
-            lost => {
+            _ => match self.shared.gap.swap(0, Ordering::Relaxed) {
+                0 => None,
+                lost => Some(lost),
+            },
+        };
+        let gap = match gap {
+            None => None,
+            Some(lost) => {
                 tracing::warn!(lost, "tap: records dropped, the queue was full");
                 Some(format!(
                     "tap: {lost} records before this packet were dropped (the tap's queue was full)"
@@ -285,7 +293,9 @@ impl Emit for ToCapture<'_> {
 impl Writer {
     fn run(mut self, records: Receiver<Stamped>) {
         loop {
-            if self.shared.reopen.swap(false, Ordering::Relaxed) {
+            if self.shared.reopen.load(Ordering::Relaxed)
+                && self.shared.reopen.swap(false, Ordering::Relaxed)
+            {
                 self.capture.reopen();
                 self.count_lost();
             }
@@ -348,7 +358,7 @@ impl Writer {
                 local,
                 record,
             } => {
-                if !self.conversations.contains_key(&(peer, local)) {
+                if !self.exchange(peer, local, &record, when) {
                     // Its session's start was lost to a full queue: the
                     // connection is opened here, so that it can be followed.
                     let identity = identity(record.role.as_ref().map(|r| r.as_str()), None);
@@ -360,24 +370,7 @@ impl Writer {
                         "session start not captured (the tap's queue was full): \
                          its TLS handshake and certificate are unknown",
                     );
-                }
-                let Writer {
-                    capture,
-                    shared,
-                    conversations,
-                    frame,
-                    adu,
-                    comment,
-                    ..
-                } = self;
-                if let Some(conversation) = conversations.get_mut(&(peer, local)) {
-                    let mut out = ToCapture { capture, shared };
-                    let buffers = Buffers {
-                        frame,
-                        adu,
-                        comment,
-                    };
-                    exchange(conversation, &record, when, buffers, &mut out);
+                    self.exchange(peer, local, &record, when);
                 }
             }
             AuditEntry::SessionEnded {
@@ -395,6 +388,37 @@ impl Writer {
             }
             _ => {}
         }
+    }
+
+    /// The packets of a request of the session from `peer` to `local`;
+    /// `false` if that session is not known.
+    fn exchange(
+        &mut self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        record: &RequestRecord,
+        when: impl Fn(Instant) -> SystemTime,
+    ) -> bool {
+        let Writer {
+            capture,
+            shared,
+            conversations,
+            frame,
+            adu,
+            comment,
+            ..
+        } = self;
+        let Some(conversation) = conversations.get_mut(&(peer, local)) else {
+            return false;
+        };
+        let mut out = ToCapture { capture, shared };
+        let buffers = Buffers {
+            frame,
+            adu,
+            comment,
+        };
+        exchange(conversation, record, when, buffers, &mut out);
+        true
     }
 
     /// A new session's conversation, opened (the one quiet the longest is
@@ -492,8 +516,9 @@ fn exchange(
     let Some(pdus) = &record.pdus else {
         return;
     };
-    // `request; <who>; decision=…; unit=…; transaction=…; function=…`,
-    // built once, said of both packets.
+    // `request; <who>; decision=…`, said of both packets. What the
+    // packet itself says (unit, transaction, function, exception) is not
+    // repeated: a comment per packet is most of the capture's bytes.
     comment.clear();
     comment.push_str("request; ");
     comment.push_str(&conversation.identity);
@@ -502,26 +527,11 @@ fn exchange(
         Verdict::Denied(denial) => write!(comment, "; decision=denied ({denial})"),
         Verdict::Rejected(why) => write!(comment, "; decision=rejected ({why})"),
     };
-    let _ = write!(
-        comment,
-        "; unit={}; transaction={}; function=",
-        record.header.unit_id, record.header.transaction_id
-    );
-    let _ = match function_name(record.function) {
-        Some(name) => write!(comment, "{name} (0x{:02X})", record.function),
-        None => write!(comment, "0x{:02X}", record.function),
-    };
     encode_adu(adu, record, pdus.request.as_bytes());
     match (&record.outcome, &pdus.response) {
         (RequestOutcome::Response | RequestOutcome::Exception(_), Some(response)) => {
             conversation.data(Side::Client, adu, when(record.arrived), comment, frame, out);
             comment.replace_range(.."request".len(), "response");
-            let _ = match &record.outcome {
-                RequestOutcome::Exception(code) => {
-                    write!(comment, "; answer=exception 0x{:02X}", *code as u8)
-                }
-                _ => write!(comment, "; answer=response"),
-            };
             encode_adu(adu, record, response.as_bytes());
             conversation.data(
                 Side::Server,
