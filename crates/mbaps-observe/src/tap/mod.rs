@@ -358,7 +358,8 @@ impl Writer {
                 local,
                 record,
             } => {
-                if !self.exchange(peer, local, &record, when) {
+                let known = self.exchange(peer, local, &record, when);
+                if !known {
                     // Its session's start was lost to a full queue: the
                     // connection is opened here, so that it can be followed.
                     let identity = identity(record.role.as_ref().map(|r| r.as_str()), None);
