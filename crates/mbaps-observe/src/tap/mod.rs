@@ -753,4 +753,61 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_request_whose_client_had_gone_is_there_without_an_answer() {
+        let dir = std::env::temp_dir().join(format!("mbaps-tap-gone-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gone.pcapng");
+        let _ = std::fs::remove_file(&path);
+        let target = TapTarget {
+            path: path.clone(),
+            port: DEFAULT_PORT,
+            format: TapFormat::Pcapng,
+            max_bytes: 0,
+            keep: 1,
+            queue: DEFAULT_QUEUE,
+        };
+        let (tap, writer) = start(target, None).unwrap();
+        let (peer, local): (SocketAddr, SocketAddr) =
+            ("192.0.2.9:40000".parse().unwrap(), "192.0.2.1:802".parse().unwrap());
+        tap.record(&AuditEntry::SessionStarted {
+            peer,
+            local,
+            role: Some(Role::new("operator").unwrap()),
+            certificate: None,
+            handshake: None,
+        });
+        // A write through a gateway, carried out after its client left:
+        // the device's late answer never reached the client.
+        let mut gone = record(7, Instant::now());
+        gone.outcome = RequestOutcome::Abandoned {
+            late: Some(mbaps_session::LateAnswer::Response),
+        };
+        tap.record(&AuditEntry::Request {
+            peer,
+            local,
+            record: gone,
+        });
+        tap.record(&AuditEntry::SessionEnded {
+            peer,
+            local,
+            reason: CloseReason::Reset(std::io::ErrorKind::ConnectionReset),
+        });
+        drop(tap);
+        writer.finish();
+        let seen = read_back(&path);
+        // Handshake, the request alone, the client's reset.
+        assert_eq!(seen.len(), 5);
+        let request = &seen[3];
+        assert_eq!(request.ports, (40000, 502));
+        assert!(
+            request.comments[0].contains("answer=none, the session ended first (abandoned)"),
+            "{:?}",
+            request.comments
+        );
+        assert_eq!(seen[4].ports, (40000, 502), "the client reset it");
+        assert!(seen[4].comments[0].contains("reason=reset"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
