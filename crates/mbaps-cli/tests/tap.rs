@@ -743,56 +743,36 @@ fn sighup_reopens_the_path_after_an_outside_rotation() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `mbaps ARGS` fails, and says `why` on standard error.
+fn refused(args: &[&str], why: &str) {
+    let out = mbaps(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        text(&out.stderr).contains(why),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn the_tap_refuses_what_cannot_work() {
-    let both = mbaps(&[
-        "server",
-        "--plain",
-        "--policy",
-        "x.toml",
-        "--tap",
-        "-",
-        "--audit-log",
-        "-",
-    ]);
-    assert!(!both.status.success());
-    assert!(
-        text(&both.stderr).contains("both want standard output"),
-        "{}",
-        text(&both.stderr)
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
+    let policy = policy.to_str().unwrap();
+    let plain = ["server", "--plain", "--policy", policy];
+    refused(
+        &[&plain[..], &["--tap", "-", "--audit-log", "-"]].concat(),
+        "both want standard output",
     );
-    let alone = mbaps(&[
-        "server",
-        "--plain",
-        "--policy",
-        "x.toml",
-        "--tap-port",
-        "5020",
-    ]);
-    assert!(!alone.status.success());
-    assert!(
-        text(&alone.stderr).contains("are for --tap"),
-        "{}",
-        text(&alone.stderr)
+    refused(
+        &[&plain[..], &["--tap-port", "5020"]].concat(),
+        "are for --tap",
     );
-    let serial = mbaps(&["server", "--serial", "/dev/null", "--tap", "t.pcapng"]);
-    assert!(!serial.status.success());
-    assert!(text(&serial.stderr).contains("--tap captures Modbus/TCP sessions"));
-    let nowhere = mbaps(&[
-        "server",
-        "--plain",
-        "--policy",
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples/policy.toml")
-            .to_str()
-            .unwrap(),
-        "--tap",
-        "/nonexistent-folder/tap.pcapng",
-    ]);
-    assert!(!nowhere.status.success());
-    assert!(
-        text(&nowhere.stderr).contains("--tap /nonexistent-folder/tap.pcapng"),
-        "{}",
-        text(&nowhere.stderr)
+    refused(
+        &["server", "--serial", "/dev/null", "--tap", "t.pcapng"],
+        "--tap captures Modbus/TCP sessions",
+    );
+    refused(
+        &[&plain[..], &["--tap", "/nonexistent-folder/tap.pcapng"]].concat(),
+        "--tap /nonexistent-folder/tap.pcapng",
     );
 }

@@ -45,5 +45,6 @@ mod identity;
 mod metrics;
 pub mod tap;
 pub mod trail;
+mod writer;
 
 pub use metrics::Metrics;

@@ -70,16 +70,14 @@ impl AuditSink {
 
 /// The writer thread, to wait for at the end.
 pub struct AuditWriter {
-    done: Receiver<()>,
+    done: crate::writer::Finished,
 }
 
 impl AuditWriter {
     /// Waits until the writer has written what was queued (its sinks are
     /// all gone), for a few seconds at most.
     pub fn finish(self) {
-        if self.done.recv_timeout(Duration::from_secs(5)).is_err() {
-            tracing::warn!("the audit log's writer did not finish in 5 s");
-        }
+        self.done.wait();
     }
 }
 
@@ -100,14 +98,7 @@ pub fn start(target: AuditTarget) -> Result<(AuditSink, AuditWriter)> {
         dropped: Arc::clone(&dropped),
         identities: HashMap::new(),
     };
-    let (finished, done) = sync_channel(1);
-    std::thread::Builder::new()
-        .name("mbaps-audit".into())
-        .spawn(move || {
-            writer.run(entries);
-            let _ = finished.send(());
-        })
-        .context("starting the audit log's writer")?;
+    let done = crate::writer::spawn("mbaps-audit", "the audit log", move || writer.run(entries))?;
     Ok((AuditSink { queue, dropped }, AuditWriter { done }))
 }
 

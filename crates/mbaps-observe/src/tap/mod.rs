@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mbaps_admission::AuditEntry;
 use mbaps_session::{CloseReason, Handshake, RequestOutcome, RequestRecord, Verdict};
 
@@ -194,16 +194,14 @@ impl Tap {
 
 /// The writer thread, to wait for at the end.
 pub struct TapWriter {
-    done: Receiver<()>,
+    done: crate::writer::Finished,
 }
 
 impl TapWriter {
     /// Waits until the writer has written and flushed what was queued
     /// (every [`Tap`] is gone), for a few seconds at most.
     pub fn finish(self) {
-        if self.done.recv_timeout(Duration::from_secs(5)).is_err() {
-            tracing::warn!("the tap's writer did not finish in 5 s");
-        }
+        self.done.wait();
     }
 }
 
@@ -232,14 +230,7 @@ pub fn start(target: TapTarget, on_drop: Option<DropObserver>) -> Result<(Tap, T
         adu: Vec::with_capacity(260),
         comment: String::with_capacity(512),
     };
-    let (finished, done) = sync_channel(1);
-    std::thread::Builder::new()
-        .name("mbaps-tap".into())
-        .spawn(move || {
-            writer.run(records);
-            let _ = finished.send(());
-        })
-        .context("starting the tap's writer")?;
+    let done = crate::writer::spawn("mbaps-tap", "the tap", move || writer.run(records))?;
     Ok((Tap { queue, shared }, TapWriter { done }))
 }
 
@@ -669,21 +660,28 @@ mod tests {
         seen
     }
 
-    #[test]
-    fn records_lost_to_a_full_queue_leave_every_stream_whole_and_are_named() {
-        let dir = std::env::temp_dir().join(format!("mbaps-tap-queue-{}", std::process::id()));
+    /// A tap writing pcapng to a fresh folder named after `tag`, with a
+    /// queue of `queue`: the tap, its writer, the capture's path.
+    fn tap_in_folder(tag: &str, queue: usize) -> (Tap, TapWriter, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mbaps-tap-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("queue.pcapng");
-        let _ = std::fs::remove_file(&path);
+        let path = dir.join("tap.pcapng");
         let target = TapTarget {
             path: path.clone(),
             port: DEFAULT_PORT,
             format: TapFormat::Pcapng,
             max_bytes: 0,
             keep: 1,
-            queue: 4,
+            queue,
         };
         let (tap, writer) = start(target, None).unwrap();
+        (tap, writer, path)
+    }
+
+    #[test]
+    fn records_lost_to_a_full_queue_leave_every_stream_whole_and_are_named() {
+        let (tap, writer, path) = tap_in_folder("queue", 4);
         let local: SocketAddr = "192.0.2.1:802".parse().unwrap();
         // Three sessions fed faster than a queue of 4 is drained.
         for session in 0..3u16 {
@@ -751,26 +749,16 @@ mod tests {
             requests + dropped >= 6_000 && requests < 6_000,
             "{requests}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
     fn a_request_whose_client_had_gone_is_there_without_an_answer() {
-        let dir = std::env::temp_dir().join(format!("mbaps-tap-gone-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("gone.pcapng");
-        let _ = std::fs::remove_file(&path);
-        let target = TapTarget {
-            path: path.clone(),
-            port: DEFAULT_PORT,
-            format: TapFormat::Pcapng,
-            max_bytes: 0,
-            keep: 1,
-            queue: DEFAULT_QUEUE,
-        };
-        let (tap, writer) = start(target, None).unwrap();
-        let (peer, local): (SocketAddr, SocketAddr) =
-            ("192.0.2.9:40000".parse().unwrap(), "192.0.2.1:802".parse().unwrap());
+        let (tap, writer, path) = tap_in_folder("gone", DEFAULT_QUEUE);
+        let (peer, local): (SocketAddr, SocketAddr) = (
+            "192.0.2.9:40000".parse().unwrap(),
+            "192.0.2.1:802".parse().unwrap(),
+        );
         tap.record(&AuditEntry::SessionStarted {
             peer,
             local,
@@ -808,6 +796,6 @@ mod tests {
         );
         assert_eq!(seen[4].ports, (40000, 502), "the client reset it");
         assert!(seen[4].comments[0].contains("reason=reset"));
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
