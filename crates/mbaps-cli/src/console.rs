@@ -29,7 +29,7 @@ pub(crate) fn line(text: fmt::Arguments<'_>) {
     };
 }
 
-/// `println!`, where the program's lines go (see [`line`]).
+/// `println!`, where the program's lines go (see [`line`](fn@line)).
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::console::line(format_args!($($arg)*))

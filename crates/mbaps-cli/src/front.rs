@@ -157,11 +157,12 @@ pub(crate) struct FrontArgs {
     #[arg(long, value_enum)]
     tap_format: Option<TapFormatArg>,
     /// Rotate the tap's file when it would grow past BYTES (0, the
-    /// default: never); each file is a capture on its own.
-    #[arg(long, value_name = "BYTES")]
+    /// default: never; else at least 65536); each file is a capture on its
+    /// own.
+    #[arg(long, value_name = "BYTES", value_parser = tap_max_bytes)]
     tap_max_bytes: Option<u64>,
-    /// Rotated tap files kept (FILE.1 the newest; default 5).
-    #[arg(long, value_name = "COUNT")]
+    /// Rotated tap files kept (FILE.1 the newest; 1 to 1000, default 5).
+    #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..=i64::from(tap::MAX_KEEP)))]
     tap_keep: Option<u32>,
     /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g.
     /// 127.0.0.1:9802): requests by role, function and decision, their
@@ -287,6 +288,19 @@ impl FrontArgs {
                         "--tap - and --audit-log - both want standard output: give one of them a file"
                     );
                 }
+                if path.as_os_str() != "-" && audit_log.as_deref() == Some(path.as_path()) {
+                    anyhow::bail!(
+                        "--tap and --audit-log are both {}: give each its own file",
+                        path.display()
+                    );
+                }
+                // The capture never holds key material.
+                if std::env::var_os("SSLKEYLOGFILE").is_some_and(|keys| Path::new(&keys) == path) {
+                    anyhow::bail!(
+                        "--tap {} is SSLKEYLOGFILE's file: the capture must not hold TLS secrets",
+                        path.display()
+                    );
+                }
                 Some(TapTarget {
                     path,
                     port: tap_port.unwrap_or(tap::DEFAULT_PORT),
@@ -375,6 +389,20 @@ impl FrontArgs {
 }
 
 use mbaps_config::{MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS};
+
+/// `--tap-max-bytes`: 0 (never), or at least [`tap::MIN_MAX_BYTES`].
+fn tap_max_bytes(text: &str) -> Result<u64, String> {
+    let bytes: u64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    if bytes != 0 && bytes < tap::MIN_MAX_BYTES {
+        return Err(format!(
+            "{bytes} bytes is too small: give 0 (never rotate) or at least {}",
+            tap::MIN_MAX_BYTES
+        ));
+    }
+    Ok(bytes)
+}
 
 /// A timeout in seconds (fractions allowed), from 1 ms to a day (the
 /// configuration file's range).

@@ -364,14 +364,12 @@ fn the_gateways_tap_shows_what_reached_the_device_and_what_did_not() {
     };
     assert_eq!(frames.len(), 4, "{frames:#?}");
     assert!(
-        frames[0].starts_with("5020\t6\t\trequest; role=operator"),
+        frames[0].starts_with("5020\t6\t\trequest; decision=allowed; role=operator"),
         "{frames:#?}"
     );
+    assert!(frames[1].contains("\tresponse; decision=allowed; role=operator"));
     assert!(
-        frames[1].contains("\tresponse; role=operator") && frames[1].contains("decision=allowed")
-    );
-    assert!(
-        frames[2].starts_with("5020\t6\t\trequest; role=viewer"),
+        frames[2].starts_with("5020\t6\t\trequest; decision=denied"),
         "{frames:#?}"
     );
     assert!(frames[3].contains("\t6\t1\t") && frames[3].contains("decision=denied"));
@@ -519,7 +517,10 @@ fn tshark_reads_the_tap_live_from_standard_output() {
     let line = seen
         .recv_timeout(Duration::from_secs(20))
         .expect("tshark saw the request live");
-    assert!(line.starts_with("3\trequest; role=viewer"), "{line}");
+    assert!(
+        line.starts_with("3\trequest; decision=allowed; role=viewer"),
+        "{line}"
+    );
     assert!(
         server.try_wait().unwrap().is_none(),
         "the server still runs"
@@ -557,7 +558,11 @@ fn fifo_reader(path: std::path::PathBuf) -> std::thread::JoinHandle<Vec<u8>> {
 fn a_fifo_reader_may_come_late_go_away_and_come_back() {
     let dir = pki("tap-fifo");
     let fifo = dir.join("tap.fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = Command::new("mkfifo")
+        .args(["-m", "0600"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     let (server, host) = start_server_with(
         &dir,
@@ -775,4 +780,50 @@ fn the_tap_refuses_what_cannot_work() {
         &[&plain[..], &["--tap", "/nonexistent-folder/tap.pcapng"]].concat(),
         "--tap /nonexistent-folder/tap.pcapng",
     );
+    refused(
+        &[
+            &plain[..],
+            &["--tap", "same.log", "--audit-log", "same.log"],
+        ]
+        .concat(),
+        "--tap and --audit-log are both same.log",
+    );
+    // Not through a link; not a FIFO others may open.
+    let dir = pki("tap-refused");
+    let link = dir.join("link.pcapng");
+    std::os::unix::fs::symlink(dir.join("elsewhere"), &link).unwrap();
+    refused(
+        &[&plain[..], &["--tap", link.to_str().unwrap()]].concat(),
+        "is a symbolic link",
+    );
+    assert!(
+        !dir.join("elsewhere").exists(),
+        "nothing made through the link"
+    );
+    let open_fifo = dir.join("open.fifo");
+    let made = Command::new("mkfifo")
+        .args(["-m", "0644"])
+        .arg(&open_fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    refused(
+        &[&plain[..], &["--tap", open_fifo.to_str().unwrap()]].concat(),
+        "is mode 0644: others may open it",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_existing_capture_readable_by_others_is_made_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = pki("tap-mode");
+    let capture = dir.join("tap.pcapng");
+    std::fs::write(&capture, b"").unwrap();
+    std::fs::set_permissions(&capture, std::fs::Permissions::from_mode(0o644)).unwrap();
+    common::run_reads(&dir, &["--tap", capture.to_str().unwrap()], 1);
+    let mode = std::fs::metadata(&capture).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(frames(&capture).iter().filter(|f| f.is_query()).count(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -492,17 +492,28 @@ impl Checker<'_> {
             &doc.max_handshakes_per_address,
         );
         let audit_keep = bound("audit_keep", &doc.audit_keep);
-        let tap_keep = bound("tap_keep", &doc.tap_keep);
+        let tap_keep = doc
+            .tap_keep
+            .as_ref()
+            .and_then(|v| self.number("tap_keep", v, 1..=1_000))
+            .map(|n| n as u32);
         let tap_port = doc
             .tap_port
             .as_ref()
             .and_then(|v| self.number("tap_port", v, 1..=i64::from(u16::MAX)))
             .map(|n| n as u16);
-        let tap_max_bytes = doc
-            .tap_max_bytes
-            .as_ref()
-            .and_then(|v| self.number("tap_max_bytes", v, 0..=i64::MAX))
-            .map(|n| n as u64);
+        let tap_max_bytes = doc.tap_max_bytes.as_ref().and_then(|v| {
+            let bytes = *v.get_ref();
+            if bytes == 0 || bytes >= 65_536 {
+                Some(bytes as u64)
+            } else {
+                self.report(
+                    v.span(),
+                    format!("tap_max_bytes is {bytes}: give 0 (never rotate) or at least 65536"),
+                );
+                None
+            }
+        });
         let audit_max_bytes = doc
             .audit_max_bytes
             .as_ref()

@@ -226,16 +226,26 @@ fn the_front_keys_are_read_and_checked() {
 #[test]
 fn the_tap_keys_are_read_and_checked() {
     let file = parse(
-        "tap = \"-\"\ntap_port = 5020\ntap_format = \"pcap\"\ntap_max_bytes = 1000\ntap_keep = 2\n",
+        "tap = \"-\"\ntap_port = 5020\ntap_format = \"pcap\"\ntap_max_bytes = 100000\ntap_keep = 2\n",
     )
     .unwrap();
     let front = &file.front;
     assert_eq!(front.tap, Some(PathBuf::from("-")));
     assert_eq!(front.tap_port, Some(5020));
     assert_eq!(front.tap_format.as_deref(), Some("pcap"));
-    assert_eq!((front.tap_max_bytes, front.tap_keep), (Some(1000), Some(2)));
-    let found = problems("tap_port = 0\ntap_format = \"pcapngx\"\ntap_keep = -1\n");
-    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(
+        (front.tap_max_bytes, front.tap_keep),
+        (Some(100_000), Some(2))
+    );
+    let found =
+        problems("tap_port = 0\ntap_format = \"pcapngx\"\ntap_keep = -1\ntap_max_bytes = 100\n");
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert!(
+        found[3]
+            .2
+            .contains("tap_max_bytes is 100: give 0 (never rotate) or at least 65536"),
+        "{found:?}"
+    );
     assert_eq!((found[0].0, found[0].1), (1, 12), "{found:?}");
     assert!(
         found[0].2.contains("tap_port is 0: it must be 1 to 65535"),

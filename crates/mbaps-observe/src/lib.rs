@@ -48,3 +48,11 @@ pub mod trail;
 mod writer;
 
 pub use metrics::Metrics;
+
+/// Locks `mutex`; what it guards is only ever written whole, so a
+/// poisoned lock still holds something consistent.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +30,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::{PcapNgBlock, PcapNgWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
+use rustix::fs::OFlags;
 
 use super::{TapFormat, TapTarget};
 
@@ -37,8 +38,9 @@ use super::{TapFormat, TapTarget};
 /// Ethernet, IPv6 and TCP headers fits many times over.
 const SNAPLEN: u32 = 65_535;
 
-/// How often a FIFO without a reader is tried again.
-const RETRY_READER: Duration = Duration::from_millis(100);
+/// How often a FIFO without a reader, or a file that could not be
+/// opened, is tried again.
+const RETRY_OPEN: Duration = Duration::from_millis(100);
 
 /// Why packets were not written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,10 +101,22 @@ impl Capture {
                 );
             }
             Kind::Stdout
-        } else if std::fs::metadata(&target.path).is_ok_and(|m| m.file_type().is_fifo()) {
-            Kind::Fifo
         } else {
-            Kind::File
+            match std::fs::symlink_metadata(&target.path) {
+                Ok(found) if found.file_type().is_symlink() => anyhow::bail!(
+                    "{} is a symbolic link: give the tap the path itself (a link could point a server run as root at any file)",
+                    target.path.display()
+                ),
+                Ok(found) if found.file_type().is_fifo() => {
+                    check_fifo_mode(&target.path, &found)?;
+                    Kind::Fifo
+                }
+                Ok(found) if !found.file_type().is_file() => anyhow::bail!(
+                    "{} is neither a regular file nor a FIFO",
+                    target.path.display()
+                ),
+                _ => Kind::File,
+            }
         };
         let mut capture = Capture {
             target,
@@ -115,7 +129,7 @@ impl Capture {
             lost: [0; 2],
         };
         match kind {
-            Kind::Fifo => capture.try_reader(),
+            Kind::Fifo => capture.try_open(),
             Kind::File | Kind::Stdout => capture.start()?,
         }
         Ok(capture)
@@ -188,10 +202,31 @@ impl Capture {
     fn open_file(&self) -> Result<File> {
         let path = &self.target.path;
         let mut options = OpenOptions::new();
-        options.create(true).append(true).read(true).mode(0o600);
-        let mut file = options
-            .open(path)
-            .with_context(|| format!("opening the tap {}", path.display()))?;
+        // Never through a link: a server run as root must not be pointed
+        // at another file by whoever can write to the tap's folder.
+        options
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(0o600)
+            .custom_flags(OFlags::NOFOLLOW.bits() as i32);
+        let open = |options: &OpenOptions| -> Result<File> {
+            let file = options.open(path).with_context(|| {
+                format!("opening the tap {} (not through a link)", path.display())
+            })?;
+            let found = file.metadata()?;
+            if !found.is_file() {
+                anyhow::bail!("{} is not a regular file", path.display());
+            }
+            // The capture holds plaintext process data: 0600, whoever made
+            // the file (logrotate's `create 0644`, say).
+            if found.permissions().mode() & 0o077 != 0 {
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} mode 0600", path.display()))?;
+            }
+            Ok(file)
+        };
+        let mut file = open(&options)?;
         let len = file.metadata().map_or(0, |m| m.len());
         let appendable =
             len == 0 || (self.target.format == TapFormat::Pcapng && ends_whole(&mut file)?);
@@ -201,13 +236,12 @@ impl Capture {
         drop(file);
         self.shift_numbered()
             .with_context(|| format!("rotating {} aside", path.display()))?;
-        options
-            .open(path)
-            .with_context(|| format!("opening the tap {}", path.display()))
+        open(&options)
     }
 
     /// `PATH.N-1` to `PATH.N`, ..., `PATH` to `PATH.1` (at least one kept:
-    /// a file found at start is never deleted).
+    /// a file found at start is moved aside, not deleted; the oldest
+    /// numbered one gives way, as at a rotation).
     fn shift_numbered(&self) -> io::Result<()> {
         let keep = self.target.keep.max(1);
         let numbered = |n: u32| {
@@ -224,38 +258,59 @@ impl Capture {
         std::fs::rename(&self.target.path, numbered(1))
     }
 
-    /// A FIFO: opens it if a reader is there (tried at most every
-    /// [`RETRY_READER`]).
-    fn try_reader(&mut self) {
-        if self.tried.is_some_and(|at| at.elapsed() < RETRY_READER) {
+    /// Opens the output again (tried at most every [`RETRY_OPEN`]): a
+    /// FIFO if a reader is there, a file that could not be opened or
+    /// written (a full table of descriptors, a folder briefly gone).
+    fn try_open(&mut self) {
+        if self.kind == Kind::Stdout || self.tried.is_some_and(|at| at.elapsed() < RETRY_OPEN) {
             return;
         }
+        let first = self.tried.is_none();
         self.tried = Some(Instant::now());
         match self.start() {
             Ok(()) => {
-                if self.missed.is_none() {
-                    tracing::info!(path = %self.target.path.display(), "tap: a reader opened the FIFO");
+                self.tried = None;
+                tracing::info!(path = %self.target.path.display(), "tap: writing the capture");
+            }
+            Err(error) => {
+                self.out = None;
+                // Said once per outage, not at every try.
+                if first {
+                    match self.kind {
+                        Kind::Fifo => {
+                            tracing::warn!(path = %self.target.path.display(), "tap: no reader on the FIFO; packets are dropped until one opens it")
+                        }
+                        _ => {
+                            tracing::error!(path = %self.target.path.display(), "tap: the capture cannot be opened, packets are dropped until it can: {error:#}")
+                        }
+                    }
                 }
             }
-            Err(_) => self.out = None,
+        }
+    }
+
+    /// Why a packet cannot be written while the output is closed.
+    fn closed_because(&self) -> Missed {
+        match self.kind {
+            Kind::File => Missed::WriteFailed,
+            Kind::Fifo | Kind::Stdout => Missed::NoReader,
         }
     }
 
     /// Between packets: a FIFO without a reader looks for one, so that
     /// the reader gets the headers at once.
     pub(crate) fn idle(&mut self) {
-        if self.kind != Kind::Fifo {
-            return;
-        }
         match &self.out {
-            None => self.try_reader(),
+            None => self.try_open(),
+            Some(_) if self.kind != Kind::Fifo => {}
             // The reader went away without our writing anything since:
             // the FIFO is closed now, so that a new reader starts on a
             // fresh capture rather than on what the last one left unread.
             Some(output) if reader_gone(&output.out) => {
                 tracing::warn!(path = %self.target.path.display(), "tap: the reader went away; packets are dropped until one comes");
                 self.out = None;
-                self.tried = None;
+                // The outage is said: the tries that follow are quiet.
+                self.tried = Some(Instant::now());
             }
             Some(_) => {}
         }
@@ -265,14 +320,14 @@ impl Capture {
     /// `comment`; `gap` names what was lost before it (the writer's queue
     /// was full).
     pub(crate) fn write(&mut self, at: SystemTime, frame: &[u8], comment: &str, gap: Option<&str>) {
-        if self.out.is_none() && self.kind == Kind::Fifo {
-            self.try_reader();
+        if self.out.is_none() {
+            self.try_open();
         }
         if self.out.is_some() && self.rotation_due(frame.len() + comment.len()) {
             self.rotate();
         }
         if self.out.is_none() {
-            self.lose(Missed::NoReader, 1);
+            self.lose(self.closed_because(), 1);
             return;
         }
         let missed = self.missed.take();
@@ -363,12 +418,13 @@ impl Capture {
     }
 
     /// A write failed: a reader that went away (EPIPE) is waited for
-    /// again; a file is reopened at the next packet (and, if the failed
-    /// write left half a block, rotated aside then).
+    /// again; a file is opened again at the next packet (and, if the
+    /// failed write left half a block, moved aside then).
     fn failed(&mut self, error: &io::Error, lost: u64) {
         self.out = None;
         self.unflushed = 0;
-        self.tried = None;
+        // The outage is said here: the tries that follow are quiet.
+        self.tried = Some(Instant::now());
         let why = if error.kind() == io::ErrorKind::BrokenPipe {
             tracing::warn!(path = %self.target.path.display(), "tap: the reader went away; packets are dropped until one comes");
             Missed::NoReader
@@ -376,11 +432,8 @@ impl Capture {
             tracing::error!(path = %self.target.path.display(), %error, "tap: the capture cannot be written");
             Missed::WriteFailed
         };
-        if self.kind == Kind::File
-            && let Err(error) = self.start()
-        {
-            tracing::error!(%error, "tap: the capture cannot be reopened");
-        }
+        // Opened again at the next packet (a file that ends on half a
+        // block is moved aside then), or at the next try.
         self.lose(why, lost)
     }
 
@@ -432,6 +485,7 @@ impl Capture {
         }
         if let Err(error) = self.start() {
             tracing::error!(%error, "tap: the new capture cannot be opened");
+            self.tried = Some(Instant::now());
         }
     }
 
@@ -443,10 +497,20 @@ impl Capture {
             return;
         }
         self.flush();
-        self.out = None;
-        if let Err(error) = self.start() {
-            tracing::error!(%error, "tap: reopening on SIGHUP failed");
+        // Still the file at the path (a reload that moved nothing): kept,
+        // not moved aside nor started anew.
+        if let Some(output) = &self.out
+            && let (Ok(open), Ok(at_path)) = (
+                output.out.get_ref().metadata(),
+                std::fs::symlink_metadata(&self.target.path),
+            )
+            && (open.dev(), open.ino()) == (at_path.dev(), at_path.ino())
+        {
+            return;
         }
+        self.out = None;
+        self.tried = None;
+        self.try_open();
     }
 
     /// Writes out what is buffered (what cannot be is lost, counted).
@@ -468,12 +532,18 @@ impl Capture {
 /// A FIFO, opened for writing only if a reader is there (no wait), then
 /// made blocking: a slow reader slows the writer thread, never a session.
 fn open_fifo(path: &Path) -> Result<File> {
-    use rustix::fs::OFlags;
     let file = OpenOptions::new()
         .write(true)
-        .custom_flags(OFlags::NONBLOCK.bits() as i32)
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOFOLLOW).bits() as i32)
         .open(path)
         .with_context(|| format!("no reader on the FIFO {}", path.display()))?;
+    // Still the FIFO it was at start (not a file or a link put there
+    // since), still readable by its owner and group alone.
+    let found = file.metadata()?;
+    if !found.file_type().is_fifo() {
+        anyhow::bail!("{} is no longer a FIFO", path.display());
+    }
+    check_fifo_mode(path, &found)?;
     rustix::fs::fcntl_setfl(&file, OFlags::empty()).context("making the FIFO blocking")?;
     Ok(file)
 }
@@ -492,6 +562,19 @@ fn reader_gone(out: &BufWriter<File>) -> bool {
         Ok(_) => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
         Err(_) => false,
     }
+}
+
+/// A FIFO others may read would hand them the plaintext (and let any
+/// local account become "the reader" while the IDS is away): refused.
+fn check_fifo_mode(path: &Path, found: &std::fs::Metadata) -> Result<()> {
+    let mode = found.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        anyhow::bail!(
+            "the FIFO {} is mode {mode:04o}: others may open it; make it with `mkfifo -m 0600` (or 0640 and the IDS's group)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The section header: mbaps wrote it, and what it holds.
@@ -540,47 +623,56 @@ fn io_error(error: pcap_file::PcapError) -> io::Error {
 const SHB_TYPE: u32 = 0x0A0D_0D0A;
 const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
 
-/// Whether `file` is a pcapng capture that ends on a whole block: each
-/// section's byte order read from its header, every block's length
-/// followed to the end. Anything else (classic pcap, a cut block, other
-/// bytes) is not.
+/// Whether `file` is a pcapng capture that ends on a whole block: it
+/// starts with a section header (its byte order read there), and its last
+/// four bytes are the length of a block whose first length field says the
+/// same. Anything else (classic pcap, a block cut short by a crash, other
+/// bytes) is not. Two reads, whatever the file's size: it runs at start
+/// and after a failed write, on captures of gigabytes.
 pub fn ends_whole(file: &mut (impl Read + Seek)) -> io::Result<bool> {
     let end = file.seek(SeekFrom::End(0))?;
-    let mut at = 0u64;
-    let mut little = true;
-    while at < end {
-        if end - at < 12 {
-            return Ok(false);
-        }
-        file.seek(SeekFrom::Start(at))?;
-        let mut head = [0u8; 12];
-        file.read_exact(&mut head)?;
-        let word = |bytes: &[u8], little: bool| {
-            let bytes = [bytes[0], bytes[1], bytes[2], bytes[3]];
-            if little {
-                u32::from_le_bytes(bytes)
-            } else {
-                u32::from_be_bytes(bytes)
-            }
-        };
-        // The section header's type reads the same in either order.
-        let kind = word(&head[0..4], true);
-        if kind == SHB_TYPE {
-            little = match word(&head[8..12], true) {
-                BYTE_ORDER_MAGIC => true,
-                _ if word(&head[8..12], false) == BYTE_ORDER_MAGIC => false,
-                _ => return Ok(false),
-            };
-        } else if at == 0 {
-            return Ok(false);
-        }
-        let len = u64::from(word(&head[4..8], little));
-        if len < 12 || len % 4 != 0 || len > end - at {
-            return Ok(false);
-        }
-        at += len;
+    if end < 28 {
+        return Ok(false);
     }
-    Ok(at == end)
+    file.seek(SeekFrom::Start(0))?;
+    let mut head = [0u8; 12];
+    file.read_exact(&mut head)?;
+    let word = |bytes: &[u8], little: bool| {
+        let bytes = [bytes[0], bytes[1], bytes[2], bytes[3]];
+        if little {
+            u32::from_le_bytes(bytes)
+        } else {
+            u32::from_be_bytes(bytes)
+        }
+    };
+    // The section header's type reads the same in either order.
+    if word(&head[0..4], true) != SHB_TYPE {
+        return Ok(false);
+    }
+    let little = match word(&head[8..12], true) {
+        BYTE_ORDER_MAGIC => true,
+        _ if word(&head[8..12], false) == BYTE_ORDER_MAGIC => false,
+        _ => return Ok(false),
+    };
+    let first = u64::from(word(&head[4..8], little));
+    if first < 28 || first % 4 != 0 || first > end {
+        return Ok(false);
+    }
+    // The last block: its trailing length, then its leading one, in the
+    // first section's byte order (a later section in the other order, as
+    // another machine would write, is judged not whole and moved aside:
+    // reading it both ways would take a cut block for a whole one).
+    file.seek(SeekFrom::Start(end - 4))?;
+    let mut tail = [0u8; 4];
+    file.read_exact(&mut tail)?;
+    let len = u64::from(word(&tail, little));
+    if len < 12 || len % 4 != 0 || len > end {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(end - len + 4))?;
+    let mut lead = [0u8; 4];
+    file.read_exact(&mut lead)?;
+    Ok(u64::from(word(&lead, little)) == len)
 }
 
 #[cfg(test)]
@@ -600,9 +692,17 @@ mod tests {
         let mut twice = bytes.clone();
         twice.extend_from_slice(&bytes);
         assert!(ends_whole(&mut Cursor::new(twice)).unwrap());
-        // Cut short.
-        let cut = bytes[..bytes.len() - 3].to_vec();
-        assert!(!ends_whole(&mut Cursor::new(cut)).unwrap());
+        // Cut short anywhere in the interface block (the section header
+        // alone is a whole capture).
+        let header = PcapNgWriter::with_section_header(Vec::new(), section())
+            .unwrap()
+            .into_inner()
+            .len();
+        for len in header + 1..bytes.len() {
+            let cut = &bytes[..len];
+            assert!(!ends_whole(&mut Cursor::new(cut)).unwrap(), "cut to {len}");
+        }
+        assert!(ends_whole(&mut Cursor::new(&bytes[..header])).unwrap());
         // Classic pcap.
         let mut pcap = Vec::new();
         PcapWriter::new(&mut pcap).unwrap();

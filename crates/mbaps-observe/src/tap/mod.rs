@@ -56,6 +56,9 @@ pub const DEFAULT_QUEUE: usize = 65_536;
 /// audit trail's writer: polling costs the sessions less than waking).
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
+/// How often records lost to a full queue are logged at most.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
 /// Sessions the writer follows at most: beyond, the one quiet the longest
 /// is forgotten (its end was lost to a full queue).
 const MAX_CONVERSATIONS: usize = 65_536;
@@ -66,6 +69,13 @@ pub const DEFAULT_PORT: u16 = 502;
 
 /// Rotated captures kept by default (`PATH.1` to `PATH.5`).
 pub const DEFAULT_KEEP: u32 = 5;
+
+/// Rotated captures kept at most.
+pub const MAX_KEEP: u32 = 1_000;
+
+/// The smallest size a capture may be rotated at (but 0: never): a few
+/// hundred packets, so that a capture is never mostly headers.
+pub const MIN_MAX_BYTES: u64 = 65_536;
 
 /// The capture's file format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -134,10 +144,26 @@ struct Shared {
     reopen: AtomicBool,
     /// Everything lost, by [`TapDrop`].
     dropped: [AtomicU64; 3],
+    /// Records lost and not yet logged, and when that was last done.
+    unsaid: AtomicU64,
+    said: std::sync::Mutex<Option<Instant>>,
     on_drop: Option<DropObserver>,
 }
 
 impl Shared {
+    /// Logs records lost to a full queue: at most one line every
+    /// [`WARN_EVERY`], with the count since the last one (an overload lasts;
+    /// a line per gap would add to it).
+    fn warn_dropped(&self, lost: u64) {
+        let unsaid = self.unsaid.fetch_add(lost, Ordering::Relaxed) + lost;
+        let mut said = crate::lock(&self.said);
+        if said.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            *said = Some(Instant::now());
+            self.unsaid.fetch_sub(unsaid, Ordering::Relaxed);
+            tracing::warn!(lost = unsaid, "tap: records dropped, the queue was full");
+        }
+    }
+
     fn dropped(&self, why: TapDrop, count: u64) {
         let index = match why {
             TapDrop::QueueFull => 0,
@@ -175,8 +201,9 @@ impl Tap {
         }
     }
 
-    /// Opens the path again (on SIGHUP: a file moved away by an outside
-    /// rotation is created anew; a FIFO waits for a reader again).
+    /// Opens a file's path again if the file there is no longer the one
+    /// written (on SIGHUP: a file moved away by an outside rotation is
+    /// created anew). A FIFO or standard output stays as it is.
     pub fn reopen(&self) {
         self.shared.reopen.store(true, Ordering::Relaxed);
     }
@@ -218,6 +245,8 @@ pub fn start(target: TapTarget, on_drop: Option<DropObserver>) -> Result<(Tap, T
         gap: AtomicU64::new(0),
         reopen: AtomicBool::new(false),
         dropped: Default::default(),
+        unsaid: AtomicU64::new(0),
+        said: std::sync::Mutex::new(None),
         on_drop,
     });
     let writer = Writer {
@@ -271,7 +300,7 @@ impl Emit for ToCapture<'_> {
         let gap = match gap {
             None => None,
             Some(lost) => {
-                tracing::warn!(lost, "tap: records dropped, the queue was full");
+                self.shared.warn_dropped(lost);
                 Some(format!(
                     "tap: {lost} records before this packet were dropped (the tap's queue was full)"
                 ))
@@ -340,9 +369,22 @@ impl Writer {
                 certificate,
                 handshake,
             } => {
-                let identity = identity(role.as_ref().map(|r| r.as_str()), certificate.as_deref());
-                let comment = format!("session start; {}; {identity}", tls(handshake.as_ref()));
-                self.start(peer, local, identity, wall, &comment);
+                let certificate = match certificate.as_deref() {
+                    Some(der) => Certificate::Der(der),
+                    None => Certificate::None,
+                };
+                let identity = identity(role.as_ref().map(|r| r.as_str()), certificate);
+                match self.conversations.get_mut(&(peer, local)) {
+                    // Opened already by records that came before it (a
+                    // plain client's frames that did not decode): the
+                    // connection goes on, now knowing who it is.
+                    Some(conversation) => conversation.identity = identity,
+                    None => {
+                        let comment =
+                            format!("session start; {}; {identity}", tls(handshake.as_ref()));
+                        self.start(peer, local, identity, wall, &comment);
+                    }
+                }
             }
             AuditEntry::Request {
                 peer,
@@ -351,16 +393,21 @@ impl Writer {
             } => {
                 let known = self.exchange(peer, local, &record, when);
                 if !known {
-                    // Its session's start was lost to a full queue: the
-                    // connection is opened here, so that it can be followed.
-                    let identity = identity(record.role.as_ref().map(|r| r.as_str()), None);
+                    // Its session's start was not seen (lost to a full
+                    // queue, or a plain client's frames before its first
+                    // request that decodes): the connection is opened
+                    // here, so that it can be followed.
+                    let identity = identity(
+                        record.role.as_ref().map(|r| r.as_str()),
+                        Certificate::Unknown,
+                    );
                     self.start(
                         peer,
                         local,
                         identity,
                         when(record.arrived),
-                        "session start not captured (the tap's queue was full): \
-                         its TLS handshake and certificate are unknown",
+                        "session start not seen before this request \
+                         (lost to a full queue, or frames of a plain client before its first request)",
                     );
                     self.exchange(peer, local, &record, when);
                 }
@@ -423,14 +470,8 @@ impl Writer {
         at: SystemTime,
         comment: &str,
     ) {
-        if self.conversations.len() >= MAX_CONVERSATIONS
-            && let Some(quiet) = self
-                .conversations
-                .iter()
-                .min_by_key(|(_, c)| c.last)
-                .map(|(key, _)| *key)
-        {
-            self.conversations.remove(&quiet);
+        if self.conversations.len() >= MAX_CONVERSATIONS {
+            self.forget_the_quiet_half();
         }
         self.sessions += 1;
         let mut conversation = Conversation::new(peer, local, self.port, self.sessions, identity);
@@ -443,22 +484,71 @@ impl Writer {
     }
 }
 
-/// `role=…; certificate sha256=…; subject=…`: who the client is, on
-/// every packet of its session.
-fn identity(role: Option<&str>, certificate: Option<&[u8]>) -> String {
+impl Writer {
+    /// The table is full (sessions whose ends were lost to a full queue,
+    /// or plain clients that sent nothing that decoded): the half quiet
+    /// the longest is forgotten at once, so that a flood of such sessions
+    /// costs a sort now and then, not a scan per session.
+    fn forget_the_quiet_half(&mut self) {
+        let mut quiet: Vec<(SystemTime, (SocketAddr, SocketAddr))> = self
+            .conversations
+            .iter()
+            .map(|(key, c)| (c.last, *key))
+            .collect();
+        let half = quiet.len() / 2;
+        quiet.select_nth_unstable(half);
+        for (_, key) in &quiet[..half] {
+            self.conversations.remove(key);
+        }
+    }
+}
+
+/// The longest subject a comment holds: a certificate's subject is the
+/// CA's to choose, and it goes on every packet of the session.
+const MAX_SUBJECT: usize = 256;
+
+/// Who a client is, on every packet of its session: `role=…; certificate
+/// sha256=…; subject=…` (the subject last and at most [`MAX_SUBJECT`]
+/// bytes: it may hold `; ` and anything else a CA put there), or
+/// `certificate=none` on plain Modbus/TCP, `certificate=unknown` when the
+/// session's start was not seen.
+fn identity(role: Option<&str>, certificate: Certificate<'_>) -> String {
     let mut text = format!("role={}", role.unwrap_or("NULL"));
     match certificate {
-        Some(der) => {
-            let _ = write!(
-                text,
-                "; certificate sha256={}; subject={}",
-                fingerprint(der),
-                subject(der).as_deref().unwrap_or("(unreadable)")
-            );
+        Certificate::Der(der) => {
+            let subject = subject(der);
+            let subject = subject.as_deref().unwrap_or("(unreadable)");
+            let _ = write!(text, "; certificate sha256={}; subject=", fingerprint(der));
+            push_capped(&mut text, subject);
         }
-        None => text.push_str("; certificate=none"),
+        Certificate::None => text.push_str("; certificate=none"),
+        Certificate::Unknown => text.push_str("; certificate=unknown"),
     }
     text
+}
+
+/// Appends `subject`, cut at [`MAX_SUBJECT`] bytes (on a character's
+/// boundary) and marked `…` if it was longer.
+fn push_capped(text: &mut String, subject: &str) {
+    if subject.len() <= MAX_SUBJECT {
+        text.push_str(subject);
+        return;
+    }
+    let mut cut = MAX_SUBJECT;
+    while !subject.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.push_str(&subject[..cut]);
+    text.push('…');
+}
+
+/// What the tap knows of a session's certificate.
+enum Certificate<'a> {
+    Der(&'a [u8]),
+    /// Plain Modbus/TCP.
+    None,
+    /// The session's start was not seen.
+    Unknown,
 }
 
 /// `tls=TLSv1_3; suite=…`, or plain Modbus/TCP.
@@ -508,17 +598,18 @@ fn exchange(
     let Some(pdus) = &record.pdus else {
         return;
     };
-    // `request; <who>; decision=…`, said of both packets. What the
+    // `request; decision=…; <who>`, said of both packets. What the
     // packet itself says (unit, transaction, function, exception) is not
     // repeated: a comment per packet is most of the capture's bytes.
+    // The decision first: the identity ends with the subject, which may
+    // hold anything.
     comment.clear();
-    comment.push_str("request; ");
-    comment.push_str(&conversation.identity);
     let _ = match &record.verdict {
-        Verdict::Allowed => write!(comment, "; decision=allowed"),
-        Verdict::Denied(denial) => write!(comment, "; decision=denied ({denial})"),
-        Verdict::Rejected(why) => write!(comment, "; decision=rejected ({why})"),
+        Verdict::Allowed => write!(comment, "request; decision=allowed; "),
+        Verdict::Denied(denial) => write!(comment, "request; decision=denied ({denial}); "),
+        Verdict::Rejected(why) => write!(comment, "request; decision=rejected ({why}); "),
     };
+    comment.push_str(&conversation.identity);
     encode_adu(adu, record, pdus.request.as_bytes());
     match (&record.outcome, &pdus.response) {
         (RequestOutcome::Response | RequestOutcome::Exception(_), Some(response)) => {
@@ -537,11 +628,11 @@ fn exchange(
         (outcome, _) => {
             // Received, never answered to the client (its session ended
             // first): the request alone, with what was done, if known.
-            let _ = write!(
-                comment,
-                "; answer=none, the session ended first ({})",
+            let note = format!(
+                "answer=none, the session ended first ({}); ",
                 outcome.label()
             );
+            comment.insert_str("request; ".len(), &note);
             conversation.data(Side::Client, adu, when(record.arrived), comment, frame, out);
         }
     }
@@ -557,7 +648,7 @@ fn end(
     out: &mut impl Emit,
 ) {
     let comment = format!(
-        "session end ({reason}); reason={}; {}",
+        "session end; reason={} ({reason}); {}",
         reason.label(),
         conversation.identity
     );
@@ -797,5 +888,17 @@ mod tests {
         assert_eq!(seen[4].ports, (40000, 502), "the client reset it");
         assert!(seen[4].comments[0].contains("reason=reset"));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_long_subject_is_cut_on_a_character_boundary() {
+        let mut text = String::new();
+        let long = "é".repeat(MAX_SUBJECT);
+        push_capped(&mut text, &long);
+        assert!(text.len() <= MAX_SUBJECT + '…'.len_utf8());
+        assert!(text.ends_with('…'));
+        let mut short = String::new();
+        push_capped(&mut short, "CN=meter");
+        assert_eq!(short, "CN=meter");
     }
 }
