@@ -827,3 +827,37 @@ fn an_existing_capture_readable_by_others_is_made_0600() {
     assert_eq!(frames(&capture).iter().filter(|f| f.is_query()).count(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // waits for a real server
+fn a_reload_that_moved_nothing_keeps_writing_the_same_capture() {
+    let dir = pki("tap-reload");
+    let capture = dir.join("tap.pcap");
+    let (server, host) = start_server_with(
+        &dir,
+        &["--tap", capture.to_str().unwrap(), "--tap-format", "pcap"],
+    );
+    let read = || {
+        let out = as_client(&dir, &host, "viewer", &["read", "holding", "100", "1"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    read();
+    for reloads in 1..=2 {
+        let hup = Command::new("kill")
+            .args(["-HUP", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        wait_for_log(&dir.join("server.log"), "reloaded on SIGHUP", reloads);
+    }
+    read();
+    wait_for_log(&dir.join("server.log"), " ended (", 2);
+    server.terminate();
+    assert!(!dir.join("tap.pcap.1").exists(), "nothing moved aside");
+    let queries = frames(&capture)
+        .iter()
+        .filter(|f| f.function.is_some() && f.flags.contains('P'))
+        .count();
+    assert_eq!(queries, 4, "both sessions in the one capture");
+    let _ = std::fs::remove_dir_all(&dir);
+}
