@@ -18,6 +18,7 @@ mod certs;
 mod chart;
 mod conformance;
 mod fuzz;
+mod python;
 mod tools;
 mod units;
 
@@ -126,6 +127,7 @@ fn ci() -> Result<()> {
         // Advisories need the RustSec database from the network; see deny.toml.
         cargo(&["deny", "--locked", "check", "licenses", "bans", "sources"])
     });
+    run("python", &python::check);
     run("conformance", &|| match tests.borrow().as_ref() {
         Some(run) => conformance::gather_and_write(run, true),
         None => anyhow::bail!("the test step failed, so the matrix has no test evidence"),

@@ -8,9 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use mbaps_session::TlsVersions;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::rustls::{self, AlertDescription, CertificateError};
 use mbaps_session::upstream::rtu::RtuOptions;
-use mbaps_session::{ClientConfig, SessionError, load_certificates, load_private_key};
+use mbaps_session::{ClientConfig, load_certificates, load_private_key};
 use mbaps_std::{ClientError, StdClient};
 use mbaps_tokio::RtuClient;
 use mbaps_tokio::serial::{Parity, SerialLine, StopBits};
@@ -188,49 +187,12 @@ pub(crate) fn host_part(host: &str) -> &str {
 
 /// A client error with the likely cause spelled out.
 pub(crate) fn explain(err: ClientError, server_name: &str) -> anyhow::Error {
-    let hint = match &err {
-        ClientError::Session(SessionError::Tls(tls)) => match tls {
-            rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => {
-                Some("the server requires a client certificate".to_owned())
-            }
-            rustls::Error::AlertReceived(AlertDescription::BadCertificate | AlertDescription::UnknownCA) => {
-                Some("the server refused our certificate: it is not signed by a CA the server trusts, or its role extension is malformed".to_owned())
-            }
-            rustls::Error::AlertReceived(AlertDescription::CertificateExpired) => {
-                Some("the server says our certificate has expired".to_owned())
-            }
-            rustls::Error::AlertReceived(AlertDescription::CertificateRevoked) => {
-                Some("the server says our certificate is revoked".to_owned())
-            }
-            rustls::Error::AlertReceived(AlertDescription::ProtocolVersion | AlertDescription::HandshakeFailure) => {
-                Some("the server offers no TLS version or cipher suite we accept (Modbus/TCP Security needs TLS 1.2 or 1.3 with ECDHE and AES-GCM)".to_owned())
-            }
-            rustls::Error::InvalidCertificate(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-                Some("the server's certificate has expired".to_owned())
-            }
-            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                Some("the server's certificate is not signed by the CA given with --ca".to_owned())
-            }
-            rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            ) => Some(format!("the server's certificate is not for {server_name:?}: give the name it carries with --server-name")),
-            _ => None,
-        },
-        ClientError::Exception(mbaps_codec::ExceptionCode::IllegalFunction) => Some(
-            "the role in our certificate may not make this request (the server's policy denied it, R-31), or the server does not serve this function".to_owned(),
-        ),
-        ClientError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Some("nothing listens there: is the server running, and is the port right?".to_owned())
-        }
-        _ => None,
-    };
-    match hint {
+    match err.hint(server_name) {
         Some(hint) => anyhow::anyhow!("{err}: {hint}"),
         None => anyhow::Error::new(err),
     }
 }
 
-/// `--tls`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub(crate) enum TlsVersion {
     /// TLS 1.2 only.

@@ -45,6 +45,60 @@ pub enum ClientError {
     Unexpected(Box<Pdu>),
 }
 
+impl ClientError {
+    /// What the error most likely means for whoever made the call, when
+    /// there is more to say than its words: why a certificate was refused
+    /// (ours by the server, by the alert it sent; the server's by us), a
+    /// denial (0x01 under Modbus/TCP Security, R-31), nothing listening.
+    /// `server_name` is the name the server's certificate was checked for.
+    pub fn hint(&self, server_name: &str) -> Option<String> {
+        use rustls::{AlertDescription, CertificateError};
+        let hint = match self {
+            ClientError::Session(SessionError::Tls(tls)) => match tls {
+                rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => {
+                    "the server requires a client certificate".to_owned()
+                }
+                // DecryptError: signed by a CA of the trusted one's name
+                // but another key.
+                rustls::Error::AlertReceived(
+                    AlertDescription::BadCertificate
+                    | AlertDescription::UnknownCA
+                    | AlertDescription::DecryptError,
+                ) => "the server refused our certificate: it is not signed by a CA the server trusts, or its role extension is malformed".to_owned(),
+                rustls::Error::AlertReceived(AlertDescription::CertificateExpired) => {
+                    "the server says our certificate has expired".to_owned()
+                }
+                rustls::Error::AlertReceived(AlertDescription::CertificateRevoked) => {
+                    "the server says our certificate is revoked".to_owned()
+                }
+                rustls::Error::AlertReceived(
+                    AlertDescription::ProtocolVersion | AlertDescription::HandshakeFailure,
+                ) => "the server offers no TLS version or cipher suite we accept (Modbus/TCP Security needs TLS 1.2 or 1.3 with ECDHE and AES-GCM)".to_owned(),
+                rustls::Error::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. },
+                ) => "the server's certificate has expired".to_owned(),
+                // A CA of the same name but another key: BadSignature.
+                rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
+                ) => "the server's certificate is not signed by the CA we were given".to_owned(),
+                rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ) => format!(
+                    "the server's certificate is not for {server_name:?}: give the name it carries as the server name"
+                ),
+                _ => return None,
+            },
+            ClientError::Exception(ExceptionCode::IllegalFunction) => "the role in our certificate may not make this request (the server's policy denied it, R-31), or the server does not serve this function".to_owned(),
+            ClientError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "nothing listens there: is the server running, and is the port right?".to_owned()
+            }
+            _ => return None,
+        };
+        Some(hint)
+    }
+}
+
 impl From<std::io::Error> for ClientError {
     fn from(error: std::io::Error) -> ClientError {
         ClientError::Io(Arc::new(error))
