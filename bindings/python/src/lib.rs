@@ -1,6 +1,7 @@
 //! # mbaps for Python
 //!
-//! The CPython extension `mbaps._native`: the async and blocking clients
+//! The CPython extension `mbaps._native`: the async and blocking clients,
+//! the server with a handler in Python,
 //! on the tokio adapter (its runtime inside the extension, the GIL
 //! released while waiting on the network), the policy engine, and a
 //! certificate's role. The Python package `mbaps` re-exports them with its
@@ -10,6 +11,7 @@
 mod client;
 mod errors;
 mod policy;
+mod server;
 
 use pyo3::prelude::*;
 
@@ -20,6 +22,9 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<client::SyncClient>()?;
     module.add_class::<policy::Policy>()?;
     module.add_class::<policy::Explanation>()?;
+    module.add_class::<server::Server>()?;
+    module.add_class::<server::RegisterMap>()?;
+    module.add_class::<server::Request>()?;
     module.add_function(wrap_pyfunction!(policy::role_of, module)?)?;
     Ok(())
 }

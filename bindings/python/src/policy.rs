@@ -27,12 +27,19 @@ fn policy_error(py: Python<'_>, error: &PolicyError) -> PyErr {
     exception(py, "PolicyError", (error.to_string(), line, column))
 }
 
+impl Policy {
+    /// The policy engine's policy.
+    pub(crate) fn policy(&self) -> &mbaps_authz::Policy {
+        &self.policy
+    }
+}
+
 #[pymethods]
 impl Policy {
     /// Reads and checks the policy file at `path` (raises
     /// `mbaps.PolicyError`).
     #[staticmethod]
-    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Policy> {
+    pub(crate) fn load(py: Python<'_>, path: PathBuf) -> PyResult<Policy> {
         match mbaps_authz::Policy::load(&path) {
             Ok(policy) => Ok(Policy {
                 policy: Arc::new(policy),

@@ -20,7 +20,7 @@ mod endpoints;
 mod matrix;
 mod openssl;
 mod process;
-mod pymodbus;
+pub(crate) mod pymodbus;
 mod requirements;
 
 use std::collections::BTreeMap;

@@ -21,7 +21,16 @@ from ._errors import (
     TimeoutError,
     TlsError,
 )
-from ._native import Client, Explanation, Policy, SyncClient, role_of
+from ._native import (
+    Client,
+    Explanation,
+    Policy,
+    RegisterMap,
+    Request,
+    Server,
+    SyncClient,
+    role_of,
+)
 
 __all__ = [
     "Acknowledge",
@@ -38,6 +47,9 @@ __all__ = [
     "ModbusError",
     "Policy",
     "PolicyError",
+    "RegisterMap",
+    "Request",
+    "Server",
     "ServerDeviceBusy",
     "ServerDeviceFailure",
     "SyncClient",

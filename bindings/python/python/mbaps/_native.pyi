@@ -104,3 +104,42 @@ class Policy:
     def explain(self, role: Optional[str], pdu: bytes, unit: int = 1) -> Explanation: ...
 
 def role_of(certificate: bytes) -> Optional[str]: ...
+
+class RegisterMap:
+    """The simulator's register map, answered in Rust (register n holds n)."""
+
+    def __init__(self) -> None: ...
+
+class Request:
+    """An authorized request, as a handler sees it."""
+
+    role: Optional[str]
+    unit: int
+    function: int
+    address: Optional[int]
+    count: Optional[int]
+    values: Optional[Union[List[int], List[bool]]]
+    write_address: Optional[int]
+    peer: str
+    certificate: Optional[bytes]
+
+class Server:
+    """A Modbus/TCP Security server; ``await serve()`` until ``close()``."""
+
+    def __init__(
+        self,
+        listen: str,
+        *,
+        policy: Union[_Path, Policy],
+        handler: object,
+        ca: Optional[_Path] = None,
+        cert: Optional[_Path] = None,
+        key: Optional[_Path] = None,
+        crl: List[_Path] = ...,
+        plain: bool = False,
+        plain_role: Optional[str] = None,
+    ) -> None: ...
+    async def serve(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def address(self) -> Optional[str]: ...

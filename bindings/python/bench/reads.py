@@ -1,0 +1,119 @@
+"""Reads per second of mbaps.Client beside pymodbus's TLS client, against
+one `mbaps server`, in interleaved rounds (a benchmark, not a test).
+
+    python bindings/python/bench/reads.py --mbaps target/release/mbaps [--seconds 2] [--rounds 3]
+
+Each client reads 10 holding registers, one at a time and with 16 awaited
+at once (16 tasks on one connection), for `--seconds` per measurement;
+the medians over the rounds are printed. pymodbus is measured if it is
+installed (cargo xtask conformance installs it under target/pymodbus-venv).
+"""
+
+import argparse
+import asyncio
+import pathlib
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import mbaps
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+def start_server(mbaps_binary, pki):
+    process = subprocess.Popen(
+        [mbaps_binary, "server", "--listen", "127.0.0.1:0", "-q", "--exit-after", "3600",
+         "--cert", str(pki / "server-chain.pem"), "--key", str(pki / "server.key"),
+         "--ca", str(pki / "ca.pem"), "--policy", str(ROOT / "examples" / "policy.toml")],
+        stdout=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("listening on "):
+            return process, line.split()[2]
+    raise RuntimeError("mbaps server did not start")
+
+
+async def rate(read, seconds, in_flight):
+    """Reads per second of `read` with `in_flight` tasks."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker():
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await read()
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return done / (time.perf_counter() - start)
+
+
+async def mbaps_rates(address, pki, seconds):
+    client = await mbaps.Client.connect(
+        address, ca=pki / "ca.pem", cert=pki / "client-viewer-chain.pem",
+        key=pki / "client-viewer.key")
+    try:
+        read = lambda: client.read_holding_registers(1, 0, 10)  # noqa: E731
+        return await rate(read, seconds, 1), await rate(read, seconds, 16)
+    finally:
+        await client.close()
+
+
+async def pymodbus_rates(address, pki, seconds):
+    from pymodbus.client import AsyncModbusTlsClient
+
+    host, port = address.rsplit(":", 1)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(pki / "ca.pem")
+    context.load_cert_chain(pki / "client-viewer-chain.pem", pki / "client-viewer.key")
+    client = AsyncModbusTlsClient(host, port=int(port), sslctx=context, timeout=5, retries=0)
+    await client.connect()
+    try:
+        read = lambda: client.read_holding_registers(0, count=10, device_id=1)  # noqa: E731
+        return await rate(read, seconds, 1), await rate(read, seconds, 16)
+    finally:
+        client.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mbaps", default=str(ROOT / "target" / "release" / "mbaps"))
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    try:
+        import pymodbus  # noqa: F401
+        peers = {"mbaps.Client": mbaps_rates, "pymodbus AsyncModbusTlsClient": pymodbus_rates}
+    except ImportError:
+        print("pymodbus is not installed: measuring mbaps.Client alone", file=sys.stderr)
+        peers = {"mbaps.Client": mbaps_rates}
+    with tempfile.TemporaryDirectory() as folder:
+        pki = pathlib.Path(folder)
+        subprocess.run([args.mbaps, "certs", "--out", str(pki)], check=True, capture_output=True)
+        server, address = start_server(args.mbaps, pki)
+        try:
+            measured = {name: ([], []) for name in peers}
+            for _ in range(args.rounds):
+                for name, measure in peers.items():
+                    one, sixteen = asyncio.run(measure(address, pki, args.seconds))
+                    measured[name][0].append(one)
+                    measured[name][1].append(sixteen)
+        finally:
+            server.terminate()
+    print(f"reads of 10 holding registers per second, medians of {args.rounds} rounds:")
+    print(f"  {'client':<32} {'1 at a time':>12} {'16 in flight':>13}")
+    medians = {}
+    for name, (one, sixteen) in measured.items():
+        medians[name] = (statistics.median(one), statistics.median(sixteen))
+        print(f"  {name:<32} {medians[name][0]:>12.0f} {medians[name][1]:>13.0f}")
+    if len(medians) == 2:
+        (m1, m16), (p1, p16) = medians.values()
+        print(f"  mbaps.Client / pymodbus: {m1 / p1:.2f} one at a time, {m16 / p16:.2f} with 16 in flight")
+
+
+if __name__ == "__main__":
+    main()
