@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import mbaps
@@ -32,6 +33,9 @@ def start_server(mbaps_binary, pki):
         stdout=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.startswith("listening on "):
+            # What it writes later is read, so that it never blocks on a
+            # full pipe.
+            threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
             return process, line.split()[2]
     raise RuntimeError("mbaps server did not start")
 

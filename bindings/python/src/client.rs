@@ -253,12 +253,23 @@ async fn perform(client: &TokioClient, call: Call) -> Result<Answer, Failure> {
                 .await?;
             Answer::Done
         }
-        Call::ReadDeviceIdentification(unit, code, object_id) => Answer::Objects(
-            client
-                .read_device_identification(unit, code, object_id)
-                .await?
-                .objects,
-        ),
+        Call::ReadDeviceIdentification(unit, code, object_id) => {
+            // A device with more objects than one response holds says
+            // "more follows": asked again from the object it names, as
+            // long as that moves forward (a device that loops is not
+            // followed round), at most 255 times.
+            let mut objects = Vec::new();
+            let mut next = object_id;
+            for _ in 0..255 {
+                let part = client.read_device_identification(unit, code, next).await?;
+                objects.extend(part.objects);
+                if !part.more_follows || part.next_object_id <= next {
+                    break;
+                }
+                next = part.next_object_id;
+            }
+            Answer::Objects(objects)
+        }
         Call::Request(unit, pdu) => {
             let request = Request::decode(&pdu)
                 .map_err(|error| Failure::Pdu(format!("pdu does not decode: {error}")))?;
@@ -300,6 +311,29 @@ fn word(name: &str, value: i64) -> PyResult<u16> {
     checked(name, value, 65_535)
 }
 
+/// A quantity from 1 to `max` (the Application Protocol's limit for the
+/// function), or a `ValueError` naming it.
+fn quantity(name: &str, value: i64, max: u16) -> PyResult<u16> {
+    match u16::try_from(value) {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(PyValueError::new_err(format!(
+            "{name} is {value}: it must be 1 to {max}"
+        ))),
+    }
+}
+
+/// `values` of a write of at most `max` (1 at least).
+fn how_many<T>(name: &str, values: &[T], max: usize) -> PyResult<()> {
+    if (1..=max).contains(&values.len()) {
+        Ok(())
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} has {} values: it must have 1 to {max}",
+            values.len()
+        )))
+    }
+}
+
 fn words(name: &str, values: Vec<i64>) -> PyResult<Vec<u16>> {
     values
         .into_iter()
@@ -318,22 +352,22 @@ macro_rules! client_methods {
 
             /// Reads `count` coils from `address`: a list of bools.
             fn read_coils<'py>(&self, py: Python<'py>, unit: i64, address: i64, count: i64) -> PyResult<Bound<'py, PyAny>> {
-                self.run(py, Call::ReadCoils(self::unit(unit)?, word("address", address)?, word("count", count)?))
+                self.run(py, Call::ReadCoils(self::unit(unit)?, word("address", address)?, quantity("count", count, 2000)?))
             }
 
             /// Reads `count` discrete inputs from `address`: a list of bools.
             fn read_discrete_inputs<'py>(&self, py: Python<'py>, unit: i64, address: i64, count: i64) -> PyResult<Bound<'py, PyAny>> {
-                self.run(py, Call::ReadDiscreteInputs(self::unit(unit)?, word("address", address)?, word("count", count)?))
+                self.run(py, Call::ReadDiscreteInputs(self::unit(unit)?, word("address", address)?, quantity("count", count, 2000)?))
             }
 
             /// Reads `count` holding registers from `address`: a list of ints.
             fn read_holding_registers<'py>(&self, py: Python<'py>, unit: i64, address: i64, count: i64) -> PyResult<Bound<'py, PyAny>> {
-                self.run(py, Call::ReadHoldingRegisters(self::unit(unit)?, word("address", address)?, word("count", count)?))
+                self.run(py, Call::ReadHoldingRegisters(self::unit(unit)?, word("address", address)?, quantity("count", count, 125)?))
             }
 
             /// Reads `count` input registers from `address`: a list of ints.
             fn read_input_registers<'py>(&self, py: Python<'py>, unit: i64, address: i64, count: i64) -> PyResult<Bound<'py, PyAny>> {
-                self.run(py, Call::ReadInputRegisters(self::unit(unit)?, word("address", address)?, word("count", count)?))
+                self.run(py, Call::ReadInputRegisters(self::unit(unit)?, word("address", address)?, quantity("count", count, 125)?))
             }
 
             /// Writes one coil.
@@ -348,21 +382,24 @@ macro_rules! client_methods {
 
             /// Writes coils from `address`.
             fn write_multiple_coils<'py>(&self, py: Python<'py>, unit: i64, address: i64, values: Vec<bool>) -> PyResult<Bound<'py, PyAny>> {
+                how_many("values", &values, 1968)?;
                 self.run(py, Call::WriteMultipleCoils(self::unit(unit)?, word("address", address)?, values))
             }
 
             /// Writes holding registers from `address`.
             fn write_multiple_registers<'py>(&self, py: Python<'py>, unit: i64, address: i64, values: Vec<i64>) -> PyResult<Bound<'py, PyAny>> {
+                how_many("values", &values, 123)?;
                 self.run(py, Call::WriteMultipleRegisters(self::unit(unit)?, word("address", address)?, words("values", values)?))
             }
 
             /// Writes `values` at `write_address`, then reads `read_count`
             /// registers from `read_address`: a list of ints.
             fn read_write_multiple_registers<'py>(&self, py: Python<'py>, unit: i64, read_address: i64, read_count: i64, write_address: i64, values: Vec<i64>) -> PyResult<Bound<'py, PyAny>> {
+                how_many("values", &values, 121)?;
                 self.run(py, Call::ReadWriteMultipleRegisters(
                     self::unit(unit)?,
                     word("read_address", read_address)?,
-                    word("read_count", read_count)?,
+                    quantity("read_count", read_count, 125)?,
                     word("write_address", write_address)?,
                     words("values", values)?,
                 ))
@@ -423,7 +460,7 @@ impl Client {
 }
 
 client_methods!(Client, {
-    /// Connects to `address` (`HOST:PORT`): a coroutine that gives the
+    /// Connects to `address` (`HOST:PORT`): an awaitable that gives the
     /// client. `ca`, `cert`, `key`: paths to PEM files (required unless
     /// `plain`); `server_name`: the name the server's certificate must
     /// carry (default: the host of `address`); `tls`: "1.2" or "1.3" to
@@ -461,7 +498,7 @@ client_methods!(Client, {
         })
     }
 
-    /// Ends the session with close_notify (a coroutine).
+    /// Ends the session with close_notify (an awaitable).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let client = self.connected.client.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {

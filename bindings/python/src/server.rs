@@ -390,8 +390,10 @@ fn log(py: Python<'_>, message: &str) {
         .and_then(|logger| logger.call_method1("error", (message,)));
 }
 
-/// A Python object with `handle(request)`, called on the asyncio loop that
-/// serves (for an `async def handle`) or on a runtime thread with the GIL.
+/// A Python object with `handle(request)`: called on a thread of the
+/// runtime's blocking pool (a plain `def handle` runs there, several at
+/// once for several requests); an `async def handle`'s coroutine runs on
+/// the asyncio loop that serves.
 struct PythonHandler {
     handler: Arc<Py<PyAny>>,
     locals: TaskLocals,
@@ -414,33 +416,51 @@ impl AsyncHandler for PythonHandler {
             let Some((request, shape)) = describe(&incoming) else {
                 return Err(ExceptionCode::IllegalFunction);
             };
-            let given = Python::attach(|py| {
-                let called = handler.bind(py).call_method1("handle", (request,));
-                match called {
-                    Ok(value) if is_awaitable(&value) => {
-                        match pyo3_async_runtimes::into_future_with_locals(&locals, value) {
-                            Ok(future) => Given::Later(future),
-                            Err(error) => Given::Ready(Err(error)),
+            // Python runs on the blocking pool, never on a runtime worker:
+            // a handler that sleeps, waits on a database or blocks on a
+            // SyncClient holds one thread of the pool, not the runtime
+            // that serves every session.
+            let called = tokio::task::spawn_blocking(move || {
+                Python::try_attach(|py| {
+                    let called = handler.bind(py).call_method1("handle", (request,));
+                    match called {
+                        Ok(value) if is_awaitable(&value) => {
+                            match pyo3_async_runtimes::into_future_with_locals(&locals, value) {
+                                Ok(future) => Given::Later(future),
+                                Err(error) => Given::Ready(Err(error)),
+                            }
                         }
+                        Ok(value) => Given::Ready(Ok(value.unbind())),
+                        Err(error) => Given::Ready(Err(error)),
                     }
-                    Ok(value) => Given::Ready(Ok(value.unbind())),
-                    Err(error) => Given::Ready(Err(error)),
-                }
-            });
+                })
+            })
+            .await;
+            // The interpreter is finishing, or the call panicked.
+            let Ok(Some(given)) = called else {
+                return Err(ExceptionCode::ServerDeviceFailure);
+            };
             let value = match given {
                 Given::Ready(value) => value,
                 Given::Later(future) => future.await,
             };
-            Python::attach(|py| match value {
-                Ok(value) => response(shape, value.bind(py)).map_err(|wrong| {
-                    log(
-                        py,
-                        &format!("the handler's answer is wrong, answered 0x04: {wrong}"),
-                    );
-                    ExceptionCode::ServerDeviceFailure
-                }),
-                Err(error) => Err(exception_of(py, error)),
+            let answered = tokio::task::spawn_blocking(move || {
+                Python::try_attach(|py| match value {
+                    Ok(value) => response(shape, value.bind(py)).map_err(|wrong| {
+                        log(
+                            py,
+                            &format!("the handler's answer is wrong, answered 0x04: {wrong}"),
+                        );
+                        ExceptionCode::ServerDeviceFailure
+                    }),
+                    Err(error) => Err(exception_of(py, error)),
+                })
             })
+            .await;
+            match answered {
+                Ok(Some(answer)) => answer,
+                _ => Err(ExceptionCode::ServerDeviceFailure),
+            }
         }
     }
 }
@@ -558,9 +578,16 @@ impl Server {
         })
     }
 
-    /// Serves until `close()` (a coroutine). Requests to an `async def
+    /// Serves until `close()` (an awaitable). Requests to an `async def
     /// handle` run on the loop that awaits this.
     fn serve<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if *self.stop.borrow() {
+            return Err(crate::errors::exception(
+                py,
+                "Error",
+                ("the server was closed: make a new mbaps.Server to serve again",),
+            ));
+        }
         let listen = self.listen.clone();
         let config = self.config.clone();
         let mut stop = self.stop.subscribe();
@@ -576,19 +603,25 @@ impl Server {
             let stopped = async move {
                 let _ = stop.wait_for(|stop| *stop).await;
             };
-            let served = match python {
-                None => {
-                    let map = Simulator::new(Tables::preset());
-                    let server = TokioServer::bind(listen.as_str(), config, map).await?;
-                    *address.lock().unwrap_or_else(|p| p.into_inner()) = server.local_addr().ok();
-                    server.serve(stopped).await
+            let served = async {
+                match python {
+                    None => {
+                        let map = Simulator::new(Tables::preset());
+                        let server = TokioServer::bind(listen.as_str(), config, map).await?;
+                        *address.lock().unwrap_or_else(|p| p.into_inner()) =
+                            server.local_addr().ok();
+                        server.serve(stopped).await
+                    }
+                    Some(handler) => {
+                        let server =
+                            TokioServer::bind(listen.as_str(), config, Later(handler)).await?;
+                        *address.lock().unwrap_or_else(|p| p.into_inner()) =
+                            server.local_addr().ok();
+                        server.serve(stopped).await
+                    }
                 }
-                Some(handler) => {
-                    let server = TokioServer::bind(listen.as_str(), config, Later(handler)).await?;
-                    *address.lock().unwrap_or_else(|p| p.into_inner()) = server.local_addr().ok();
-                    server.serve(stopped).await
-                }
-            };
+            }
+            .await;
             served.map_err(|error| {
                 Python::attach(|py| {
                     crate::errors::exception(
@@ -603,7 +636,9 @@ impl Server {
 
     /// Stops serving: requests under way are answered, sessions closed.
     fn close(&self) {
-        let _ = self.stop.send(true);
+        // Kept even when no serve() is running: a serve() after close()
+        // is refused.
+        self.stop.send_replace(true);
     }
 
     /// The address it listens on (`ip:port`), once `serve()` has bound it.

@@ -154,5 +154,9 @@ def test_a_unit_out_of_range_is_a_value_error(server, pki):
             client.read_holding_registers(256, 0, 1)
         with pytest.raises(ValueError, match=r"values\[1\] is 70000"):
             client.write_multiple_registers(1, 0, [1, 70000])
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="count is 0: it must be 1 to 125"):
             client.read_holding_registers(1, 0, 0)
+        with pytest.raises(ValueError, match="count is 2001: it must be 1 to 2000"):
+            client.read_coils(1, 0, 2001)
+        with pytest.raises(ValueError, match="values has 124 values: it must have 1 to 123"):
+            client.write_multiple_registers(1, 0, [0] * 124)

@@ -42,3 +42,16 @@ def test_modbus_error_makes_the_class_of_its_code():
     assert mbaps.ServerDeviceBusy().code == 6
     with pytest.raises(ValueError):
         mbaps.ModbusError(0)
+
+
+def test_a_modbus_error_pickles_with_its_code_and_an_application_subclass_changes_nothing():
+    import pickle
+
+    for error in (mbaps.ModbusError(0x0C, "odd"), mbaps.IllegalDataValue("why")):
+        again = pickle.loads(pickle.dumps(error))
+        assert (type(again), again.code, str(again)) == (type(error), error.code, str(error))
+
+    class Busy(mbaps.ServerDeviceBusy):
+        pass
+
+    assert type(mbaps.ModbusError(6)) is mbaps.ServerDeviceBusy

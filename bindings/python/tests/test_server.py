@@ -37,15 +37,34 @@ class Recording:
 
 
 class AsyncHandler:
-    """An `async def handle`: it awaits before it answers."""
+    """An `async def handle`: it awaits before it answers; it counts how
+    many of its calls run at once."""
 
     def __init__(self):
         self.roles = []
+        self.running = 0
+        self.most = 0
 
     async def handle(self, request):
-        await asyncio.sleep(0.01)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.05)
+        self.running -= 1
         self.roles.append(request.role)
         return list(range(request.count))
+
+
+class Writes:
+    """A plain handler that takes every kind of write and the 0x17."""
+
+    def __init__(self):
+        self.seen = []
+
+    def handle(self, request):
+        self.seen.append((request.function, request.address, request.values, request.write_address))
+        if request.function == 0x17:
+            return [7] * request.count
+        return None
 
 
 class Running:
@@ -71,6 +90,7 @@ class Running:
     def stop(self):
         self.server.close()
         self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "serve() did not end on close()"
 
 
 def python_server(pki, handler, **extra):
@@ -115,8 +135,7 @@ def test_the_handler_answers_mbaps_read_and_write_and_sees_the_role(pki):
     assert mbaps.role_of(write.certificate) == "operator"
 
 
-def test_handler_errors_become_exceptions(pki):
-    running = python_server(pki, Recording())
+def test_handler_errors_become_exceptions(pki, caplog):
 
     async def main():
         async with await mbaps.Client.connect(
@@ -128,14 +147,19 @@ def test_handler_errors_become_exceptions(pki):
             # Any other exception: 0x04, logged.
             with pytest.raises(mbaps.ServerDeviceFailure):
                 await client.read_coils(1, 0, 1)
-            # A function the Python handler does not answer.
+            # A function the Python handler does not answer (allowed by
+            # the policy: the viewer may read FIFOs).
             with pytest.raises(mbaps.IllegalFunction):
                 await client.request(1, bytes([0x18, 0x00, 0x00]))
 
+    handler = Recording()
+    running = python_server(pki, handler)
     try:
         asyncio.run(main())
     finally:
         running.stop()
+    assert [r.function for r in handler.seen] == [4, 1], "0x18 never reached Python"
+    assert any("a bug in the handler" in record.getMessage() for record in caplog.records)
 
 
 def test_an_async_handler_answers_many_at_once(pki):
@@ -157,8 +181,50 @@ def test_an_async_handler_answers_many_at_once(pki):
         running.stop()
     assert answers == [[0, 1, 2]] * 16
     assert handler.roles == ["viewer"] * 16
-    # 16 handlers of 10 ms each, concurrently: well under 16 x 10 ms.
-    assert elapsed < 2.0
+    assert handler.most > 1, "the handler's calls ran one after another"
+    assert elapsed < 16 * 0.05
+
+
+def test_every_write_is_answered_as_the_protocol_says(pki):
+    handler = Writes()
+    running = python_server(pki, handler)
+
+    async def main():
+        async with await mbaps.Client.connect(
+            running.address, ca=pki / "ca.pem", cert=pki / "client-operator-chain.pem",
+            key=pki / "client-operator.key",
+        ) as client:
+            await client.write_single_coil(1, 3, True)
+            await client.write_single_register(1, 4, 44)
+            await client.write_multiple_coils(1, 5, [True, False])
+            await client.write_multiple_registers(1, 6, [1, 2, 3])
+            await client.mask_write_register(1, 7, 0x00F0, 0x0003)
+            return await client.read_write_multiple_registers(1, 8, 2, 9, [5, 6])
+
+    try:
+        read = asyncio.run(main())
+    finally:
+        running.stop()
+    assert read == [7, 7]
+    assert handler.seen == [
+        (0x05, 3, [True], None),
+        (0x06, 4, [44], None),
+        (0x0F, 5, [True, False], None),
+        (0x10, 6, [1, 2, 3], None),
+        (0x16, 7, [0x00F0, 0x0003], None),
+        (0x17, 8, [5, 6], 9),
+    ]
+
+
+def test_close_before_serve_is_kept_and_a_closed_server_does_not_serve_again(pki):
+    server = mbaps.Server("127.0.0.1:0", policy=POLICY, handler=mbaps.RegisterMap(), plain=True)
+    server.close()
+
+    async def serve():
+        await server.serve()
+
+    with pytest.raises(mbaps.Error, match="closed"):
+        asyncio.run(serve())
 
 
 def test_the_simulator_and_a_policy_object(pki):

@@ -36,7 +36,15 @@ class ModbusError(Error):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        ModbusError._by_code[cls.code] = cls
+        # The classes of this module only: a subclass of an application's
+        # does not change what every client raises.
+        if cls.__module__ == __name__:
+            ModbusError._by_code[cls.code] = cls
+
+    def __reduce__(self):
+        # Pickled with its code, whatever its class.
+        return (type(self) if type(self)._by_code.get(self.code) is type(self) else ModbusError,
+                (self.code, str(self)))
 
 
 class IllegalFunction(ModbusError):
