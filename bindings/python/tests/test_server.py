@@ -227,6 +227,31 @@ def test_close_before_serve_is_kept_and_a_closed_server_does_not_serve_again(pki
         asyncio.run(serve())
 
 
+class Forward:
+    """A plain handler that blocks on a SyncClient to another server (a
+    gateway written in Python)."""
+
+    def __init__(self, address, pki):
+        self.client = mbaps.SyncClient.connect(
+            address, ca=pki / "ca.pem", cert=pki / "client-viewer-chain.pem",
+            key=pki / "client-viewer.key")
+
+    def handle(self, request):
+        return self.client.read_holding_registers(request.unit, request.address, request.count)
+
+
+def test_a_plain_handler_may_block_on_a_sync_client(pki, server):
+    handler = Forward(server.address, pki)
+    running = python_server(pki, handler)
+    try:
+        read = cli(pki, running.address, "viewer", "read", "holding", "100", "2")
+        assert read.returncode == 0, read.stderr
+        assert "    100      100" in read.stdout and "    101      101" in read.stdout, read.stdout
+    finally:
+        running.stop()
+        handler.client.close()
+
+
 def test_the_simulator_and_a_policy_object(pki):
     policy = mbaps.Policy.load(POLICY)
     running = python_server(pki, mbaps.RegisterMap(), policy=policy)
