@@ -664,6 +664,11 @@ fn the_tap_rotates_by_size_and_every_file_is_a_capture_of_its_own() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The packets of the capture at `path` that tshark dissects as Modbus.
+fn modbus_packets(path: &Path) -> usize {
+    frames(path).iter().filter(|f| f.function.is_some()).count()
+}
+
 #[test]
 fn an_existing_pcapng_is_appended_to_and_a_classic_pcap_is_moved_aside() {
     let dir = pki("tap-existing");
@@ -671,22 +676,10 @@ fn an_existing_pcapng_is_appended_to_and_a_classic_pcap_is_moved_aside() {
     let path = capture.to_str().unwrap();
     common::run_reads(&dir, &["--tap", path, "--tap-format", "pcap"], 10);
     // Classic pcap: tshark reads it; then a pcapng tap moves it aside.
-    assert_eq!(
-        frames(&capture)
-            .iter()
-            .filter(|f| f.function.is_some())
-            .count(),
-        22
-    );
+    assert_eq!(modbus_packets(&capture), 22);
     common::run_reads(&dir, &["--tap", path], 10);
     let aside = dir.join("tap.pcapng.1");
-    assert_eq!(
-        frames(&aside)
-            .iter()
-            .filter(|f| f.function.is_some())
-            .count(),
-        22
-    );
+    assert_eq!(modbus_packets(&aside), 22);
     // A pcapng capture: a second run appends a section of its own.
     common::run_reads(&dir, &["--tap", path], 10);
     let frames = frames(&capture);
