@@ -1,12 +1,16 @@
-"""Reads per second of mbaps.Client beside pymodbus's TLS client, against
-one `mbaps server`, in interleaved rounds (a benchmark, not a test).
+"""Reads per second of mbaps.Client beside the Rust TokioClient and
+pymodbus's TLS client, against one `mbaps server`, in interleaved rounds
+(a benchmark, not a test).
 
-    python bindings/python/bench/reads.py --mbaps target/release/mbaps [--seconds 2] [--rounds 3]
+    cargo build --release -p mbaps-cli -p mbaps-netbench
+    python bindings/python/bench/reads.py [--seconds 2] [--rounds 3]
 
 Each client reads 10 holding registers, one at a time and with 16 awaited
 at once (16 tasks on one connection), for `--seconds` per measurement;
-the medians over the rounds are printed. pymodbus is measured if it is
-installed (cargo xtask conformance installs it under target/pymodbus-venv).
+the medians over the rounds are printed. The Rust client is
+`mbaps-netbench reads` (its runtime as in `cargo xtask bench`); pymodbus is
+measured if it is installed (`cargo xtask ci` installs it in
+target/python-venv).
 """
 
 import argparse
@@ -67,6 +71,21 @@ async def mbaps_rates(address, pki, seconds):
         await client.close()
 
 
+def rust_rates(netbench):
+    """The Rust TokioClient, a process of its own."""
+
+    def measure(address, pki, seconds):
+        def one(in_flight):
+            done = subprocess.run(
+                [netbench, "reads", address, str(pki), str(in_flight), str(seconds)],
+                check=True, capture_output=True, text=True)
+            return float(done.stdout)
+
+        return one(1), one(16)
+
+    return measure
+
+
 async def pymodbus_rates(address, pki, seconds):
     from pymodbus.client import AsyncModbusTlsClient
 
@@ -86,15 +105,19 @@ async def pymodbus_rates(address, pki, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mbaps", default=str(ROOT / "target" / "release" / "mbaps"))
+    parser.add_argument("--netbench", default=str(ROOT / "target" / "release" / "mbaps-netbench"))
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    peers = {
+        "mbaps.Client": lambda *given: asyncio.run(mbaps_rates(*given)),
+        "Rust TokioClient": rust_rates(args.netbench),
+    }
     try:
         import pymodbus  # noqa: F401
-        peers = {"mbaps.Client": mbaps_rates, "pymodbus AsyncModbusTlsClient": pymodbus_rates}
+        peers["pymodbus AsyncModbusTlsClient"] = lambda *given: asyncio.run(pymodbus_rates(*given))
     except ImportError:
-        print("pymodbus is not installed: measuring mbaps.Client alone", file=sys.stderr)
-        peers = {"mbaps.Client": mbaps_rates}
+        print("pymodbus is not installed: it is not measured", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         pki = pathlib.Path(folder)
         subprocess.run([args.mbaps, "certs", "--out", str(pki)], check=True, capture_output=True)
@@ -103,7 +126,7 @@ def main():
             measured = {name: ([], []) for name in peers}
             for _ in range(args.rounds):
                 for name, measure in peers.items():
-                    one, sixteen = asyncio.run(measure(address, pki, args.seconds))
+                    one, sixteen = measure(address, pki, args.seconds)
                     measured[name][0].append(one)
                     measured[name][1].append(sixteen)
         finally:
@@ -114,8 +137,10 @@ def main():
     for name, (one, sixteen) in measured.items():
         medians[name] = (statistics.median(one), statistics.median(sixteen))
         print(f"  {name:<32} {medians[name][0]:>12.0f} {medians[name][1]:>13.0f}")
-    if len(medians) == 2:
-        (m1, m16), (p1, p16) = medians.values()
+    (m1, m16), (r1, r16) = medians["mbaps.Client"], medians["Rust TokioClient"]
+    print(f"  mbaps.Client / Rust TokioClient: {m1 / r1:.2f} one at a time, {m16 / r16:.2f} with 16 in flight")
+    if "pymodbus AsyncModbusTlsClient" in medians:
+        p1, p16 = medians["pymodbus AsyncModbusTlsClient"]
         print(f"  mbaps.Client / pymodbus: {m1 / p1:.2f} one at a time, {m16 / p16:.2f} with 16 in flight")
 
 

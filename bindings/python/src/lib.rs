@@ -1,10 +1,10 @@
 //! # mbaps for Python
 //!
-//! The CPython extension `mbaps._native`: the async and blocking clients,
-//! the server with a handler in Python,
-//! on the tokio adapter (its runtime inside the extension, the GIL
-//! released while waiting on the network), the policy engine, and a
-//! certificate's role. The Python package `mbaps` re-exports them with its
+//! The CPython extension `mbaps._native`: the async client (the sans-IO
+//! session driven by the asyncio loop itself), the blocking client and the
+//! server with a handler in Python (on the tokio adapter: its runtime
+//! inside the extension, the GIL released while waiting on the network),
+//! the policy engine, and a certificate's role. The Python package `mbaps` re-exports them with its
 //! exceptions (`python/mbaps/_errors.py`).
 #![deny(unsafe_code)]
 

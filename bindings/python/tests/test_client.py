@@ -3,6 +3,7 @@
 import asyncio
 import socket
 import threading
+import time
 
 import pytest
 
@@ -160,3 +161,191 @@ def test_a_unit_out_of_range_is_a_value_error(server, pki):
             client.read_coils(1, 0, 2001)
         with pytest.raises(ValueError, match="values has 124 values: it must have 1 to 123"):
             client.write_multiple_registers(1, 0, [0] * 124)
+
+
+class Device:
+    """A plain Modbus/TCP device on a thread, scripted: `answer(request)`
+    gives the bytes of the response ADU, or None to close the connection;
+    it may sleep first."""
+
+    def __init__(self, answer):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        connection, _ = self.listener.accept()
+        with connection:
+            while True:
+                header = connection.recv(7, socket.MSG_WAITALL)
+                if len(header) < 7:
+                    return
+                length = int.from_bytes(header[4:6], "big")
+                pdu = connection.recv(length - 1, socket.MSG_WAITALL)
+                response = self.answer(header, pdu)
+                if response is None:
+                    return
+                connection.sendall(response)
+
+    def close(self):
+        self.listener.close()
+
+
+def adu(header, pdu):
+    """The response ADU to the request `header`, with `pdu`."""
+    return header[:4] + (len(pdu) + 1).to_bytes(2, "big") + header[6:7] + pdu
+
+
+def registers(address, count):
+    """The PDU of a read answered with each register's own address."""
+    values = b"".join((address + n).to_bytes(2, "big") for n in range(count))
+    return bytes([0x03, len(values)]) + values
+
+
+def test_a_connection_lost_fails_the_calls_in_flight_at_once():
+    device = Device(lambda header, pdu: None)
+
+    async def main():
+        client = await mbaps.Client.connect(device.address, plain=True, timeout=5)
+        started = time.monotonic()
+        with pytest.raises(mbaps.ConnectionError):
+            await asyncio.gather(*(client.read_holding_registers(1, n, 1) for n in range(3)))
+        # Not the request timeout: the end of the connection.
+        assert time.monotonic() - started < 2
+        with pytest.raises(mbaps.ConnectionError):
+            await client.read_holding_registers(1, 0, 1)
+
+    run(main())
+    device.close()
+
+
+def test_a_call_given_up_on_leaves_the_next_in_step():
+    def answer(header, pdu):
+        address, count = int.from_bytes(pdu[1:3], "big"), int.from_bytes(pdu[3:5], "big")
+        if address == 1:
+            time.sleep(0.3)
+        return adu(header, registers(address, count))
+
+    device = Device(answer)
+
+    async def main():
+        client = await mbaps.Client.connect(device.address, plain=True)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(client.read_holding_registers(1, 1, 2), 0.05)
+        # The late answer to the first is not taken for the second's.
+        assert await client.read_holding_registers(1, 7, 2) == [7, 8]
+        await client.close()
+
+    run(main())
+    device.close()
+
+
+def test_an_answer_that_does_not_fit_the_request_is_an_error():
+    # Two registers for a read of three.
+    device = Device(lambda header, pdu: adu(header, registers(0, 2)))
+
+    async def main():
+        client = await mbaps.Client.connect(device.address, plain=True)
+        try:
+            await client.read_holding_registers(1, 0, 3)
+        finally:
+            await client.close()
+
+    with pytest.raises(mbaps.Error) as raised:
+        run(main())
+    assert not isinstance(raised.value, mbaps.ModbusError)
+    assert "unexpected response" in str(raised.value)
+    device.close()
+
+
+def test_calls_after_close_fail(server, pki):
+    async def main():
+        client = await mbaps.Client.connect(server.address, **credentials(pki, "viewer"))
+        await client.close()
+        await client.close()
+        await client.read_holding_registers(1, 0, 1)
+
+    with pytest.raises(mbaps.ConnectionError, match="closed"):
+        run(main())
+
+
+def test_a_client_is_called_from_its_own_loop_only(server, pki):
+    async def main():
+        client = await mbaps.Client.connect(server.address, **credentials(pki, "viewer"))
+        raised = []
+
+        def elsewhere():
+            try:
+                client.read_holding_registers(1, 0, 1)
+            except RuntimeError as error:
+                raised.append(error)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        # Still fine on its own loop.
+        values = await client.read_holding_registers(1, 100, 1)
+        await client.close()
+        return raised, values
+
+    raised, values = run(main())
+    assert values == [100]
+    assert len(raised) == 1 and "event loop it was connected on" in str(raised[0])
+
+
+def test_a_tls_server_that_never_handshakes_times_out_the_connect(pki):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    address = "127.0.0.1:%d" % listener.getsockname()[1]
+
+    async def main():
+        await mbaps.Client.connect(address, timeout=0.3, **credentials(pki, "viewer"))
+
+    started = time.monotonic()
+    with pytest.raises(mbaps.TimeoutError):
+        run(main())
+    assert time.monotonic() - started < 2
+    listener.close()
+
+
+def test_an_address_without_a_port_is_a_value_error():
+    with pytest.raises(ValueError, match="has no port: give HOST:PORT"):
+        mbaps.Client.connect("localhost", plain=True)
+
+
+def identification(code, more, next_object, objects):
+    """A 0x2B/0x0E response PDU."""
+    body = b"".join(bytes([key, len(value)]) + value for key, value in objects.items())
+    return bytes([0x2B, 0x0E, code, 0x81, 0xFF if more else 0x00, next_object, len(objects)]) + body
+
+
+def test_device_identification_follows_more_follows_and_stops_on_a_loop():
+    asked = []
+
+    def answer(header, pdu):
+        code, first = pdu[2], pdu[3]
+        asked.append(first)
+        if first == 0:
+            return adu(header, identification(code, True, 2, {0: b"mbaps", 1: b"MB"}))
+        if first == 2:
+            return adu(header, identification(code, False, 0, {2: b"1.0"}))
+        # A device that points back: followed no further.
+        return adu(header, identification(code, True, 5, {first: b"again"}))
+
+    device = Device(answer)
+
+    async def main():
+        async with await mbaps.Client.connect(device.address, plain=True) as client:
+            whole = await client.read_device_identification(1)
+            looping = await client.read_device_identification(1, 3, 5)
+            return whole, looping
+
+    whole, looping = run(main())
+    assert whole == {0: b"mbaps", 1: b"MB", 2: b"1.0"}
+    assert looping == {5: b"again"}
+    assert asked == [0, 2, 5]
+    device.close()

@@ -31,6 +31,7 @@ mod handshakes;
 mod idle_memory;
 mod operations;
 mod pki;
+mod reads;
 mod serial;
 mod throughput;
 mod under_attack;
@@ -75,7 +76,7 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack,fuzzer,serial]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack,fuzzer,serial]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)\n       mbaps-netbench reads ADDRESS DIR IN_FLIGHT SECONDS   (the Rust client beside the Python ones: bindings/python/bench/reads.py)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -132,6 +133,9 @@ fn main() -> Result<()> {
     if args.peek().map(String::as_str) == Some("idle-server") {
         let dir = args.nth(1).context(usage())?;
         return idle_memory::serve(dir.as_ref());
+    }
+    if args.peek().map(String::as_str) == Some("reads") {
+        return reads::run(args.skip(1));
     }
     let options = parse(args)?;
     let pki = pki::Pki::generate()?;
