@@ -349,3 +349,124 @@ def test_device_identification_follows_more_follows_and_stops_on_a_loop():
     assert looping == {5: b"again"}
     assert asked == [0, 2, 5]
     device.close()
+
+
+def test_calls_given_up_on_before_they_are_sent_are_never_sent():
+    writes = []
+
+    def answer(header, pdu):
+        if pdu[0] == 0x03:
+            return adu(header, registers(0, 1))
+        writes.append(pdu)
+        return adu(header, pdu)
+
+    device = Device(answer)
+
+    async def main():
+        async with await mbaps.Client.connect(device.address, plain=True) as client:
+            calls = [client.write_single_register(1, n, 1) for n in range(100)]
+            for call in calls:
+                call.cancel()
+            # Those in flight are answered (and dropped); the rest wait no
+            # more, and the next call is not behind them.
+            await asyncio.sleep(0.2)
+            return await asyncio.wait_for(client.read_holding_registers(1, 0, 1), 1)
+
+    assert run(main()) == [0]
+    assert len(writes) == 16
+    device.close()
+
+
+def test_device_identification_keeps_the_calls_deadline():
+    def answer(header, pdu):
+        time.sleep(0.1)
+        # Always more, always forward: only the deadline ends it.
+        first = pdu[3]
+        return adu(header, identification(pdu[2], True, first + 1, {first: b"x"}))
+
+    device = Device(answer)
+
+    async def main():
+        client = await mbaps.Client.connect(device.address, plain=True, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(mbaps.TimeoutError):
+            await client.read_device_identification(1, 3, 0)
+        return time.monotonic() - started
+
+    assert run(main()) < 1.0
+    device.close()
+
+
+def test_a_client_called_under_another_loop_refuses_before_sending():
+    writes = []
+
+    def answer(header, pdu):
+        writes.append(pdu)
+        return adu(header, pdu)
+
+    device = Device(answer)
+
+    async def connect():
+        return await mbaps.Client.connect(device.address, plain=True)
+
+    client = run(connect())
+
+    async def elsewhere():
+        client.write_single_register(1, 0, 7)
+
+    with pytest.raises(RuntimeError, match="event loop it was connected on"):
+        run(elsewhere())
+    assert writes == []
+    device.close()
+
+
+def test_a_client_left_open_when_its_loop_ends_is_collected(server, pki):
+    import gc
+    import os
+    import warnings
+
+    def descriptors():
+        return len(os.listdir("/proc/self/fd"))
+
+    async def connect():
+        return await mbaps.Client.connect(server.address, **credentials(pki, "viewer"))
+
+    gc.collect()
+    before = descriptors()
+    with warnings.catch_warnings():
+        # The transport's finalizer says it was not closed: it was not.
+        warnings.simplefilter("ignore", ResourceWarning)
+        for _ in range(5):
+            client = run(connect())
+            del client
+        gc.collect()
+    assert descriptors() == before
+
+
+def test_a_client_nobody_holds_answers_the_call_it_is_making(server, pki):
+    async def main():
+        return await (await mbaps.Client.connect(server.address, **credentials(pki, "viewer"))).read_holding_registers(1, 100, 2)
+
+    assert run(main()) == [100, 101]
+
+
+def test_a_name_with_a_silent_first_address_reaches_the_next(monkeypatch):
+    device = Device(lambda header, pdu: adu(header, registers(0, 1)))
+    port = int(device.address.rsplit(":", 1)[1])
+    real = socket.getaddrinfo
+
+    def two_addresses(host, *args, **kwargs):
+        if host == "modbus.test":
+            # First an address nothing answers (TEST-NET-1), then the device.
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+
+    async def main():
+        async with await mbaps.Client.connect(f"modbus.test:{port}", plain=True, timeout=2) as client:
+            return await client.read_holding_registers(1, 0, 1)
+
+    assert run(main()) == [0]
+    device.close()

@@ -12,9 +12,10 @@ class Client:
     Each call returns an awaitable (an asyncio future) and starts at once:
     await it, or ``asyncio.gather`` several; wrap it in a coroutine to give
     it to ``asyncio.create_task``. Up to 16 calls are in flight together;
-    more wait their turn, each within its timeout. The client runs on the
-    event loop it was connected on: a call from another thread raises
-    ``RuntimeError``. A client dropped without ``close()`` closes itself.
+    more wait their turn, each within its timeout (a call cancelled before
+    its turn is never sent). The client runs on the event loop it was
+    connected on: a call from outside that loop raises ``RuntimeError``. A
+    client dropped without ``close()`` closes once its calls are over.
     """
 
     @staticmethod

@@ -11,7 +11,7 @@ use std::time::Duration;
 use mbaps_codec::{ReadDeviceIdCode, Request, Response};
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{
-    ClientConfig, ClientError, Pdu, TlsVersions, call, load_certificates, load_private_key,
+    ClientConfig, ClientError, Pdu, Timers, TlsVersions, call, load_certificates, load_private_key,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -52,6 +52,14 @@ impl Settings {
         let invalid = |what: &str, error: &dyn std::fmt::Display| {
             PyValueError::new_err(format!("{what}: {error}"))
         };
+        // The one timeout given covers the handshake (within the connect's)
+        // and the wait for the server's close_notify (at most the usual
+        // 5 s); a client is never closed for being idle.
+        let timers = Timers {
+            handshake_timeout: timeout,
+            idle_timeout: None,
+            close_timeout: timeout.min(Timers::default().close_timeout),
+        };
         let config = if plain {
             if ca.is_some() || cert.is_some() || key.is_some() || tls.is_some() {
                 return Err(PyValueError::new_err(
@@ -60,6 +68,7 @@ impl Settings {
             }
             ClientConfig::plain()
                 .request_timeout(timeout)
+                .timers(timers)
                 .build()
                 .map_err(|e| invalid("plain", &e))?
         } else {
@@ -84,17 +93,25 @@ impl Settings {
                 load_private_key(&key).map_err(|e| invalid("key", &e))?,
             )
             .request_timeout(timeout)
+            .timers(timers)
             .versions(versions)
             .build()
             .map_err(|e| invalid("the client's configuration", &e))?
         };
         // As the CLI does: the host of the address, unless told otherwise.
         let name = server_name.unwrap_or_else(|| host_of(&address).to_owned());
-        let server_name = ServerName::try_from(name.clone()).map_err(|_| {
-            PyValueError::new_err(format!(
-                "server_name {name:?} is neither a DNS name nor an IP address"
-            ))
-        })?;
+        let server_name = match ServerName::try_from(name.clone()) {
+            Ok(server_name) => server_name,
+            // Plain Modbus/TCP checks no name: any host asyncio reaches
+            // will do (a scoped IPv6 address, fe80::1%eth0, too).
+            Err(_) if plain => ServerName::try_from("localhost")
+                .map_err(|error| PyValueError::new_err(format!("server_name: {error}")))?,
+            Err(_) => {
+                return Err(PyValueError::new_err(format!(
+                    "server_name {name:?} is neither a DNS name nor an IP address"
+                )));
+            }
+        };
         Ok(Settings {
             address,
             config,

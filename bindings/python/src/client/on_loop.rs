@@ -20,15 +20,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use mbaps_codec::ReadDeviceIdCode;
-use mbaps_session::{ClientError, ClientEvent, CloseReason};
+use mbaps_session::{ClientError, ClientEvent, CloseReason, SessionError};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
-use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
+use pyo3::{PyTraverseError, PyVisit, intern};
 
 use super::{
     Answer, Call, Failure, Settings, Step, checked, how_many, quantity, to_python, unit, word,
@@ -45,12 +45,10 @@ struct Shared {
 
 /// A session on one event loop.
 struct Connection {
-    /// The loop, its `create_future` (one lookup per call saved), the
-    /// thread it runs on (the only one that may use the client: asyncio's
-    /// futures and transports are not thread-safe).
+    /// The loop (the only one the client may be used from) and its
+    /// `create_future` (one lookup per call saved).
     event_loop: Py<PyAny>,
     create_future: Py<PyAny>,
-    thread: ThreadId,
     /// The same moment on both clocks, to place the session's deadlines
     /// (`Instant`) on the loop's (`loop.time()`).
     epoch: (Instant, f64),
@@ -77,10 +75,10 @@ struct Driver {
     /// The transport, from `connection_made` until the connection is lost.
     transport: Option<Py<PyAny>>,
     /// Calls in flight, by transaction id.
-    waiting: HashMap<u16, Waiter>,
+    waiting: HashMap<u16, Pending>,
     /// Calls beyond what the session keeps in flight, oldest first: each
     /// is sent when a slot frees, or fails if its time is up by then.
-    queued: VecDeque<Queued>,
+    queued: VecDeque<Pending>,
     max_in_flight: usize,
     /// Futures of `close()`, settled when the session is over.
     closers: Vec<Py<PyAny>>,
@@ -90,6 +88,12 @@ struct Driver {
     flush_scheduled: bool,
     /// The loop's timer for the session's next deadline.
     timer: Option<(Instant, Py<PyAny>)>,
+    /// The transport asked us to stop writing (its buffer is full: the
+    /// server is not reading). The session holds the output meanwhile,
+    /// up to its bound; calls beyond it fail.
+    paused: bool,
+    /// The client was dropped: the session closes once no call waits.
+    orphaned: bool,
     timeout: Duration,
     out: Vec<u8>,
 }
@@ -106,19 +110,23 @@ enum Phase {
     Ended(ClientError),
 }
 
-/// A call in flight.
-struct Waiter {
-    future: Py<PyAny>,
-    unit: u8,
-    call: Call,
-}
-
-/// A call waiting for a slot.
-struct Queued {
+/// A call: its future, and what it asks; its deadline holds for all the
+/// requests it makes (device identification may make several).
+struct Pending {
     future: Py<PyAny>,
     unit: u8,
     call: Call,
     deadline: Instant,
+}
+
+impl Pending {
+    /// Whether whoever awaited it gave up on it (cancelled it).
+    fn given_up(&self, py: Python<'_>) -> bool {
+        self.future
+            .call_method0(py, intern!(py, "done"))
+            .and_then(|done| done.is_truthy(py))
+            .unwrap_or(false)
+    }
 }
 
 /// When the bytes of a call go out.
@@ -169,6 +177,8 @@ impl Driver {
             closers: Vec::new(),
             flush_scheduled: false,
             timer: None,
+            paused: false,
+            orphaned: false,
             timeout: settings.timeout,
             out: Vec::new(),
         }
@@ -176,69 +186,92 @@ impl Driver {
 
     /// Sends `call`, or queues it while the session has as many in flight
     /// as it takes.
-    fn start(
-        &mut self,
-        now: Instant,
-        future: Py<PyAny>,
-        unit: u8,
-        call: Call,
-        effects: &mut Effects,
-    ) {
+    fn start(&mut self, py: Python<'_>, now: Instant, call: Pending, effects: &mut Effects) {
         if let Phase::Ended(error) = &self.phase {
-            effects.fail(future, error.clone());
-        } else if self.session.in_flight() >= self.max_in_flight {
-            self.queued.push_back(Queued {
-                future,
-                unit,
-                call,
-                deadline: now + self.timeout,
-            });
+            effects.fail(call.future, error.clone());
+            return;
+        }
+        if self.session.in_flight() >= self.max_in_flight {
+            self.forget_given_up(py);
+        }
+        if self.session.in_flight() >= self.max_in_flight {
+            self.queued.push_back(call);
         } else {
-            self.send(now, future, unit, call, self.timeout, effects);
+            self.send(now, call, effects);
         }
     }
 
-    fn send(
-        &mut self,
-        now: Instant,
-        future: Py<PyAny>,
-        unit: u8,
-        call: Call,
-        timeout: Duration,
-        effects: &mut Effects,
-    ) {
-        let sent = call.request().and_then(|request| {
+    /// Frees the slots of calls in flight that were given up on: their
+    /// answers, if they come, are dropped as late.
+    fn forget_given_up(&mut self, py: Python<'_>) {
+        let session = &mut self.session;
+        self.waiting.retain(|&transaction_id, pending| {
+            let keep = !pending.given_up(py);
+            if !keep {
+                session.abandon(transaction_id);
+            }
+            keep
+        });
+    }
+
+    fn send(&mut self, now: Instant, call: Pending, effects: &mut Effects) {
+        let Some(left) = call
+            .deadline
+            .checked_duration_since(now)
+            .filter(|left| !left.is_zero())
+        else {
+            effects.fail(call.future, ClientError::Timeout);
+            return;
+        };
+        let paused = self.paused;
+        let sent = call.call.request().and_then(|request| {
             self.session
-                .send_request_with_timeout(now, unit, &request, timeout)
-                .map_err(|error| Failure::Client(error.into()))
+                .send_request_with_timeout(now, call.unit, &request, left)
+                .map_err(|error| match error {
+                    SessionError::SendBufferFull if paused => Failure::Client(
+                        std::io::Error::other(
+                            "the server is not reading what we send: the connection's buffers are full",
+                        )
+                        .into(),
+                    ),
+                    error => Failure::Client(error.into()),
+                })
         });
         match sent {
             Ok(transaction_id) => {
-                self.waiting
-                    .insert(transaction_id, Waiter { future, unit, call });
+                self.waiting.insert(transaction_id, call);
             }
-            Err(failure) => effects.settle.push((future, Err(failure))),
+            Err(failure) => effects.settle.push((call.future, Err(failure))),
         }
     }
 
     /// Takes the session's events and sends what is queued while there is
     /// room.
-    fn drain(&mut self, now: Instant, effects: &mut Effects) {
+    fn drain(&mut self, py: Python<'_>, now: Instant, effects: &mut Effects) {
         loop {
             while let Some(event) = self.session.poll_event() {
-                self.on_event(now, event, effects);
+                self.on_event(py, now, event, effects);
             }
-            if !self.send_queued(now, effects) {
+            if !self.send_queued(py, now, effects) {
                 break;
             }
+        }
+        if self.orphaned
+            && self.waiting.is_empty()
+            && self.queued.is_empty()
+            && matches!(self.phase, Phase::Open)
+        {
+            self.orphaned = false;
+            self.session.close(now);
+            self.drain(py, now, effects);
         }
     }
 
     /// [`Driver::drain`], then says what to write and when the timer must
     /// fire.
     fn finish(&mut self, py: Python<'_>, now: Instant, flush: Flush, effects: &mut Effects) {
-        self.drain(now, effects);
-        if self.transport.is_some() {
+        self.drain(py, now, effects);
+        if self.transport.is_some() && !self.paused {
             match flush {
                 Flush::Now => {
                     self.out.clear();
@@ -270,7 +303,13 @@ impl Driver {
         }
     }
 
-    fn on_event(&mut self, now: Instant, event: ClientEvent, effects: &mut Effects) {
+    fn on_event(
+        &mut self,
+        py: Python<'_>,
+        now: Instant,
+        event: ClientEvent,
+        effects: &mut Effects,
+    ) {
         let (transaction_id, result) = match event {
             ClientEvent::Response {
                 transaction_id,
@@ -302,22 +341,39 @@ impl Driver {
                 return;
             }
         };
-        let Some(waiter) = self.waiting.remove(&transaction_id) else {
+        let Some(Pending {
+            future,
+            unit,
+            call,
+            deadline,
+        }) = self.waiting.remove(&transaction_id)
+        else {
             return;
         };
-        let step = result
+        match result
             .map_err(Failure::from)
-            .and_then(|pdu| waiter.call.answer(pdu));
-        match step {
-            Ok(Step::Done(answer)) => effects.settle.push((waiter.future, Ok(answer))),
-            Ok(Step::Again(next)) => self.start(now, waiter.future, waiter.unit, next, effects),
-            Err(failure) => effects.settle.push((waiter.future, Err(failure))),
+            .and_then(|pdu| call.answer(pdu))
+        {
+            Ok(Step::Done(answer)) => effects.settle.push((future, Ok(answer))),
+            Ok(Step::Again(call)) => {
+                let next = Pending {
+                    future,
+                    unit,
+                    call,
+                    deadline,
+                };
+                // Not asked again for a caller who gave up.
+                if !next.given_up(py) {
+                    self.start(py, now, next, effects);
+                }
+            }
+            Err(failure) => effects.settle.push((future, Err(failure))),
         }
     }
 
     /// Sends queued calls while there is room: whether it sent any (their
     /// events, if any, are then to be taken).
-    fn send_queued(&mut self, now: Instant, effects: &mut Effects) -> bool {
+    fn send_queued(&mut self, py: Python<'_>, now: Instant, effects: &mut Effects) -> bool {
         let mut sent = false;
         while self.session.in_flight() < self.max_in_flight
             && !matches!(self.phase, Phase::Ended(_))
@@ -325,12 +381,10 @@ impl Driver {
             let Some(queued) = self.queued.pop_front() else {
                 break;
             };
-            match queued.deadline.checked_duration_since(now) {
-                Some(left) if !left.is_zero() => {
-                    self.send(now, queued.future, queued.unit, queued.call, left, effects);
-                    sent = true;
-                }
-                _ => effects.fail(queued.future, ClientError::Timeout),
+            // A call given up on while it waited is never sent.
+            if !queued.given_up(py) {
+                self.send(now, queued, effects);
+                sent = true;
             }
         }
         sent
@@ -347,8 +401,8 @@ impl Driver {
         {
             effects.fail(future, error.clone());
         }
-        for (_, waiter) in self.waiting.drain() {
-            effects.fail(waiter.future, error.clone());
+        for (_, pending) in self.waiting.drain() {
+            effects.fail(pending.future, error.clone());
         }
         for queued in self.queued.drain(..) {
             effects.fail(queued.future, error.clone());
@@ -462,17 +516,23 @@ fn io_error(error: &Bound<'_, PyAny>) -> std::io::Error {
 }
 
 impl Shared {
-    /// The connection, on the thread of its loop.
-    fn connection(&self) -> PyResult<&Connection> {
+    /// The connection, from within its own loop (asyncio's futures and
+    /// transports are not thread-safe, and a loop's futures cannot be
+    /// awaited on another).
+    fn connection(&self, py: Python<'_>) -> PyResult<&Connection> {
+        static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let connection = self.connection.get().ok_or_else(|| {
             PyRuntimeError::new_err("the client is not connected: await Client.connect(...)")
         })?;
-        if connection.thread != std::thread::current().id() {
-            return Err(PyRuntimeError::new_err(
-                "a Client belongs to the event loop it was connected on: call it from that loop's thread (or use SyncClient)",
-            ));
+        let running = GET_RUNNING_LOOP
+            .import(py, "asyncio", "get_running_loop")
+            .and_then(|get| get.call0());
+        match running {
+            Ok(running) if running.is(&connection.event_loop) => Ok(connection),
+            _ => Err(PyRuntimeError::new_err(
+                "a Client belongs to the event loop it was connected on: call it from within that loop (or use SyncClient)",
+            )),
         }
-        Ok(connection)
     }
 
     /// Runs `work` on the driver at `now`, then what it asks of Python.
@@ -483,7 +543,7 @@ impl Shared {
         flush: Flush,
         work: impl FnOnce(&mut Driver, Instant, &mut Effects),
     ) -> PyResult<()> {
-        let connection = self.connection()?;
+        let connection = self.connection(py)?;
         let mut effects = Effects::default();
         {
             let mut driver = connection.lock();
@@ -496,7 +556,7 @@ impl Shared {
 
     /// A new future of the connection's loop.
     fn future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.connection()?.create_future.bind(py).call0()
+        self.connection(py)?.create_future.bind(py).call0()
     }
 }
 
@@ -529,7 +589,6 @@ impl Protocol {
             create_future: event_loop.getattr("create_future")?.unbind(),
             epoch: (now, event_loop.call_method0("time")?.extract()?),
             event_loop: event_loop.unbind(),
-            thread: std::thread::current().id(),
             driver: Mutex::new(Driver::new(session, settings)),
         };
         self.shared
@@ -572,9 +631,18 @@ impl Protocol {
 
     /// The error of a connect that took longer than its timeout.
     fn _timed_out(&self, py: Python<'_>) -> Py<PyAny> {
-        raise(py, ClientError::Timeout, &self.shared.settings.name)
-            .into_value(py)
-            .into_any()
+        let settings = &self.shared.settings;
+        crate::errors::exception(
+            py,
+            "TimeoutError",
+            (format!(
+                "connecting to {}: no connection and handshake within {} s",
+                settings.address,
+                settings.timeout.as_secs_f64()
+            ),),
+        )
+        .into_value(py)
+        .into_any()
     }
 
     /// The error of a connect the TCP connection failed (`error`).
@@ -643,10 +711,11 @@ impl Protocol {
     /// end). Every call still waiting fails with it.
     #[pyo3(signature = (exc = None))]
     fn connection_lost(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
         let timer = slf
             .get()
             .shared
-            .connection()?
+            .connection(py)?
             .lock()
             .timer
             .take()
@@ -666,7 +735,7 @@ impl Protocol {
                         // The session's own account of the end first (it
                         // knows whether close_notify came).
                         driver.session.handle_eof(now);
-                        driver.drain(now, effects);
+                        driver.drain(py, now, effects);
                         driver.end(
                             std::io::Error::new(
                                 std::io::ErrorKind::ConnectionAborted,
@@ -681,13 +750,74 @@ impl Protocol {
         )
     }
 
-    /// asyncio's flow control: nothing to do. What a client writes is
-    /// bounded by its calls in flight (at most 16 requests of at most 260
-    /// bytes), so there is nothing to hold back.
-    fn pause_writing(&self) {}
+    /// asyncio's flow control: the transport's buffer is full (the server
+    /// is not reading). Nothing more is written until it resumes; the
+    /// session holds the output meanwhile, up to its bound, and calls
+    /// beyond it fail.
+    fn pause_writing(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.get().shared.connection(slf.py())?.lock().paused = true;
+        Ok(())
+    }
 
-    /// See `pause_writing`.
-    fn resume_writing(&self) {}
+    /// asyncio's flow control: the transport's buffer has drained.
+    fn resume_writing(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.get()
+            .shared
+            .drive(slf.py(), slf.as_any(), Flush::Now, |driver, _, _| {
+                driver.paused = false;
+            })
+    }
+
+    /// The Python objects the protocol holds (through the driver), for the
+    /// cycle collector: the transport holds the protocol, and the protocol
+    /// the transport, until the connection is lost; a loop that ends with
+    /// the connection open leaves that cycle to the collector.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.buffer)?;
+        let Some(connection) = self.shared.connection.get() else {
+            return Ok(());
+        };
+        visit.call(&connection.event_loop)?;
+        visit.call(&connection.create_future)?;
+        // Never waits: a collection that runs while the driver is busy
+        // (it allocates) sees the protocol alone this time.
+        let Ok(driver) = connection.driver.try_lock() else {
+            return Ok(());
+        };
+        if let Some(transport) = &driver.transport {
+            visit.call(transport)?;
+        }
+        if let Some((_, handle)) = &driver.timer {
+            visit.call(handle)?;
+        }
+        if let Phase::Handshaking(Some(future)) = &driver.phase {
+            visit.call(future)?;
+        }
+        for pending in driver.waiting.values().chain(&driver.queued) {
+            visit.call(&pending.future)?;
+        }
+        for closer in &driver.closers {
+            visit.call(closer)?;
+        }
+        Ok(())
+    }
+
+    /// Breaks the cycle: the transport (closed by its own finalizer), the
+    /// timer and the futures are let go.
+    fn __clear__(&self) {
+        if let Some(connection) = self.shared.connection.get()
+            && let Ok(mut driver) = connection.driver.try_lock()
+        {
+            driver.transport = None;
+            driver.timer = None;
+            driver.waiting.clear();
+            driver.queued.clear();
+            driver.closers.clear();
+            if let Phase::Handshaking(waiter) = &mut driver.phase {
+                *waiter = None;
+            }
+        }
+    }
 
     /// The loop's turn after calls were made: their bytes go out together.
     fn _flush(slf: &Bound<'_, Self>) -> PyResult<()> {
@@ -726,7 +856,7 @@ pub(crate) struct Client {
 
 impl Client {
     fn run<'py>(&self, py: Python<'py>, unit: u8, call: Call) -> PyResult<Bound<'py, PyAny>> {
-        let connection = self.shared.connection()?;
+        let connection = self.shared.connection(py)?;
         let future = connection.create_future.bind(py).call0()?;
         let waiting = future.clone().unbind();
         let mut effects = Effects::default();
@@ -738,7 +868,13 @@ impl Client {
             } else {
                 Flush::Soon
             };
-            driver.start(now, waiting, unit, call, &mut effects);
+            let call = Pending {
+                future: waiting,
+                unit,
+                call,
+                deadline: now + driver.timeout,
+            };
+            driver.start(py, now, call, &mut effects);
             driver.finish(py, now, flush, &mut effects);
         }
         effects.apply(py, &self.shared, self.protocol.bind(py).as_any())?;
@@ -826,6 +962,12 @@ client_methods!(Client, {
         Ok(future)
     }
 
+    /// The client holds its protocol (whose own references the protocol
+    /// reports).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.protocol)
+    }
+
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let future = slf.get().shared.future(slf.py())?;
         future.call_method1(intern!(slf.py(), "set_result"), (slf,))?;
@@ -844,24 +986,18 @@ client_methods!(Client, {
 });
 
 impl Drop for Client {
-    /// A client dropped while its session is up closes it (close_notify
-    /// sent, the server's awaited in the background), as the Rust clients
-    /// do; from another thread than its loop's, the session is left to
-    /// its idle timeout.
+    /// A client dropped while its session is up closes it once no call
+    /// waits (close_notify sent, the server's awaited in the background),
+    /// as the Rust clients do. Dropped outside its loop (the loop has
+    /// ended), it is left to the cycle collector, which closes the socket.
     fn drop(&mut self) {
         Python::attach(|py| {
-            let open = self
-                .shared
-                .connection()
-                .is_ok_and(|connection| !matches!(connection.lock().phase, Phase::Ended(_)));
-            if open {
-                let _ = self.shared.drive(
-                    py,
-                    self.protocol.bind(py).as_any(),
-                    Flush::Now,
-                    |driver, now, _| driver.session.close(now),
-                );
-            }
+            let _ = self.shared.drive(
+                py,
+                self.protocol.bind(py).as_any(),
+                Flush::Now,
+                |driver, _, _| driver.orphaned = true,
+            );
         });
     }
 }
