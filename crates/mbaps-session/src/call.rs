@@ -32,17 +32,39 @@ pub enum ClientError {
     #[error("the server answered exception {0}")]
     Exception(ExceptionCode),
     /// A response came but does not answer the request.
-    #[error("invalid response: {0:?}")]
+    #[error("invalid response: {0}")]
     Invalid(InvalidResponse),
     /// No response within the call's timeout.
     #[error("no response within the request timeout")]
     Timeout,
     /// The session closed before the response came.
-    #[error("the session closed ({0:?})")]
+    #[error("the session closed: {}", closed_words(.0))]
     Closed(CloseReason),
     /// The response is valid but not of the kind the typed call expects.
-    #[error("unexpected response: {0:?}")]
+    #[error("unexpected response (it does not answer the request): PDU {}", hex(.0.as_bytes()))]
     Unexpected(Box<Pdu>),
+}
+
+/// Why a client's session closed, in a client's words (the reason's own
+/// words are a server's).
+fn closed_words(reason: &CloseReason) -> String {
+    match reason {
+        CloseReason::LocalClose => "we closed it".to_owned(),
+        CloseReason::PeerClosed => "the server closed it (close_notify)".to_owned(),
+        CloseReason::PeerEofWithoutCloseNotify => {
+            "the server's stream ended (without close_notify)".to_owned()
+        }
+        reason => reason.to_string(),
+    }
+}
+
+/// Bytes as hex pairs, space-separated.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl ClientError {
