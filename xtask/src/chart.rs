@@ -71,6 +71,31 @@ pub(crate) fn bars(criterion: &Value, network: Option<&Value>) -> Vec<Bar> {
             target: None,
         });
     }
+    if let Some(ratio) = client["one_in_flight_ratio"].as_f64() {
+        bars.push(Bar {
+            label: "TokioClient / rustls generator, 1 in flight".into(),
+            ratio,
+            target: client["one_in_flight_target"].as_f64(),
+        });
+    }
+    let pollers = &network["pollers"];
+    if let Some(ratio) = pollers["many_ratio"].as_f64() {
+        bars.push(Bar {
+            label: format!(
+                "TokioServer / TLS limit, {} pollers x 1",
+                pollers["connections"].as_u64().unwrap_or(0)
+            ),
+            ratio,
+            target: pollers["many_target"].as_f64(),
+        });
+    }
+    if let Some(ratio) = pollers["pipelined_ratio"].as_f64() {
+        bars.push(Bar {
+            label: "TokioServer / TLS limit, 1 x 16".into(),
+            ratio,
+            target: None,
+        });
+    }
     bars
 }
 
@@ -220,7 +245,10 @@ mod tests {
                 {"name": "TLS 1.3 / plain, 1 in flight", "measured": 0.91, "target": 0.8},
                 {"name": "mbaps plain / tokio-modbus, 1 in flight", "measured": 0.7, "target": 1.2},
             ],
-            "client_ratio": {"ratio": 1.19, "ratio_to_two_tasks": 0.28, "target": 0.9},
+            "client_ratio": {"ratio": 1.19, "ratio_to_two_tasks": 0.28, "target": 0.9,
+                             "one_in_flight_ratio": 0.8, "one_in_flight_target": 1.0},
+            "pollers": {"connections": 10, "many_ratio": 0.85, "many_target": 0.95,
+                        "pipelined_ratio": 0.96},
             "gateway": {"ratios": [
                 {"name": "gateway / direct, 16 in flight", "measured": 0.43, "target": 0.8},
             ]},
@@ -242,8 +270,14 @@ mod tests {
                 "loopback: gateway / direct, 16 in flight",
                 "TokioClient / rustls generator, one task",
                 "TokioClient / rustls generator, two tasks",
+                "TokioClient / rustls generator, 1 in flight",
+                "TokioServer / TLS limit, 10 pollers x 1",
+                "TokioServer / TLS limit, 1 x 16",
             ]
         );
+        assert_eq!(bars[6].target, Some(1.0));
+        assert_eq!(bars[7].target, Some(0.95));
+        assert_eq!(bars[8].target, None);
         assert_eq!(bars[2].target, Some(1.2));
         assert_eq!(bars[3].target, Some(0.8));
         assert_eq!(bars[5].target, None);

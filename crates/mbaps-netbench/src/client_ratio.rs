@@ -3,9 +3,11 @@
 //! load generator (the same rustls configuration, canned request bytes,
 //! 16 in flight, nothing else), both against one minimal rustls echo server
 //! written for this benchmark (it answers every read of 10 holding
-//! registers with canned bytes), in interleaved rounds.
+//! registers with canned bytes), in interleaved rounds; and both one
+//! request at a time. The generator and the echo server are also the
+//! references of the pollers' scenario (`pollers`).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::rustls::{self, ClientConnection, ServerConnection};
 use mbaps_tokio::TokioClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::pki::Pki;
 use crate::throughput::median;
@@ -32,12 +34,21 @@ pub(crate) struct ClientRatio {
     /// The two-task generator: reading and writing on both cores.
     pub(crate) bare_two_tasks_per_second: f64,
     pub(crate) tokio_client_per_second: f64,
+    /// The generator with one request in flight.
+    pub(crate) bare_one_in_flight_per_second: f64,
+    /// `TokioClient` with one call at a time.
+    pub(crate) tokio_client_one_in_flight_per_second: f64,
 }
 
 impl ClientRatio {
     /// TokioClient against the one-task generator (the target's figure).
     pub(crate) fn ratio(&self) -> f64 {
         self.tokio_client_per_second / self.bare_one_task_per_second
+    }
+
+    /// TokioClient against the generator, one at a time.
+    pub(crate) fn one_in_flight_ratio(&self) -> f64 {
+        self.tokio_client_one_in_flight_per_second / self.bare_one_in_flight_per_second
     }
 
     /// TokioClient against the two-task generator: what rustls can do.
@@ -83,21 +94,26 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
     );
     let address = echo_server(server_tls).await?;
     let (mut one, mut two, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_single, mut ours_single) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        one.push(bare_rate_one_task(address, Arc::clone(&client_tls), window).await?);
+        one.push(bare_rate_one_task(address, Arc::clone(&client_tls), window, IN_FLIGHT).await?);
         two.push(bare_rate_two_tasks(address, Arc::clone(&client_tls), window).await?);
-        ours.push(tokio_client_rate(address, client_config.clone(), window).await?);
+        ours.push(tokio_client_rate(address, client_config.clone(), window, IN_FLIGHT).await?);
+        bare_single.push(bare_rate_one_task(address, Arc::clone(&client_tls), window, 1).await?);
+        ours_single.push(tokio_client_rate(address, client_config.clone(), window, 1).await?);
     }
     Ok(ClientRatio {
         bare_one_task_per_second: median(&one),
         bare_two_tasks_per_second: median(&two),
         tokio_client_per_second: median(&ours),
+        bare_one_in_flight_per_second: median(&bare_single),
+        tokio_client_one_in_flight_per_second: median(&ours_single),
     })
 }
 
 /// The echo server: a task per connection, rustls and a socket, canned
 /// answers.
-async fn echo_server(tls: Arc<rustls::ServerConfig>) -> Result<SocketAddr> {
+pub(crate) async fn echo_server(tls: Arc<rustls::ServerConfig>) -> Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
@@ -151,26 +167,84 @@ async fn echo(mut stream: TcpStream, tls: Arc<rustls::ServerConfig>) -> Result<(
 
 /// The simplest bare load generator: one task that writes the new
 /// requests of each read together (one record), then reads again; one
-/// connection, `IN_FLIGHT` in flight.
-async fn bare_rate_one_task(
+/// connection, `in_flight` in flight.
+pub(crate) async fn bare_rate_one_task(
     address: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
     window: Duration,
+    in_flight: usize,
 ) -> Result<f64> {
-    let mut stream = TcpStream::connect(address).await?;
+    bare_rate(address, tls, window, 1, in_flight).await
+}
+
+/// The bare load generator on `connections` connections at once, a task
+/// each, `in_flight` in flight on each: answers per second, all together.
+/// Each connection comes from an address of its own (127.0.0.2, .3, ...),
+/// as pollers do: a server's admission control counts handshakes per
+/// address.
+pub(crate) async fn bare_rate(
+    address: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    window: Duration,
+    connections: usize,
+    in_flight: usize,
+) -> Result<f64> {
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(connections);
+    for n in 0..connections {
+        let (tls, answered) = (Arc::clone(&tls), Arc::clone(&answered));
+        let source = Ipv4Addr::new(
+            127,
+            0,
+            0,
+            u8::try_from(2 + n).context("too many connections")?,
+        );
+        tasks.push(tokio::spawn(generate(
+            address, source, tls, in_flight, answered,
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (started, before) = (Instant::now(), answered.load(Ordering::Relaxed));
+    tokio::time::sleep(window).await;
+    let counted = answered.load(Ordering::Relaxed) - before;
+    let elapsed = started.elapsed();
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        // A connection that ended before it was stopped says why.
+        if let Ok(ended) = task.await {
+            ended.context(
+                "a connection of the bare load generator stopped during the measurement",
+            )?;
+        }
+    }
+    Ok(counted as f64 / elapsed.as_secs_f64())
+}
+
+/// One connection of the bare generator, until it fails: `in_flight`
+/// canned requests in flight, a new one sent for each answer (the new
+/// requests of a read together, in one record), every answer counted.
+async fn generate(
+    address: SocketAddr,
+    source: Ipv4Addr,
+    tls: Arc<rustls::ClientConfig>,
+    in_flight: usize,
+    answered: Arc<AtomicU64>,
+) -> Result<()> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let mut stream = socket.connect(address).await?;
     stream.set_nodelay(true)?;
     let mut conn = ClientConnection::new(tls, ServerName::try_from("localhost")?)?;
     let (mut buf, mut out, mut plain) = (vec![0u8; 16 * 1024], Vec::new(), Vec::new());
     let mut txn = 0u16;
-    let mut answered = 0u64;
-    let mut batch = Vec::with_capacity(IN_FLIGHT * 12);
-    for _ in 0..IN_FLIGHT {
+    let mut batch = Vec::with_capacity(in_flight * 12);
+    for _ in 0..in_flight {
         txn = txn.wrapping_add(1);
         batch.extend_from_slice(&request(txn));
     }
     std::io::Write::write_all(&mut conn.writer(), &batch)?;
-    let warm_up = Instant::now() + Duration::from_millis(200);
-    let (mut start, mut counted_from) = (None, 0);
     loop {
         out.clear();
         while conn.wants_write() {
@@ -179,20 +253,12 @@ async fn bare_rate_one_task(
         if !out.is_empty() {
             stream.write_all(&out).await?;
         }
-        let now = Instant::now();
-        match start {
-            None if now >= warm_up => (start, counted_from) = (Some(now), answered),
-            Some(started) if now >= started + window => {
-                let counted = answered - counted_from;
-                return Ok(counted as f64 / now.duration_since(started).as_secs_f64());
-            }
-            _ => {}
-        }
         let n = stream.read(&mut buf).await?;
         if n == 0 {
-            bail!("the echo server closed the connection");
+            bail!("the server closed the connection");
         }
-        answered += answer_each(&mut conn, &buf[..n], &mut plain, &mut batch, &mut txn)? as u64;
+        let whole = answer_each(&mut conn, &buf[..n], &mut plain, &mut batch, &mut txn)?;
+        answered.fetch_add(whole as u64, Ordering::Relaxed);
     }
 }
 
@@ -312,17 +378,18 @@ async fn bare_rate_two_tasks(
     Ok(counted as f64 / elapsed.as_secs_f64())
 }
 
-/// `TokioClient`: `IN_FLIGHT` tasks calling on one connection.
+/// `TokioClient`: `in_flight` tasks calling on one connection.
 async fn tokio_client_rate(
     address: SocketAddr,
     config: mbaps_session::ClientConfig,
     window: Duration,
+    in_flight: usize,
 ) -> Result<f64> {
     let client = TokioClient::connect(address, config, ServerName::try_from("localhost")?).await?;
     let count = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for _ in 0..IN_FLIGHT {
+    for _ in 0..in_flight {
         let (client, count, failed) = (client.clone(), Arc::clone(&count), Arc::clone(&failed));
         tasks.push(tokio::spawn(async move {
             loop {

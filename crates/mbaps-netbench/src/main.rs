@@ -31,6 +31,7 @@ mod handshakes;
 mod idle_memory;
 mod operations;
 mod pki;
+mod pollers;
 mod reads;
 mod serial;
 mod throughput;
@@ -54,8 +55,9 @@ struct Options {
 }
 
 /// The scenarios, by the names `--only` takes.
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "throughput",
+    "pollers",
     "handshakes",
     "memory",
     "client",
@@ -76,7 +78,7 @@ impl Options {
 }
 
 fn usage() -> &'static str {
-    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,handshakes,memory,client,gateway,fairness,operations,attack,fuzzer,serial]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)\n       mbaps-netbench reads ADDRESS DIR IN_FLIGHT SECONDS   (the Rust client beside the Python ones: bindings/python/bench/reads.py)"
+    "usage: mbaps-netbench [--seconds S] [--rounds N] [--idle-sessions N[,N..]] [--json PATH] [--only throughput,pollers,handshakes,memory,client,gateway,fairness,operations,attack,fuzzer,serial]\n       mbaps-netbench idle-server DIR   (the child of the memory measurement)\n       mbaps-netbench reads ADDRESS DIR IN_FLIGHT SECONDS   (the Rust client beside the Python ones: bindings/python/bench/reads.py)"
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options> {
@@ -156,6 +158,15 @@ fn main() -> Result<()> {
         text.push_str(&throughput_table(&rates));
         report.insert("requests_per_second".into(), throughput_report(&rates));
         report.insert("ratios".into(), ratios_report(&rates));
+    }
+    if options.runs("pollers") {
+        eprintln!(
+            "{} pollers and one pipelined connection, bare generator against the echo server and TokioServer ...",
+            pollers::CONNECTIONS
+        );
+        let pollers = runtime.block_on(pollers::measure(&pki, window, options.rounds))?;
+        text.push_str(&pollers_table(&pollers));
+        report.insert("pollers".into(), pollers_report(&pollers));
     }
     if options.runs("handshakes") {
         eprintln!("handshakes/s ...");
@@ -376,15 +387,54 @@ fn memory_table(memory: &idle_memory::Memory) -> String {
 
 fn client_table(client: &client_ratio::ClientRatio) -> String {
     format!(
-        "\nclient side, {} in flight on one TLS 1.3 connection, against a minimal rustls echo server:\n  bare rustls load generator, one task {:.0}/s, two tasks {:.0}/s; TokioClient {:.0}/s\n  TokioClient / one-task generator {:.2} (target >= {CLIENT_RATIO_TARGET}) {}; / two-task generator {:.2}\n",
+        "\nclient side, {} in flight on one TLS 1.3 connection, against a minimal rustls echo server:\n  bare rustls load generator, one task {:.0}/s, two tasks {:.0}/s; TokioClient {:.0}/s\n  TokioClient / one-task generator {:.2} (target >= {CLIENT_RATIO_TARGET}) {}; / two-task generator {:.2}\n  one at a time: generator {:.0}/s, TokioClient {:.0}/s, ratio {:.2} (target >= {CLIENT_ONE_TARGET}) {}\n",
         client_ratio::IN_FLIGHT,
         client.bare_one_task_per_second,
         client.bare_two_tasks_per_second,
         client.tokio_client_per_second,
         client.ratio(),
         verdict(client.ratio() >= CLIENT_RATIO_TARGET),
-        client.ratio_to_two_tasks()
+        client.ratio_to_two_tasks(),
+        client.bare_one_in_flight_per_second,
+        client.tokio_client_one_in_flight_per_second,
+        client.one_in_flight_ratio(),
+        verdict(client.one_in_flight_ratio() >= CLIENT_ONE_TARGET),
     )
+}
+
+/// The client one at a time against the generator one at a time.
+const CLIENT_ONE_TARGET: f64 = 1.0;
+
+/// The server with many pollers against the TLS limit.
+const POLLERS_TARGET: f64 = 0.95;
+
+fn pollers_table(pollers: &pollers::Pollers) -> String {
+    format!(
+        "\nmany pollers, TLS 1.3, bare rustls load generator, requests/s:\n  {} connections x 1 in flight: echo server (the TLS limit) {:.0}/s, TokioServer {:.0}/s, ratio {:.2} (target >= {POLLERS_TARGET}) {}\n  1 connection x {} in flight: echo server {:.0}/s, TokioServer {:.0}/s, ratio {:.2}\n",
+        pollers::CONNECTIONS,
+        pollers.limit_many,
+        pollers.server_many,
+        pollers.many_ratio(),
+        verdict(pollers.many_ratio() >= POLLERS_TARGET),
+        client_ratio::IN_FLIGHT,
+        pollers.limit_pipelined,
+        pollers.server_pipelined,
+        pollers.pipelined_ratio(),
+    )
+}
+
+fn pollers_report(pollers: &pollers::Pollers) -> serde_json::Value {
+    serde_json::json!({
+        "connections": pollers::CONNECTIONS,
+        "limit_many_per_second": pollers.limit_many,
+        "server_many_per_second": pollers.server_many,
+        "many_ratio": pollers.many_ratio(),
+        "many_target": POLLERS_TARGET,
+        "in_flight": client_ratio::IN_FLIGHT,
+        "limit_pipelined_per_second": pollers.limit_pipelined,
+        "server_pipelined_per_second": pollers.server_pipelined,
+        "pipelined_ratio": pollers.pipelined_ratio(),
+    })
 }
 
 /// Targets of the gateway over the bare TLS-terminating proxy (both
@@ -698,6 +748,10 @@ fn client_report(client: &client_ratio::ClientRatio) -> serde_json::Value {
         "ratio": client.ratio(),
         "ratio_to_two_tasks": client.ratio_to_two_tasks(),
         "target": CLIENT_RATIO_TARGET,
+        "bare_one_in_flight_per_second": client.bare_one_in_flight_per_second,
+        "tokio_client_one_in_flight_per_second": client.tokio_client_one_in_flight_per_second,
+        "one_in_flight_ratio": client.one_in_flight_ratio(),
+        "one_in_flight_target": CLIENT_ONE_TARGET,
     })
 }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use mbaps_codec::ReadDeviceIdCode;
-use mbaps_session::{ClientError, ClientEvent, CloseReason, SessionError};
+use mbaps_session::{ClientError, ClientEvent, CloseReason, Outcome, SessionError};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -310,22 +310,12 @@ impl Driver {
         event: ClientEvent,
         effects: &mut Effects,
     ) {
-        let (transaction_id, result) = match event {
-            ClientEvent::Response {
+        let (transaction_id, result) = match Outcome::from(event) {
+            Outcome::Call {
                 transaction_id,
-                pdu,
-                ..
-            } => (transaction_id, Ok(pdu)),
-            ClientEvent::Invalid {
-                transaction_id,
-                error,
-            } => (transaction_id, Err(ClientError::Invalid(error))),
-            ClientEvent::Timeout { transaction_id } => (transaction_id, Err(ClientError::Timeout)),
-            ClientEvent::Aborted {
-                transaction_id,
-                reason,
-            } => (transaction_id, Err(ClientError::from(reason))),
-            ClientEvent::Connected(_) => {
+                result,
+            } => (transaction_id, result),
+            Outcome::Connected(_) => {
                 if let Phase::Handshaking(waiter) = std::mem::replace(&mut self.phase, Phase::Open)
                     && let Some(future) = waiter
                 {
@@ -335,8 +325,8 @@ impl Driver {
             }
             // An answer no call waits for (a late one): the session
             // counts it.
-            ClientEvent::Dropped { .. } => return,
-            ClientEvent::Closed(reason) => {
+            Outcome::Dropped { .. } => return,
+            Outcome::Closed(reason) => {
                 self.end(ClientError::from(reason), effects);
                 return;
             }

@@ -1,6 +1,8 @@
 //! One connection's task: the run loop of an `mbaps_admission::Served`
 //! connection, and nothing else (its rules are the served connection's).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,22 @@ pub(crate) struct Connection {
     /// The configuration in force at accept, and its reloads since.
     pub(crate) reloads: watch::Receiver<Arc<ServerConfig>>,
     pub(crate) write_timeout: Duration,
+}
+
+type Reloads = watch::Receiver<Arc<ServerConfig>>;
+
+/// The next reload: the configuration put in force, and the receiver to
+/// watch for the one after (`None` once the server's reloader is gone).
+/// The future owns the receiver, so that it lives across turns; it is
+/// boxed once per reload, not per turn.
+type NextReload = Pin<Box<dyn Future<Output = Option<(Arc<ServerConfig>, Reloads)>> + Send>>;
+
+fn next_reload(mut reloads: Reloads) -> NextReload {
+    Box::pin(async move {
+        reloads.changed().await.ok()?;
+        let config = Arc::clone(&reloads.borrow_and_update());
+        Some((config, reloads))
+    })
 }
 
 /// Serves one accepted connection until it is over.
@@ -53,6 +71,13 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
     let mut io = Io::new(stream);
     let mut timer = Timer::new();
     let mut answers = Answers::default();
+    // The wake-up and the reload watch are waited on across turns, not
+    // made anew on each: each is a waiter in a list behind a lock (the
+    // reload's shared by every session), joined and left on every turn
+    // otherwise.
+    let wake = conn.wake.notified();
+    tokio::pin!(wake);
+    let mut reloaded = next_reload(reloads);
     // The connection: until nothing more is read or written on it.
     loop {
         let now = Instant::now();
@@ -77,11 +102,17 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
         // reads no further request; then the deadlines.
         tokio::select! {
             biased;
-            () = conn.wake.notified() => served.handle_order(Instant::now()),
+            () = &mut wake => {
+                wake.set(conn.wake.notified());
+                served.handle_order(Instant::now());
+            }
             () = timer.fired() => served.handle_timeout(Instant::now()),
-            changed = reloads.changed() => if changed.is_ok() {
-                let config = Arc::clone(&reloads.borrow_and_update());
+            reload = &mut reloaded => if let Some((config, reloads)) = reload {
                 served.handle_reload(Instant::now(), &config);
+                reloaded = next_reload(reloads);
+            } else {
+                // The server's reloader is gone: no reload comes any more.
+                reloaded = Box::pin(std::future::pending());
             },
             Some((id, answer)) = answers.next() => {
                 // Answers that end together go out together (one write, one
@@ -123,7 +154,10 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
         timer.set(served.poll_timeout());
         tokio::select! {
             biased;
-            () = conn.wake.notified() => served.handle_order(Instant::now()),
+            () = &mut wake => {
+                wake.set(conn.wake.notified());
+                served.handle_order(Instant::now());
+            }
             () = timer.fired() => served.handle_timeout(Instant::now()),
             Some((id, answer)) = answers.next() => served.handle_answer(Instant::now(), id, answer),
         }
