@@ -284,11 +284,27 @@ impl TokioServer {
             observer(entry);
         });
         let mut sessions = JoinSet::new();
+        // A reload wakes every session, which takes the configuration from
+        // its own receiver: one watch here, rather than one waited on by
+        // each session on each of its turns.
+        let mut reloads = self.config.0.subscribe();
+        reloads.borrow_and_update();
+        let mut watching = true;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                changed = reloads.changed(), if watching => match changed {
+                    Ok(()) => {
+                        reloads.borrow_and_update();
+                        for (conn, _) in lock(&table).connections() {
+                            conn.wake.notify_one();
+                        }
+                    }
+                    // Not while `self` holds the sender; never spun on.
+                    Err(_) => watching = false,
+                },
                 accepted = self.listener.accept() => {
                     let (stream, peer) = match accepted {
                         Ok(accepted) => accepted,

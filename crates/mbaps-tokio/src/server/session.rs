@@ -1,8 +1,7 @@
 //! One connection's task: the run loop of an `mbaps_admission::Served`
 //! connection, and nothing else (its rules are the served connection's).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,22 +25,6 @@ pub(crate) struct Connection {
     /// The configuration in force at accept, and its reloads since.
     pub(crate) reloads: watch::Receiver<Arc<ServerConfig>>,
     pub(crate) write_timeout: Duration,
-}
-
-type Reloads = watch::Receiver<Arc<ServerConfig>>;
-
-/// The next reload: the configuration put in force, and the receiver to
-/// watch for the one after (`None` once the server's reloader is gone).
-/// The future owns the receiver, so that it lives across turns; it is
-/// boxed once per reload, not per turn.
-type NextReload = Pin<Box<dyn Future<Output = Option<(Arc<ServerConfig>, Reloads)>> + Send>>;
-
-fn next_reload(mut reloads: Reloads) -> NextReload {
-    Box::pin(async move {
-        reloads.changed().await.ok()?;
-        let config = Arc::clone(&reloads.borrow_and_update());
-        Some((config, reloads))
-    })
 }
 
 /// Serves one accepted connection until it is over.
@@ -71,13 +54,12 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
     let mut io = Io::new(stream);
     let mut timer = Timer::new();
     let mut answers = Answers::default();
-    // The wake-up and the reload watch are waited on across turns, not
-    // made anew on each: each is a waiter in a list behind a lock (the
-    // reload's shared by every session), joined and left on every turn
-    // otherwise.
+    // The wake-up is waited on across turns, not made anew on each (a
+    // waiter in a list behind a lock, joined and left on every turn
+    // otherwise). It carries the admission's orders and the reloads (the
+    // server wakes every session on a reload).
     let wake = conn.wake.notified();
     tokio::pin!(wake);
-    let mut reloaded = next_reload(reloads);
     // The connection: until nothing more is read or written on it.
     loop {
         let now = Instant::now();
@@ -104,16 +86,14 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
             biased;
             () = &mut wake => {
                 wake.set(conn.wake.notified());
-                served.handle_order(Instant::now());
+                let now = Instant::now();
+                if reloads.has_changed().unwrap_or(false) {
+                    let config = Arc::clone(&reloads.borrow_and_update());
+                    served.handle_reload(now, &config);
+                }
+                served.handle_order(now);
             }
             () = timer.fired() => served.handle_timeout(Instant::now()),
-            reload = &mut reloaded => if let Some((config, reloads)) = reload {
-                served.handle_reload(Instant::now(), &config);
-                reloaded = next_reload(reloads);
-            } else {
-                // The server's reloader is gone: no reload comes any more.
-                reloaded = Box::pin(std::future::pending());
-            },
             Some((id, answer)) = answers.next() => {
                 // Answers that end together go out together (one write, one
                 // TLS record), not one by one.
@@ -132,10 +112,13 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
                     }
                 }
             }
-            writable = io.stream.writable(), if !io.is_flushed() => if let Err(error) = writable {
+            // The stream's own reader and writer slots (one waker each:
+            // this task is the only one waiting), not a waiter list joined
+            // and left on every turn as `readable()` and `writable()` do.
+            writable = poll_fn(|cx| io.stream.poll_write_ready(cx)), if !io.is_flushed() => if let Err(error) = writable {
                 served.handle_cut(Instant::now(), Cut::Reset(error.kind()));
             },
-            readable = io.stream.readable(), if served.wants_read() => {
+            readable = poll_fn(|cx| io.stream.poll_read_ready(cx)), if served.wants_read() => {
                 let now = Instant::now();
                 match readable.and_then(|()| io.try_read(|bytes| served.handle_read(now, bytes))) {
                     Ok(Read::Nothing | Read::Bytes) => {}
