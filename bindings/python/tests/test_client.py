@@ -440,7 +440,8 @@ def test_a_client_left_open_when_its_loop_ends_is_collected(server, pki):
             client = run(connect())
             del client
         gc.collect()
-    assert descriptors() == before
+    # None left open (others, of earlier tests, may have been collected too).
+    assert descriptors() <= before
 
 
 def test_a_client_nobody_holds_answers_the_call_it_is_making(server, pki):

@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::connection::{Conn, Io, Read};
-use crate::handler::Answers;
 use crate::handler::sealed::Answering;
+use crate::handler::{Answer, Answers};
 use crate::timer::Timer;
 
 /// Where a connection is served from: what the accept loop hands its
@@ -25,6 +25,23 @@ pub(crate) struct Connection {
     /// The configuration in force at accept, and its reloads since.
     pub(crate) reloads: watch::Receiver<Arc<ServerConfig>>,
     pub(crate) write_timeout: Duration,
+}
+
+/// What ended a session's wait.
+// The answer's PDU travels inline, moved once: boxing it would allocate
+// per request.
+#[allow(clippy::large_enum_variant)]
+enum Event {
+    /// Its wake-up: an order, or a reload.
+    Woken,
+    /// Its next deadline.
+    Deadline,
+    /// The application's answer to a request.
+    Answer(Answer),
+    /// The socket takes bytes again (or failed).
+    Writable(std::io::Result<()>),
+    /// The socket has bytes (or failed).
+    Readable(std::io::Result<()>),
 }
 
 /// Serves one accepted connection until it is over.
@@ -82,22 +99,39 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
         timer.set(served.poll_timeout());
         // Biased: orders first, so that once told to stop the session
         // reads no further request; then the deadlines.
-        tokio::select! {
+        let event = tokio::select! {
             biased;
             () = &mut wake => {
                 wake.set(conn.wake.notified());
-                let now = Instant::now();
-                if reloads.has_changed().unwrap_or(false) {
-                    let config = Arc::clone(&reloads.borrow_and_update());
-                    served.handle_reload(now, &config);
-                }
-                served.handle_order(now);
+                Event::Woken
             }
-            () = timer.fired() => served.handle_timeout(Instant::now()),
-            Some((id, answer)) = answers.next() => {
+            () = timer.fired() => Event::Deadline,
+            Some(answer) = answers.next() => Event::Answer(answer),
+            // The stream's own reader and writer slots (one waker each:
+            // this task is the only one waiting), not a waiter list joined
+            // and left on every turn as `readable()` and `writable()` do.
+            writable = poll_fn(|cx| io.stream.poll_write_ready(cx)), if !io.is_flushed() => {
+                Event::Writable(writable)
+            }
+            readable = poll_fn(|cx| io.stream.poll_read_ready(cx)), if served.wants_read() => {
+                Event::Readable(readable)
+            }
+        };
+        let now = Instant::now();
+        // A reload put in force before this event is taken before it: a
+        // handshake's last flight or a request read after `reload()`
+        // returned meets the new configuration. (The server wakes every
+        // session on a reload, for those that are waiting on nothing.)
+        if reloads.has_changed().unwrap_or(false) {
+            let config = Arc::clone(&reloads.borrow_and_update());
+            served.handle_reload(now, &config);
+        }
+        match event {
+            Event::Woken => served.handle_order(now),
+            Event::Deadline => served.handle_timeout(now),
+            Event::Answer((id, answer)) => {
                 // Answers that end together go out together (one write, one
                 // TLS record), not one by one.
-                let now = Instant::now();
                 served.handle_answer(now, id, answer);
                 while let Some((id, answer)) = answers.ready() {
                     served.handle_answer(now, id, answer);
@@ -112,14 +146,12 @@ pub(crate) async fn run(connection: Connection, stream: TcpStream) {
                     }
                 }
             }
-            // The stream's own reader and writer slots (one waker each:
-            // this task is the only one waiting), not a waiter list joined
-            // and left on every turn as `readable()` and `writable()` do.
-            writable = poll_fn(|cx| io.stream.poll_write_ready(cx)), if !io.is_flushed() => if let Err(error) = writable {
-                served.handle_cut(Instant::now(), Cut::Reset(error.kind()));
-            },
-            readable = poll_fn(|cx| io.stream.poll_read_ready(cx)), if served.wants_read() => {
-                let now = Instant::now();
+            Event::Writable(writable) => {
+                if let Err(error) = writable {
+                    served.handle_cut(now, Cut::Reset(error.kind()));
+                }
+            }
+            Event::Readable(readable) => {
                 match readable.and_then(|()| io.try_read(|bytes| served.handle_read(now, bytes))) {
                     Ok(Read::Nothing | Read::Bytes) => {}
                     Ok(Read::End) => served.handle_eof(now),
