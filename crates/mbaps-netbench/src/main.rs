@@ -318,8 +318,8 @@ const ATTACK_P99_TARGET: Duration = Duration::from_millis(10);
 const FIRST_ANSWER_TARGET: Duration = Duration::from_secs(1);
 /// The client side against the bare rustls load generator.
 const CLIENT_RATIO_TARGET: f64 = 0.9;
-/// Memory per idle TLS session.
-const IDLE_SESSION_TARGET_KIB: f64 = 10.0;
+/// Memory per idle TLS session (the issue sets it at 5,000 sessions).
+const IDLE_SESSION_TARGET_KIB: f64 = 9.0;
 
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT MET" }

@@ -88,9 +88,9 @@ impl Client {
         });
         let transport = match &config.tls {
             Some(tls) => {
-                let conn = rustls::ClientConnection::new(Arc::clone(tls), server)
+                let conn = rustls::client::UnbufferedClientConnection::new(Arc::clone(tls), server)
                     .map_err(SessionError::Tls)?;
-                Transport::Tls(Tls::new(conn.into()))
+                Transport::Tls(Tls::client(conn))
             }
             None => Transport::Plain(Default::default()),
         };

@@ -30,13 +30,14 @@ use crate::transport::{ReadError, Transport};
 /// reads): room for one whole ADU and the start of the next.
 const RX_CAPACITY: usize = 2 * MAX_ADU_LEN;
 
-/// Bound on TLS output waiting for `poll_transmit` (rustls buffer limit):
-/// 256 full ADUs. An adapter that drains after every call never nears it.
-pub(crate) const SEND_BUFFER_LIMIT: usize = 64 * 1024;
-
-/// Output kept between batches; a larger buffer is released when drained,
-/// so that an idle session holds little.
+/// Output kept between batches (plain Modbus/TCP: TLS hands the buffer to
+/// the transport); a larger buffer is released when drained, so that an
+/// idle session holds little.
 const KEPT_OUTPUT_CAPACITY: usize = 2 * 1024;
+
+/// Bound on output waiting for `poll_transmit`: 256 full ADUs. An adapter
+/// that drains after every call never nears it.
+pub(crate) const SEND_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// Where a session stands: one state, moved in one place.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,8 +135,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(mut conn: Transport, now: Instant, timers: Timers) -> Connection {
-        conn.set_send_limit(SEND_BUFFER_LIMIT);
+    pub(crate) fn new(conn: Transport, now: Instant, timers: Timers) -> Connection {
         let state = if conn.is_plain() {
             State::Open
         } else {
@@ -517,12 +517,11 @@ impl Connection {
         if self.pending.is_empty() {
             return;
         }
-        let taken = self.conn.write_plaintext(&self.pending, SEND_BUFFER_LIMIT);
-        let whole = taken == self.pending.len();
+        let whole = self
+            .conn
+            .write_plaintext(&mut self.pending, SEND_BUFFER_LIMIT);
         if self.pending.capacity() > KEPT_OUTPUT_CAPACITY {
             self.pending = Vec::new();
-        } else {
-            self.pending.clear();
         }
         if !whole {
             // Cannot happen: the transport's buffer is drained on every

@@ -101,9 +101,9 @@ impl Server {
     pub fn new(config: &ServerConfig, now: Instant) -> Result<Server, SessionError> {
         let transport = match &config.tls {
             Some(tls) => {
-                let conn =
-                    rustls::ServerConnection::new(Arc::clone(tls)).map_err(SessionError::Tls)?;
-                Transport::Tls(Tls::new(conn.into()))
+                let conn = rustls::server::UnbufferedServerConnection::new(Arc::clone(tls))
+                    .map_err(SessionError::Tls)?;
+                Transport::Tls(Tls::server(conn))
             }
             None => Transport::Plain(Default::default()),
         };

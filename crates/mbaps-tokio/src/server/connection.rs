@@ -17,11 +17,6 @@ use tokio::sync::Notify;
 /// Bytes read from the socket at a time: one TLS record's worth.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Output capacity kept between batches: a batch of small responses'
-/// records. More (a handshake flight, a batch of long reads) is released
-/// once written, so that an idle connection holds little.
-const KEPT_CAPACITY: usize = 1024;
-
 thread_local! {
     /// The read buffer of every connection running on this thread: a read
     /// is handed to its session before the task yields.
@@ -149,10 +144,10 @@ impl Io {
                 Err(error) => return Err(error),
             }
         }
-        if self.out.capacity() > KEPT_CAPACITY {
-            self.out = Vec::new();
-            self.written = 0;
-        }
+        // Released once written, so that an idle connection holds no
+        // output buffer (a batch's allocation is small beside its work).
+        self.out = Vec::new();
+        self.written = 0;
         Ok(true)
     }
 }

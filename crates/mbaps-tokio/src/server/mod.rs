@@ -25,7 +25,7 @@ use tracing::{Instrument, Span, field};
 use crate::handler::IntoAnswering;
 use crate::handler::sealed::Answering;
 use connection::Conn;
-use session::Connection;
+use session::{Connection, Session};
 
 type Observer = Arc<dyn Fn(&SessionLog) + Send + Sync>;
 
@@ -339,7 +339,9 @@ impl TokioServer {
                         reloads,
                         write_timeout: self.write_timeout,
                     };
-                    sessions.spawn(session::run(connection, stream).instrument(span));
+                    if let Some(session) = span.in_scope(|| Session::start(connection, stream)) {
+                        sessions.spawn(session.serve().instrument(span));
+                    }
                 }
             }
         }

@@ -1,11 +1,16 @@
 //! What carries the Modbus bytes: TLS (rustls), or plain Modbus/TCP for
 //! migration and as the baseline in benchmarks.
 
-use std::io::{self, BufRead, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 
 use rustls::pki_types::CertificateDer;
 
 use crate::event::Handshake;
+
+mod tls;
+
+use tls::PeerEnd;
+pub(crate) use tls::Tls;
 
 /// Most bytes the plain transport takes in per step: like one TLS record,
 /// so that frames are drained between steps and its buffer stays bounded.
@@ -25,22 +30,6 @@ pub(crate) enum ReadError {
     BufferFull,
 }
 
-/// A rustls connection and the plaintext it holds, as its last
-/// `process_new_packets` said.
-pub(crate) struct Tls {
-    conn: Box<rustls::Connection>,
-    plaintext: usize,
-}
-
-impl Tls {
-    pub(crate) fn new(conn: rustls::Connection) -> Tls {
-        Tls {
-            conn: Box::new(conn),
-            plaintext: 0,
-        }
-    }
-}
-
 #[derive(Default)]
 pub(crate) struct Plain {
     inbox: Vec<u8>,
@@ -50,29 +39,10 @@ pub(crate) struct Plain {
 }
 
 impl Transport {
-    pub(crate) fn set_send_limit(&mut self, limit: usize) {
-        if let Transport::Tls(tls) = self {
-            tls.conn.set_buffer_limit(Some(limit));
-        }
-    }
-
     /// Takes one step of input from the front of `input`.
     pub(crate) fn read(&mut self, input: &mut &[u8]) -> Result<(), ReadError> {
         match self {
-            Transport::Tls(tls) => {
-                match tls.conn.read_tls(input) {
-                    // After the peer's close_notify rustls reads nothing
-                    // more: what follows it is dropped, not offered again.
-                    Ok(0) if !input.is_empty() => *input = &[],
-                    Ok(_) => {}
-                    // Only when its own buffers are full, which the sides
-                    // prevent by taking frames between batches.
-                    Err(_) => return Err(ReadError::BufferFull),
-                }
-                let state = tls.conn.process_new_packets().map_err(ReadError::Tls)?;
-                tls.plaintext = state.plaintext_bytes_to_read();
-                Ok(())
-            }
+            Transport::Tls(tls) => tls.read(input),
             Transport::Plain(plain) => {
                 plain.inbox.drain(..plain.read);
                 plain.read = 0;
@@ -88,10 +58,7 @@ impl Transport {
     pub(crate) fn read_eof(&mut self) -> Result<(), rustls::Error> {
         match self {
             Transport::Tls(tls) => {
-                // A zero-byte read tells rustls the transport is at EOF.
-                let _ = tls.conn.read_tls(&mut &[][..]);
-                let state = tls.conn.process_new_packets()?;
-                tls.plaintext = state.plaintext_bytes_to_read();
+                tls.read_eof();
                 Ok(())
             }
             Transport::Plain(plain) => {
@@ -103,7 +70,7 @@ impl Transport {
 
     pub(crate) fn is_handshaking(&self) -> bool {
         match self {
-            Transport::Tls(tls) => tls.conn.is_handshaking(),
+            Transport::Tls(tls) => tls.is_handshaking(),
             Transport::Plain(_) => false,
         }
     }
@@ -111,7 +78,7 @@ impl Transport {
     /// Whether received plaintext waits to be read.
     pub(crate) fn plaintext_waiting(&self) -> bool {
         match self {
-            Transport::Tls(tls) => tls.plaintext > 0,
+            Transport::Tls(tls) => !tls.plaintext().is_empty(),
             Transport::Plain(plain) => plain.read < plain.inbox.len(),
         }
     }
@@ -120,9 +87,9 @@ impl Transport {
     pub(crate) fn handshake(&self) -> Option<Handshake> {
         match self {
             Transport::Tls(tls) => Some(Handshake {
-                version: tls.conn.protocol_version()?,
-                cipher_suite: tls.conn.negotiated_cipher_suite()?.suite(),
-                resumed: tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+                version: tls.protocol_version()?,
+                cipher_suite: tls.cipher_suite()?,
+                resumed: tls.resumed(),
             }),
             Transport::Plain(_) => None,
         }
@@ -130,7 +97,7 @@ impl Transport {
 
     pub(crate) fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         match self {
-            Transport::Tls(tls) => tls.conn.peer_certificates(),
+            Transport::Tls(tls) => tls.peer_certificates(),
             Transport::Plain(_) => None,
         }
     }
@@ -142,7 +109,15 @@ impl Transport {
     /// [`Transport::consume_plaintext`].
     pub(crate) fn peek_plaintext(&mut self) -> io::Result<&[u8]> {
         match self {
-            Transport::Tls(tls) => tls.conn.reader().into_first_chunk(),
+            Transport::Tls(tls) => {
+                let available = tls.plaintext();
+                match tls.peer_end() {
+                    _ if !available.is_empty() => Ok(available),
+                    PeerEnd::Open => Err(ErrorKind::WouldBlock.into()),
+                    PeerEnd::CloseNotify => Ok(available),
+                    PeerEnd::Cut => Err(ErrorKind::UnexpectedEof.into()),
+                }
+            }
             Transport::Plain(plain) => {
                 let available = &plain.inbox[plain.read..];
                 if available.is_empty() && !plain.eof {
@@ -156,40 +131,48 @@ impl Transport {
     /// Drops the first `n` bytes of [`Transport::peek_plaintext`]'s chunk.
     pub(crate) fn consume_plaintext(&mut self, n: usize) {
         match self {
-            Transport::Tls(tls) => {
-                tls.conn.reader().consume(n);
-                tls.plaintext = tls.plaintext.saturating_sub(n);
-            }
+            Transport::Tls(tls) => tls.consume_plaintext(n),
             Transport::Plain(plain) => plain.read += n,
         }
     }
 
-    /// Queues plaintext to send; returns how much was taken (less than all
-    /// when the send buffer is at `limit`).
-    pub(crate) fn write_plaintext(&mut self, bytes: &[u8], limit: usize) -> usize {
+    /// Queues the plaintext in `bytes` to send, taking all of it (`bytes`
+    /// is left empty); `false`, and nothing taken, when that would queue
+    /// more than `limit`.
+    ///
+    /// TLS takes the buffer itself when nothing else is queued (no copy)
+    /// and releases it once encrypted, so that an idle TLS session holds no
+    /// output buffer; plain Modbus/TCP copies, and both keep their
+    /// capacity, so that its round trips allocate nothing.
+    pub(crate) fn write_plaintext(&mut self, bytes: &mut Vec<u8>, limit: usize) -> bool {
+        let queue = match self {
+            Transport::Tls(tls) => tls.sendable(),
+            Transport::Plain(plain) => &mut plain.outbox,
+        };
+        if queue.len() + bytes.len() > limit {
+            return false;
+        }
         match self {
-            Transport::Tls(tls) => tls.conn.writer().write(bytes).unwrap_or(0),
-            Transport::Plain(plain) => {
-                if plain.outbox.len() + bytes.len() > limit {
-                    return 0;
+            Transport::Tls(tls) => {
+                let sendable = tls.sendable();
+                if sendable.is_empty() {
+                    *sendable = std::mem::take(bytes);
+                } else {
+                    sendable.append(bytes);
                 }
+            }
+            Transport::Plain(plain) => {
                 plain.outbox.extend_from_slice(bytes);
-                bytes.len()
+                bytes.clear();
             }
         }
+        true
     }
 
     /// Moves everything waiting to go out into `out`.
     pub(crate) fn write_out(&mut self, out: &mut Vec<u8>) {
         match self {
-            Transport::Tls(tls) => {
-                while tls.conn.wants_write() {
-                    match tls.conn.write_tls(out) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-            }
+            Transport::Tls(tls) => tls.write_out(out),
             Transport::Plain(plain) => {
                 out.extend_from_slice(&plain.outbox);
                 plain.outbox.clear();
@@ -200,7 +183,7 @@ impl Transport {
     /// Whether bytes wait to go out.
     pub(crate) fn wants_write(&self) -> bool {
         match self {
-            Transport::Tls(tls) => tls.conn.wants_write(),
+            Transport::Tls(tls) => tls.wants_write(),
             Transport::Plain(plain) => !plain.outbox.is_empty(),
         }
     }
@@ -208,7 +191,7 @@ impl Transport {
     /// Sends close_notify (TLS); plain Modbus/TCP closes by closing the socket.
     pub(crate) fn send_close(&mut self) {
         if let Transport::Tls(tls) = self {
-            tls.conn.send_close_notify();
+            tls.send_close();
         }
     }
 
