@@ -260,9 +260,6 @@ impl<H: Handle> Served<H> {
             }
         };
         session.record(report.recording());
-        // The connection's task runs: from now on a handshake without its
-        // opening is silent indeed, not merely unscheduled.
-        seat.activity.note_looked();
         Ok(Served {
             session,
             seat,
@@ -278,6 +275,14 @@ impl<H: Handle> Served<H> {
             requests: VecDeque::new(),
             certificate: None,
         })
+    }
+
+    /// The task that serves the connection runs: called first thing in
+    /// it. From then on a handshake without its opening is silent indeed,
+    /// not merely unscheduled (admission drops silent handshakes first,
+    /// and a connection accepted before its task ran is not one of them).
+    pub fn running(&self) {
+        self.seat.activity.note_looked();
     }
 
     /// Whether to read from the connection now: the session takes input,

@@ -117,6 +117,7 @@ impl Bench {
             |_| {},
         );
         let served = Served::new(&config, seat, report, answering, WRITE_TIMEOUT, now).unwrap();
+        served.running();
         Bench {
             table,
             conn,

@@ -507,7 +507,9 @@ impl Connection {
     pub(crate) fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let before = out.len();
         self.flush_pending();
-        self.conn.write_out(out);
+        if let Err(error) = self.conn.write_out(out) {
+            self.fail(SessionError::Tls(error));
+        }
         out.len() - before
     }
 

@@ -102,8 +102,8 @@ impl Transport {
         }
     }
 
-    /// The next chunk of plaintext received (for TLS, what one record
-    /// carried), borrowed: empty at an orderly end (close_notify; EOF for
+    /// The plaintext received and not taken yet, borrowed: empty at an
+    /// orderly end (close_notify; EOF for
     /// plain), `WouldBlock` when nothing is there yet, `UnexpectedEof` for
     /// a TLS stream cut without close_notify. Take bytes of it with
     /// [`Transport::consume_plaintext`].
@@ -169,13 +169,15 @@ impl Transport {
         true
     }
 
-    /// Moves everything waiting to go out into `out`.
-    pub(crate) fn write_out(&mut self, out: &mut Vec<u8>) {
+    /// Moves everything waiting to go out into `out`; fails when TLS
+    /// cannot encrypt it (the alert owed is in `out` then).
+    pub(crate) fn write_out(&mut self, out: &mut Vec<u8>) -> Result<(), rustls::Error> {
         match self {
             Transport::Tls(tls) => tls.write_out(out),
             Transport::Plain(plain) => {
                 out.extend_from_slice(&plain.outbox);
                 plain.outbox.clear();
+                Ok(())
             }
         }
     }

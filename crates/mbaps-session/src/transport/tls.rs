@@ -137,10 +137,11 @@ impl Tls {
             *input = &[];
             return Ok(());
         }
-        let n = input.len().min(TLS_STEP);
-        if self.incoming.len() + n > MAX_INCOMING {
+        let room = MAX_INCOMING.saturating_sub(self.incoming.len());
+        if room == 0 {
             return Err(ReadError::BufferFull);
         }
+        let n = input.len().min(TLS_STEP).min(room);
         let (step, rest) = input.split_at(n);
         *input = rest;
         self.heard |= n > 0;
@@ -224,31 +225,33 @@ impl Tls {
 
     /// Moves everything that can go out into `out`: what rustls produced,
     /// then the plaintext written, encrypted, then a close_notify owed.
-    pub(crate) fn write_out(&mut self, out: &mut Vec<u8>) {
+    /// Fails (once) when encrypting fails: the alert rustls owes, if any,
+    /// is in `out` then.
+    pub(crate) fn write_out(&mut self, out: &mut Vec<u8>) -> Result<(), rustls::Error> {
         out.append(&mut self.outgoing);
         self.outgoing = Vec::new();
         let owed = !self.sendable.is_empty() || self.close_owed || self.common().wants_write();
         if self.failed.is_some() || !owed {
-            return;
+            return Ok(());
         }
-        // An error is kept for the next read (`pump` notes it).
-        let _ = self.pump(out);
+        let result = self.pump(out);
         if !self.common().is_handshaking() {
             // Past the handshake, what `pump` could not send never will be
             // (the connection is closed): it must not be asked for again.
             self.sendable.clear();
             self.close_owed = false;
         }
+        result
     }
 
     pub(crate) fn wants_write(&self) -> bool {
+        if self.failed.is_some() {
+            // Only what was made before the failure (its alert).
+            return !self.outgoing.is_empty();
+        }
         !self.outgoing.is_empty()
-            || (self.may_send() && (!self.sendable.is_empty() || self.close_owed))
+            || (!self.common().is_handshaking() && (!self.sendable.is_empty() || self.close_owed))
             || self.common().wants_write()
-    }
-
-    fn may_send(&self) -> bool {
-        !self.common().is_handshaking() && self.failed.is_none()
     }
 
     /// Sends close_notify after what was written before it.
@@ -299,6 +302,7 @@ impl Tls {
             sendable: &mut self.sendable,
             close_owed: &mut self.close_owed,
             peer_closed: false,
+            discard: 0,
             out,
         };
         let result = match &mut *self.side {
@@ -324,6 +328,8 @@ struct Buffers<'a> {
     sendable: &'a mut Vec<u8>,
     close_owed: &'a mut bool,
     peer_closed: bool,
+    /// What the records taken asked to drop beyond the status's discard.
+    discard: usize,
     out: &'a mut Vec<u8>,
 }
 
@@ -374,7 +380,11 @@ impl Buffers<'_> {
             let status = conn.process(&mut incoming[done..]);
             let discard = status.discard;
             let next = match status.state {
-                Ok(state) => self.handle(state),
+                Ok(state) => {
+                    let next = self.handle(state);
+                    done += mem::take(&mut self.discard);
+                    next
+                }
                 Err(error) => {
                     done += discard;
                     self.take_alert(conn, &mut incoming[done..]);
@@ -399,7 +409,11 @@ impl Buffers<'_> {
         match state {
             ConnectionState::ReadTraffic(mut traffic) => {
                 while let Some(record) = traffic.next_record() {
-                    self.received.extend_from_slice(record?.payload);
+                    let record = record?;
+                    // Always 0 while rustls copies plaintext out; counted
+                    // as its contract asks, for when it decrypts in place.
+                    self.discard += record.discard;
+                    self.received.extend_from_slice(record.payload);
                 }
                 Ok(Next::Continue)
             }

@@ -45,6 +45,7 @@ pub(crate) fn run(connection: Connection, mut stream: TcpStream) {
     let Ok(mut served) = Served::new(&config, seat, report, answering, write_timeout, now) else {
         return;
     };
+    served.running();
     let (mut input, mut out) = (vec![0u8; READ_CHUNK], Vec::new());
     while !served.is_over() {
         let now = Instant::now();

@@ -109,6 +109,7 @@ impl Session {
                 io,
                 conn,
             } = &mut self;
+            served.running();
             let mut timer = Timer::new();
             let mut answers = Answers::default();
             // The wake-up is waited on across turns, not made anew on each (a
