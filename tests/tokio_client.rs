@@ -141,6 +141,31 @@ fn a_cancelled_call_does_not_put_the_connection_out_of_step() {
 }
 
 #[test]
+fn a_call_made_while_another_reads_its_own_answer_is_sent_at_once() {
+    // The device answers nothing until it holds 2 requests. The first call
+    // finds nothing in flight and makes its exchange on its own task; the
+    // second, made meanwhile, must reach the device without waiting for
+    // the first to end, or neither is ever answered.
+    let device = reverse_order_device(2);
+    runtime().block_on(async {
+        let client = TokioClient::connect(device, plain_client(), localhost())
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_secs(5));
+        for round in 0..20u16 {
+            let first = tokio::spawn({
+                let client = client.clone();
+                async move { client.read_holding_registers(1, round, 1).await }
+            });
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let second = client.read_holding_registers(1, 1000 + round, 1).await;
+            assert_eq!(second.unwrap(), [1000 + round], "round {round}");
+            assert_eq!(first.await.unwrap().unwrap(), [round], "round {round}");
+        }
+    });
+}
+
+#[test]
 fn a_call_times_out_on_its_own_timeout() {
     let device = reverse_order_device(usize::MAX);
     runtime().block_on(async {

@@ -5,13 +5,13 @@
 //! the served connection.
 
 use std::cell::RefCell;
-use std::io::{ErrorKind, Read as _};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 
 use mbaps_admission::{Handle, Order, Orders};
-use socket2::SockRef;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use crate::drain::try_read_draining;
 use tokio::sync::Notify;
 
 /// Bytes read from the socket at a time: one TLS record's worth.
@@ -86,37 +86,17 @@ impl Io {
     }
 
     /// Reads what the socket has into the thread's scratch buffer and
-    /// hands it to `take` at once.
-    ///
-    /// A read that does not fill the buffer has drained the socket: its
-    /// readiness is cleared then, as tokio's own reads judge, and the next
-    /// turn waits for the next bytes instead of reading once more to find
-    /// none (one system call and one turn of the session per request, with
-    /// a request at a time on each connection).
+    /// hands it to `take` at once (see [`try_read_draining`]).
     pub(crate) fn try_read(&mut self, take: impl FnOnce(&[u8])) -> std::io::Result<Read> {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let capacity = scratch.len();
-            let mut read = None;
-            let tried = self.stream.try_io(Interest::READABLE, || {
-                let n = (&*SockRef::from(&self.stream)).read(&mut scratch)?;
-                read = Some(n);
-                if n > 0 && n < capacity {
-                    // Taken by `try_io` as "drained": the readiness is
-                    // cleared (unless an event came meanwhile).
-                    Err(ErrorKind::WouldBlock.into())
-                } else {
-                    Ok(())
-                }
-            });
-            match (read, tried) {
-                (Some(0), _) => Ok(Read::End),
-                (Some(n), _) => {
+            match try_read_draining(&self.stream, &mut scratch)? {
+                Some(0) => Ok(Read::End),
+                Some(n) => {
                     take(&scratch[..n]);
                     Ok(Read::Bytes)
                 }
-                (None, Err(error)) if error.kind() != ErrorKind::WouldBlock => Err(error),
-                (None, _) => Ok(Read::Nothing),
+                None => Ok(Read::Nothing),
             }
         })
     }
