@@ -23,7 +23,9 @@ pub(crate) fn try_read_draining(
     let tried = stream.try_io(Interest::READABLE, || {
         let n = (&*SockRef::from(stream)).read(buf)?;
         read = Some(n);
-        if n > 0 && n < capacity {
+        // As tokio judges it too, and not where the selector is level
+        // triggered (Windows), where a wake-up could be lost.
+        if n > 0 && n < capacity && !cfg!(windows) {
             // Taken by `try_io` as "drained": the readiness is cleared
             // (unless an event came meanwhile).
             Err(ErrorKind::WouldBlock.into())

@@ -11,8 +11,6 @@
 //!                                                                           └──► AsyncHandler (later, a task each)
 //!  TokioClient (Clone) ──► driver task ──► mbaps_session::Client: calls from
 //!                          many tasks in flight together, by transaction id
-//!                     └──► (nothing in flight) the connection lent to the call,
-//!                          which writes and reads on its own task
 //! ```
 //!
 //! The server follows the admission rules of
