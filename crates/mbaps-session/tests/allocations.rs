@@ -20,14 +20,22 @@ fn allocations_per_round_trip(
         loop_.run_answering(50, in_flight, answering),
         50 * in_flight
     );
-    let before = dhat::HeapStats::get().total_blocks;
+    // dhat counts every thread's allocations: 1 run in 8 saw one to four
+    // stray blocks in a window (never with --nocapture, never in two
+    // windows running). The fewest of three windows is the path's own; a
+    // path that allocates does so in every window.
     let batches = 200;
-    assert_eq!(
-        loop_.run_answering(batches, in_flight, answering),
-        batches * in_flight
-    );
-    let after = dhat::HeapStats::get().total_blocks;
-    (after - before) as f64 / (batches * in_flight) as f64
+    (0..3)
+        .map(|_| {
+            let before = dhat::HeapStats::get().total_blocks;
+            assert_eq!(
+                loop_.run_answering(batches, in_flight, answering),
+                batches * in_flight
+            );
+            let after = dhat::HeapStats::get().total_blocks;
+            (after - before) as f64 / (batches * in_flight) as f64
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 #[test]
