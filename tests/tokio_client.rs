@@ -351,3 +351,54 @@ fn close_stops_a_client_waiting_to_reconnect() {
         assert!(client.is_closed());
     });
 }
+
+/// A server that, once the handshake is done, sends answers to calls
+/// nobody made (dropped by the client, one after another) as fast as it
+/// can, and never reads again.
+fn flooding_server() -> std::net::SocketAddr {
+    let tls = std::sync::Arc::new(server_config(pki()).tls().unwrap().clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut conn = rustls::ServerConnection::new(tls).unwrap();
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut socket).is_err() {
+                return;
+            }
+        }
+        let mut answers = Vec::new();
+        for id in 0x8000..0x8200u16 {
+            let [hi, lo] = id.to_be_bytes();
+            answers.extend_from_slice(&[hi, lo, 0, 0, 0, 5, 1, 0x03, 2, 0, 7]);
+        }
+        loop {
+            if std::io::Write::write_all(&mut conn.writer(), &answers).is_err() {
+                return;
+            }
+            while conn.wants_write() {
+                if conn.write_tls(&mut socket).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    address
+}
+
+#[test]
+fn close_is_heard_while_a_server_keeps_the_socket_readable() {
+    let address = flooding_server();
+    runtime().block_on(async {
+        let client = TokioClient::connect(address, role_config("viewer"), localhost())
+            .await
+            .unwrap();
+        // Let the flood start.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The server never answers close_notify: the close ends at the
+        // session's close timeout (5 s), if the request is heard at all.
+        let closed = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
+        assert!(closed.is_ok(), "close() was not heard under the flood");
+        assert!(client.is_closed());
+    });
+}

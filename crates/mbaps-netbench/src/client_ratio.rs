@@ -33,9 +33,14 @@ pub(crate) struct ClientRatio {
     pub(crate) bare_one_task_per_second: f64,
     /// The two-task generator: reading and writing on both cores.
     pub(crate) bare_two_tasks_per_second: f64,
+    /// The generator behind `IN_FLIGHT` caller tasks: the floor of any
+    /// client whose calls come from tasks of their own.
+    pub(crate) callers_per_second: f64,
     pub(crate) tokio_client_per_second: f64,
     /// The generator with one request in flight.
     pub(crate) bare_one_in_flight_per_second: f64,
+    /// The generator behind one caller task.
+    pub(crate) callers_one_in_flight_per_second: f64,
     /// `TokioClient` with one call at a time.
     pub(crate) tokio_client_one_in_flight_per_second: f64,
 }
@@ -49,6 +54,17 @@ impl ClientRatio {
     /// TokioClient against the generator, one at a time.
     pub(crate) fn one_in_flight_ratio(&self) -> f64 {
         self.tokio_client_one_in_flight_per_second / self.bare_one_in_flight_per_second
+    }
+
+    /// TokioClient against the generator behind caller tasks: what the
+    /// client adds to the hand-offs every such client pays.
+    pub(crate) fn ratio_to_callers(&self) -> f64 {
+        self.tokio_client_per_second / self.callers_per_second
+    }
+
+    /// The same, one at a time.
+    pub(crate) fn one_in_flight_ratio_to_callers(&self) -> f64 {
+        self.tokio_client_one_in_flight_per_second / self.callers_one_in_flight_per_second
     }
 
     /// TokioClient against the two-task generator: what rustls can do.
@@ -95,18 +111,26 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
     let address = echo_server(server_tls).await?;
     let (mut one, mut two, mut ours) = (Vec::new(), Vec::new(), Vec::new());
     let (mut bare_single, mut ours_single) = (Vec::new(), Vec::new());
+    let (mut callers, mut callers_single) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         one.push(bare_rate_one_task(address, Arc::clone(&client_tls), window, IN_FLIGHT).await?);
         two.push(bare_rate_two_tasks(address, Arc::clone(&client_tls), window).await?);
+        callers.push(
+            bare_rate_with_callers(address, Arc::clone(&client_tls), window, IN_FLIGHT).await?,
+        );
         ours.push(tokio_client_rate(address, client_config.clone(), window, IN_FLIGHT).await?);
         bare_single.push(bare_rate_one_task(address, Arc::clone(&client_tls), window, 1).await?);
+        callers_single
+            .push(bare_rate_with_callers(address, Arc::clone(&client_tls), window, 1).await?);
         ours_single.push(tokio_client_rate(address, client_config.clone(), window, 1).await?);
     }
     Ok(ClientRatio {
         bare_one_task_per_second: median(&one),
         bare_two_tasks_per_second: median(&two),
+        callers_per_second: median(&callers),
         tokio_client_per_second: median(&ours),
         bare_one_in_flight_per_second: median(&bare_single),
+        callers_one_in_flight_per_second: median(&callers_single),
         tokio_client_one_in_flight_per_second: median(&ours_single),
     })
 }
@@ -374,6 +398,106 @@ async fn bare_rate_two_tasks(
     writer.abort();
     if failed {
         bail!("the bare load generator stopped during the measurement");
+    }
+    Ok(counted as f64 / elapsed.as_secs_f64())
+}
+
+/// The generator with `callers` caller tasks in front of it: each caller
+/// hands its request to the connection's task through a channel and
+/// waits on a oneshot for the answer, as every design that serves calls
+/// from many tasks on one connection must (a caller whose answer another
+/// task read is woken by that task). Nothing else: no session, no
+/// transaction table, no timeouts. What it loses to the one-task
+/// generator is the price of the hand-offs and wake-ups themselves.
+async fn bare_rate_with_callers(
+    address: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    window: Duration,
+    callers: usize,
+) -> Result<f64> {
+    type Waiter = tokio::sync::oneshot::Sender<()>;
+    let mut stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (calls, mut queued) = tokio::sync::mpsc::channel::<Waiter>(callers);
+    let connection = tokio::spawn(async move {
+        let mut conn = ClientConnection::new(tls, ServerName::try_from("localhost")?)?;
+        let (mut buf, mut out, mut plain) = (vec![0u8; 16 * 1024], Vec::new(), Vec::new());
+        let mut waiting = std::collections::VecDeque::with_capacity(callers);
+        let mut batch = Vec::with_capacity(callers * 12);
+        let mut txn = 0u16;
+        loop {
+            out.clear();
+            while conn.wants_write() {
+                conn.write_tls(&mut out)?;
+            }
+            if !out.is_empty() {
+                stream.write_all(&out).await?;
+            }
+            tokio::select! {
+                read = stream.read(&mut buf) => {
+                    let n = read?;
+                    if n == 0 {
+                        bail!("the echo server closed the connection");
+                    }
+                    conn.read_tls(&mut &buf[..n])?;
+                    conn.process_new_packets()?;
+                    let mut chunk = [0u8; 16 * 1024];
+                    while let Ok(n) = std::io::Read::read(&mut conn.reader(), &mut chunk) {
+                        if n == 0 {
+                            break;
+                        }
+                        plain.extend_from_slice(&chunk[..n]);
+                    }
+                    let whole = plain.len() / RESPONSE_LEN;
+                    plain.drain(..whole * RESPONSE_LEN);
+                    for _ in 0..whole {
+                        if let Some(waiter) = waiting.pop_front() {
+                            let _ = Waiter::send(waiter, ());
+                        }
+                    }
+                }
+                call = queued.recv() => {
+                    let Some(first) = call else { return Ok(()) };
+                    batch.clear();
+                    let mut next = Some(first);
+                    while let Some(waiter) = next {
+                        txn = txn.wrapping_add(1);
+                        batch.extend_from_slice(&request(txn));
+                        waiting.push_back(waiter);
+                        next = queued.try_recv().ok();
+                    }
+                    std::io::Write::write_all(&mut conn.writer(), &batch)?;
+                }
+            }
+        }
+    });
+    let answered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (calls, answered) = (calls.clone(), Arc::clone(&answered));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let (waiter, answer) = tokio::sync::oneshot::channel();
+                if calls.send(waiter).await.is_err() || answer.await.is_err() {
+                    return;
+                }
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    drop(calls);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (started, before) = (Instant::now(), answered.load(Ordering::Relaxed));
+    tokio::time::sleep(window).await;
+    let counted = answered.load(Ordering::Relaxed) - before;
+    let elapsed = started.elapsed();
+    let failed = connection.is_finished();
+    for task in tasks {
+        task.abort();
+    }
+    connection.abort();
+    if failed {
+        bail!("the generator with callers stopped during the measurement");
     }
     Ok(counted as f64 / elapsed.as_secs_f64())
 }

@@ -387,18 +387,23 @@ fn memory_table(memory: &idle_memory::Memory) -> String {
 
 fn client_table(client: &client_ratio::ClientRatio) -> String {
     format!(
-        "\nclient side, {} in flight on one TLS 1.3 connection, against a minimal rustls echo server:\n  bare rustls load generator, one task {:.0}/s, two tasks {:.0}/s; TokioClient {:.0}/s\n  TokioClient / one-task generator {:.2} (target >= {CLIENT_RATIO_TARGET}) {}; / two-task generator {:.2}\n  one at a time: generator {:.0}/s, TokioClient {:.0}/s, ratio {:.2} (target >= {CLIENT_ONE_TARGET}) {}\n",
+        "\nclient side, {} in flight on one TLS 1.3 connection, against a minimal rustls echo server:\n  bare rustls load generator, one task {:.0}/s, two tasks {:.0}/s, behind {} caller tasks {:.0}/s; TokioClient {:.0}/s\n  TokioClient / one-task generator {:.2} (target >= {CLIENT_RATIO_TARGET}) {}; / two-task generator {:.2}; / generator behind callers {:.2}\n  one at a time: generator {:.0}/s, behind a caller task {:.0}/s, TokioClient {:.0}/s, ratio {:.2} (target >= {CLIENT_ONE_TARGET}) {}; / generator behind a caller {:.2}\n",
         client_ratio::IN_FLIGHT,
         client.bare_one_task_per_second,
         client.bare_two_tasks_per_second,
+        client_ratio::IN_FLIGHT,
+        client.callers_per_second,
         client.tokio_client_per_second,
         client.ratio(),
         verdict(client.ratio() >= CLIENT_RATIO_TARGET),
         client.ratio_to_two_tasks(),
+        client.ratio_to_callers(),
         client.bare_one_in_flight_per_second,
+        client.callers_one_in_flight_per_second,
         client.tokio_client_one_in_flight_per_second,
         client.one_in_flight_ratio(),
         verdict(client.one_in_flight_ratio() >= CLIENT_ONE_TARGET),
+        client.one_in_flight_ratio_to_callers(),
     )
 }
 
@@ -747,6 +752,10 @@ fn client_report(client: &client_ratio::ClientRatio) -> serde_json::Value {
         "tokio_client_per_second": client.tokio_client_per_second,
         "ratio": client.ratio(),
         "ratio_to_two_tasks": client.ratio_to_two_tasks(),
+        "callers_per_second": client.callers_per_second,
+        "ratio_to_callers": client.ratio_to_callers(),
+        "callers_one_in_flight_per_second": client.callers_one_in_flight_per_second,
+        "one_in_flight_ratio_to_callers": client.one_in_flight_ratio_to_callers(),
         "target": CLIENT_RATIO_TARGET,
         "bare_one_in_flight_per_second": client.bare_one_in_flight_per_second,
         "tokio_client_one_in_flight_per_second": client.tokio_client_one_in_flight_per_second,

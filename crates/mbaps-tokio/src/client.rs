@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -253,7 +254,13 @@ impl Connection {
         let mut buf = vec![0u8; 16 * 1024];
         let mut out = Vec::new();
         while !self.session.is_connected() {
-            self.turn(&mut buf, &mut out, None, None).await?;
+            self.turn(
+                &mut buf,
+                &mut out,
+                None,
+                None::<Pin<&mut std::future::Pending<()>>>,
+            )
+            .await?;
             while let Some(event) = self.session.poll_event() {
                 if let Outcome::Closed(reason) = Outcome::from(event) {
                     // The alert we owe the server, then why.
@@ -285,7 +292,7 @@ impl Connection {
         buf: &mut [u8],
         out: &mut Vec<u8>,
         commands: Option<&mut mpsc::Receiver<Command>>,
-        close: Option<&mut watch::Receiver<bool>>,
+        close: Option<Pin<&mut (impl Future<Output = ()> + ?Sized)>>,
     ) -> Result<Turn, ClientError> {
         self.flush(out).await?;
         self.timer.set(self.session.poll_timeout());
@@ -298,20 +305,26 @@ impl Connection {
         };
         let close_requested = async {
             match close {
-                Some(close) => requested(close).await,
+                Some(close) => close.await,
                 None => std::future::pending().await,
             }
         };
+        // In this order, not a random one per turn (which costs a random
+        // number each turn): a close or a deadline comes first, whatever a
+        // server keeps sending, and a call goes out before more is read
+        // (calls are bounded by the calls in flight, so reading is never
+        // starved).
         tokio::select! {
+            biased;
+            () = close_requested, if watching => return Ok(Turn::Close),
+            () = self.timer.fired() => self.session.handle_timeout(Instant::now()),
+            command = next_command, if accepting => {
+                return Ok(command.map_or(Turn::Close, Turn::Command));
+            }
             read = self.stream.read(buf) => match read? {
                 0 => self.session.handle_eof(Instant::now()),
                 n => self.session.handle_tls(Instant::now(), &buf[..n]),
             },
-            () = self.timer.fired() => self.session.handle_timeout(Instant::now()),
-            () = close_requested, if watching => return Ok(Turn::Close),
-            command = next_command, if accepting => {
-                return Ok(command.map_or(Turn::Close, Turn::Command));
-            }
         }
         Ok(Turn::Progress)
     }
@@ -381,6 +394,10 @@ impl Driver {
         let mut out = Vec::new();
         let max = self.config.max_outstanding();
         let mut closing = false;
+        // Made once: a wait on the watch made anew each turn would
+        // register with it and leave it again every time.
+        let mut close = self.close.clone();
+        let mut close_requested = pin!(requested(&mut close));
         loop {
             let accepting = !closing && link.session.in_flight() < max;
             let turn = link
@@ -388,7 +405,7 @@ impl Driver {
                     &mut buf,
                     &mut out,
                     accepting.then_some(&mut self.commands),
-                    (!closing).then_some(&mut self.close),
+                    (!closing).then_some(close_requested.as_mut()),
                 )
                 .await;
             match turn {
