@@ -919,3 +919,50 @@ fn requests_given_up_are_recorded_never_answered_and_unrecorded_ones_do_not_hold
         ));
     }
 }
+
+#[test]
+fn a_damaged_record_after_our_close_notify_fails_the_session_without_a_panic() {
+    // rustls's own `debug_assert` (rustls issue 959): once close_notify is
+    // sent, a record that fails to decrypt or to parse would send a second
+    // fatal alert, and a debug build panics. Every way a session closes
+    // first (the server's close, the client's), with TLS 1.3 and 1.2.
+    let damaged: [&[u8]; 3] = [
+        // Application data that does not decrypt.
+        &[
+            0x17, 0x03, 0x03, 0x00, 0x20, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,
+            0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,
+            0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA,
+        ],
+        // Not a record type at all.
+        &[0x42, 0x03, 0x03, 0x00, 0x01, 0x00],
+        // A record longer than any allowed.
+        &[0x17, 0x03, 0x03, 0xFF, 0xFF, 0x00],
+    ];
+    for versions in [TlsVersions::Tls13Only, TlsVersions::Tls12Only] {
+        for record in damaged {
+            let mut pair = connected("operator", versions);
+            pair.server.close(pair.now);
+            let mut close_notify = Vec::new();
+            pair.server.poll_transmit(&mut close_notify);
+            assert!(!close_notify.is_empty(), "the server sent no close_notify");
+            pair.server.handle_tls(pair.now, record);
+            pair.collect();
+            assert!(
+                pair.server.is_closed(),
+                "{versions:?} {record:x?}: the server session is not over"
+            );
+
+            let mut pair = connected("operator", versions);
+            pair.client.close(pair.now);
+            let mut close_notify = Vec::new();
+            pair.client.poll_transmit(&mut close_notify);
+            assert!(!close_notify.is_empty(), "the client sent no close_notify");
+            pair.client.handle_tls(pair.now, record);
+            pair.collect();
+            assert!(
+                pair.client.is_closed(),
+                "{versions:?} {record:x?}: the client session is not over"
+            );
+        }
+    }
+}

@@ -48,6 +48,10 @@ const MAX_FRAGMENT: usize = 16 * 1024;
 /// warning, close_notify.
 const PLAINTEXT_CLOSE_NOTIFY: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00];
 
+/// The error of a connection whose records rustls panicked on.
+const RUSTLS_PANICKED: &str = "rustls panicked on the peer's records (a debug build's assertion: \
+     a damaged record after close_notify was sent, rustls issue 959)";
+
 /// The two sides of rustls's unbuffered API, which differ only in their
 /// type.
 enum Side {
@@ -305,10 +309,17 @@ impl Tls {
             discard: 0,
             out,
         };
-        let result = match &mut *self.side {
+        let side = &mut *self.side;
+        // rustls asserts, in debug builds, that it never sends a second
+        // fatal alert; close_notify counts as one, so a damaged record
+        // after ours panics there (rustls issue 959). The peer's bytes must
+        // not panic a session: the connection fails, as a release build's
+        // does, and is never processed again (`failed` is sticky).
+        let pumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match side {
             Side::Server(conn) => io.pump::<ServerConnectionData>(conn, incoming),
             Side::Client(conn) => io.pump::<ClientConnectionData>(conn, incoming),
-        };
+        }));
+        let result = pumped.unwrap_or_else(|_| Err(rustls::Error::General(RUSTLS_PANICKED.into())));
         if io.peer_closed && self.peer_end == PeerEnd::Open {
             // Nothing after the peer's close_notify is read.
             self.peer_end = PeerEnd::CloseNotify;
