@@ -1,11 +1,12 @@
 //! Resident memory per idle TLS session, measured on a server in a child
 //! process (so that the clients' memory is not counted): its RSS after a
-//! warm-up, then after N more sessions, divided by N.
+//! warm-up, then after N more sessions, divided by N; and one client's
+//! latency, one read at a time, before and while the sessions are held.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use mbaps_session::rustls::pki_types::ServerName;
@@ -21,6 +22,37 @@ pub(crate) struct Memory {
     pub(crate) sessions: usize,
     pub(crate) rss_before_kib: u64,
     pub(crate) rss_after_kib: u64,
+    /// One client's reads, one at a time, before the idle sessions came.
+    pub(crate) quiet: Latency,
+    /// The same client's reads while the idle sessions are held.
+    pub(crate) held: Latency,
+}
+
+/// Percentiles of one client's reads, one at a time.
+pub(crate) struct Latency {
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+}
+
+/// How long the probe reads.
+const PROBE: Duration = Duration::from_secs(1);
+
+/// One request at a time on `client` for [`PROBE`]: the median and the
+/// 99th percentile of the round trips.
+fn probe(client: &mut StdClient) -> Result<Latency> {
+    let mut times = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < PROBE {
+        let sent = Instant::now();
+        client.read_holding_registers(1, 0, 10)?;
+        times.push(sent.elapsed());
+    }
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    Ok(Latency {
+        p50: at(0.5),
+        p99: at(0.99),
+    })
 }
 
 impl Memory {
@@ -79,17 +111,22 @@ pub(crate) fn measure(pki: &Pki, sessions: usize) -> Result<Memory> {
     };
     // Warm up: the runtime's threads, the allocator's arenas.
     open(10, &mut clients)?;
+    let quiet = probe(&mut clients[0])?;
     std::thread::sleep(Duration::from_millis(300));
     let rss_before_kib = rss_kib(child.0.id())?;
     open(sessions, &mut clients)?;
     std::thread::sleep(Duration::from_millis(500));
     let rss_after_kib = rss_kib(child.0.id())?;
+    // The probe's own memory is not counted: it runs after the reading.
+    let held = probe(&mut clients[0])?;
     drop(clients);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Memory {
         sessions,
         rss_before_kib,
         rss_after_kib,
+        quiet,
+        held,
     })
 }
 
