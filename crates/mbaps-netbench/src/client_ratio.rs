@@ -286,16 +286,10 @@ async fn generate(
     }
 }
 
-/// Feeds `bytes` read from the echo server to `conn` and, for each whole
-/// answer now in `plain`, queues a new request (together, in `batch`);
-/// returns how many answers came.
-fn answer_each(
-    conn: &mut ClientConnection,
-    bytes: &[u8],
-    plain: &mut Vec<u8>,
-    batch: &mut Vec<u8>,
-    txn: &mut u16,
-) -> Result<usize> {
+/// Feeds `bytes` read from the echo server to `conn`: how many whole
+/// answers its plaintext now holds (taken out of `plain`, which keeps a
+/// part of one).
+fn whole_answers(conn: &mut ClientConnection, bytes: &[u8], plain: &mut Vec<u8>) -> Result<usize> {
     conn.read_tls(&mut &bytes[..])?;
     conn.process_new_packets()?;
     let mut chunk = [0u8; 16 * 1024];
@@ -307,6 +301,20 @@ fn answer_each(
     }
     let whole = plain.len() / RESPONSE_LEN;
     plain.drain(..whole * RESPONSE_LEN);
+    Ok(whole)
+}
+
+/// Feeds `bytes` read from the echo server to `conn` and, for each whole
+/// answer now in `plain`, queues a new request (together, in `batch`);
+/// returns how many answers came.
+fn answer_each(
+    conn: &mut ClientConnection,
+    bytes: &[u8],
+    plain: &mut Vec<u8>,
+    batch: &mut Vec<u8>,
+    txn: &mut u16,
+) -> Result<usize> {
+    let whole = whole_answers(conn, bytes, plain)?;
     batch.clear();
     for _ in 0..whole {
         *txn = txn.wrapping_add(1);
@@ -439,18 +447,7 @@ async fn bare_rate_with_callers(
                     if n == 0 {
                         bail!("the echo server closed the connection");
                     }
-                    conn.read_tls(&mut &buf[..n])?;
-                    conn.process_new_packets()?;
-                    let mut chunk = [0u8; 16 * 1024];
-                    while let Ok(n) = std::io::Read::read(&mut conn.reader(), &mut chunk) {
-                        if n == 0 {
-                            break;
-                        }
-                        plain.extend_from_slice(&chunk[..n]);
-                    }
-                    let whole = plain.len() / RESPONSE_LEN;
-                    plain.drain(..whole * RESPONSE_LEN);
-                    for _ in 0..whole {
+                    for _ in 0..whole_answers(&mut conn, &buf[..n], &mut plain)? {
                         if let Some(waiter) = waiting.pop_front() {
                             let _ = Waiter::send(waiter, ());
                         }
