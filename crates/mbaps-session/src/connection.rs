@@ -264,6 +264,12 @@ impl Connection {
             ))) if self.is_handshaking() => {
                 self.finish(CloseReason::PeerClosed);
             }
+            // After our close_notify only the peer's last words were
+            // lost: our close stands, as when the stream is cut (and the
+            // same in debug and release builds, see `transport::tls`).
+            Err(ReadError::Tls(_)) if matches!(self.state, State::Closing { .. }) => {
+                self.finish_closing();
+            }
             Err(ReadError::Tls(error)) => self.fail(SessionError::Tls(error)),
             Err(ReadError::BufferFull) => self.fail(SessionError::ReceiveBufferFull),
         }

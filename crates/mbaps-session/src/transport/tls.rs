@@ -49,8 +49,19 @@ const MAX_FRAGMENT: usize = 16 * 1024;
 const PLAINTEXT_CLOSE_NOTIFY: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00];
 
 /// The error of a connection whose records rustls panicked on.
-const RUSTLS_PANICKED: &str = "rustls panicked on the peer's records (a debug build's assertion: \
-     a damaged record after close_notify was sent, rustls issue 959)";
+const RUSTLS_PANICKED: &str = "rustls (a debug build) panicked on a record received after our \
+     close_notify (rustls issue 959)";
+
+/// Where our close_notify stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CloseNotify {
+    /// Not asked for.
+    NotAsked,
+    /// Asked for: it goes out after what was written before it.
+    Owed,
+    /// Encrypted into the output.
+    Sent,
+}
 
 /// The two sides of rustls's unbuffered API, which differ only in their
 /// type.
@@ -87,8 +98,8 @@ pub(crate) struct Tls {
     /// TLS bytes rustls produced while reading (handshake flights, tickets,
     /// alerts), to go out before anything encrypted after them.
     outgoing: Vec<u8>,
-    /// A close_notify is owed once what was written before it is sent.
-    close_owed: bool,
+    /// Where our close_notify stands.
+    close: CloseNotify,
     /// Something came from the peer (from then on a handshake's records
     /// may be encrypted).
     heard: bool,
@@ -115,7 +126,7 @@ impl Tls {
             taken: 0,
             sendable: Vec::new(),
             outgoing: Vec::new(),
-            close_owed: false,
+            close: CloseNotify::NotAsked,
             heard: false,
             peer_end: PeerEnd::Open,
             failed: None,
@@ -234,7 +245,9 @@ impl Tls {
     pub(crate) fn write_out(&mut self, out: &mut Vec<u8>) -> Result<(), rustls::Error> {
         out.append(&mut self.outgoing);
         self.outgoing = Vec::new();
-        let owed = !self.sendable.is_empty() || self.close_owed || self.common().wants_write();
+        let owed = !self.sendable.is_empty()
+            || self.close == CloseNotify::Owed
+            || self.common().wants_write();
         if self.failed.is_some() || !owed {
             return Ok(());
         }
@@ -243,7 +256,9 @@ impl Tls {
             // Past the handshake, what `pump` could not send never will be
             // (the connection is closed): it must not be asked for again.
             self.sendable.clear();
-            self.close_owed = false;
+            if self.close == CloseNotify::Owed {
+                self.close = CloseNotify::NotAsked;
+            }
         }
         result
     }
@@ -254,7 +269,8 @@ impl Tls {
             return !self.outgoing.is_empty();
         }
         !self.outgoing.is_empty()
-            || (!self.common().is_handshaking() && (!self.sendable.is_empty() || self.close_owed))
+            || (!self.common().is_handshaking()
+                && (!self.sendable.is_empty() || self.close == CloseNotify::Owed))
             || self.common().wants_write()
     }
 
@@ -268,7 +284,9 @@ impl Tls {
     /// close is all the peer gets.
     pub(crate) fn send_close(&mut self) {
         if !self.is_handshaking() {
-            self.close_owed = true;
+            if self.close == CloseNotify::NotAsked {
+                self.close = CloseNotify::Owed;
+            }
             return;
         }
         if self.heard || self.failed.is_some() {
@@ -301,25 +319,45 @@ impl Tls {
         incoming: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> Result<(), rustls::Error> {
+        // See the catch below.
+        let guarded = cfg!(debug_assertions) && self.close == CloseNotify::Sent;
+        let written = out.len();
         let mut io = Buffers {
             received: &mut self.received,
             sendable: &mut self.sendable,
-            close_owed: &mut self.close_owed,
+            close: &mut self.close,
             peer_closed: false,
             discard: 0,
             out,
         };
         let side = &mut *self.side;
-        // rustls asserts, in debug builds, that it never sends a second
-        // fatal alert; close_notify counts as one, so a damaged record
-        // after ours panics there (rustls issue 959). The peer's bytes must
-        // not panic a session: the connection fails, as a release build's
-        // does, and is never processed again (`failed` is sticky).
-        let pumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match side {
+        let mut pump = || match side {
             Side::Server(conn) => io.pump::<ServerConnectionData>(conn, incoming),
             Side::Client(conn) => io.pump::<ClientConnectionData>(conn, incoming),
-        }));
-        let result = pumped.unwrap_or_else(|_| Err(rustls::Error::General(RUSTLS_PANICKED.into())));
+        };
+        let result = if guarded {
+            // rustls asserts, in debug builds only, that it sends no second
+            // fatal alert, and counts close_notify as one: a record that
+            // fails after ours panics there (rustls issue 959), where a
+            // release build fails the connection. The peer's bytes must
+            // not panic a session, so the debug build fails it too, and
+            // the connection is never processed again (`failed`).
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(pump)) {
+                Ok(result) => result,
+                Err(payload) => {
+                    // Half a record of ours, if it came while writing one.
+                    io.out.truncate(written);
+                    let what = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(rustls::Error::General(format!("{RUSTLS_PANICKED}: {what}")))
+                }
+            }
+        } else {
+            pump()
+        };
         if io.peer_closed && self.peer_end == PeerEnd::Open {
             // Nothing after the peer's close_notify is read.
             self.peer_end = PeerEnd::CloseNotify;
@@ -337,7 +375,7 @@ impl Tls {
 struct Buffers<'a> {
     received: &'a mut Vec<u8>,
     sendable: &'a mut Vec<u8>,
-    close_owed: &'a mut bool,
+    close: &'a mut CloseNotify,
     peer_closed: bool,
     /// What the records taken asked to drop beyond the status's discard.
     discard: usize,
@@ -398,7 +436,11 @@ impl Buffers<'_> {
                 }
                 Err(error) => {
                     done += discard;
-                    self.take_alert(conn, &mut incoming[done..]);
+                    // After our close_notify nothing more is said: rustls
+                    // would follow it with a fatal alert.
+                    if *self.close != CloseNotify::Sent {
+                        self.take_alert(conn, &mut incoming[done..]);
+                    }
                     break Err(error);
                 }
             };
@@ -447,10 +489,11 @@ impl Buffers<'_> {
             }
             ConnectionState::WriteTraffic(mut traffic) => {
                 self.encrypt(&mut traffic)?;
-                if mem::take(self.close_owed) {
+                if *self.close == CloseNotify::Owed {
                     encrypt_into(self.out, RECORD_OVERHEAD, |buffer| {
                         traffic.queue_close_notify(buffer)
                     })?;
+                    *self.close = CloseNotify::Sent;
                 }
                 Ok(Next::Wait)
             }
