@@ -395,10 +395,18 @@ fn close_is_heard_while_a_server_keeps_the_socket_readable() {
             .unwrap();
         // Let the flood start.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!client.is_closed(), "the flood ended the session");
         // The server never answers close_notify: the close ends at the
         // session's close timeout (5 s), if the request is heard at all.
+        let started = tokio::time::Instant::now();
         let closed = tokio::time::timeout(Duration::from_secs(20), client.close()).await;
         assert!(closed.is_ok(), "close() was not heard under the flood");
         assert!(client.is_closed());
+        // The session lived through the flood until the close timeout.
+        assert!(
+            started.elapsed() >= Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
     });
 }

@@ -488,13 +488,13 @@ async fn bare_rate_with_callers(
     tokio::time::sleep(window).await;
     let counted = answered.load(Ordering::Relaxed) - before;
     let elapsed = started.elapsed();
-    let failed = connection.is_finished();
     for task in tasks {
         task.abort();
     }
     connection.abort();
-    if failed {
-        bail!("the generator with callers stopped during the measurement");
+    // A connection that ended before it was stopped says why.
+    if let Ok(ended) = connection.await {
+        ended.context("the generator behind callers stopped during the measurement")?;
     }
     Ok(counted as f64 / elapsed.as_secs_f64())
 }

@@ -48,7 +48,9 @@ fn probe(client: &mut StdClient) -> Result<Latency> {
         times.push(sent.elapsed());
     }
     times.sort_unstable();
-    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    // Nearest rank: the smallest time at least `q` of the reads took no
+    // longer than.
+    let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
     Ok(Latency {
         p50: at(0.5),
         p99: at(0.99),

@@ -753,6 +753,7 @@ fn memory_report(memory: &idle_memory::Memory) -> serde_json::Value {
         "rss_after_kib": memory.rss_after_kib,
         "per_session_kib": memory.per_session_kib(),
         "target_kib": IDLE_SESSION_TARGET_KIB,
+        "target_at_sessions": IDLE_SESSION_TARGET_AT,
         "quiet_p50_ms": millis(memory.quiet.p50),
         "quiet_p99_ms": millis(memory.quiet.p99),
         "held_p50_ms": millis(memory.held.p50),
