@@ -53,3 +53,50 @@ fn a_call_without_an_answer_times_out_and_the_next_one_still_gets_its_own() {
     client.set_request_timeout(Duration::from_secs(5));
     assert_eq!(client.read_holding_registers(1, 20, 1).unwrap(), [20]);
 }
+
+#[test]
+fn a_server_that_takes_nothing_we_send_fails_the_calls_within_their_timeouts() {
+    let address = common::runtime().block_on(common::deaf_server());
+    let config = mbaps_session::ClientConfig::builder(
+        common::ca(common::pki()),
+        common::chain(common::pki().client("operator").unwrap()),
+        common::key(common::pki().client("operator").unwrap()),
+    )
+    .max_outstanding(256)
+    .build()
+    .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut client = StdClient::connect(address, &config, localhost()).unwrap();
+        client.set_request_timeout(Duration::from_millis(50));
+        let values = [0u16; 123];
+        let writes: Vec<(u8, Request<'_>)> = (0..256)
+            .map(|_| {
+                let write = Request::WriteMultipleRegisters {
+                    address: 0,
+                    values: mbaps_codec::Registers::from_values(&values),
+                };
+                (1, write)
+            })
+            .collect();
+        // Rounds of 256 long writes, each failing unanswered, until the
+        // socket takes no more (about 5 MiB: more than the kernel buffers),
+        // and then some.
+        let mut errors = std::collections::BTreeSet::new();
+        for _ in 0..80 {
+            for result in client.pipeline(&writes) {
+                errors.insert(result.unwrap_err().to_string());
+            }
+        }
+        let _ = done.send(errors);
+    });
+    // Every call ended in an error, none hung behind a write: first the
+    // calls' timeouts, then the write that timed out.
+    let errors = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a call hung behind a write nobody takes");
+    assert!(
+        errors.iter().any(|e| e.contains("took nothing more")),
+        "{errors:?}"
+    );
+}

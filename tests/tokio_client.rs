@@ -410,3 +410,44 @@ fn close_is_heard_while_a_server_keeps_the_socket_readable() {
         );
     });
 }
+
+#[test]
+fn close_ends_while_a_server_takes_nothing_we_send() {
+    runtime().block_on(async {
+        let address = common::deaf_server().await;
+        let config = mbaps_session::ClientConfig::builder(
+            common::ca(pki()),
+            common::chain(pki().client("operator").unwrap()),
+            common::key(pki().client("operator").unwrap()),
+        )
+        .max_outstanding(256)
+        .build()
+        .unwrap();
+        let client = TokioClient::connect(address, config, localhost())
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_millis(50));
+        // Rounds of 256 long writes, each timing out unanswered, until the
+        // socket takes no more (about 5 MiB: more than the most the
+        // kernel buffers, 4 MiB sent and the server's window).
+        let values = [0u16; 123];
+        for _ in 0..80 {
+            let calls: Vec<_> = (0..256)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(
+                        async move { client.write_multiple_registers(1, 0, &values).await },
+                    )
+                })
+                .collect();
+            for call in calls {
+                assert!(call.await.unwrap().is_err());
+            }
+        }
+        // The driver is not stuck in a write: close() ends (after the
+        // close timeout, 5 s, as close_notify cannot go out either).
+        let closed = tokio::time::timeout(Duration::from_secs(15), client.close()).await;
+        assert!(closed.is_ok(), "close() hung behind a write nobody takes");
+        assert!(client.is_closed());
+    });
+}

@@ -467,3 +467,30 @@ fn answer(header: mbaps_codec::MbapHeader, pdu: &[u8]) -> Vec<u8> {
 pub fn plain_client() -> ClientConfig {
     ClientConfig::plain().build().unwrap()
 }
+
+/// A server with a small receive buffer that completes the handshake,
+/// then never reads again (its window fills) and never answers.
+pub async fn deaf_server() -> SocketAddr {
+    let tls = Arc::new(server_config(pki()).tls().unwrap().clone());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(8).unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut socket = stream.into_std().unwrap();
+        socket.set_nonblocking(false).unwrap();
+        std::thread::spawn(move || {
+            let mut conn = mbaps_session::rustls::ServerConnection::new(tls).unwrap();
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut socket).is_err() {
+                    return;
+                }
+            }
+            // Held open, unread, for longer than the test.
+            std::thread::sleep(Duration::from_secs(60));
+        });
+    });
+    address
+}

@@ -486,8 +486,14 @@ impl Connection {
         encode: impl FnOnce(&mut [u8]) -> Result<usize, CodecError>,
     ) -> Option<Result<&[u8], CodecError>> {
         if self.pending.len() + MAX_ADU_LEN > SEND_BUFFER_LIMIT {
-            self.fail(SessionError::SendBufferFull);
-            return None;
+            // The transport takes what is pending (it holds as much again):
+            // a client with its most calls in flight, each of the largest
+            // size, fits before anything is drained.
+            self.flush_pending();
+            if self.pending.len() + MAX_ADU_LEN > SEND_BUFFER_LIMIT {
+                self.fail(SessionError::SendBufferFull);
+                return None;
+            }
         }
         let start = self.pending.len();
         self.pending.resize(start + MAX_ADU_LEN, 0);
@@ -512,11 +518,21 @@ impl Connection {
     /// Appends every byte waiting to go to the peer (an alert too).
     pub(crate) fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let before = out.len();
+        if !self.pending.is_empty() {
+            // What the transport took over when the output filled goes
+            // first, and leaves room for the rest.
+            self.write_out(out);
+        }
         self.flush_pending();
+        self.write_out(out);
+        out.len() - before
+    }
+
+    /// Moves what the transport holds into `out`.
+    fn write_out(&mut self, out: &mut Vec<u8>) {
         if let Err(error) = self.conn.write_out(out) {
             self.fail(SessionError::Tls(error));
         }
-        out.len() - before
     }
 
     /// Hands the ADUs written so far to the transport, in order, before
@@ -532,8 +548,8 @@ impl Connection {
             self.pending = Vec::new();
         }
         if !whole {
-            // Cannot happen: the transport's buffer is drained on every
-            // poll_transmit and holds at most what `pending` may.
+            // The transport still holds a whole buffer's worth: nothing
+            // was drained since (the caller did not `poll_transmit`).
             self.fail(SessionError::SendBufferFull);
         }
     }

@@ -973,3 +973,36 @@ fn a_damaged_record_after_our_close_notify_ends_our_close_without_a_panic_or_an_
         }
     }
 }
+
+#[test]
+fn a_client_may_send_its_most_calls_of_the_largest_size_before_draining() {
+    // 256 writes of 123 registers are 66,560 bytes: more than the output
+    // buffer's 64 KiB, which the transport's buffer takes over when full.
+    let server = server_builder().build().unwrap();
+    let client = client_builder("operator")
+        .max_outstanding(256)
+        .build()
+        .unwrap();
+    let mut pair = Pair::new(&server, &client);
+    pair.drive().unwrap();
+    let values = [7u16; 123];
+    let write = Request::WriteMultipleRegisters {
+        address: 0,
+        values: Registers::from_values(&values),
+    };
+    for n in 0..256 {
+        let sent = pair.client.send_request(pair.now, 1, &write);
+        assert!(sent.is_ok(), "call {n}: {sent:?}");
+    }
+    let mut unanswered = Vec::new();
+    pair.client.poll_transmit(&mut unanswered);
+    assert!(!pair.client.is_closed());
+    pair.server.handle_tls(pair.now, &unanswered);
+    pair.collect();
+    assert!(
+        pair.server_events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Request { .. })),
+        "the server got none of them"
+    );
+}

@@ -125,13 +125,11 @@ impl StdClient {
         results.into_iter().flatten().collect()
     }
 
-    /// Closes the session with close_notify.
+    /// Closes the session with close_notify (waiting at most the close
+    /// timeout for the server to take it).
     pub fn close(mut self) -> Result<(), ClientError> {
         self.session.close(Instant::now());
-        self.out.clear();
-        self.session.poll_transmit(&mut self.out);
-        self.stream.write_all(&self.out)?;
-        Ok(())
+        self.flush()
     }
 
     fn send(
@@ -196,27 +194,48 @@ impl StdClient {
         }
     }
 
-    /// Writes what the session has to send.
+    /// Writes what the session has to send; no wait for the socket lasts
+    /// beyond the session's next deadline (a request's, the handshake's,
+    /// the close's), so a server that stops reading cannot hold a call
+    /// forever. A write cut short leaves part of a record on the wire, so
+    /// the connection is shut then.
     fn flush(&mut self) -> Result<(), ClientError> {
         self.out.clear();
         self.session.poll_transmit(&mut self.out);
-        if !self.out.is_empty() {
-            self.stream.write_all(&self.out)?;
+        if self.out.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.stream.set_write_timeout(self.until_deadline())?;
+        match self.stream.write_all(&self.out) {
+            Ok(()) => Ok(()),
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                Err(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    "the server took nothing more we sent until the session's deadline",
+                )
+                .into())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The time left until the session's next deadline (at least 1 ms, as
+    /// a socket timeout of zero means none); `None` when there is none.
+    fn until_deadline(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.session.poll_timeout().map(|deadline| {
+            deadline
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1))
+        })
     }
 
     /// One turn of the run loop: write what is pending, then read (or wait
     /// until the next deadline).
     fn step(&mut self) -> Result<(), ClientError> {
         self.flush()?;
-        let now = Instant::now();
-        let wait = self.session.poll_timeout().map(|deadline| {
-            deadline
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1))
-        });
-        self.stream.set_read_timeout(wait)?;
+        self.stream.set_read_timeout(self.until_deadline())?;
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.session.handle_eof(Instant::now()),
             Ok(n) => self.session.handle_tls(Instant::now(), &self.buf[..n]),

@@ -219,6 +219,14 @@ struct Connection {
     stream: TcpStream,
     session: Client,
     timer: Timer,
+    /// What the session gave to send, from `written` on. The socket takes
+    /// it within the turns, beside everything else: a server that stops
+    /// reading holds up the output, never the deadlines or a close.
+    out: Vec<u8>,
+    written: usize,
+    /// How long the session's last words (an alert, close_notify) and the
+    /// handshake's last flight may take to go out.
+    last_words: Duration,
 }
 
 /// Connects to the first address that answers and completes the handshake.
@@ -237,6 +245,9 @@ async fn open(
                     stream,
                     session,
                     timer: Timer::new(),
+                    out: Vec::new(),
+                    written: 0,
+                    last_words: config.timers().close_timeout,
                 };
                 link.handshake().await?;
                 return Ok(link);
@@ -252,49 +263,65 @@ async fn open(
 impl Connection {
     async fn handshake(&mut self) -> Result<(), ClientError> {
         let mut buf = vec![0u8; 16 * 1024];
-        let mut out = Vec::new();
         while !self.session.is_connected() {
-            self.turn(
-                &mut buf,
-                &mut out,
-                None,
-                None::<Pin<&mut std::future::Pending<()>>>,
-            )
-            .await?;
+            self.turn(&mut buf, None, None::<Pin<&mut std::future::Pending<()>>>)
+                .await?;
             while let Some(event) = self.session.poll_event() {
                 if let Outcome::Closed(reason) = Outcome::from(event) {
                     // The alert we owe the server, then why.
-                    let _ = self.flush(&mut out).await;
+                    let _ = self.write_owed().await;
                     return Err(ClientError::from(reason));
                 }
             }
         }
         // Our last flight (certificate, Finished) goes now: the server
         // authenticates us now, not at our first request.
-        self.flush(&mut out).await?;
+        self.write_owed().await?;
         Ok(())
     }
 
-    /// Writes what the session has to send.
-    async fn flush(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        out.clear();
-        self.session.poll_transmit(out);
-        if !out.is_empty() {
-            self.stream.write_all(out).await?;
+    /// Takes what the session has to send, once the last of it is out.
+    fn take_output(&mut self) {
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+            self.session.poll_transmit(&mut self.out);
         }
-        Ok(())
     }
 
-    /// Writes what is pending, then waits for bytes, the next deadline, or
-    /// (when given) a command or the request to close.
+    /// Writes everything the session has to send, within `last_words`: for
+    /// the last flight of a handshake and the last words of a session,
+    /// when there is nothing else to wait for.
+    async fn write_owed(&mut self) -> std::io::Result<()> {
+        let limit = self.last_words;
+        let write = async {
+            loop {
+                self.take_output();
+                if self.written == self.out.len() {
+                    return Ok(());
+                }
+                self.written += written(self.stream.write(&self.out[self.written..]).await)?;
+            }
+        };
+        tokio::time::timeout(limit, write)
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the server took nothing we sent for {limit:?}"),
+                ))
+            })
+    }
+
+    /// Writes some of what is pending, or waits for bytes, the next
+    /// deadline, or (when given) a command or the request to close.
     async fn turn(
         &mut self,
         buf: &mut [u8],
-        out: &mut Vec<u8>,
         commands: Option<&mut mpsc::Receiver<Command>>,
         close: Option<Pin<&mut (impl Future<Output = ()> + ?Sized)>>,
     ) -> Result<Turn, ClientError> {
-        self.flush(out).await?;
+        self.take_output();
         self.timer.set(self.session.poll_timeout());
         let (accepting, watching) = (commands.is_some(), close.is_some());
         let next_command = async {
@@ -309,24 +336,43 @@ impl Connection {
                 None => std::future::pending().await,
             }
         };
+        let Connection {
+            stream,
+            session,
+            timer,
+            out,
+            written: sent,
+            ..
+        } = self;
+        let writing = *sent < out.len();
+        let (mut reader, mut writer) = stream.split();
         // In this order, not a random one per turn (which costs a random
         // number each turn): a close or a deadline comes first, whatever a
-        // server keeps sending, and a call goes out before more is read
-        // (calls are bounded by the calls in flight, so reading is never
-        // starved).
+        // server keeps sending or stops taking, and a call goes out before
+        // more is read (calls are bounded by the calls in flight, so
+        // reading is never starved).
         tokio::select! {
             biased;
             () = close_requested, if watching => return Ok(Turn::Close),
-            () = self.timer.fired() => self.session.handle_timeout(Instant::now()),
+            () = timer.fired() => session.handle_timeout(Instant::now()),
             command = next_command, if accepting => {
                 return Ok(command.map_or(Turn::Close, Turn::Command));
             }
-            read = self.stream.read(buf) => match read? {
-                0 => self.session.handle_eof(Instant::now()),
-                n => self.session.handle_tls(Instant::now(), &buf[..n]),
+            write = writer.write(&out[*sent..]), if writing => *sent += written(write)?,
+            read = reader.read(buf) => match read? {
+                0 => session.handle_eof(Instant::now()),
+                n => session.handle_tls(Instant::now(), &buf[..n]),
             },
         }
         Ok(Turn::Progress)
+    }
+}
+
+/// The bytes a write took; none is an error (the socket will take no more).
+fn written(write: std::io::Result<usize>) -> std::io::Result<usize> {
+    match write? {
+        0 => Err(std::io::ErrorKind::WriteZero.into()),
+        n => Ok(n),
     }
 }
 
@@ -391,7 +437,6 @@ impl Driver {
     /// otherwise.
     async fn serve(&mut self, link: &mut Connection) -> Option<ClientError> {
         let mut buf = vec![0u8; 16 * 1024];
-        let mut out = Vec::new();
         let max = self.config.max_outstanding();
         let mut closing = false;
         // Made once: a wait on the watch made anew each turn would
@@ -403,7 +448,6 @@ impl Driver {
             let turn = link
                 .turn(
                     &mut buf,
-                    &mut out,
                     accepting.then_some(&mut self.commands),
                     (!closing).then_some(close_requested.as_mut()),
                 )
@@ -435,7 +479,7 @@ impl Driver {
             if let Some(reason) = self.deliver_outcomes(link) {
                 // What the session owes the server (close_notify in answer
                 // to its own, or an alert), then the end.
-                let _ = link.flush(&mut out).await;
+                let _ = link.write_owed().await;
                 return (!closing).then(|| ClientError::from(reason));
             }
         }

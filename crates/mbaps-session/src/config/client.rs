@@ -90,6 +90,11 @@ impl ClientConfig {
         self.max_outstanding
     }
 
+    /// The session's timers (the handshake's, the idle and close timeouts).
+    pub fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
     /// The client's own certificate, which says who it is to the server
     /// (its role, R-04); `None` for plain Modbus/TCP.
     pub fn certificate(&self) -> Option<&CertificateDer<'static>> {
