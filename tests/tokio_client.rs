@@ -415,24 +415,17 @@ fn close_is_heard_while_a_server_keeps_the_socket_readable() {
 fn close_ends_while_a_server_takes_nothing_we_send() {
     runtime().block_on(async {
         let address = common::deaf_server().await;
-        let config = mbaps_session::ClientConfig::builder(
-            common::ca(pki()),
-            common::chain(pki().client("operator").unwrap()),
-            common::key(pki().client("operator").unwrap()),
-        )
-        .max_outstanding(256)
-        .build()
-        .unwrap();
-        let client = TokioClient::connect(address, config, localhost())
+        let client = TokioClient::connect(address, role_config("operator"), localhost())
             .await
             .unwrap()
-            .with_timeout(Duration::from_millis(50));
-        // Rounds of 256 long writes, each timing out unanswered, until the
-        // socket takes no more (about 5 MiB: more than the most the
-        // kernel buffers, 4 MiB sent and the server's window).
+            .with_timeout(Duration::from_millis(20));
+        // Rounds of 16 long writes, each timing out unanswered, until the
+        // kernel takes no more of them (the send queue stops growing).
         let values = [0u16; 123];
-        for _ in 0..80 {
-            let calls: Vec<_> = (0..256)
+        let mut queued = 0;
+        for round in 0.. {
+            assert!(round < 2000, "the send queue never stopped growing");
+            let calls: Vec<_> = (0..16)
                 .map(|_| {
                     let client = client.clone();
                     tokio::spawn(
@@ -441,13 +434,24 @@ fn close_ends_while_a_server_takes_nothing_we_send() {
                 })
                 .collect();
             for call in calls {
-                assert!(call.await.unwrap().is_err());
+                assert!(matches!(call.await.unwrap(), Err(ClientError::Timeout)));
             }
+            let now = common::send_queue_to(address.port());
+            if now > 0 && now == queued {
+                break;
+            }
+            queued = now;
         }
-        // The driver is not stuck in a write: close() ends (after the
-        // close timeout, 5 s, as close_notify cannot go out either).
+        // The output waits, the session is alive, and its driver is not
+        // stuck in a write: close() ends at the close timeout (5 s), as
+        // close_notify cannot go out either.
+        assert!(!client.is_closed());
+        let started = tokio::time::Instant::now();
         let closed = tokio::time::timeout(Duration::from_secs(15), client.close()).await;
         assert!(closed.is_ok(), "close() hung behind a write nobody takes");
         assert!(client.is_closed());
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(4), "{waited:?}");
+        assert!(waited < Duration::from_secs(8), "{waited:?}");
     });
 }

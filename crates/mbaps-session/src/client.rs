@@ -10,7 +10,7 @@ use rustls::pki_types::ServerName;
 use crate::config::ClientConfig;
 use crate::connection::{Connection, Frame};
 use crate::error::SessionError;
-use crate::event::{ClientEvent, CloseReason, DropReason, InvalidResponse, Pdu};
+use crate::event::{ClientEvent, CloseReason, Cut, DropReason, InvalidResponse, Pdu};
 use crate::resumption::Forget;
 use crate::transport::{Tls, Transport};
 
@@ -228,6 +228,16 @@ impl Client {
             }
             self.take_responses();
         }
+        self.report_end();
+    }
+
+    /// The connection under the session is gone (`cut`: a read or write
+    /// error, a write the server never took): nothing more can be sent.
+    /// The session ends now, unless it had already; the requests in flight
+    /// are aborted with the reason, and the end is reported
+    /// ([`ClientEvent::Closed`]) like any other.
+    pub fn cut(&mut self, _now: Instant, cut: Cut) {
+        self.connection.cut(cut.reason());
         self.report_end();
     }
 

@@ -35,9 +35,11 @@ const RX_CAPACITY: usize = 2 * MAX_ADU_LEN;
 /// idle session holds little.
 const KEPT_OUTPUT_CAPACITY: usize = 2 * 1024;
 
-/// Bound on output waiting for `poll_transmit`: 256 full ADUs. An adapter
-/// that drains after every call never nears it.
-pub(crate) const SEND_BUFFER_LIMIT: usize = 64 * 1024;
+/// Bound on output waiting for `poll_transmit`: the most requests (or
+/// answers) in flight, each of the largest size (65 KiB), so that a client
+/// may send all it may have in flight before it drains. An adapter that
+/// drains after every call never nears it.
+pub(crate) const SEND_BUFFER_LIMIT: usize = crate::config::MAX_OUTSTANDING_LIMIT * MAX_ADU_LEN;
 
 /// Where a session stands: one state, moved in one place.
 #[derive(Clone, Debug, PartialEq)]
@@ -264,12 +266,6 @@ impl Connection {
             ))) if self.is_handshaking() => {
                 self.finish(CloseReason::PeerClosed);
             }
-            // After our close_notify only the peer's last words were
-            // lost: our close stands, as when the stream is cut (and the
-            // same in debug and release builds, see `transport::tls`).
-            Err(ReadError::Tls(_)) if matches!(self.state, State::Closing { .. }) => {
-                self.finish_closing();
-            }
             Err(ReadError::Tls(error)) => self.fail(SessionError::Tls(error)),
             Err(ReadError::BufferFull) => self.fail(SessionError::ReceiveBufferFull),
         }
@@ -486,14 +482,8 @@ impl Connection {
         encode: impl FnOnce(&mut [u8]) -> Result<usize, CodecError>,
     ) -> Option<Result<&[u8], CodecError>> {
         if self.pending.len() + MAX_ADU_LEN > SEND_BUFFER_LIMIT {
-            // The transport takes what is pending (it holds as much again):
-            // a client with its most calls in flight, each of the largest
-            // size, fits before anything is drained.
-            self.flush_pending();
-            if self.pending.len() + MAX_ADU_LEN > SEND_BUFFER_LIMIT {
-                self.fail(SessionError::SendBufferFull);
-                return None;
-            }
+            self.fail(SessionError::SendBufferFull);
+            return None;
         }
         let start = self.pending.len();
         self.pending.resize(start + MAX_ADU_LEN, 0);
@@ -518,21 +508,11 @@ impl Connection {
     /// Appends every byte waiting to go to the peer (an alert too).
     pub(crate) fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let before = out.len();
-        if !self.pending.is_empty() {
-            // What the transport took over when the output filled goes
-            // first, and leaves room for the rest.
-            self.write_out(out);
-        }
         self.flush_pending();
-        self.write_out(out);
-        out.len() - before
-    }
-
-    /// Moves what the transport holds into `out`.
-    fn write_out(&mut self, out: &mut Vec<u8>) {
         if let Err(error) = self.conn.write_out(out) {
             self.fail(SessionError::Tls(error));
         }
+        out.len() - before
     }
 
     /// Hands the ADUs written so far to the transport, in order, before
@@ -548,8 +528,8 @@ impl Connection {
             self.pending = Vec::new();
         }
         if !whole {
-            // The transport still holds a whole buffer's worth: nothing
-            // was drained since (the caller did not `poll_transmit`).
+            // Cannot happen: the transport's buffer is drained on every
+            // poll_transmit and holds at most what `pending` may.
             self.fail(SessionError::SendBufferFull);
         }
     }
@@ -562,6 +542,10 @@ impl Connection {
         match self.state {
             State::Open => {
                 self.flush_pending();
+                if self.is_closed() {
+                    // What was written could not be queued: failed.
+                    return;
+                }
                 self.conn.send_close();
                 // Plain Modbus/TCP has no answer to wait for, nor a peer
                 // whose stream is over already.
@@ -634,8 +618,10 @@ impl Connection {
             State::Closing { .. } => self.finish_closing(),
             State::Open => {
                 self.flush_pending();
-                self.conn.send_close();
-                self.finish(CloseReason::IdleTimeout);
+                if !self.is_closed() {
+                    self.conn.send_close();
+                    self.finish(CloseReason::IdleTimeout);
+                }
             }
             State::Closed(_) => {}
         }

@@ -128,7 +128,7 @@
 //! batch, the ciphertext of a record cut short and the plaintext not yet
 //! framed (up to one 16 KiB record each, released once empty: TLS runs on
 //! rustls's unbuffered API, which leaves the buffers to the session), TLS
-//! output bounded at 64 KiB (beyond it a send is a fatal
+//! output bounded at 65 KiB (beyond it a send is a fatal
 //! [`SessionError::SendBufferFull`]), and the events of the last call
 //! (released once drained where requests are answered by a [`Handler`]).
 //! Nothing grows with the peer's behaviour across calls. An idle TLS 1.3

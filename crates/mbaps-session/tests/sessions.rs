@@ -921,12 +921,12 @@ fn requests_given_up_are_recorded_never_answered_and_unrecorded_ones_do_not_hold
 }
 
 #[test]
-fn a_damaged_record_after_our_close_notify_ends_our_close_without_a_panic_or_an_alert() {
+fn a_damaged_record_after_our_close_notify_fails_the_session_without_a_panic_or_an_alert() {
     // rustls's own `debug_assert` (rustls issue 959): once close_notify is
     // sent, a record that fails to decrypt or to parse would send a second
-    // fatal alert, and a debug build panics; a release build sends that
-    // alert. Both end our close as it began, and send nothing more. Both
-    // sides, TLS 1.3 and 1.2.
+    // fatal alert, and a debug build panics; a release build would send
+    // that alert. Both fail the session with the TLS error (its keys are
+    // forgotten, R-11) and send nothing more. Both sides, TLS 1.3 and 1.2.
     let mut undecryptable = vec![0x17, 0x03, 0x03, 0x00, 0x20];
     undecryptable.extend([0xAA; 32]);
     let damaged: [&[u8]; 3] = [
@@ -936,7 +936,7 @@ fn a_damaged_record_after_our_close_notify_ends_our_close_without_a_panic_or_an_
         // A record longer than any allowed.
         &[0x17, 0x03, 0x03, 0xFF, 0xFF, 0x00],
     ];
-    let closed = |reason: &CloseReason| matches!(reason, CloseReason::LocalClose);
+    let closed = |reason: &CloseReason| matches!(reason, CloseReason::Failed(SessionError::Tls(_)));
     for versions in [TlsVersions::Tls13Only, TlsVersions::Tls12Only] {
         for record in damaged {
             let mut pair = connected("operator", versions);
@@ -976,33 +976,39 @@ fn a_damaged_record_after_our_close_notify_ends_our_close_without_a_panic_or_an_
 
 #[test]
 fn a_client_may_send_its_most_calls_of_the_largest_size_before_draining() {
-    // 256 writes of 123 registers are 66,560 bytes: more than the output
-    // buffer's 64 KiB, which the transport's buffer takes over when full.
-    let server = server_builder().build().unwrap();
+    // 256 writes of 123 registers are 66,560 bytes: the session's output
+    // holds them all (it held 64 KiB, and the 253rd failed the session).
+    let server = server_builder().max_outstanding(256).build().unwrap();
     let client = client_builder("operator")
         .max_outstanding(256)
         .build()
         .unwrap();
     let mut pair = Pair::new(&server, &client);
     pair.drive().unwrap();
+    pair.server_events.clear();
     let values = [7u16; 123];
     let write = Request::WriteMultipleRegisters {
         address: 0,
         values: Registers::from_values(&values),
     };
-    for n in 0..256 {
-        let sent = pair.client.send_request(pair.now, 1, &write);
-        assert!(sent.is_ok(), "call {n}: {sent:?}");
-    }
-    let mut unanswered = Vec::new();
-    pair.client.poll_transmit(&mut unanswered);
+    let sent: Vec<u16> = (0..256)
+        .map(|n| {
+            let sent = pair.client.send_request(pair.now, 1, &write);
+            sent.unwrap_or_else(|error| panic!("call {n}: {error}"))
+        })
+        .collect();
+    let mut requests = Vec::new();
+    pair.client.poll_transmit(&mut requests);
     assert!(!pair.client.is_closed());
-    pair.server.handle_tls(pair.now, &unanswered);
-    pair.collect();
-    assert!(
-        pair.server_events
-            .iter()
-            .any(|e| matches!(e, ServerEvent::Request { .. })),
-        "the server got none of them"
-    );
+    pair.server_inbox = requests;
+    pair.drive().unwrap();
+    let received: Vec<u16> = pair
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Request { header, .. } => Some(header.transaction_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, sent);
 }

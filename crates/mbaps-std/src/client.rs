@@ -8,7 +8,9 @@ use mbaps_codec::Request;
 use mbaps_session::Calls;
 use mbaps_session::call::Call;
 use mbaps_session::rustls::pki_types::ServerName;
-use mbaps_session::{Client, ClientConfig, ClientError, CloseReason, Outcome, Pdu, SessionError};
+use mbaps_session::{
+    Client, ClientConfig, ClientError, CloseReason, Cut, Outcome, Pdu, SessionError,
+};
 
 /// A Modbus/TCP Security client on a `TcpStream`.
 ///
@@ -194,25 +196,29 @@ impl StdClient {
         }
     }
 
-    /// Writes what the session has to send; no wait for the socket lasts
-    /// beyond the session's next deadline (a request's, the handshake's,
-    /// the close's), so a server that stops reading cannot hold a call
-    /// forever. A write cut short leaves part of a record on the wire, so
-    /// the connection is shut then.
+    /// Writes what the session has to send. No wait for the socket lasts
+    /// beyond the session's next deadline or the request timeout,
+    /// whichever is later, so a server that stops reading cannot hold a
+    /// call forever, and a brief stall does not cut a connection whose
+    /// next deadline is near. A write cut short leaves part of a record on
+    /// the wire: the connection is cut then ([`CloseReason::WriteTimeout`]
+    /// for every call in flight and every later one).
     fn flush(&mut self) -> Result<(), ClientError> {
         self.out.clear();
         self.session.poll_transmit(&mut self.out);
         if self.out.is_empty() {
             return Ok(());
         }
-        self.stream.set_write_timeout(self.until_deadline())?;
+        let wait = self.until_deadline().unwrap_or_default().max(self.timeout);
+        self.stream.set_write_timeout(Some(wait))?;
         match self.stream.write_all(&self.out) {
             Ok(()) => Ok(()),
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                self.session.cut(Instant::now(), Cut::WriteTimeout(wait));
                 Err(std::io::Error::new(
                     ErrorKind::TimedOut,
-                    "the server took nothing more we sent until the session's deadline",
+                    format!("the server took nothing more we sent for {wait:?}"),
                 )
                 .into())
             }

@@ -478,8 +478,11 @@ impl Driver {
             }
             if let Some(reason) = self.deliver_outcomes(link) {
                 // What the session owes the server (close_notify in answer
-                // to its own, or an alert), then the end.
-                let _ = link.write_owed().await;
+                // to its own, or an alert), then the end. A close of ours
+                // had its close timeout for that already.
+                if !closing {
+                    let _ = link.write_owed().await;
+                }
                 return (!closing).then(|| ClientError::from(reason));
             }
         }
