@@ -191,19 +191,41 @@ pub fn raw_client_config(credential: &mbaps_test_pki::Credential) -> Arc<rustls:
 /// The server's connections still open: loopback sockets in ESTABLISHED
 /// state whose local port is the server's (accepted or waiting to be).
 pub fn server_sockets(port: u16) -> usize {
+    established_tcp()
+        .filter(|socket| socket.local_port == port)
+        .count()
+}
+
+/// An IPv4 TCP socket of this machine, as `/proc/net/tcp` shows it.
+pub struct TcpSocketRow {
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// Bytes sent and not yet acknowledged.
+    pub send_queue: usize,
+}
+
+/// The ESTABLISHED IPv4 TCP sockets of this machine.
+pub fn established_tcp() -> impl Iterator<Item = TcpSocketRow> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    table
+    let rows: Vec<TcpSocketRow> = table
         .lines()
         .skip(1)
-        .filter(|line| {
+        .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields
-                .get(1)
-                .and_then(|local| local.rsplit(':').next())
-                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
-            local_port == Some(port) && fields.get(3) == Some(&"01")
+            let port = |field: usize| {
+                let hex = fields.get(field)?.rsplit(':').next()?;
+                u16::from_str_radix(hex, 16).ok()
+            };
+            let send_queue = fields.get(4)?.split(':').next()?;
+            (*fields.get(3)? == "01").then_some(())?;
+            Some(TcpSocketRow {
+                local_port: port(1)?,
+                remote_port: port(2)?,
+                send_queue: usize::from_str_radix(send_queue, 16).ok()?,
+            })
         })
-        .count()
+        .collect();
+    rows.into_iter()
 }
 
 /// Threads of this process.

@@ -498,18 +498,8 @@ pub async fn deaf_server() -> SocketAddr {
 /// Bytes written to `port` on loopback that its socket has not taken yet
 /// (the send queues of the ESTABLISHED connections to it).
 pub fn send_queue_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let remote_port = fields.get(2)?.rsplit(':').next()?;
-            let established = *fields.get(3)? == "01";
-            let tx_queue = fields.get(4)?.split(':').next()?;
-            (established && u16::from_str_radix(remote_port, 16).ok()? == port)
-                .then(|| usize::from_str_radix(tx_queue, 16).ok())
-                .flatten()
-        })
+    attack::established_tcp()
+        .filter(|socket| socket.remote_port == port)
+        .map(|socket| socket.send_queue)
         .sum()
 }

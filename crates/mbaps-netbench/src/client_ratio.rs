@@ -135,6 +135,22 @@ pub(crate) async fn measure(pki: &Pki, window: Duration, rounds: usize) -> Resul
     })
 }
 
+/// Writes everything rustls has to send (in `out`, reused) to `stream`.
+pub(crate) async fn send_tls<Data>(
+    conn: &mut rustls::ConnectionCommon<Data>,
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    out.clear();
+    while conn.wants_write() {
+        conn.write_tls(out)?;
+    }
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+    }
+    Ok(())
+}
+
 /// The echo server: a task per connection, rustls and a socket, canned
 /// answers.
 pub(crate) async fn echo_server(tls: Arc<rustls::ServerConfig>) -> Result<SocketAddr> {
@@ -158,13 +174,7 @@ async fn echo(mut stream: TcpStream, tls: Arc<rustls::ServerConfig>) -> Result<(
     let mut plain = Vec::new();
     let mut out = Vec::new();
     loop {
-        out.clear();
-        while conn.wants_write() {
-            conn.write_tls(&mut out)?;
-        }
-        if !out.is_empty() {
-            stream.write_all(&out).await?;
-        }
+        send_tls(&mut conn, &mut stream, &mut out).await?;
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
@@ -270,13 +280,7 @@ async fn generate(
     }
     std::io::Write::write_all(&mut conn.writer(), &batch)?;
     loop {
-        out.clear();
-        while conn.wants_write() {
-            conn.write_tls(&mut out)?;
-        }
-        if !out.is_empty() {
-            stream.write_all(&out).await?;
-        }
+        send_tls(&mut conn, &mut stream, &mut out).await?;
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             bail!("the server closed the connection");
@@ -434,13 +438,7 @@ async fn bare_rate_with_callers(
         let mut batch = Vec::with_capacity(callers * 12);
         let mut txn = 0u16;
         loop {
-            out.clear();
-            while conn.wants_write() {
-                conn.write_tls(&mut out)?;
-            }
-            if !out.is_empty() {
-                stream.write_all(&out).await?;
-            }
+            send_tls(&mut conn, &mut stream, &mut out).await?;
             tokio::select! {
                 read = stream.read(&mut buf) => {
                     let n = read?;

@@ -178,13 +178,7 @@ async fn tls_pipe(
     let (mut from_client, mut from_server) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
     let (mut plaintext, mut ciphertext) = (Vec::new(), Vec::new());
     loop {
-        ciphertext.clear();
-        while conn.wants_write() {
-            conn.write_tls(&mut ciphertext)?;
-        }
-        if !ciphertext.is_empty() {
-            inbound.write_all(&ciphertext).await?;
-        }
+        crate::client_ratio::send_tls(&mut conn, &mut inbound, &mut ciphertext).await?;
         tokio::select! {
             read = inbound.readable() => {
                 read?;
