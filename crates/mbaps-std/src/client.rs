@@ -127,8 +127,9 @@ impl StdClient {
         results.into_iter().flatten().collect()
     }
 
-    /// Closes the session with close_notify (waiting at most the close
-    /// timeout for the server to take it).
+    /// Closes the session with close_notify (waiting for the server to
+    /// take it no longer than the later of the close timeout and the
+    /// request timeout).
     pub fn close(mut self) -> Result<(), ClientError> {
         self.session.close(Instant::now());
         self.flush()
