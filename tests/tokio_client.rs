@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use common::{
@@ -161,6 +163,98 @@ fn a_call_made_while_another_reads_its_own_answer_is_sent_at_once() {
             let second = client.read_holding_registers(1, 1000 + round, 1).await;
             assert_eq!(second.unwrap(), [1000 + round], "round {round}");
             assert_eq!(first.await.unwrap().unwrap(), [round], "round {round}");
+        }
+    });
+}
+
+/// Polls `future` once: its output, if it is ready.
+async fn poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match Pin::new(&mut future).poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+#[test]
+fn a_call_whose_future_is_not_polled_holds_up_no_other_call_nor_close() {
+    // A call made on an idle connection waits for its answer on its own
+    // task. Its future, polled once and then left alone (the losing branch
+    // of a `select!` kept for later), must not stop the connection: the
+    // next call is answered, the left call still gets its own answer when
+    // polled again, and a close ends. A read of register 999 is answered
+    // after 50 ms, so the left call is surely waiting when it is left.
+    let slow = SlowLaterAt999 {
+        slow: Duration::from_millis(50),
+    };
+    let running = start_later(server_config(pki()), slow, |_| {}, Bounds::default());
+    runtime().block_on(async {
+        let client = TokioClient::connect(running.address, role_config("viewer"), localhost())
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_secs(5));
+        for round in 0..5 {
+            let mut left = Box::pin(client.read_holding_registers(1, 999, 1));
+            let first = poll_once(&mut left).await;
+            assert!(first.is_none(), "round {round}: {first:?}");
+            // Its answer comes while nobody polls it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let next = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.read_holding_registers(1, 5, 1),
+            )
+            .await
+            .expect("a call stalled behind a future nobody polls");
+            assert_eq!(next.unwrap(), [5], "round {round}");
+            assert_eq!(left.await.unwrap(), [999], "round {round}");
+        }
+        let mut left = Box::pin(client.read_holding_registers(1, 999, 1));
+        assert!(poll_once(&mut left).await.is_none());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::timeout(Duration::from_secs(2), client.close())
+            .await
+            .expect("close stalled behind a future nobody polls");
+        // Read before the close (by the driver, had it the socket) or
+        // aborted by it.
+        match left.await {
+            Ok(values) => assert_eq!(values, [999]),
+            Err(error) => assert!(
+                matches!(error, ClientError::Closed(CloseReason::LocalClose)),
+                "{error}"
+            ),
+        }
+    });
+    running.stop();
+}
+
+#[test]
+fn with_one_call_in_flight_at_most_calls_from_many_tasks_take_turns() {
+    // One place: a call sent on its caller's task takes it, and the calls
+    // made meanwhile wait in the driver until it is answered.
+    let device = reverse_order_device(1);
+    let config = mbaps_session::ClientConfig::plain()
+        .max_outstanding(1)
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    runtime().block_on(async {
+        let client = TokioClient::connect(device, config, localhost())
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..8u16)
+            .map(|task| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for call in 0..50u16 {
+                        let address = task * 100 + call;
+                        let read = client.read_holding_registers(1, address, 1).await;
+                        assert_eq!(read.unwrap(), [address], "task {task}, call {call}");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
         }
     });
 }

@@ -11,6 +11,8 @@
 //!                                                                           └──► AsyncHandler (later, a task each)
 //!  TokioClient (Clone) ──► driver task ──► mbaps_session::Client: calls from
 //!                          many tasks in flight together, by transaction id
+//!                     └──► a call alone on an idle connection: sent and read
+//!                          on its caller's task (same session, one lock)
 //! ```
 //!
 //! The server follows the admission rules of

@@ -33,6 +33,11 @@ impl Timer {
         }
     }
 
+    /// The deadline it is set to, until it fires.
+    pub(crate) fn armed(&self) -> Option<Instant> {
+        self.armed
+    }
+
     /// Completes at the deadline (never, if none is set).
     pub(crate) async fn fired(&mut self) {
         match self.armed {
