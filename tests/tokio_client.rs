@@ -228,6 +228,62 @@ fn a_call_whose_future_is_not_polled_holds_up_no_other_call_nor_close() {
 }
 
 #[test]
+fn a_call_left_unpolled_past_its_timeout_still_gets_the_answer_that_came_in_time() {
+    // Its answer (at 50 ms) wakes a task that does not poll it; nothing
+    // else happens on the connection. At its deadline the driver reads
+    // what came before it: the answer, not a timeout.
+    let slow = SlowLaterAt999 {
+        slow: Duration::from_millis(50),
+    };
+    let running = start_later(server_config(pki()), slow, |_| {}, Bounds::default());
+    runtime().block_on(async {
+        let client = TokioClient::connect(running.address, role_config("viewer"), localhost())
+            .await
+            .unwrap()
+            .with_timeout(Duration::from_millis(400));
+        let mut left = Box::pin(client.read_holding_registers(1, 999, 1));
+        assert!(poll_once(&mut left).await.is_none());
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(left.await.unwrap(), [999]);
+    });
+    running.stop();
+}
+
+#[test]
+fn a_client_whose_runtime_ended_fails_its_calls_instead_of_hanging() {
+    let running = start(
+        Adapter::Tokio,
+        server_config(pki()),
+        RegisterMap::new(Tables::preset()),
+        |_| {},
+    );
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = first
+        .block_on(TokioClient::connect(
+            running.address,
+            role_config("viewer"),
+            localhost(),
+        ))
+        .unwrap();
+    // The client's task ends with the runtime it was spawned on.
+    drop(first);
+    runtime().block_on(async {
+        let call = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.read_holding_registers(1, 0, 1),
+        )
+        .await
+        .expect("a call hung on a client whose task is gone");
+        assert!(call.is_err(), "{call:?}");
+    });
+    running.stop();
+}
+
+#[test]
 fn with_one_call_in_flight_at_most_calls_from_many_tasks_take_turns() {
     // One place: a call sent on its caller's task takes it, and the calls
     // made meanwhile wait in the driver until it is answered.

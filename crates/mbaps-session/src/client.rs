@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mbaps_codec::{Adu, CodecError, MbapHeader, Request, Response, encode_request};
 use rustls::pki_types::ServerName;
 
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, MAX_TIMEOUT};
 use crate::connection::{Connection, Frame};
 use crate::error::SessionError;
 use crate::event::{ClientEvent, CloseReason, Cut, DropReason, InvalidResponse, Pdu};
@@ -127,7 +127,9 @@ impl Client {
         self.send_request_with_timeout(now, unit_id, request, timeout)
     }
 
-    /// [`Client::send_request`] with this request's own timeout.
+    /// [`Client::send_request`] with this request's own timeout (at most
+    /// [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT), a day: a longer one is
+    /// taken as a day, as no deadline could hold it).
     pub fn send_request_with_timeout(
         &mut self,
         now: Instant,
@@ -197,7 +199,7 @@ impl Client {
             transaction_id,
             unit_id,
             function,
-            deadline: now + timeout,
+            deadline: now + timeout.min(MAX_TIMEOUT),
         });
         Ok(transaction_id)
     }

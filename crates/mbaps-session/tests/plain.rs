@@ -317,3 +317,19 @@ fn a_server_discards_foreign_protocol_ids_and_answers_bad_pdus_with_their_except
     ));
     assert!(server.is_closed());
 }
+
+#[test]
+fn a_call_timeout_beyond_a_day_is_taken_as_a_day_instead_of_overflowing_the_clock() {
+    let mut pair = plain_pair(Some("operator"));
+    let read = Request::ReadHoldingRegisters {
+        address: 0,
+        quantity: 1,
+    };
+    pair.client
+        .send_request_with_timeout(pair.now, 1, &read, std::time::Duration::MAX)
+        .unwrap();
+    assert_eq!(
+        pair.client.poll_timeout(),
+        Some(pair.now + mbaps_session::MAX_TIMEOUT)
+    );
+}

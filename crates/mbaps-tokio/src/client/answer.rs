@@ -4,17 +4,20 @@
 //! holding the socket's reader slot between polls: the answer wakes the
 //! caller, not the driver, and no hand-off is made either way. It holds
 //! the slot, never the connection: the driver takes the slot back at its
-//! next wait (a new call, a deadline, a close all wake it), so a future
-//! that is not polled delays nothing but its own answer.
+//! next wait (a new call, a deadline, a close all wake it, and its timer
+//! fires at least once per request timeout). So a future that is not
+//! polled holds up no other call and no close; what the server sends
+//! unasked meanwhile (an alert, its close) waits for the driver's next
+//! wake, at most one request timeout.
 
 use std::pin::Pin;
-use std::sync::{Mutex, TryLockError};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use mbaps_session::{ClientError, Pdu};
 use tokio::sync::oneshot;
 
-use super::shared::{ReadFor, Shared, lock};
+use super::shared::{ReadFor, Shared, lock, try_lock};
 
 /// The most reads one poll makes before it lets other tasks run (a server
 /// that floods the connection cannot hold a worker).
@@ -72,18 +75,14 @@ impl Future for Answer<'_> {
             let Some(transaction_id) = this.transaction_id else {
                 return Poll::Pending;
             };
-            let mut shared = match this.shared.try_lock() {
-                Ok(shared) => shared,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            let Some(mut shared) = try_lock(this.shared) else {
                 // The driver's step, or another call's: the answer comes
                 // through the reply. A wake that took us out of the reader
                 // slot is not lost: we look again.
-                Err(TryLockError::WouldBlock) => {
-                    if this.reading {
-                        cx.waker().wake_by_ref();
-                    }
-                    return Poll::Pending;
+                if this.reading {
+                    cx.waker().wake_by_ref();
                 }
+                return Poll::Pending;
             };
             match shared.read_for(transaction_id, cx) {
                 ReadFor::Answered((result, reply)) => {

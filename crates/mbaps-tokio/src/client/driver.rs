@@ -1,7 +1,9 @@
 //! The task that owns the connection's life: it connects, reconnects,
 //! closes, keeps the session's deadlines, sends the calls that come while
 //! others are in flight, and reads every answer a caller does not read on
-//! its own task. Progress never depends on a caller being polled.
+//! its own task. No call waits on another call's future being polled:
+//! any wake of the driver takes the socket's reader slot back from a call
+//! reading its own answer.
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -34,6 +36,30 @@ pub(super) struct Driver {
     /// flight (one sent on its caller's task took the last place): it
     /// goes first when a place frees.
     pub(super) held: Option<Command>,
+}
+
+impl Drop for Driver {
+    /// However the driver ends (its client ended, its task dropped with
+    /// its runtime, a defect that panicked), no call waits for it: the
+    /// connection is taken away from the callers, and every call still
+    /// waiting gets the error.
+    fn drop(&mut self) {
+        let mut shared = lock(&self.shared);
+        shared.link = None;
+        shared.holding = false;
+        let error = shared
+            .ended
+            .get_or_insert_with(|| {
+                std::io::Error::other("the client's task ended before the client did").into()
+            })
+            .clone();
+        for (_, reply) in shared.waiting.drain() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        if let Some(held) = self.held.take() {
+            let _ = held.reply.send(Err(error));
+        }
+    }
 }
 
 impl Driver {
@@ -82,15 +108,21 @@ impl Driver {
         // register with it and leave it again every time.
         let mut close = self.close.clone();
         let mut close_requested = pin!(requested(&mut close));
-        let end = loop {
-            let (writing, accepting) = {
+        let (end, link) = loop {
+            let (writing, accepting, due) = {
                 let mut guard = lock(&self.shared);
                 let shared = &mut *guard;
+                // The end and the connection go together, so that no call
+                // is sent on a connection that has ended.
                 if let Some(end) = shared.end.take() {
-                    break end;
+                    shared.holding = false;
+                    break (end, shared.link.take());
                 }
                 let Some(link) = shared.link.as_mut() else {
-                    break End::Failed(std::io::Error::other("the connection is gone"));
+                    break (
+                        End::Failed(std::io::Error::other("the connection is gone")),
+                        None,
+                    );
                 };
                 if let Some(held) = self.held.take() {
                     if link.session.in_flight() < max {
@@ -103,11 +135,17 @@ impl Driver {
                     continue;
                 };
                 link.take_output();
-                // With nothing due, the timer is set one request timeout
-                // ahead: a call sent on its caller's task with that timeout
-                // is due later, and need not wake the driver to say so.
+                // At most one request timeout ahead: a call sent on its
+                // caller's task with that timeout is due later, and need
+                // not wake the driver to say so; and what comes while a
+                // call left unpolled holds the reader slot (an alert, the
+                // server's close) is read within that time.
                 let horizon = now_plus(self.config.request_timeout());
-                self.timer.set(link.session.poll_timeout().or(horizon));
+                let next = match (link.session.poll_timeout(), horizon) {
+                    (Some(next), Some(horizon)) => Some(next.min(horizon)),
+                    (next, horizon) => next.or(horizon),
+                };
+                self.timer.set(next);
                 // One call is taken even when the calls in flight are at
                 // the limit: held, it tells a caller reading its own answer
                 // to wake the driver when a place frees.
@@ -115,7 +153,7 @@ impl Driver {
                 let writing = link.writing();
                 shared.holding = self.held.is_some();
                 shared.driver_waits(&driver, self.timer.armed());
-                (writing, accepting)
+                (writing, accepting, self.timer.armed())
             };
             let waited = wait(
                 &stream,
@@ -128,7 +166,10 @@ impl Driver {
             .await;
             let mut guard = lock(&self.shared);
             let shared = &mut *guard;
-            let now = Instant::now();
+            let now = match waited {
+                Ok(Waited::Deadline) => at_deadline(due),
+                _ => Instant::now(),
+            };
             let stepped = match (waited, shared.link.as_mut()) {
                 (Err(error), _) => Err(error),
                 (Ok(_), None) => Ok(()),
@@ -168,11 +209,6 @@ impl Driver {
                 shared.end.get_or_insert(End::Failed(error));
             }
             shared.deliver_outcomes(None);
-        };
-        let link = {
-            let mut shared = lock(&self.shared);
-            shared.holding = false;
-            shared.link.take()
         };
         match end {
             // The connection is gone: responses that came before were
@@ -242,6 +278,14 @@ fn send(shared: &mut Shared, command: Command) {
             let _ = command.reply.send(Err(error.into()));
         }
     }
+}
+
+/// The time to tell the session when the timer for `due` fired: not
+/// before `due`, so that what was due is (a timer may fire a little early
+/// by the clock, and under tokio's paused time, long before it).
+pub(super) fn at_deadline(due: Option<Instant>) -> Instant {
+    let now = Instant::now();
+    due.map_or(now, |due| now.max(due))
 }
 
 /// `now + timeout`, if the clock goes that far.

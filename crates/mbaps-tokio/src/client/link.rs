@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 
 use super::Command;
+use super::driver::at_deadline;
 use crate::drain::try_read_draining;
 use crate::timer::Timer;
 
@@ -76,6 +77,7 @@ impl Link {
         while !self.session.is_connected() {
             self.take_output();
             timer.set(self.session.poll_timeout());
+            let due = timer.armed();
             let waited = wait(
                 &stream,
                 timer,
@@ -85,7 +87,11 @@ impl Link {
                 None::<Pin<&mut std::future::Pending<()>>>,
             )
             .await?;
-            self.step(waited, Instant::now())?;
+            let now = match waited {
+                Waited::Deadline => at_deadline(due),
+                _ => Instant::now(),
+            };
+            self.step(waited, now)?;
             while let Some(event) = self.session.poll_event() {
                 if let Outcome::Closed(reason) = Outcome::from(event) {
                     // The alert we owe the server, then why.
@@ -104,7 +110,12 @@ impl Link {
     /// call is the driver's to take).
     pub(super) fn step(&mut self, waited: Waited, now: Instant) -> std::io::Result<()> {
         match waited {
-            Waited::Deadline => self.session.handle_timeout(now),
+            Waited::Deadline => {
+                // What came before the deadline counts: an answer whose
+                // wake went to a call left unpolled is in the socket.
+                self.read_some(now)?;
+                self.session.handle_timeout(now);
+            }
             Waited::Writable => self.write_some()?,
             Waited::Readable => {
                 self.read_some(now)?;

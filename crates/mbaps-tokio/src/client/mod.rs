@@ -15,7 +15,7 @@ mod link;
 mod shared;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mbaps_codec::Request;
@@ -28,7 +28,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use self::answer::Answer;
 use self::driver::Driver;
-use self::shared::{Sent, Shared, lock};
+use self::shared::{Sent, Shared, lock, try_lock};
 use crate::timer::Timer;
 
 /// Reconnect with exponential backoff after the connection is lost.
@@ -148,7 +148,9 @@ impl TokioClient {
             .await
     }
 
-    /// This handle with another timeout for its calls (clones keep theirs).
+    /// This handle with another timeout for its calls (clones keep theirs;
+    /// at most a day, [`mbaps_session::MAX_TIMEOUT`]: a longer one is taken
+    /// as a day).
     pub fn with_timeout(mut self, timeout: Duration) -> TokioClient {
         self.timeout = timeout;
         self
@@ -181,7 +183,8 @@ impl TokioClient {
         };
         let answer = match self.send_directly(command) {
             // The session's deadline for the call is its timeout, kept by
-            // the driver's timer: no timer of its own per call.
+            // the driver's timer: no timer of its own per call (the driver
+            // answers every call it leaves, however it ends).
             Sent::Directly(transaction_id) => {
                 Answer::new(&self.shared, transaction_id, result).await
             }
@@ -225,12 +228,14 @@ impl TokioClient {
     /// Sends `command` on this task when the connection is idle (see
     /// [`Shared::send_directly`]); otherwise it is the driver's.
     fn send_directly(&self, command: Command) -> Sent {
-        // Calls waiting for the driver go first.
+        // Calls queued for the driver are not overtaken (one it has taken
+        // and not yet sent may be); a driver that is gone sends nothing.
         let queued = self.commands.capacity() < self.commands.max_capacity();
-        let mut shared = match self.shared.try_lock() {
-            Ok(shared) => shared,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => return Sent::ToDriver(command),
+        if self.commands.is_closed() {
+            return Sent::ToDriver(command);
+        }
+        let Some(mut shared) = try_lock(&self.shared) else {
+            return Sent::ToDriver(command);
         };
         shared.send_directly(command, queued)
     }

@@ -8,7 +8,7 @@
 //! everything a caller's step leaves undone, is the driver's.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -82,12 +82,34 @@ pub(super) enum ReadFor {
     NotMine,
 }
 
-/// Locks `shared`. No step panics under the lock, but a poisoned lock
-/// would still hold a consistent state: every step leaves it whole.
+/// Locks `shared`.
 pub(super) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(|poisoned| recover(shared, poisoned))
+}
+
+/// Locks `shared` if nobody holds it.
+pub(super) fn try_lock(shared: &Mutex<Shared>) -> Option<MutexGuard<'_, Shared>> {
+    match shared.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(recover(shared, poisoned)),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// A step panicked under the lock (a defect): the session may be out of
+/// step with the socket, so the connection ends, as after a failed read.
+fn recover<'a>(
+    shared: &Mutex<Shared>,
+    poisoned: PoisonError<MutexGuard<'a, Shared>>,
+) -> MutexGuard<'a, Shared> {
+    let mut guard = poisoned.into_inner();
+    guard.end.get_or_insert(End::Failed(std::io::Error::other(
+        "a step on the connection panicked",
+    )));
+    shared.clear_poison();
+    guard
 }
 
 impl Shared {
