@@ -8,13 +8,14 @@
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
 
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{ClientConfig, ClientError, CloseReason};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::link::{Link, Waited, open, wait};
 use super::shared::{End, Shared, lock};
@@ -30,7 +31,7 @@ pub(super) struct Driver {
     pub(super) close: watch::Receiver<bool>,
     pub(super) shared: Arc<Mutex<Shared>>,
     /// Ends a wait, for what a caller's step left undone.
-    pub(super) nudge: Arc<Notify>,
+    pub(super) nudge: Arc<AtomicBool>,
     pub(super) timer: Timer,
     /// A call taken from the queue while `max_outstanding` calls were in
     /// flight (one sent on its caller's task took the last place): it

@@ -7,12 +7,14 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{Client, ClientConfig, ClientError, Outcome};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::Command;
 use super::driver::at_deadline;
@@ -231,16 +233,16 @@ pub(super) async fn wait(
     timer: &mut Timer,
     writing: bool,
     commands: Option<&mut mpsc::Receiver<Command>>,
-    nudge: Option<&Notify>,
+    nudge: Option<&AtomicBool>,
     close: Option<Pin<&mut (impl Future<Output = ()> + ?Sized)>>,
 ) -> std::io::Result<Waited> {
     let (accepting, watching) = (commands.is_some(), close.is_some());
-    let nudged = async {
-        match nudge {
-            Some(nudge) => nudge.notified().await,
-            None => std::future::pending().await,
-        }
-    };
+    // A flag, set before the driver's task is woken: looked at on every
+    // poll, it costs no registration per wait (as a `Notify` would).
+    let nudged = poll_fn(|_| match nudge {
+        Some(nudge) if nudge.swap(false, Ordering::AcqRel) => Poll::Ready(()),
+        _ => Poll::Pending,
+    });
     let next_command = async {
         match commands {
             Some(commands) => commands.recv().await,

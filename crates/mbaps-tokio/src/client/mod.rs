@@ -15,6 +15,7 @@ mod link;
 mod shared;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use mbaps_session::call::Call;
 use mbaps_session::rustls::pki_types::ServerName;
 use mbaps_session::{ClientConfig, ClientError, CloseReason, Pdu, SessionError};
 use tokio::net::ToSocketAddrs;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use self::answer::Answer;
 use self::driver::Driver;
@@ -76,7 +77,7 @@ impl ClientBuilder {
         let mut timer = Timer::new();
         let link = link::open(&addresses, &config, &self.server_name, &mut timer).await?;
         let (commands, receiver) = mpsc::channel(config.max_outstanding().max(1));
-        let nudge = Arc::new(Notify::new());
+        let nudge = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(Shared::new(Arc::clone(&nudge))));
         let (close, close_requested) = watch::channel(false);
         let timeout = config.request_timeout();

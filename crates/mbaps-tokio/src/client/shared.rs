@@ -8,12 +8,13 @@
 //! everything a caller's step leaves undone, is the driver's.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use mbaps_session::{ClientError, CloseReason, Outcome, Pdu};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use super::Command;
 use super::link::Link;
@@ -41,7 +42,7 @@ pub(super) struct Shared {
     /// Why the client ended, once it has.
     pub(super) ended: Option<ClientError>,
     /// Ends the driver's wait, for what a caller's step left undone.
-    nudge: Arc<Notify>,
+    nudge: Arc<AtomicBool>,
     /// The driver's waker, where a caller that took the socket's reader
     /// slot hands it back.
     driver: Option<Waker>,
@@ -114,7 +115,7 @@ fn recover<'a>(
 
 impl Shared {
     /// Nothing yet: the driver connects; `nudge` ends its waits.
-    pub(super) fn new(nudge: Arc<Notify>) -> Shared {
+    pub(super) fn new(nudge: Arc<AtomicBool>) -> Shared {
         Shared {
             link: None,
             waiting: HashMap::new(),
@@ -267,7 +268,12 @@ impl Shared {
         let undone = self.end.is_some() || link.writing() || earlier || self.holding;
 
         if undone {
-            self.nudge.notify_one();
+            // Set first: the woken driver finds it at its next poll (a
+            // driver that has not waited yet, at its first).
+            self.nudge.store(true, Ordering::Release);
+            if let Some(driver) = &self.driver {
+                driver.wake_by_ref();
+            }
         }
         answered
     }
