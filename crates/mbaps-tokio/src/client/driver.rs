@@ -48,6 +48,7 @@ impl Drop for Driver {
         let mut shared = lock(&self.shared);
         shared.link = None;
         shared.holding = false;
+        shared.publish_idle();
         let error = shared
             .ended
             .get_or_insert_with(|| {
@@ -117,7 +118,9 @@ impl Driver {
                 // is sent on a connection that has ended.
                 if let Some(end) = shared.end.take() {
                     shared.holding = false;
-                    break (end, shared.link.take());
+                    let link = shared.link.take();
+                    shared.publish_idle();
+                    break (end, link);
                 }
                 let Some(link) = shared.link.as_mut() else {
                     break (

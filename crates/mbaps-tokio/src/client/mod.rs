@@ -15,7 +15,7 @@ mod link;
 mod shared;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,7 +78,11 @@ impl ClientBuilder {
         let link = link::open(&addresses, &config, &self.server_name, &mut timer).await?;
         let (commands, receiver) = mpsc::channel(config.max_outstanding().max(1));
         let nudge = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Mutex::new(Shared::new(Arc::clone(&nudge))));
+        let idle = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Mutex::new(Shared::new(
+            Arc::clone(&nudge),
+            Arc::clone(&idle),
+        )));
         let (close, close_requested) = watch::channel(false);
         let timeout = config.request_timeout();
         let driver = Driver {
@@ -99,6 +103,7 @@ impl ClientBuilder {
             close: Arc::new(close),
             timeout,
             shared,
+            idle,
         })
     }
 }
@@ -125,6 +130,9 @@ pub struct TokioClient {
     close: Arc<watch::Sender<bool>>,
     timeout: Duration,
     shared: Arc<Mutex<Shared>>,
+    /// Whether the connection was idle at its last step (a hint: the
+    /// lock decides).
+    idle: Arc<AtomicBool>,
 }
 
 impl TokioClient {
@@ -232,7 +240,7 @@ impl TokioClient {
         // Calls queued for the driver are not overtaken (one it has taken
         // and not yet sent may be); a driver that is gone sends nothing.
         let queued = self.commands.capacity() < self.commands.max_capacity();
-        if self.commands.is_closed() {
+        if !self.idle.load(Ordering::Relaxed) || self.commands.is_closed() {
             return Sent::ToDriver(command);
         }
         let Some(mut shared) = try_lock(&self.shared) else {

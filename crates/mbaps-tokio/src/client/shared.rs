@@ -43,6 +43,10 @@ pub(super) struct Shared {
     pub(super) ended: Option<ClientError>,
     /// Ends the driver's wait, for what a caller's step left undone.
     nudge: Arc<AtomicBool>,
+    /// Whether a call may be sent on its caller's task, as of the last
+    /// step: read without the lock, so that calls made while others are
+    /// in flight go to the driver without touching it.
+    idle: Arc<AtomicBool>,
     /// The driver's waker, where a caller that took the socket's reader
     /// slot hands it back.
     driver: Option<Waker>,
@@ -115,13 +119,14 @@ fn recover<'a>(
 
 impl Shared {
     /// Nothing yet: the driver connects; `nudge` ends its waits.
-    pub(super) fn new(nudge: Arc<AtomicBool>) -> Shared {
+    pub(super) fn new(nudge: Arc<AtomicBool>, idle: Arc<AtomicBool>) -> Shared {
         Shared {
             link: None,
             waiting: HashMap::new(),
             end: None,
             ended: None,
             nudge,
+            idle,
             driver: None,
             armed: None,
             holding: false,
@@ -139,6 +144,19 @@ impl Shared {
             self.driver = Some(driver.clone());
         }
         self.armed = armed;
+        self.publish_idle();
+    }
+
+    /// Says whether the connection is idle (see [`Shared::send_directly`])
+    /// to the calls about to be made.
+    pub(super) fn publish_idle(&self) {
+        let idle = !self.holding
+            && self.end.is_none()
+            && self.driver.is_some()
+            && self.link.as_ref().is_some_and(|link| {
+                link.session.is_connected() && link.session.in_flight() == 0 && !link.writing()
+            });
+        self.idle.store(idle, Ordering::Relaxed);
     }
 
     /// Sends `command` on the caller's task when the connection is idle:
@@ -267,6 +285,7 @@ impl Shared {
         };
         let undone = self.end.is_some() || link.writing() || earlier || self.holding;
 
+        self.publish_idle();
         if undone {
             // Set first: the woken driver finds it at its next poll (a
             // driver that has not waited yet, at its first).
