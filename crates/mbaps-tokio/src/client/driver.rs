@@ -144,7 +144,10 @@ impl Driver {
                 // not wake the driver to say so; and what comes while a
                 // call left unpolled holds the reader slot (an alert, the
                 // server's close) is read within that time.
-                let horizon = now_plus(self.config.request_timeout());
+                // (At least a second ahead: a client set to time out in a
+                // millisecond does not wake a thousand times a second
+                // when idle.)
+                let horizon = now_plus(self.config.request_timeout().max(HORIZON_FLOOR));
                 let next = match (link.session.poll_timeout(), horizon) {
                     (Some(next), Some(horizon)) => Some(next.min(horizon)),
                     (next, horizon) => next.or(horizon),
@@ -185,6 +188,12 @@ impl Driver {
                             .reply
                             .send(Err(ClientError::Closed(CloseReason::LocalClose)));
                     }
+                    Ok(())
+                }
+                // The connection ended meanwhile (a caller's step saw it):
+                // the call waits for the next one, as a queued call does.
+                (Ok(Waited::Command(Some(command))), Some(_)) if shared.end.is_some() => {
+                    self.held = Some(command);
                     Ok(())
                 }
                 (Ok(Waited::Command(Some(command))), Some(link)) => {
@@ -268,6 +277,10 @@ fn send(shared: &mut Shared, command: Command) {
     let Some(link) = shared.link.as_mut() else {
         return;
     };
+    // Its caller gave up while it waited for the driver: not sent.
+    if command.reply.is_closed() {
+        return;
+    }
     let sent = link.session.send_request_pdu(
         Instant::now(),
         command.unit_id,
@@ -283,6 +296,10 @@ fn send(shared: &mut Shared, command: Command) {
         }
     }
 }
+
+/// The shortest time the driver's timer is set ahead when nothing is due
+/// sooner.
+const HORIZON_FLOOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The time to tell the session when the timer for `due` fired: not
 /// before `due`, so that what was due is (a timer may fire a little early

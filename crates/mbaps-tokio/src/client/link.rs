@@ -21,6 +21,9 @@ use super::driver::at_deadline;
 use crate::drain::try_read_draining;
 use crate::timer::Timer;
 
+/// The most reads at a deadline, of what came before it.
+const DEADLINE_READS: usize = 8;
+
 /// The most bytes one read takes.
 const READ_BUFFER: usize = 16 * 1024;
 
@@ -114,8 +117,13 @@ impl Link {
         match waited {
             Waited::Deadline => {
                 // What came before the deadline counts: an answer whose
-                // wake went to a call left unpolled is in the socket.
-                self.read_some(now)?;
+                // wake went to a call left unpolled is in the socket (a
+                // few buffers of it: a flood does not hold the deadline).
+                for _ in 0..DEADLINE_READS {
+                    if !self.read_some(now)? {
+                        break;
+                    }
+                }
                 self.session.handle_timeout(now);
             }
             Waited::Writable => self.write_some()?,

@@ -82,6 +82,7 @@ impl ClientBuilder {
         let shared = Arc::new(Mutex::new(Shared::new(
             Arc::clone(&nudge),
             Arc::clone(&idle),
+            config.max_outstanding(),
         )));
         let (close, close_requested) = watch::channel(false);
         let timeout = config.request_timeout();
@@ -122,7 +123,14 @@ struct Command {
 ///
 /// Calls are cancellation-safe: dropping a call's future (a `select!`
 /// branch losing, a `timeout`) abandons only that call; its response, if
-/// one comes, is discarded and the connection stays in step.
+/// one comes, is discarded and the connection stays in step. A call
+/// abandoned in flight keeps its place until its answer or its deadline;
+/// one abandoned before it was sent is not sent.
+///
+/// The client's task runs on the runtime that connected it, and that
+/// runtime must keep running while the client is used: it keeps the
+/// deadlines of every call (a call's timeout ends on the client's task,
+/// not the caller's).
 #[derive(Clone)]
 pub struct TokioClient {
     commands: mpsc::Sender<Command>,
@@ -193,7 +201,8 @@ impl TokioClient {
         let answer = match self.send_directly(command) {
             // The session's deadline for the call is its timeout, kept by
             // the driver's timer: no timer of its own per call (the driver
-            // answers every call it leaves, however it ends).
+            // answers every call it leaves, however it ends; its runtime
+            // must run, as the type's docs say).
             Sent::Directly(transaction_id) => {
                 Answer::new(&self.shared, transaction_id, result).await
             }

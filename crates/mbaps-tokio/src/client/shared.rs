@@ -3,7 +3,9 @@
 //! The lock is held only for steps that never wait (a request queued and
 //! written as far as the socket takes it, what the socket has read and
 //! handed over), never across an `await`: a call whose future is not
-//! polled holds nothing. What a caller does on its own is an optimisation
+//! polled holds no lock (only its place among the calls in flight, and
+//! perhaps the socket's reader slot, which the driver takes back at its
+//! next wake). What a caller does on its own is an optimisation
 //! of one case, a call alone on an idle connection; everything else, and
 //! everything a caller's step leaves undone, is the driver's.
 
@@ -55,6 +57,8 @@ pub(super) struct Shared {
     /// The driver holds a call until one in flight ends (`max_outstanding`
     /// reached by a call sent on its caller's task).
     pub(super) holding: bool,
+    /// The configuration's `max_outstanding`.
+    max_outstanding: usize,
 }
 
 /// Where a call went.
@@ -113,13 +117,18 @@ fn recover<'a>(
     guard.end.get_or_insert(End::Failed(std::io::Error::other(
         "a step on the connection panicked",
     )));
+    guard.nudge_driver();
     shared.clear_poison();
     guard
 }
 
 impl Shared {
     /// Nothing yet: the driver connects; `nudge` ends its waits.
-    pub(super) fn new(nudge: Arc<AtomicBool>, idle: Arc<AtomicBool>) -> Shared {
+    pub(super) fn new(
+        nudge: Arc<AtomicBool>,
+        idle: Arc<AtomicBool>,
+        max_outstanding: usize,
+    ) -> Shared {
         Shared {
             link: None,
             waiting: HashMap::new(),
@@ -130,6 +139,7 @@ impl Shared {
             driver: None,
             armed: None,
             holding: false,
+            max_outstanding,
         }
     }
 
@@ -186,6 +196,8 @@ impl Shared {
             // Not sent: its error is its answer, as the driver gives it.
             Err(error) => {
                 let _ = command.reply.send(Err(error.into()));
+                // A refusal may have ended the session (its buffer full).
+                self.after_call_step(None);
                 Sent::Directly(None)
             }
         }
@@ -219,6 +231,16 @@ impl Shared {
         match self.after_call_step(Some(transaction_id)) {
             Some(answered) => ReadFor::Answered(answered),
             None => read,
+        }
+    }
+
+    /// Ends the driver's wait.
+    fn nudge_driver(&self) {
+        // Set first: the woken driver finds it at its next poll (a driver
+        // that has not waited yet, at its first).
+        self.nudge.store(true, Ordering::Release);
+        if let Some(driver) = &self.driver {
+            driver.wake_by_ref();
         }
     }
 
@@ -283,16 +305,13 @@ impl Shared {
             (Some(next), Some(armed)) => next < armed,
             (next, armed) => next.is_some() && armed.is_none(),
         };
-        let undone = self.end.is_some() || link.writing() || earlier || self.holding;
+        // A held call goes once a place frees.
+        let place = self.holding && link.session.in_flight() < self.max_outstanding;
+        let undone = self.end.is_some() || link.writing() || earlier || place;
 
         self.publish_idle();
         if undone {
-            // Set first: the woken driver finds it at its next poll (a
-            // driver that has not waited yet, at its first).
-            self.nudge.store(true, Ordering::Release);
-            if let Some(driver) = &self.driver {
-                driver.wake_by_ref();
-            }
+            self.nudge_driver();
         }
         answered
     }
