@@ -157,31 +157,33 @@ impl Shared {
         self.publish_idle();
     }
 
-    /// Says whether the connection is idle (see [`Shared::send_directly`])
-    /// to the calls about to be made.
-    pub(super) fn publish_idle(&self) {
-        let idle = !self.holding
+    /// Whether a call may be sent on its caller's task: the connection
+    /// is up, the driver has waited on it, and nothing is in flight, held
+    /// or waiting to be written.
+    fn is_idle(&self) -> bool {
+        !self.holding
             && self.end.is_none()
             && self.driver.is_some()
             && self.link.as_ref().is_some_and(|link| {
                 link.session.is_connected() && link.session.in_flight() == 0 && !link.writing()
-            });
-        self.idle.store(idle, Ordering::Relaxed);
+            })
     }
 
-    /// Sends `command` on the caller's task when the connection is idle:
-    /// up, nothing in flight and nothing queued for the driver (`queued`).
-    /// Otherwise the command comes back, for the driver.
+    /// Says whether the connection is idle to the calls about to be made.
+    pub(super) fn publish_idle(&self) {
+        self.idle.store(self.is_idle(), Ordering::Relaxed);
+    }
+
+    /// Sends `command` on the caller's task when the connection is idle
+    /// and nothing is queued for the driver (`queued`). Otherwise the
+    /// command comes back, for the driver.
     pub(super) fn send_directly(&mut self, command: Command, queued: bool) -> Sent {
+        if queued || !self.is_idle() {
+            return Sent::ToDriver(command);
+        }
         let Some(link) = self.link.as_mut() else {
             return Sent::ToDriver(command);
         };
-        if queued || self.holding || self.end.is_some() || self.driver.is_none() {
-            return Sent::ToDriver(command);
-        }
-        if !link.session.is_connected() || link.session.in_flight() != 0 || link.writing() {
-            return Sent::ToDriver(command);
-        }
         let now = Instant::now();
         let sent =
             link.session
