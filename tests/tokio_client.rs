@@ -176,6 +176,23 @@ async fn poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
     .await
 }
 
+/// A server that answers a read of register 999 after 50 ms, anything
+/// else at once.
+fn answering_999_after_50_ms() -> common::Running {
+    let slow = SlowLaterAt999 {
+        slow: Duration::from_millis(50),
+    };
+    start_later(server_config(pki()), slow, |_| {}, Bounds::default())
+}
+
+/// A viewer's client of `running`, with `timeout` for its calls.
+async fn viewer(running: &common::Running, timeout: Duration) -> TokioClient {
+    TokioClient::connect(running.address, role_config("viewer"), localhost())
+        .await
+        .unwrap()
+        .with_timeout(timeout)
+}
+
 #[test]
 fn a_call_whose_future_is_not_polled_holds_up_no_other_call_nor_close() {
     // A call made on an idle connection waits for its answer on its own
@@ -184,15 +201,9 @@ fn a_call_whose_future_is_not_polled_holds_up_no_other_call_nor_close() {
     // next call is answered, the left call still gets its own answer when
     // polled again, and a close ends. A read of register 999 is answered
     // after 50 ms, so the left call is surely waiting when it is left.
-    let slow = SlowLaterAt999 {
-        slow: Duration::from_millis(50),
-    };
-    let running = start_later(server_config(pki()), slow, |_| {}, Bounds::default());
+    let running = answering_999_after_50_ms();
     runtime().block_on(async {
-        let client = TokioClient::connect(running.address, role_config("viewer"), localhost())
-            .await
-            .unwrap()
-            .with_timeout(Duration::from_secs(5));
+        let client = viewer(&running, Duration::from_millis(5000)).await;
         for round in 0..5 {
             let mut left = Box::pin(client.read_holding_registers(1, 999, 1));
             let first = poll_once(&mut left).await;
@@ -232,15 +243,9 @@ fn a_call_left_unpolled_past_its_timeout_still_gets_the_answer_that_came_in_time
     // Its answer (at 50 ms) wakes a task that does not poll it; nothing
     // else happens on the connection. At its deadline the driver reads
     // what came before it: the answer, not a timeout.
-    let slow = SlowLaterAt999 {
-        slow: Duration::from_millis(50),
-    };
-    let running = start_later(server_config(pki()), slow, |_| {}, Bounds::default());
+    let running = answering_999_after_50_ms();
     runtime().block_on(async {
-        let client = TokioClient::connect(running.address, role_config("viewer"), localhost())
-            .await
-            .unwrap()
-            .with_timeout(Duration::from_millis(400));
+        let client = viewer(&running, Duration::from_millis(400)).await;
         let mut left = Box::pin(client.read_holding_registers(1, 999, 1));
         assert!(poll_once(&mut left).await.is_none());
         tokio::time::sleep(Duration::from_millis(800)).await;

@@ -5,6 +5,7 @@
 //! any wake of the driver takes the socket's reader slot back from a call
 //! reading its own answer.
 
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -18,7 +19,7 @@ use mbaps_session::{ClientConfig, ClientError, CloseReason};
 use tokio::sync::{mpsc, watch};
 
 use super::link::{Link, Waited, open, wait};
-use super::shared::{End, Shared, lock};
+use super::shared::{End, Reply, Shared, lock};
 use super::{Command, Reconnect};
 use crate::timer::Timer;
 
@@ -82,9 +83,7 @@ impl Driver {
                 Some(reopened) => link = reopened,
                 None => {
                     tracing::debug!(%error, "client ended");
-                    if let Some(held) = self.held.take() {
-                        let _ = held.reply.send(Err(error.clone()));
-                    }
+                    // The held call gets it too, as the driver is dropped.
                     lock(&self.shared).ended = Some(error);
                     return;
                 }
@@ -128,16 +127,11 @@ impl Driver {
                         None,
                     );
                 };
-                if let Some(held) = self.held.take() {
-                    if link.session.in_flight() < max {
-                        send(shared, held);
-                    } else {
-                        self.held = Some(held);
-                    }
+                if link.session.in_flight() < max
+                    && let Some(held) = self.held.take()
+                {
+                    send(link, &mut shared.waiting, held);
                 }
-                let Some(link) = shared.link.as_mut() else {
-                    continue;
-                };
                 link.take_output();
                 // At most one request timeout ahead: a call sent on its
                 // caller's task with that timeout is due later, and need
@@ -198,18 +192,14 @@ impl Driver {
                 }
                 (Ok(Waited::Command(Some(command))), Some(link)) => {
                     if link.session.in_flight() < max {
-                        send(shared, command);
+                        send(link, &mut shared.waiting, command);
                         // Calls queued meanwhile go out in the same write
                         // (and the same TLS record).
-                        while shared
-                            .link
-                            .as_ref()
-                            .is_some_and(|link| link.session.in_flight() < max)
-                        {
+                        while link.session.in_flight() < max {
                             let Ok(command) = self.commands.try_recv() else {
                                 break;
                             };
-                            send(shared, command);
+                            send(link, &mut shared.waiting, command);
                         }
                     } else {
                         self.held = Some(command);
@@ -273,10 +263,7 @@ impl Driver {
 }
 
 /// Queues `command` on the session; a call it refuses gets the error.
-fn send(shared: &mut Shared, command: Command) {
-    let Some(link) = shared.link.as_mut() else {
-        return;
-    };
+fn send(link: &mut Link, waiting: &mut HashMap<u16, Reply>, command: Command) {
     // Its caller gave up while it waited for the driver: not sent.
     if command.reply.is_closed() {
         return;
@@ -289,7 +276,7 @@ fn send(shared: &mut Shared, command: Command) {
     );
     match sent {
         Ok(transaction_id) => {
-            shared.waiting.insert(transaction_id, command.reply);
+            waiting.insert(transaction_id, command.reply);
         }
         Err(error) => {
             let _ = command.reply.send(Err(error.into()));
